@@ -1,0 +1,50 @@
+# minerdesk: `make help` lists the targets. Everything runs from the virtualenv in .venv.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+# pip prefers the CPU build of PyTorch 2.13.0 that the machine's wheel folder provides;
+# `check-cpu` fails the install if a CUDA build slipped in anyway.
+TORCH := torch==2.13.0
+
+.DEFAULT_GOAL := help
+.PHONY: help install chat run test lint format bench clean check-cpu
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@$(MAKE) --no-print-directory check-cpu
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install minerdesk with its dev tools
+
+check-cpu:
+	@$(PY) -c "import sys, torch; sys.exit('CUDA build of PyTorch installed' if torch.version.cuda else 0)"
+
+chat: install  ## talk to the bot in this terminal (bundled FAQ, offline model, SQLite)
+	$(VENV)/bin/minerdesk chat
+
+run: install  ## serve customers on Telegram (needs MINERDESK_TELEGRAM__TOKEN)
+	$(VENV)/bin/minerdesk run
+
+test: install  ## run the whole test suite
+	$(VENV)/bin/pytest -q
+
+lint: install  ## ruff (check and format) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install  ## BANKING77 benchmark (DATASETS=folder with banking77_{train,test}.csv)
+	$(PY) benchmarks/banking77.py $(or $(DATASETS),../shared/datasets)
+
+clean:  ## remove the virtualenv and local data
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""The one factory: settings in, storage + FAQ + engine out, closed again on the way out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.settings import Settings
+from faq.encoder import Encoder
+from faq.service import FaqService
+from handlers.engine import Engine, Services
+from handlers.routes import build_router
+from storage.sqlite import SqliteStorage
+
+logger = logging.getLogger(__name__)
+
+
+def bundled_kb_path() -> Path:
+    """The knowledge base shipped with the package (faq/kb)."""
+    import faq
+
+    return Path(faq.__file__).parent / "kb"
+
+
+@dataclass
+class App:
+    settings: Settings
+    storage: SqliteStorage
+    faq: FaqService
+    engine: Engine
+
+
+def build_faq(settings: Settings) -> FaqService:
+    """Load the model (offline) and the KB; blocking, so call it in a worker thread."""
+    encoder = Encoder(
+        settings.faq.model, cache_dir=settings.cache_dir, threads=settings.faq.threads
+    )
+    kb_path = settings.faq.kb_path or bundled_kb_path()
+    return FaqService(kb_path, settings.company.placeholders(), encoder)
+
+
+@asynccontextmanager
+async def build_app(settings: Settings) -> AsyncIterator[App]:
+    faq = await asyncio.to_thread(build_faq, settings)
+    storage = await SqliteStorage.open(settings.database_path)
+    try:
+        services = Services(faq=faq, contacts=settings.company.placeholders())
+        engine = Engine(storage, services, build_router())
+        yield App(settings, storage, faq, engine)
+    finally:
+        await storage.close()
+        faq.close()

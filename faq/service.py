@@ -1,0 +1,115 @@
+"""The knowledge base and its matcher as one service that can be reloaded while serving."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from faq.encoder import Encoder
+from faq.loader import KnowledgeBase, kb_files, load_kb
+from faq.matcher import Decision, Match, Matcher
+from faq.schema import Entry
+
+logger = logging.getLogger(__name__)
+
+# The encoder reads at most 256 tokens; longer texts only slow the lexical scorer down.
+MAX_QUERY_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class FaqResult:
+    """A matched question: the decision, the entry to answer with, the entries to offer."""
+
+    match: Match
+    entry: Entry | None
+    suggestions: tuple[Entry, ...]
+
+    @property
+    def decision(self) -> Decision:
+        return self.match.decision
+
+    def as_json(self) -> dict[str, object]:
+        """The object `minerdesk faq ask --json` prints."""
+        best = self.match.best
+        return {
+            "decision": self.decision.value,
+            "entry_id": self.entry.id if self.entry else None,
+            "score": best.score if best else 0.0,
+            "answer": self.entry.answer if self.entry else None,
+            "suggestions": [
+                {"entry_id": entry.id, "question": entry.question, "score": candidate.score}
+                for entry, candidate in zip(self.suggestions, self.match.candidates, strict=False)
+            ],
+        }
+
+
+class FaqService:
+    """Answers questions from the KB at `kb_path`; `reload` swaps in a re-read KB atomically."""
+
+    def __init__(self, kb_path: Path, placeholders: Mapping[str, str], encoder: Encoder) -> None:
+        self.kb_path = kb_path
+        self.placeholders = dict(placeholders)
+        self.encoder = encoder
+        # Swapped as one tuple, so a query never sees a new KB with an old matcher.
+        self._current = self._build()
+        self._fingerprint = self._files_fingerprint()
+        # One worker: inference off the event loop, one query at a time on the model.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faq")
+
+    def _build(self) -> tuple[KnowledgeBase, Matcher]:
+        kb = load_kb(self.kb_path, self.placeholders)
+        matcher = Matcher(self.encoder, kb.phrasings())
+        logger.info(
+            "faq.loaded entries=%d path=%s answer_threshold=%.3f suggest_threshold=%.3f",
+            len(kb.entries),
+            self.kb_path,
+            matcher.thresholds.answer,
+            matcher.thresholds.suggest,
+        )
+        return kb, matcher
+
+    def ask(self, text: str) -> FaqResult:
+        """Match `text` against the KB (blocking: call `ask_async` from the event loop)."""
+        kb, matcher = self._current
+        match = matcher.match(text[:MAX_QUERY_CHARS])
+        entry = None
+        suggestions: tuple[Entry, ...] = ()
+        if match.decision is Decision.ANSWER and match.best:
+            entry = kb.by_id[match.best.entry_id]
+        elif match.decision is Decision.SUGGEST:
+            suggestions = tuple(kb.by_id[c.entry_id] for c in match.candidates)
+        return FaqResult(match, entry, suggestions)
+
+    async def ask_async(self, text: str) -> FaqResult:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.ask, text)
+
+    @property
+    def kb(self) -> KnowledgeBase:
+        return self._current[0]
+
+    @property
+    def matcher(self) -> Matcher:
+        return self._current[1]
+
+    def entry(self, entry_id: str) -> Entry | None:
+        return self.kb.by_id.get(entry_id)
+
+    def changed_on_disk(self) -> bool:
+        return self._files_fingerprint() != self._fingerprint
+
+    def reload(self) -> None:
+        """Re-read the KB; raise KbInvalid and keep serving the old one if it has errors."""
+        fingerprint = self._files_fingerprint()
+        self._current = self._build()
+        self._fingerprint = fingerprint
+
+    def _files_fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        files = kb_files(self.kb_path) if self.kb_path.exists() else []
+        return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.exists())
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)

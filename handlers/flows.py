@@ -1,0 +1,30 @@
+"""Starting a conversation flow by its action name; flows not built yet say so honestly."""
+
+from __future__ import annotations
+
+from faq.schema import Action
+from handlers.engine import Turn
+from handlers.faq import entry_button
+from handlers.menu import menu_button, stale_button
+
+
+async def start_flow(turn: Turn, args: list[str]) -> None:
+    try:
+        action = Action(args[0]) if len(args) == 1 else None
+    except ValueError:
+        action = None
+    if action is None:
+        await stale_button(turn, args)
+        return
+    _ = turn._
+    # Until the flow exists, point at what the knowledge base already says about it.
+    entries = [e for e in turn.services.faq.kb.entries if e.action is action][:4]
+    email = turn.services.contacts.get("support_email", "")
+    turn.say(
+        _(
+            "This part of the chat is not available yet. Until it is, these answers may help, "
+            "or write to us at {email}."
+        ).format(email=email),
+        *[[entry_button(entry)] for entry in entries],
+        [menu_button(turn)],
+    )

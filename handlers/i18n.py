@@ -1,0 +1,25 @@
+"""Interface texts are written in English inside `_()`; other languages come from catalogs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+DEFAULT_LANGUAGE = "en"
+SUPPORTED_LANGUAGES = ("en",)
+
+Translate = Callable[[str], str]
+
+
+def supported_language(code: str | None) -> str:
+    """The supported language closest to a messenger's language code ("en-GB" -> "en")."""
+    base = (code or "").split("-", 1)[0].lower()
+    return base if base in SUPPORTED_LANGUAGES else DEFAULT_LANGUAGE
+
+
+def translator(language: str) -> Translate:
+    """The function that translates interface texts into `language`."""
+    return _identity
+
+
+def _identity(text: str) -> str:
+    return text

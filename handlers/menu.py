@@ -1,0 +1,87 @@
+"""Greeting, main menu, help and /cancel: the ways in and out of every flow."""
+
+from __future__ import annotations
+
+from faq.schema import Action
+from handlers.engine import Turn
+from handlers.messages import Button
+
+
+def main_menu(turn: Turn) -> list[list[Button]]:
+    _ = turn._
+    return [
+        [Button(_("❓ Ask a question"), "menu:ask")],
+        [Button(_("📦 Track my order"), f"flow:{Action.TRACK_ORDER}")],
+        [Button(_("🛡 Warranty check"), f"flow:{Action.WARRANTY_CHECK}")],
+        [Button(_("🔧 Repair / second return"), f"flow:{Action.REPAIR_TICKET}")],
+        [Button(_("👤 Talk to a human"), f"flow:{Action.HANDOFF}")],
+    ]
+
+
+def menu_button(turn: Turn) -> Button:
+    return Button(turn._("☰ Main menu"), "menu:show")
+
+
+async def start(turn: Turn, args: list[str]) -> None:
+    turn.state.reset()
+    _ = turn._
+    name = turn.services.contacts.get("company_name", "")
+    turn.say(
+        _(
+            "Hello! I'm the {company} support assistant. I can answer questions about ordering, "
+            "payment, shipping, customs, warranty and repairs.\n\nType your question in your own "
+            "words, or choose below."
+        ).format(company=name),
+        *main_menu(turn),
+    )
+
+
+async def show_menu(turn: Turn, args: list[str]) -> None:
+    turn.say(turn._("How can I help?"), *main_menu(turn))
+
+
+async def help_text(turn: Turn, args: list[str]) -> None:
+    _ = turn._
+    turn.say(
+        _(
+            "Just write your question, for example <i>How long does delivery take?</i>\n\n"
+            "Commands:\n/menu – the main menu\n/cancel – stop what we are doing\n"
+            "/help – this message"
+        ),
+        [menu_button(turn)],
+    )
+
+
+async def cancel(turn: Turn, args: list[str]) -> None:
+    _ = turn._
+    if turn.state.flow is None:
+        turn.say(_("There is nothing to cancel. How can I help?"), *main_menu(turn))
+        return
+    turn.state.reset()
+    turn.say(_("Cancelled. How can I help?"), *main_menu(turn))
+
+
+async def menu_choice(turn: Turn, args: list[str]) -> None:
+    if args == ["ask"]:
+        turn.say(
+            turn._("Type your question in your own words, for example <i>Can I pay with USDT?</i>")
+        )
+    elif args == ["show"]:
+        await show_menu(turn, [])
+    else:
+        await stale_button(turn, args)
+
+
+async def unknown_command(turn: Turn, args: list[str]) -> None:
+    turn.say(turn._("I don't know that command. Send /help to see what I can do."))
+
+
+async def stale_button(turn: Turn, args: list[str]) -> None:
+    turn.say(turn._("That button is no longer valid. Here is the main menu."), *main_menu(turn))
+
+
+async def unsupported_media(turn: Turn, args: list[str]) -> None:
+    turn.say(
+        turn._("I can only read text messages here. Please type your question."),
+        [menu_button(turn)],
+    )

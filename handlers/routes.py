@@ -1,0 +1,26 @@
+"""Which handler answers which command, button and message."""
+
+from __future__ import annotations
+
+from handlers import faq, flows, menu
+from handlers.engine import Router
+
+
+def build_router() -> Router:
+    router = Router()
+    router.commands = {
+        "start": menu.start,
+        "menu": menu.show_menu,
+        "help": menu.help_text,
+        "cancel": menu.cancel,
+    }
+    router.payloads = {
+        "menu": menu.menu_choice,
+        "faq": faq.faq_button,
+        "flow": flows.start_flow,
+    }
+    router.text = faq.answer_question
+    router.media = menu.unsupported_media
+    router.unknown_command = menu.unknown_command
+    router.stale_payload = menu.stale_button
+    return router

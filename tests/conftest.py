@@ -1,0 +1,43 @@
+"""Shared fixtures: the real embedding model and the bundled KB, loaded once per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.app import bundled_kb_path
+from bot.settings import CompanySettings
+from faq.encoder import Encoder
+from faq.service import FaqService
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def placeholders() -> dict[str, str]:
+    return CompanySettings().placeholders()
+
+
+@pytest.fixture(scope="session")
+def encoder(tmp_path_factory: pytest.TempPathFactory) -> Encoder:
+    return Encoder(cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def faq_service(encoder: Encoder, placeholders: dict[str, str]) -> Iterator[FaqService]:
+    service = FaqService(bundled_kb_path(), placeholders, encoder)
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running `minerdesk` as a subprocess with its data in a temp folder."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MINERDESK_")}
+    env["MINERDESK_DATA_DIR"] = str(tmp_path / "data")
+    env["MINERDESK_CONFIG"] = str(ROOT / "config.yaml")
+    return env

@@ -1,0 +1,37 @@
+"""Builders for what channels hand the engine, so tests say only what matters to them."""
+
+from __future__ import annotations
+
+import itertools
+
+from handlers.messages import Incoming, Media
+
+_update_ids = itertools.count(1)
+
+
+def message(
+    text: str | None = None,
+    chat: str = "1",
+    language: str | None = "en",
+    media: tuple[Media, ...] = (),
+    update_id: str | None = None,
+) -> Incoming:
+    return Incoming(
+        channel="test",
+        chat_id=chat,
+        user_id=chat,
+        text=text,
+        language=language,
+        media=media,
+        update_id=update_id or str(next(_update_ids)),
+    )
+
+
+def press(payload: str, chat: str = "1", update_id: str | None = None) -> Incoming:
+    return Incoming(
+        channel="test",
+        chat_id=chat,
+        user_id=chat,
+        payload=payload,
+        update_id=update_id or str(next(_update_ids)),
+    )

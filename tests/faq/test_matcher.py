@@ -1,0 +1,85 @@
+"""Matching decisions on real phrasings with the real model and the shipped KB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from faq.matcher import Decision, Matcher
+from faq.service import FaqService
+
+pytestmark = pytest.mark.model
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+SEED_QUESTIONS = yaml.safe_load((DATA / "seed_questions.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("question", "entry_id"),
+    [(item["question"], item["entry_id"]) for item in SEED_QUESTIONS],
+    ids=[item["question"][:40] for item in SEED_QUESTIONS],
+)
+def test_every_seed_question_is_answered_by_its_entry(
+    faq_service: FaqService, question: str, entry_id: str
+) -> None:
+    result = faq_service.ask(question)
+    assert result.decision is Decision.ANSWER, result.match
+    assert result.entry is not None
+    assert result.entry.id == entry_id
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "what's the weather in berlin tomorrow",
+        "recommend me a good pizza place",
+        "who won the football world cup",
+        "asdfghjkl",
+        "tell me a joke about cats",
+    ],
+)
+def test_out_of_scope_questions_are_not_answered(faq_service: FaqService, question: str) -> None:
+    assert faq_service.ask(question).decision is not Decision.ANSWER
+
+
+def test_suggestions_are_the_three_best_distinct_entries(faq_service: FaqService) -> None:
+    candidates = faq_service.matcher.rank("warranty", 3)
+    assert len({c.entry_id for c in candidates}) == 3
+    assert candidates == sorted(candidates, key=lambda c: -c.score)
+
+
+def test_empty_and_punctuation_only_queries_fall_back(faq_service: FaqService) -> None:
+    for text in ("", "   ", "???"):
+        result = faq_service.ask(text)
+        assert result.decision is Decision.FALLBACK
+        assert result.match.candidates == ()
+
+
+def test_a_very_long_question_is_still_matched(faq_service: FaqService) -> None:
+    question = "How long does it take to arrive after shipment? " + "please " * 2000
+    result = faq_service.ask(question)
+    assert result.match.best is not None
+
+
+def test_thresholds_are_fitted_from_the_kb(faq_service: FaqService) -> None:
+    thresholds = faq_service.matcher.thresholds
+    assert 0 < thresholds.suggest < thresholds.answer <= 1
+
+
+def test_a_restart_with_an_unchanged_kb_encodes_nothing(
+    faq_service: FaqService, tmp_path: Path
+) -> None:
+    from faq.encoder import Encoder
+
+    cache = tmp_path / "cache"
+    phrasings = faq_service.kb.phrasings()
+    first = Encoder(cache_dir=cache)
+    Matcher(first, phrasings)
+    second = Encoder(cache_dir=cache)
+    calls: list[list[str]] = []
+    original = second._encode
+    second._encode = lambda texts: calls.append(texts) or original(texts)  # type: ignore[method-assign]
+    Matcher(second, phrasings)
+    assert calls == []

@@ -1,0 +1,134 @@
+"""The `minerdesk` command as operators script it: exit codes and exact JSON shapes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parent / "data"
+ASK_KEYS = {"decision", "entry_id", "score", "answer", "suggestions"}
+BENCH_KEYS = {"n", "accuracy", "in_scope_accuracy", "oos_recall", "answer_rate", "p50_ms", "p99_ms"}
+
+
+def minerdesk(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_validate_passes_on_the_shipped_kb(cli_env: dict[str, str]) -> None:
+    result = minerdesk("faq", "validate", env=cli_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("OK: ")
+
+
+def test_validate_fails_with_located_messages(cli_env: dict[str, str]) -> None:
+    result = minerdesk(
+        "faq", "validate", str(DATA / "broken" / "duplicate_and_dangling.yaml"), env=cli_env
+    )
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any(
+        line.endswith(
+            "duplicate_and_dangling.yaml:9: error: duplicate id 'refunds' "
+            f"(first defined at {DATA / 'broken' / 'duplicate_and_dangling.yaml'}"
+            ":2)"
+        )
+        for line in lines
+    )
+
+
+def test_a_wrong_setting_stops_with_one_line_naming_the_key(cli_env: dict[str, str]) -> None:
+    result = minerdesk("faq", "validate", env={**cli_env, "MINERDESK_FAQ__THREADS": "lots"})
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "faq.threads" in line
+
+
+def test_run_without_a_token_says_how_to_set_it(cli_env: dict[str, str]) -> None:
+    result = minerdesk("run", env=cli_env)
+    assert result.returncode == 2
+    assert "MINERDESK_TELEGRAM__TOKEN" in result.stderr
+
+
+@pytest.mark.model
+def test_ask_json_shape_for_one_question_and_for_stdin(cli_env: dict[str, str]) -> None:
+    single = minerdesk(
+        "faq", "ask", "Can I pay for my order in instalments?", "--json", env=cli_env
+    )
+    assert single.returncode == 0, single.stderr
+    answer = json.loads(single.stdout)
+    assert set(answer) == ASK_KEYS
+    assert answer["decision"] == "answer"
+    assert answer["entry_id"] == "instalments"
+    assert isinstance(answer["score"], float)
+    assert "deposit" in answer["answer"]
+
+    many = minerdesk(
+        "faq",
+        "ask",
+        "--json",
+        env=cli_env,
+        stdin="how long does customs take\n\nwho won the world cup in 1998\nwarranty\n",
+    )
+    assert many.returncode == 0, many.stderr
+    objects = [json.loads(line) for line in many.stdout.splitlines()]
+    assert len(objects) == 3
+    assert all(set(obj) == ASK_KEYS for obj in objects)
+    assert objects[1]["decision"] != "answer"
+    for obj in objects:
+        if obj["decision"] == "suggest":
+            assert obj["entry_id"] is None
+            assert obj["answer"] is None
+            assert 1 <= len(obj["suggestions"]) <= 3
+            assert all(set(s) == {"entry_id", "question", "score"} for s in obj["suggestions"])
+
+
+@pytest.mark.model
+def test_bench_json_shape(cli_env: dict[str, str], tmp_path: Path) -> None:
+    train = tmp_path / "train.csv"
+    test = tmp_path / "test.csv"
+    train.write_text(
+        "text,category\n"
+        "how long is shipping,shipping\nwhen will my miner arrive,shipping\n"
+        "delivery time to europe,shipping\ncan i get my money back,refund\n"
+        "refund please,refund\ni want to cancel and be refunded,refund\n"
+        "is my miner under warranty,warranty\nwarranty period,warranty\n"
+        "how many days of warranty,warranty\n",
+        encoding="utf-8",
+    )
+    test.write_text(
+        "text,category\nhow many days until it arrives,shipping\n"
+        "money back?,refund\nwhat's a good pizza place,oos\n",
+        encoding="utf-8",
+    )
+    result = minerdesk(
+        "faq",
+        "bench",
+        "--train",
+        str(train),
+        "--test",
+        str(test),
+        "--shots",
+        "2",
+        "--oos-label",
+        "oos",
+        "--json",
+        env=cli_env,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert set(figures) == BENCH_KEYS
+    assert figures["n"] == 3
+    assert 0 <= figures["accuracy"] <= 1
+    assert figures["p99_ms"] >= figures["p50_ms"] > 0

@@ -1,0 +1,91 @@
+"""Settings: defaults, config.yaml, environment overrides, and one clear line when wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("MINERDESK_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "conf" / "config.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_embedded_defaults_without_a_file() -> None:
+    settings = load_settings()
+    assert settings.telegram.token is None
+    assert settings.database_path == Path("data/minerdesk.db")
+    assert settings.faq.kb_path is None
+    assert settings.faq.model == ""
+
+
+def test_the_shipped_config_loads_and_anchors_paths_to_its_folder() -> None:
+    settings = load_settings(ROOT / "config.yaml")
+    assert settings.faq.kb_path == ROOT / "faq" / "kb"
+    assert settings.data_dir == ROOT / "data"
+    assert settings.company.placeholders()["support_email"]
+
+
+def test_environment_overrides_nested_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = write_config(tmp_path, "faq:\n  threads: 1\ntelegram:\n  api_base_url: http://a.test\n")
+    monkeypatch.setenv("MINERDESK_TELEGRAM__TOKEN", "123:secret")
+    monkeypatch.setenv("MINERDESK_FAQ__THREADS", "2")
+    settings = load_settings(path)
+    assert settings.telegram.token is not None
+    assert settings.telegram.token.get_secret_value() == "123:secret"
+    assert "secret" not in repr(settings)
+    assert settings.faq.threads == 2
+    assert str(settings.telegram.api_base_url) == "http://a.test/"
+
+
+def test_storage_url_picks_the_database_file(tmp_path: Path) -> None:
+    path = write_config(tmp_path, f"storage:\n  url: sqlite:///{tmp_path}/x.db\n")
+    assert load_settings(path).database_path == tmp_path / "x.db"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("faq:\n  threads: many\n", "faq.threads"),
+        ("faq:\n  modle: x\n", "faq.modle"),
+        ("storage:\n  url: postgres://db\n", "storage.url"),
+        ("telegram:\n  api_base_url: not a url\n", "telegram.api_base_url"),
+        ("company:\n  support_email: nobody\n", "company.support_email"),
+        ("telegram:\n  token: '1:abc'\n", "telegram.token"),
+    ],
+)
+def test_a_wrong_value_names_its_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(write_config(tmp_path, text))
+    message = str(raised.value)
+    assert message.startswith(f"{key}:")
+    assert "\n" not in message
+    assert "1:abc" not in message
+
+
+def test_a_wrong_environment_value_names_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINERDESK_FAQ__THREADS", "-1")
+    with pytest.raises(SettingsError, match=r"^faq\.threads:"):
+        load_settings()
+
+
+def test_unreadable_config_file(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="config file"):
+        load_settings(tmp_path / "missing.yaml")
+    with pytest.raises(SettingsError, match="not valid YAML"):
+        load_settings(write_config(tmp_path, "faq: [\n"))
