@@ -36,8 +36,10 @@ def write_oos_split(train: Path, test: Path, folder: Path) -> tuple[Path, Path]:
     held_out = set(held_out_categories(train))
     oos_train, oos_test = folder / "train_oos.csv", folder / "test_oos.csv"
     for source, target, relabel in ((train, oos_train, False), (test, oos_test, True)):
-        with source.open(newline="", encoding="utf-8") as src, \
-                target.open("w", newline="", encoding="utf-8") as dst:
+        with (
+            source.open(newline="", encoding="utf-8") as src,
+            target.open("w", newline="", encoding="utf-8") as dst,
+        ):
             writer = csv.writer(dst)
             writer.writerow(["text", "category"])
             for row in csv.DictReader(src):
@@ -49,8 +51,19 @@ def write_oos_split(train: Path, test: Path, folder: Path) -> tuple[Path, Path]:
 
 
 def bench(train: Path, test: Path, *extra: str) -> dict[str, float]:
-    command = [sys.executable, "-m", "bot", "faq", "bench", "--train", str(train),
-               "--test", str(test), "--json", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "bot",
+        "faq",
+        "bench",
+        "--train",
+        str(train),
+        "--test",
+        str(test),
+        "--json",
+        *extra,
+    ]
     print("$", " ".join(command[1:]), file=sys.stderr, flush=True)
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     figures: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
@@ -95,11 +108,13 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"held-out categories: {', '.join(held_out_categories(train))}")
     print(f"peak RSS of a bench process: {peak_rss_mb():.0f} MB")
-    print(f"| setting | accuracy | in_scope_accuracy | oos_recall | answer_rate | p50 ms | p99 ms |")
+    print("| setting | accuracy | in_scope_accuracy | oos_recall | answer_rate | p50 ms | p99 ms |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, f in runs.items():
-        print(f"| {name} | {f['accuracy']:.4f} | {f['in_scope_accuracy']:.4f} | "
-              f"{f['oos_recall']:.4f} | {f['answer_rate']:.4f} | {f['p50_ms']} | {f['p99_ms']} |")
+        print(
+            f"| {name} | {f['accuracy']:.4f} | {f['in_scope_accuracy']:.4f} | "
+            f"{f['oos_recall']:.4f} | {f['answer_rate']:.4f} | {f['p50_ms']} | {f['p99_ms']} |"
+        )
 
 
 if __name__ == "__main__":

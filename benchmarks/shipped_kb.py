@@ -1,4 +1,4 @@
-"""Answer quality of the shipped KB on held-out customer questions (tests/data/holdout_questions.yaml).
+"""Answer quality of the shipped KB on held-out questions (tests/data/holdout_questions.yaml).
 
 Usage: python benchmarks/shipped_kb.py [--questions FILE] [--show-misses]
 
@@ -22,8 +22,9 @@ from faq.holdout import HoldoutReport, evaluate_holdout, load_holdout  # noqa: E
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--questions", type=Path,
-                        default=ROOT / "tests" / "data" / "holdout_questions.yaml")
+    parser.add_argument(
+        "--questions", type=Path, default=ROOT / "tests" / "data" / "holdout_questions.yaml"
+    )
     parser.add_argument("--show-misses", action="store_true")
     args = parser.parse_args()
 
@@ -45,19 +46,28 @@ def print_report(report: HoldoutReport, show_misses: bool) -> None:
     for kind in ("correct", "wrong", "suggested_right", "suggested_wrong", "fallback"):
         print(f"  {kind:>16}: {counts[kind]:4d}  {counts[kind] / len(in_scope):7.1%}")
     answered_oos = sum(outcome.kind == "wrong" for outcome in oos)
-    print(f"out of scope: {len(oos)} questions, answered (should not be): {answered_oos} "
-          f"({answered_oos / len(oos):.1%})")
+    print(
+        f"out of scope: {len(oos)} questions, answered (should not be): {answered_oos} "
+        f"({answered_oos / len(oos):.1%})"
+    )
     by_style: dict[str, Counter[str]] = {}
     for outcome in in_scope:
         by_style.setdefault(outcome.style, Counter())[outcome.kind] += 1
-    print("correct by style: " + ", ".join(
-        f"{style} {c['correct']}/{sum(c.values())}" for style, c in sorted(by_style.items())))
+    print(
+        "correct by style: "
+        + ", ".join(
+            f"{style} {c['correct']}/{sum(c.values())}" for style, c in sorted(by_style.items())
+        )
+    )
     if show_misses:
         for outcome in [*in_scope, *oos]:
-            if outcome.kind != "correct" and not (outcome.expected is None
-                                                  and outcome.kind != "wrong"):
-                print(f"  {outcome.kind:>16} want={outcome.expected} got={outcome.got} "
-                      f"score={outcome.score:.3f} :: {outcome.text[:90]}")
+            if outcome.kind != "correct" and not (
+                outcome.expected is None and outcome.kind != "wrong"
+            ):
+                print(
+                    f"  {outcome.kind:>16} want={outcome.expected} got={outcome.got} "
+                    f"score={outcome.score:.3f} :: {outcome.text[:90]}"
+                )
 
 
 if __name__ == "__main__":

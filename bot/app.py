@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bot.settings import Settings
 from faq.encoder import Encoder
-from faq.service import FaqService
+from faq.service import FaqService, watch_kb
 from handlers.engine import Engine, Services
 from handlers.routes import build_router
 from storage.sqlite import SqliteStorage
@@ -47,10 +47,12 @@ def build_faq(settings: Settings) -> FaqService:
 async def build_app(settings: Settings) -> AsyncIterator[App]:
     faq = await asyncio.to_thread(build_faq, settings)
     storage = await SqliteStorage.open(settings.database_path)
+    watcher = asyncio.create_task(watch_kb(faq, settings.faq.reload_interval_seconds))
     try:
         services = Services(faq=faq, contacts=settings.company.placeholders())
         engine = Engine(storage, services, build_router())
         yield App(settings, storage, faq, engine)
     finally:
+        watcher.cancel()
         await storage.close()
         faq.close()

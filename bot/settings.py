@@ -91,6 +91,8 @@ class FaqSettings(Section):
     model: str = ""
     # Threads for inference; 0 means one per core.
     threads: int = Field(default=0, ge=0)
+    # How often the running bot looks for edited KB files (seconds).
+    reload_interval_seconds: float = Field(default=2.0, gt=0)
 
 
 class LoggingSettings(Section):

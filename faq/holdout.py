@@ -67,5 +67,11 @@ def _outcome(service: FaqService, question: Question) -> Outcome:
         kind = "suggested_right" if question.expected in offered else "suggested_wrong"
     else:
         kind = "fallback"
-    return Outcome(question.text, question.expected, best.entry_id if best else None,
-                   best.score if best else 0.0, question.style, kind)
+    return Outcome(
+        question.text,
+        question.expected,
+        best.entry_id if best else None,
+        best.score if best else 0.0,
+        question.style,
+        kind,
+    )

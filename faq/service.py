@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from faq.encoder import Encoder
-from faq.loader import KnowledgeBase, kb_files, load_kb
+from faq.loader import KbInvalid, KnowledgeBase, kb_files, load_kb
 from faq.matcher import Decision, Match, Matcher
 from faq.schema import Entry
 
@@ -102,10 +103,12 @@ class FaqService:
         return self._files_fingerprint() != self._fingerprint
 
     def reload(self) -> None:
-        """Re-read the KB; raise KbInvalid and keep serving the old one if it has errors."""
-        fingerprint = self._files_fingerprint()
+        """Re-read the KB; raise KbInvalid and keep serving the old one if it has errors.
+
+        A rejected version is not retried until the files change again.
+        """
+        self._fingerprint = self._files_fingerprint()
         self._current = self._build()
-        self._fingerprint = fingerprint
 
     def _files_fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         files = kb_files(self.kb_path) if self.kb_path.exists() else []
@@ -113,3 +116,27 @@ class FaqService:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+
+
+async def watch_kb(service: FaqService, interval: float) -> None:
+    """Reload the KB whenever its files change; an invalid edit keeps the last good KB serving."""
+    while True:
+        await asyncio.sleep(interval)
+        if not service.changed_on_disk():
+            continue
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(service.reload)
+        except KbInvalid as exc:
+            logger.error(
+                "faq.reload_rejected path=%s problems=%d\n%s",
+                service.kb_path,
+                len(exc.problems),
+                exc,
+            )
+            continue
+        logger.info(
+            "faq.reloaded entries=%d seconds=%.2f",
+            len(service.kb.entries),
+            time.perf_counter() - started,
+        )
