@@ -26,6 +26,11 @@ def bundled_kb_path() -> Path:
     return Path(faq.__file__).parent / "kb"
 
 
+def kb_path(settings: Settings) -> Path:
+    """The KB folder to serve: `faq.kb_path`, else the bundled one."""
+    return settings.faq.kb_path or bundled_kb_path()
+
+
 @dataclass
 class App:
     settings: Settings
@@ -39,8 +44,7 @@ def build_faq(settings: Settings) -> FaqService:
     encoder = Encoder(
         settings.faq.model, cache_dir=settings.cache_dir, threads=settings.faq.threads
     )
-    kb_path = settings.faq.kb_path or bundled_kb_path()
-    return FaqService(kb_path, settings.company.placeholders(), encoder)
+    return FaqService(kb_path(settings), settings.company.placeholders(), encoder)
 
 
 @asynccontextmanager

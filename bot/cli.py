@@ -9,8 +9,12 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from faq.service import FaqResult
 
 logger = logging.getLogger("minerdesk")
 
@@ -29,11 +33,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"minerdesk: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     _configure_logging(settings, quiet=args.command != "run")
+    from faq.encoder import ModelNotFound
+    from faq.loader import KbInvalid
+
     try:
         return int(args.handler(args, settings))
     except KeyboardInterrupt:
         return EXIT_OK
-    except _Fatal as exc:
+    except KbInvalid as exc:
+        print(
+            f"minerdesk: the knowledge base has errors (run `minerdesk faq validate`):\n{exc}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except (_Fatal, ModelNotFound) as exc:
         print(f"minerdesk: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -100,16 +113,11 @@ def _configure_logging(settings: Settings, quiet: bool) -> None:
     )
 
 
-def _kb_path(settings: Settings) -> Path:
-    from bot.app import bundled_kb_path
-
-    return settings.faq.kb_path or bundled_kb_path()
-
-
 def _faq_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import kb_path
     from faq.loader import check_kb, kb_files
 
-    path = args.path or _kb_path(settings)
+    path = args.path or kb_path(settings)
     kb, problems = check_kb(path, settings.company.placeholders())
     for problem in problems:
         print(problem)
@@ -124,23 +132,10 @@ def _faq_validate(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _load_faq(settings: Settings):  # type: ignore[no-untyped-def]
-    from bot.app import build_faq
-    from faq.encoder import ModelNotFound
-    from faq.loader import KbInvalid
-
-    try:
-        return build_faq(settings)
-    except ModelNotFound as exc:
-        raise _Fatal(str(exc)) from None
-    except KbInvalid as exc:
-        raise _Fatal(
-            f"the knowledge base has errors (run `minerdesk faq validate`):\n{exc}"
-        ) from None
-
-
 def _faq_ask(args: argparse.Namespace, settings: Settings) -> int:
-    service = _load_faq(settings)
+    from bot.app import build_faq
+
+    service = build_faq(settings)
     try:
         for question in _questions(args.text):
             result = service.ask(question)
@@ -162,7 +157,7 @@ def _questions(text: str | None) -> Iterator[str]:
             yield line.rstrip("\n")
 
 
-def _print_result(result) -> None:  # type: ignore[no-untyped-def]
+def _print_result(result: FaqResult) -> None:
     from bot.channels.console import to_plain_text
 
     best = result.match.best
@@ -175,14 +170,14 @@ def _print_result(result) -> None:  # type: ignore[no-untyped-def]
 
 def _faq_bench(args: argparse.Namespace, settings: Settings) -> int:
     from faq.bench import evaluate, phrasings_by_category, read_examples
-    from faq.encoder import Encoder, ModelNotFound
+    from faq.encoder import Encoder
     from faq.matcher import Matcher
 
     try:
         train, test = read_examples(args.train), read_examples(args.test)
-        encoder = Encoder(settings.faq.model, settings.cache_dir, settings.faq.threads)
-    except (OSError, ValueError, ModelNotFound) as exc:
+    except (OSError, ValueError) as exc:
         raise _Fatal(str(exc)) from None
+    encoder = Encoder(settings.faq.model, settings.cache_dir, settings.faq.threads)
     matcher = Matcher(encoder, phrasings_by_category(train, args.shots, args.oos_label))
     figures = evaluate(matcher.match, test, args.oos_label)
     if args.json:
@@ -202,19 +197,8 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
             channel = ConsoleChannel(app.engine, sys.stdin, sys.stdout, prompt=sys.stdin.isatty())
             await channel.run()
 
-    _load_check(settings)
     asyncio.run(converse())
     return EXIT_OK
-
-
-def _load_check(settings: Settings) -> None:
-    """Fail with one clear line before starting, rather than with a traceback inside."""
-    from faq.loader import check_kb
-
-    kb, problems = check_kb(_kb_path(settings), settings.company.placeholders())
-    if kb is None:
-        details = "\n".join(str(p) for p in problems if p.severity == "error")
-        raise _Fatal(f"the knowledge base has errors (run `minerdesk faq validate`):\n{details}")
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -36,10 +36,6 @@ class HoldoutReport:
     in_scope: list[Outcome]
     out_of_scope: list[Outcome]
 
-    def share(self, kind: Kind, scope: Literal["in", "out"] = "in") -> float:
-        outcomes = self.in_scope if scope == "in" else self.out_of_scope
-        return sum(o.kind == kind for o in outcomes) / len(outcomes) if outcomes else 0.0
-
 
 def load_holdout(path: Path) -> list[Question]:
     """Questions from a YAML list of {text, entry_id (null = out of scope), style}."""

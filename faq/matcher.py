@@ -120,10 +120,9 @@ class Matcher:
 
     def match(self, text: str) -> Match:
         """Rank the entries for `text` and decide what to do with the best one."""
-        query = normalize(text)
-        if not query or not self.entry_ids:
+        scores = self._score(text)
+        if scores is None:
             return Match(Decision.FALLBACK, ())
-        scores = self._scorer.score(self.encoder.encode_query(text)[None, :], [query])
         confidence = float(self._confidence.predict(scores)[0])
         mass = float(_top_mass(scores.fused)[0])
         if confidence >= self.thresholds.answer:
@@ -136,11 +135,15 @@ class Matcher:
 
     def rank(self, text: str, limit: int) -> list[Candidate]:
         """The `limit` best entries for `text`, best first."""
+        scores = self._score(text)
+        return [] if scores is None else list(self._candidates(scores.fused[0], limit))
+
+    def _score(self, text: str) -> _Scores | None:
+        """Scores of one query; None when there is nothing to match (no words, empty KB)."""
         query = normalize(text)
         if not query or not self.entry_ids:
-            return []
-        scores = self._scorer.score(self.encoder.encode_query(text)[None, :], [query])
-        return list(self._candidates(scores.fused[0], limit))
+            return None
+        return self._scorer.score(self.encoder.encode_query(text)[None, :], [query])
 
     def _candidates(self, fused: Array, limit: int) -> tuple[Candidate, ...]:
         limit = min(limit, len(fused))
