@@ -18,6 +18,9 @@ from storage.sqlite import SqliteStorage
 
 logger = logging.getLogger(__name__)
 
+# Messengers re-deliver within hours, so a week of processed-update marks is plenty.
+PRUNE_AFTER_DAYS = 7
+
 
 def bundled_kb_path() -> Path:
     """The knowledge base shipped with the package (faq/kb)."""
@@ -51,6 +54,7 @@ def build_faq(settings: Settings) -> FaqService:
 async def build_app(settings: Settings) -> AsyncIterator[App]:
     faq = await asyncio.to_thread(build_faq, settings)
     storage = await SqliteStorage.open(settings.database_path)
+    await storage.prune(older_than_days=PRUNE_AFTER_DAYS)
     watcher = asyncio.create_task(watch_kb(faq, settings.faq.reload_interval_seconds))
     try:
         services = Services(faq=faq, contacts=settings.company.placeholders())

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -68,7 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="talk to the bot in this terminal")
     chat.set_defaults(handler=_chat)
 
-    run = commands.add_parser("run", help="serve customers on Telegram")
+    run = commands.add_parser("run", help="serve customers on Telegram (long polling)")
+    run.add_argument(
+        "--webhook",
+        action="store_true",
+        help="receive updates on telegram.webhook.url instead of long polling",
+    )
     run.set_defaults(handler=_run)
 
     faq = commands.add_parser("faq", help="knowledge base tools").add_subparsers(
@@ -194,7 +200,9 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
 
     async def converse() -> None:
         async with build_app(settings) as app:
-            channel = ConsoleChannel(app.engine, sys.stdin, sys.stdout, prompt=sys.stdin.isatty())
+            channel = ConsoleChannel(
+                app.engine, app.storage, sys.stdin, sys.stdout, prompt=sys.stdin.isatty()
+            )
             await channel.run()
 
     asyncio.run(converse())
@@ -207,7 +215,31 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             "telegram.token: not set; export MINERDESK_TELEGRAM__TOKEN (from @BotFather), "
             "or try the bot locally with `minerdesk chat`"
         )
-    raise _Fatal("the Telegram channel is not part of this release yet; use `minerdesk chat`")
+    if args.webhook and settings.telegram.webhook.url is None:
+        raise _Fatal(
+            "telegram.webhook.url: not set; give the public HTTPS address Telegram should "
+            "post to (or run without --webhook for long polling)"
+        )
+    from bot.app import build_app
+    from bot.channels.telegram import TelegramChannel, TokenRejected, make_bot
+
+    async def serve() -> None:
+        async with build_app(settings) as app:
+            bot = make_bot(settings)
+            try:
+                channel = TelegramChannel(app, bot, webhook=args.webhook)
+                loop = asyncio.get_running_loop()
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, channel.stop)
+                await channel.run()
+            finally:
+                await bot.session.close()
+
+    try:
+        asyncio.run(serve())
+    except TokenRejected as exc:
+        raise _Fatal(str(exc)) from None
+    return EXIT_OK
 
 
 if __name__ == "__main__":

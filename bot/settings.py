@@ -66,9 +66,34 @@ class CompanySettings(Section):
         return values
 
 
+class WebhookSettings(Section):
+    # The public HTTPS address Telegram posts updates to (your reverse proxy).
+    url: AnyHttpUrl | None = None
+    # Where the bot's own HTTP server listens; the proxy forwards `url` here.
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(default=8080, ge=1, le=65535)
+    path: str = "/telegram/webhook"
+    # From MINERDESK_TELEGRAM__WEBHOOK__SECRET only; empty derives one from the token.
+    secret: SecretStr | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("expected a path starting with /")
+        return value
+
+
 class TelegramSettings(Section):
     token: SecretStr | None = None
     api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
+    # Long-polling wait per getUpdates call (seconds).
+    poll_timeout_seconds: int = Field(default=30, ge=0, le=50)
+    # Telegram's overall cap is about 30 messages a second (more with paid broadcasts).
+    messages_per_second: float = Field(default=30.0, gt=0)
+    # On SIGTERM: how long to finish turns and deliveries under way before exiting.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
 
 
 class StorageSettings(Section):
@@ -148,10 +173,7 @@ def load_settings(config_path: Path | None = None) -> Settings:
     if path is None or str(path) in ("", "."):
         path = DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
     file_values = _read_config_file(path) if path else {}
-    if "telegram" in file_values and "token" in (file_values["telegram"] or {}):
-        raise SettingsError(
-            "telegram.token: must not be in the config file; set MINERDESK_TELEGRAM__TOKEN"
-        )
+    _refuse_secrets_in_file(file_values)
     try:
         settings = Settings(**file_values)
     except ValidationError as exc:
@@ -159,6 +181,21 @@ def load_settings(config_path: Path | None = None) -> Settings:
     if path:
         _anchor_relative_paths(settings, path.parent)
     return settings
+
+
+# Secrets come from the environment only, so config.yaml can be committed and shared.
+_SECRETS = (("telegram", "token"), ("telegram", "webhook", "secret"))
+
+
+def _refuse_secrets_in_file(values: dict[str, Any]) -> None:
+    for path in _SECRETS:
+        section: Any = values
+        for part in path:
+            section = section.get(part) if isinstance(section, dict) else None
+        if section is not None:
+            key = ".".join(path)
+            env = ENV_PREFIX + "__".join(part.upper() for part in path)
+            raise SettingsError(f"{key}: must not be in the config file; set {env}")
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from faq.service import FaqService
 from handlers.i18n import Translate, supported_language, translator
 from handlers.messages import Button, Incoming, Reply
-from storage.base import ChatKey, ConversationState, ConversationStore, Record
+from storage.base import ChatKey, ConversationState, ConversationStore, QueuedMessage, Record
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +33,26 @@ class Turn:
     services: Services
     replies: list[Reply] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
+    # A short acknowledgement of a button press (a Telegram toast), not kept in the chat.
+    notice: str | None = None
 
     @property
     def _(self) -> Translate:
         return translator(self.state.language)
 
     def say(self, text: str, *rows: list[Button] | tuple[Button, ...]) -> None:
-        self.replies.append(Reply(text, tuple(tuple(row) for row in rows if row)))
+        self.replies.append(Reply(text, _rows(rows)))
+
+    def replace(self, text: str, *rows: list[Button] | tuple[Button, ...]) -> None:
+        """Put this text and buttons in place of the message whose button was pressed."""
+        if self.incoming.message_id is None:
+            self.say(text, *rows)
+        else:
+            self.replies.append(Reply(text, _rows(rows), replaces=self.incoming.message_id))
+
+
+def _rows(rows: tuple[list[Button] | tuple[Button, ...], ...]) -> tuple[tuple[Button, ...], ...]:
+    return tuple(tuple(row) for row in rows if row)
 
 
 Handler = Callable[[Turn, list[str]], Awaitable[None]]
@@ -55,24 +68,29 @@ class Router:
         self.media: Handler | None = None
         self.unknown_command: Handler | None = None
         self.stale_payload: Handler | None = None
+        # While a chat is in a flow, its messages (not commands or buttons) go to the flow.
+        self.flow_steps: dict[str, Handler] = {}
 
     async def dispatch(self, turn: Turn) -> None:
         incoming = turn.incoming
+        handler: Handler | None
+        args: list[str] = []
         if incoming.payload is not None:
             namespace, *args = incoming.payload.split(":")
             handler = self.payloads.get(namespace, self.stale_payload)
-            if handler is None:
-                return
-            await handler(turn, args)
         elif (command := incoming.command) is not None:
             args = (incoming.text or "").split(maxsplit=1)[1:]
             handler = self.commands.get(command, self.unknown_command)
-            if handler is not None:
-                await handler(turn, args)
-        elif incoming.text and incoming.text.strip() and self.text is not None:
-            await self.text(turn, [])
-        elif self.media is not None:
-            await self.media(turn, [])
+        elif turn.state.flow in self.flow_steps:
+            handler = self.flow_steps[turn.state.flow]
+        elif incoming.media:
+            handler = self.media
+        elif incoming.text and incoming.text.strip():
+            handler = self.text
+        else:
+            handler = None
+        if handler is not None:
+            await handler(turn, args)
 
 
 class ChatLocks:
@@ -96,8 +114,23 @@ class ChatLocks:
                 self._locks[key] = (lock, users - 1)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What a turn produced: replies already queued in the outbox, and a button's notice."""
+
+    queued: list[QueuedMessage] = field(default_factory=list)
+    notice: str | None = None
+    duplicate: bool = False
+
+    @property
+    def replies(self) -> list[Reply]:
+        return [Reply.from_json(message.body) for message in self.queued]
+
+
 class Engine:
-    """Turns each Incoming into replies; state changes and the processed mark commit together."""
+    """Turns each Incoming into replies; state changes, replies and the processed mark
+    commit together, so a crash before the commit replays the update and one after it
+    leaves the replies in the outbox for delivery."""
 
     def __init__(self, store: ConversationStore, services: Services, router: Router) -> None:
         self.store = store
@@ -105,7 +138,7 @@ class Engine:
         self.router = router
         self._locks = ChatLocks()
 
-    async def handle(self, incoming: Incoming) -> list[Reply]:
+    async def handle(self, incoming: Incoming) -> Outcome:
         key = ChatKey(incoming.channel, incoming.chat_id)
         async with self._locks.hold(key):
             if incoming.update_id and await self.store.is_processed(key, incoming.update_id):
@@ -115,11 +148,35 @@ class Engine:
                     key.chat_id,
                     incoming.update_id,
                 )
-                return []
-            state = await self.store.load(key)
-            if incoming.language and not state.data.get("language_chosen"):
-                state.language = supported_language(incoming.language)
-            turn = Turn(incoming, state, self.services)
+                return Outcome(duplicate=True)
+            turn = await self._run_turn(key, incoming)
+            queued = await self.store.save(
+                key,
+                turn.state,
+                incoming.update_id,
+                turn.records,
+                [reply.to_json() for reply in turn.replies],
+            )
+        return Outcome(queued, turn.notice)
+
+    async def _run_turn(self, key: ChatKey, incoming: Incoming) -> Turn:
+        state = await self.store.load(key)
+        if incoming.language and not state.data.get("language_chosen"):
+            state.language = supported_language(incoming.language)
+        turn = Turn(incoming, state, self.services)
+        try:
             await self.router.dispatch(turn)
-            await self.store.save(key, turn.state, incoming.update_id, turn.records)
-        return turn.replies
+        except Exception:
+            # A bug in a flow must not lose the update or wedge the chat: keep the state as
+            # it was before the turn, apologise, and mark the update processed.
+            logger.exception(
+                "engine.turn_failed channel=%s chat=%s update=%s",
+                key.channel,
+                key.chat_id,
+                incoming.update_id,
+            )
+            turn = Turn(incoming, await self.store.load(key), self.services)
+            turn.say(
+                turn._("Sorry, something went wrong on our side. Please try again, or send /menu.")
+            )
+        return turn

@@ -16,6 +16,7 @@ async def start_flow(turn: Turn, args: list[str]) -> None:
     if action is None:
         await stale_button(turn, args)
         return
+    turn.state.reset()
     _ = turn._
     # Until the flow exists, point at what the knowledge base already says about it.
     entries = [e for e in turn.services.faq.kb.entries if e.action is action][:4]

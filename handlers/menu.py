@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faq.schema import Action
 from handlers.engine import Turn
-from handlers.messages import Button
+from handlers.messages import Button, MediaKind
 
 
 def main_menu(turn: Turn) -> list[list[Button]]:
@@ -81,7 +81,18 @@ async def stale_button(turn: Turn, args: list[str]) -> None:
 
 
 async def unsupported_media(turn: Turn, args: list[str]) -> None:
-    turn.say(
-        turn._("I can only read text messages here. Please type your question."),
-        [menu_button(turn)],
-    )
+    """Something other than text outside a flow that asked for it: say what we can read."""
+    _ = turn._
+    kinds = {media.kind for media in turn.incoming.media}
+    if kinds & {MediaKind.VOICE, MediaKind.AUDIO}:
+        text = _("I can't listen to voice messages. Please type your question.")
+    elif kinds & {MediaKind.LOCATION, MediaKind.CONTACT}:
+        text = _("Thanks, but I don't need that here. Please type your question, or choose below.")
+    elif kinds & {MediaKind.PHOTO, MediaKind.VIDEO, MediaKind.DOCUMENT}:
+        text = _(
+            "I can only read text messages here. To send photos or videos of a faulty "
+            "machine, choose 🔧 Repair / second return in the menu."
+        )
+    else:
+        text = _("I can only read text messages here. Please type your question.")
+    turn.say(text, [menu_button(turn)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class MediaKind(StrEnum):
@@ -15,6 +16,8 @@ class MediaKind(StrEnum):
     STICKER = "sticker"
     LOCATION = "location"
     CONTACT = "contact"
+    # Anything else a messenger can carry (polls, dice, games): flows never ask for it.
+    OTHER = "other"
 
 
 @dataclass(frozen=True)
@@ -26,11 +29,16 @@ class Media:
     size: int | None = None
     mime: str | None = None
     media_group_id: str | None = None
+    file_name: str | None = None
 
 
 @dataclass(frozen=True)
 class Incoming:
-    """One thing a customer did: a message, a command or a button press."""
+    """One thing a customer did: a message, a command or a button press.
+
+    `message_id` is the customer's message, or for a button press the bot message the
+    button is on (so a reply can replace it).
+    """
 
     channel: str
     chat_id: str
@@ -41,6 +49,7 @@ class Incoming:
     payload: str | None = None
     update_id: str | None = None
     user_name: str | None = None
+    message_id: str | None = None
 
     @property
     def command(self) -> str | None:
@@ -59,11 +68,33 @@ class Button:
 
 @dataclass(frozen=True)
 class Reply:
-    """A message to send: Telegram-style HTML text and rows of buttons."""
+    """A message to send: Telegram-style HTML text and rows of buttons.
+
+    With `replaces` set, the reply takes the place of that earlier bot message (for example
+    to drop buttons that were used) instead of arriving as a new one.
+    """
 
     text: str
     buttons: tuple[tuple[Button, ...], ...] = field(default_factory=tuple)
+    replaces: str | None = None
 
     @property
     def flat_buttons(self) -> list[Button]:
         return [button for row in self.buttons for button in row]
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict for the outbox; `from_json` reads it back."""
+        body: dict[str, Any] = {"text": self.text}
+        if self.buttons:
+            body["buttons"] = [[[b.label, b.payload] for b in row] for row in self.buttons]
+        if self.replaces is not None:
+            body["replaces"] = self.replaces
+        return body
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Reply:
+        rows = tuple(
+            tuple(Button(label, payload) for label, payload in row)
+            for row in body.get("buttons", ())
+        )
+        return cls(body["text"], rows, body.get("replaces"))

@@ -19,6 +19,7 @@ def build_router() -> Router:
         "faq": faq.faq_button,
         "flow": flows.start_flow,
     }
+    router.flow_steps = {faq.FLOW: faq.faq_step}
     router.text = faq.answer_question
     router.media = menu.unsupported_media
     router.unknown_command = menu.unknown_command

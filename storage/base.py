@@ -37,8 +37,40 @@ class Feedback:
     helpful: bool
 
 
+@dataclass(frozen=True)
+class Miss:
+    """A question the knowledge base did not answer well: what staff should look at next.
+
+    `reason` says how we know: "fallback" (no answer), "none_of_these" (suggestions
+    rejected) or "not_helpful" (the rephrasing after a 👎 on `entry_id`).
+    """
+
+    question: str
+    reason: str
+    entry_id: str | None = None
+
+
 # What a turn of conversation asks storage to keep, besides the state itself.
-Record = Feedback
+Record = Feedback | Miss
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """A reply waiting in the outbox; `body` is the serialised reply, `parts_sent` its progress."""
+
+    id: int
+    key: ChatKey
+    body: dict[str, Any]
+    parts_sent: int = 0
+
+
+@dataclass(frozen=True)
+class InboxUpdate:
+    """A channel update stored on arrival, before the channel is told it was received."""
+
+    channel: str
+    update_id: str
+    body: dict[str, Any]
 
 
 class ConversationStore(Protocol):
@@ -56,8 +88,40 @@ class ConversationStore(Protocol):
         state: ConversationState,
         update_id: str | None,
         records: Sequence[Record] = (),
-    ) -> None:
-        """Store the state and the turn's records and mark the update processed, atomically."""
+        replies: Sequence[dict[str, Any]] = (),
+    ) -> list[QueuedMessage]:
+        """Store the turn atomically: state, records, replies queued in the outbox, and the
+        update marked processed (and so removed from the inbox). Returns the queued replies."""
+        ...
+
+
+class InboxStore(Protocol):
+    async def receive(self, updates: Sequence[InboxUpdate]) -> None:
+        """Keep updates until they are processed; an update already kept is not kept twice."""
+        ...
+
+    async def inbox(self, channel: str) -> list[InboxUpdate]:
+        """Updates received but not yet processed, oldest first."""
+        ...
+
+    async def discard(self, channel: str, update_id: str) -> None:
+        """Drop an update the channel decided to ignore."""
+        ...
+
+
+class OutboxStore(Protocol):
+    async def outbox(self, channel: str) -> list[QueuedMessage]:
+        """Replies not yet delivered, in the order they were queued."""
+        ...
+
+    async def mark_progress(self, message_id: int, parts_sent: int) -> None:
+        """Remember how many parts of a long reply were sent, so a restart sends the rest."""
+        ...
+
+    async def mark_delivered(self, message_id: int) -> None: ...
+
+    async def mark_failed(self, message_id: int, reason: str) -> None:
+        """Give up on a reply; it stays on record with the reason."""
         ...
 
 
@@ -66,8 +130,16 @@ class FeedbackStore(Protocol):
         """Entry id -> (helpful, not helpful) votes."""
         ...
 
+    async def misses(self, limit: int = 100) -> list[tuple[str, Miss]]:
+        """The newest misses with their time (ISO 8601, UTC), newest first."""
+        ...
 
-class Storage(ConversationStore, FeedbackStore, Protocol):
+
+class Storage(ConversationStore, InboxStore, OutboxStore, FeedbackStore, Protocol):
     """Everything the bot stores; one implementation per backend."""
+
+    async def prune(self, older_than_days: float) -> None:
+        """Forget processed-update marks and failed replies older than that."""
+        ...
 
     async def close(self) -> None: ...

@@ -5,14 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiosqlite
 
-from storage.base import ChatKey, ConversationState, Record
+from storage.base import (
+    ChatKey,
+    ConversationState,
+    Feedback,
+    InboxUpdate,
+    Miss,
+    QueuedMessage,
+    Record,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +53,36 @@ MIGRATIONS: list[str] = [
         helpful INTEGER NOT NULL,
         created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
     );
+    """,
+    """
+    CREATE TABLE inbox (
+        channel TEXT NOT NULL,
+        update_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (channel, update_id)
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        parts_sent INTEGER NOT NULL DEFAULT 0,
+        failed_reason TEXT,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX outbox_pending ON outbox (channel, id) WHERE failed_reason IS NULL;
+    CREATE TABLE faq_misses (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        question TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        entry_id TEXT,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX processed_updates_age ON processed_updates (processed_at);
     """,
 ]
 
@@ -126,55 +165,122 @@ class SqliteStorage:
         ) as cursor:
             return await cursor.fetchone() is not None
 
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Writes inside commit together or not at all; one writer at a time."""
+        async with self._write_lock:
+            try:
+                yield self.db
+            except BaseException:
+                await self.db.rollback()
+                raise
+            await self.db.commit()
+
     async def save(
         self,
         key: ChatKey,
         state: ConversationState,
         update_id: str | None,
         records: Sequence[Record] = (),
-    ) -> None:
-        async with self._write_lock:
-            try:
-                await self._write_turn(key, state, update_id, records)
-            except BaseException:
-                await self.db.rollback()
-                raise
-            await self.db.commit()
+        replies: Sequence[dict[str, Any]] = (),
+    ) -> list[QueuedMessage]:
+        async with self._transaction() as db:
+            await db.execute(
+                """INSERT INTO conversations (channel, chat_id, flow, step, data, language)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (channel, chat_id) DO UPDATE SET flow=excluded.flow,
+                     step=excluded.step, data=excluded.data, language=excluded.language,
+                     updated_at=strftime('%Y-%m-%dT%H:%M:%fZ', 'now')""",
+                (
+                    key.channel,
+                    key.chat_id,
+                    state.flow,
+                    state.step,
+                    json.dumps(state.data),
+                    state.language,
+                ),
+            )
+            if update_id is not None:
+                await db.execute(
+                    "INSERT OR IGNORE INTO processed_updates (channel, chat_id, update_id) "
+                    "VALUES (?, ?, ?)",
+                    (key.channel, key.chat_id, update_id),
+                )
+                await db.execute(
+                    "DELETE FROM inbox WHERE channel=? AND update_id=?", (key.channel, update_id)
+                )
+            for record in records:
+                await self._write_record(db, key, record)
+            queued = []
+            for body in replies:
+                cursor = await db.execute(
+                    "INSERT INTO outbox (channel, chat_id, body) VALUES (?, ?, ?)",
+                    (key.channel, key.chat_id, json.dumps(body, ensure_ascii=False)),
+                )
+                assert cursor.lastrowid is not None
+                queued.append(QueuedMessage(cursor.lastrowid, key, body))
+        return queued
 
-    async def _write_turn(
-        self,
-        key: ChatKey,
-        state: ConversationState,
-        update_id: str | None,
-        records: Sequence[Record],
-    ) -> None:
-        await self.db.execute(
-            """INSERT INTO conversations (channel, chat_id, flow, step, data, language)
-               VALUES (?, ?, ?, ?, ?, ?)
-               ON CONFLICT (channel, chat_id) DO UPDATE SET flow=excluded.flow,
-                 step=excluded.step, data=excluded.data, language=excluded.language,
-                 updated_at=strftime('%Y-%m-%dT%H:%M:%fZ', 'now')""",
-            (
-                key.channel,
-                key.chat_id,
-                state.flow,
-                state.step,
-                json.dumps(state.data),
-                state.language,
-            ),
-        )
-        if update_id is not None:
-            await self.db.execute(
-                "INSERT OR IGNORE INTO processed_updates (channel, chat_id, update_id) "
-                "VALUES (?, ?, ?)",
-                (key.channel, key.chat_id, update_id),
+    @staticmethod
+    async def _write_record(db: aiosqlite.Connection, key: ChatKey, record: Record) -> None:
+        match record:
+            case Feedback(entry_id, helpful):
+                await db.execute(
+                    "INSERT INTO faq_feedback (channel, chat_id, entry_id, helpful) "
+                    "VALUES (?, ?, ?, ?)",
+                    (key.channel, key.chat_id, entry_id, int(helpful)),
+                )
+            case Miss(question, reason, entry_id):
+                await db.execute(
+                    "INSERT INTO faq_misses (channel, chat_id, question, reason, entry_id) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (key.channel, key.chat_id, question, reason, entry_id),
+                )
+
+    async def receive(self, updates: Sequence[InboxUpdate]) -> None:
+        async with self._transaction() as db:
+            await db.executemany(
+                "INSERT OR IGNORE INTO inbox (channel, update_id, body, seq) "
+                "VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM inbox))",
+                [(u.channel, u.update_id, json.dumps(u.body)) for u in updates],
             )
-        for record in records:
-            await self.db.execute(
-                "INSERT INTO faq_feedback (channel, chat_id, entry_id, helpful) "
-                "VALUES (?, ?, ?, ?)",
-                (key.channel, key.chat_id, record.entry_id, int(record.helpful)),
+
+    async def inbox(self, channel: str) -> list[InboxUpdate]:
+        async with self.db.execute(
+            "SELECT update_id, body FROM inbox WHERE channel=? ORDER BY seq", (channel,)
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [InboxUpdate(channel, row[0], json.loads(row[1])) for row in rows]
+
+    async def discard(self, channel: str, update_id: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "DELETE FROM inbox WHERE channel=? AND update_id=?", (channel, update_id)
             )
+
+    async def outbox(self, channel: str) -> list[QueuedMessage]:
+        async with self.db.execute(
+            "SELECT id, chat_id, body, parts_sent FROM outbox "
+            "WHERE channel=? AND failed_reason IS NULL ORDER BY id",
+            (channel,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            QueuedMessage(row[0], ChatKey(channel, row[1]), json.loads(row[2]), row[3])
+            for row in rows
+        ]
+
+    async def mark_progress(self, message_id: int, parts_sent: int) -> None:
+        async with self._transaction() as db:
+            await db.execute("UPDATE outbox SET parts_sent=? WHERE id=?", (parts_sent, message_id))
+
+    async def mark_delivered(self, message_id: int) -> None:
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM outbox WHERE id=?", (message_id,))
+
+    async def mark_failed(self, message_id: int, reason: str) -> None:
+        async with self._transaction() as db:
+            await db.execute("UPDATE outbox SET failed_reason=? WHERE id=?", (reason, message_id))
 
     async def feedback_counts(self) -> dict[str, tuple[int, int]]:
         async with self.db.execute(
@@ -182,3 +288,26 @@ class SqliteStorage:
         ) as cursor:
             rows = await cursor.fetchall()
         return {row[0]: (int(row[1]), int(row[2])) for row in rows}
+
+    async def misses(self, limit: int = 100) -> list[tuple[str, Miss]]:
+        async with self.db.execute(
+            "SELECT created_at, question, reason, entry_id FROM faq_misses "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [(row[0], Miss(row[1], row[2], row[3])) for row in rows]
+
+    async def prune(self, older_than_days: float) -> None:
+        cutoff = f"-{older_than_days} days"
+        async with self._transaction() as db:
+            await db.execute(
+                "DELETE FROM processed_updates WHERE processed_at < "
+                "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
+                (cutoff,),
+            )
+            await db.execute(
+                "DELETE FROM outbox WHERE failed_reason IS NOT NULL AND created_at < "
+                "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
+                (cutoff,),
+            )

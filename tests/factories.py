@@ -27,11 +27,15 @@ def message(
     )
 
 
-def press(payload: str, chat: str = "1", update_id: str | None = None) -> Incoming:
+def press(
+    payload: str, chat: str = "1", update_id: str | None = None, message_id: str | None = "77"
+) -> Incoming:
+    """A button press on the bot message `message_id`."""
     return Incoming(
         channel="test",
         chat_id=chat,
         user_id=chat,
         payload=payload,
         update_id=update_id or str(next(_update_ids)),
+        message_id=message_id,
     )

@@ -48,7 +48,7 @@ def test_environment_overrides_nested_keys(monkeypatch: pytest.MonkeyPatch, tmp_
     settings = load_settings(path)
     assert settings.telegram.token is not None
     assert settings.telegram.token.get_secret_value() == "123:secret"
-    assert "secret" not in repr(settings)
+    assert "123:secret" not in repr(settings)
     assert settings.faq.threads == 2
     assert str(settings.telegram.api_base_url) == "http://a.test/"
 
@@ -89,3 +89,9 @@ def test_unreadable_config_file(tmp_path: Path) -> None:
         load_settings(tmp_path / "missing.yaml")
     with pytest.raises(SettingsError, match="not valid YAML"):
         load_settings(write_config(tmp_path, "faq: [\n"))
+
+
+def test_the_webhook_secret_comes_from_the_environment_only(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "telegram:\n  webhook:\n    secret: abc\n")
+    with pytest.raises(SettingsError, match="MINERDESK_TELEGRAM__WEBHOOK__SECRET"):
+        load_settings(path)

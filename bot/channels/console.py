@@ -8,8 +8,10 @@ import html
 import re
 from typing import TextIO
 
+from bot.delivery import Delivery
 from handlers.engine import Engine
 from handlers.messages import Button, Incoming, Reply
+from storage.base import ChatKey, OutboxStore, QueuedMessage
 
 CHANNEL = "console"
 _LINK = re.compile(r'<a\s+href="([^"]*)"\s*>(.*?)</a>', re.DOTALL)
@@ -24,19 +26,44 @@ def to_plain_text(text: str) -> str:
     return html.unescape(_TAG.sub("", text))
 
 
-class ConsoleChannel:
-    """Reads one message per line; a number picks the button shown with that number."""
+class ConsoleSender:
+    """Prints replies; a number typed later presses the button shown with that number."""
 
-    def __init__(self, engine: Engine, stdin: TextIO, stdout: TextIO, prompt: bool) -> None:
+    def __init__(self, stdout: TextIO) -> None:
+        self.stdout = stdout
+        self.buttons: list[Button] = []
+
+    def parts(self, message: QueuedMessage) -> list[Reply]:
+        return [Reply.from_json(message.body)]
+
+    async def send(self, key: ChatKey, part: Reply) -> None:
+        self.stdout.write(f"bot> {to_plain_text(part.text)}\n")
+        for button in part.flat_buttons:
+            self.buttons.append(button)
+            self.stdout.write(f"  [{len(self.buttons)}] {button.label}\n")
+        self.stdout.flush()
+
+    def is_group(self, chat_id: str) -> bool:
+        return False
+
+
+class ConsoleChannel:
+    """Reads one message per line and delivers the replies through the outbox like any channel."""
+
+    def __init__(
+        self, engine: Engine, outbox: OutboxStore, stdin: TextIO, stdout: TextIO, prompt: bool
+    ) -> None:
         self.engine = engine
         self.stdin = stdin
         self.stdout = stdout
         self.prompt = prompt
         self.chat_id = getpass.getuser()
-        self._buttons: list[Button] = []
+        self.sender = ConsoleSender(stdout)
+        self.delivery = Delivery(outbox, CHANNEL, self.sender)
 
     async def run(self) -> None:
         """Greet, then converse until end of input."""
+        await self.delivery.start()
         await self._send(Incoming(CHANNEL, self.chat_id, self.chat_id, text="/start"))
         while True:
             if self.prompt:
@@ -52,20 +79,17 @@ class ConsoleChannel:
     def _incoming(self, line: str) -> Incoming | None:
         if not line:
             return None
-        if line.isdigit() and 1 <= int(line) <= len(self._buttons):
-            payload = self._buttons[int(line) - 1].payload
+        buttons = self.sender.buttons
+        if line.isdigit() and 1 <= int(line) <= len(buttons):
+            payload = buttons[int(line) - 1].payload
             return Incoming(CHANNEL, self.chat_id, self.chat_id, payload=payload)
         return Incoming(CHANNEL, self.chat_id, self.chat_id, text=line)
 
     async def _send(self, incoming: Incoming) -> None:
-        replies = await self.engine.handle(incoming)
-        self._buttons = []
-        for reply in replies:
-            self._render(reply)
-        self.stdout.flush()
-
-    def _render(self, reply: Reply) -> None:
-        self.stdout.write(f"bot> {to_plain_text(reply.text)}\n")
-        for button in reply.flat_buttons:
-            self._buttons.append(button)
-            self.stdout.write(f"  [{len(self._buttons)}] {button.label}\n")
+        outcome = await self.engine.handle(incoming)
+        self.sender.buttons = []
+        if outcome.notice:
+            self.stdout.write(f"bot> ({to_plain_text(outcome.notice)})\n")
+        for message in outcome.queued:
+            self.delivery.enqueue(message)
+        await self.delivery.join()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from faq.service import FaqService
-from handlers.engine import Engine, Services
-from handlers.messages import Media, MediaKind, Reply
+from handlers.engine import Engine, Services, Turn
+from handlers.messages import Incoming, Media, MediaKind, Reply
 from handlers.routes import build_router
 from storage.base import ChatKey
 from storage.sqlite import SqliteStorage
@@ -30,12 +30,16 @@ def engine(storage: SqliteStorage, faq_service: FaqService, placeholders: dict[s
     return Engine(storage, Services(faq_service, placeholders), build_router())
 
 
+async def said(engine: Engine, incoming: Incoming) -> list[Reply]:
+    return (await engine.handle(incoming)).replies
+
+
 def payloads(reply: Reply) -> list[str]:
     return [button.payload for button in reply.flat_buttons]
 
 
 async def test_start_greets_with_the_main_menu(engine: Engine) -> None:
-    [reply] = await engine.handle(message("/start"))
+    [reply] = await said(engine, message("/start"))
     assert "Apexto" in reply.text
     assert payloads(reply) == [
         "menu:ask",
@@ -49,7 +53,7 @@ async def test_start_greets_with_the_main_menu(engine: Engine) -> None:
 async def test_a_question_gets_its_answer_with_related_and_feedback_buttons(
     engine: Engine, faq_service: FaqService
 ) -> None:
-    [reply] = await engine.handle(message("Can I pay for my order in instalments?"))
+    [reply] = await said(engine, message("Can I pay for my order in instalments?"))
     entry = faq_service.kb.by_id["instalments"]
     assert reply.text == entry.answer
     buttons = payloads(reply)
@@ -59,21 +63,100 @@ async def test_a_question_gets_its_answer_with_related_and_feedback_buttons(
     assert buttons[-2:] == ["faq:fb:instalments:1", "faq:fb:instalments:0"]
 
 
-async def test_feedback_is_stored(engine: Engine, storage: SqliteStorage) -> None:
-    [reply] = await engine.handle(press("faq:fb:instalments:0"))
-    assert "flow:handoff" in payloads(reply)
-    await engine.handle(press("faq:fb:instalments:1", chat="2"))
+async def test_feedback_is_stored_and_the_vote_buttons_go_away(
+    engine: Engine, storage: SqliteStorage, faq_service: FaqService
+) -> None:
+    thumbs_up = await engine.handle(press("faq:fb:instalments:1", chat="2", message_id="41"))
+    [answer] = thumbs_up.replies
+    assert answer.replaces == "41"
+    assert answer.text == faq_service.kb.by_id["instalments"].answer
+    assert not any(p.startswith("faq:fb:") for p in payloads(answer))
+    assert thumbs_up.notice == "Thanks for the feedback!"
+    [_, ask_again] = await said(engine, press("faq:fb:instalments:0"))
+    assert "What were you looking for?" in ask_again.text
+    assert "flow:handoff" in payloads(ask_again)
     assert await storage.feedback_counts() == {"instalments": (1, 1)}
 
 
+async def test_after_a_thumbs_down_the_rephrasing_is_kept_and_answered(
+    engine: Engine, storage: SqliteStorage, faq_service: FaqService
+) -> None:
+    await said(engine, press("faq:fb:instalments:0", chat="3"))
+    [reply] = await said(engine, message("How long does shipping take?", chat="3"))
+    assert reply.text in {entry.answer for entry in faq_service.kb.entries}
+    [(_, miss)] = await storage.misses()
+    assert (miss.question, miss.reason, miss.entry_id) == (
+        "How long does shipping take?",
+        "not_helpful",
+        "instalments",
+    )
+    assert (await storage.load(ChatKey("test", "3"))).flow is None
+
+
+async def test_unanswered_questions_are_kept_for_staff(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    await said(engine, message("what is the capital of australia", chat="4"))
+    [(_, miss)] = await storage.misses()
+    assert (miss.question, miss.reason) == ("what is the capital of australia", "fallback")
+
+
+async def test_replies_are_queued_in_the_outbox_with_the_turn(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    outcome = await engine.handle(message("/start", chat="5"))
+    assert [m.id for m in await storage.outbox("test")] == [m.id for m in outcome.queued]
+
+
+async def test_a_failing_handler_apologises_and_keeps_the_state(
+    storage: SqliteStorage, faq_service: FaqService, placeholders: dict[str, str]
+) -> None:
+    async def broken(turn: Turn, args: list[str]) -> None:
+        turn.state.flow = "half-done"
+        raise RuntimeError("bug in a flow")
+
+    router = build_router()
+    router.commands["help"] = broken
+    engine = Engine(storage, Services(faq_service, placeholders), router)
+    [reply] = await said(engine, message("/help", chat="6", update_id="900"))
+    assert "something went wrong" in reply.text
+    key = ChatKey("test", "6")
+    assert (await storage.load(key)).flow is None
+    assert await storage.is_processed(key, "900")
+
+
+async def test_a_wall_of_text_gets_a_clear_answer(engine: Engine) -> None:
+    [reply] = await said(engine, message("Hello " * 2000))
+    assert "too long" in reply.text
+    assert "flow:handoff" in payloads(reply)
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        (MediaKind.VOICE, "can't listen"),
+        (MediaKind.STICKER, "only read text"),
+        (MediaKind.LOCATION, "don't need that"),
+        (MediaKind.CONTACT, "don't need that"),
+        (MediaKind.DOCUMENT, "Repair / second return"),
+        (MediaKind.OTHER, "only read text"),
+    ],
+)
+async def test_each_kind_of_media_gets_a_fitting_answer(
+    engine: Engine, kind: MediaKind, expected: str
+) -> None:
+    [reply] = await said(engine, message(media=(Media(kind),)))
+    assert expected in reply.text
+
+
 async def test_an_unrelated_question_falls_back_honestly(engine: Engine) -> None:
-    [reply] = await engine.handle(message("what is the capital of australia"))
+    [reply] = await said(engine, message("what is the capital of australia"))
     assert "don't know" in reply.text
     assert "flow:handoff" in payloads(reply)
 
 
 async def test_a_related_button_shows_that_entry(engine: Engine, faq_service: FaqService) -> None:
-    [reply] = await engine.handle(press("faq:show:payment_methods"))
+    [reply] = await said(engine, press("faq:show:payment_methods"))
     assert reply.text == faq_service.kb.by_id["payment_methods"].answer
 
 
@@ -90,28 +173,29 @@ async def test_a_related_button_shows_that_entry(engine: Engine, faq_service: Fa
     ],
 )
 async def test_forged_or_stale_buttons_get_the_menu(engine: Engine, payload: str) -> None:
-    [reply] = await engine.handle(press(payload))
+    [reply] = await said(engine, press(payload))
     assert "no longer valid" in reply.text
     assert "menu:ask" in payloads(reply)
 
 
 async def test_the_same_update_twice_is_answered_once(engine: Engine) -> None:
-    first = await engine.handle(message("/start", update_id="555"))
-    again = await engine.handle(message("/start", update_id="555"))
+    first = await said(engine, message("/start", update_id="555"))
+    again = await said(engine, message("/start", update_id="555"))
     assert len(first) == 1
     assert again == []
+    assert (await engine.handle(message("/start", update_id="555"))).duplicate
 
 
 async def test_media_outside_a_flow_asks_for_text(engine: Engine) -> None:
     photo = Media(MediaKind.PHOTO, file_ref="abc")
-    [reply] = await engine.handle(message(media=(photo,)))
+    [reply] = await said(engine, message(media=(photo,)))
     assert "only read text" in reply.text
 
 
 async def test_unknown_command_and_cancel_with_nothing_to_cancel(engine: Engine) -> None:
-    [unknown] = await engine.handle(message("/frobnicate"))
+    [unknown] = await said(engine, message("/frobnicate"))
     assert "/help" in unknown.text
-    [cancel] = await engine.handle(message("/cancel"))
+    [cancel] = await said(engine, message("/cancel"))
     assert "nothing to cancel" in cancel.text
 
 
@@ -124,7 +208,7 @@ async def test_state_survives_a_new_engine(
     await storage.save(key, state, None)
     async with SqliteStorage(tmp_path / "bot.db") as reopened:
         engine = Engine(reopened, Services(faq_service, placeholders), build_router())
-        [reply] = await engine.handle(message("/cancel", chat="9"))
+        [reply] = await said(engine, message("/cancel", chat="9"))
         assert reply.text.startswith("Cancelled")
         assert (await reopened.load(key)).flow is None
 
@@ -135,5 +219,6 @@ async def test_one_chat_in_order_while_others_run_in_parallel(engine: Engine) ->
         *[engine.handle(message(q, chat="a")) for q in questions],
         *[engine.handle(message(q, chat="b")) for q in questions],
     )
-    assert all(len(replies) == 1 for replies in results)
-    assert [r[0].text for r in results[:4]] == [r[0].text for r in results[4:]]
+    texts = [[reply.text for reply in outcome.replies] for outcome in results]
+    assert all(len(replies) == 1 for replies in texts)
+    assert texts[:4] == texts[4:]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.base import ChatKey, ConversationState, Feedback
+from storage.base import ChatKey, ConversationState, Feedback, InboxUpdate, Miss
 from storage.sqlite import MIGRATIONS, SqliteStorage
 
 KEY = ChatKey("telegram", "42")
@@ -71,3 +71,71 @@ async def test_a_failing_turn_leaves_nothing_behind(storage: SqliteStorage) -> N
         await storage.save(KEY, ConversationState(flow="repair"), "2", [Feedback("x", True)])
     assert (await storage.load(KEY)).flow == "faq"
     assert not await storage.is_processed(KEY, "2")
+
+
+async def test_a_file_from_the_first_release_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+        old.execute(
+            "INSERT INTO conversations (channel, chat_id, flow) VALUES ('telegram', '42', 'faq')"
+        )
+    async with SqliteStorage(path) as upgraded:
+        assert await upgraded.schema_version() == len(MIGRATIONS)
+        assert (await upgraded.load(KEY)).flow == "faq"
+        assert await upgraded.outbox("telegram") == []
+
+
+def update(update_id: str) -> InboxUpdate:
+    return InboxUpdate("telegram", update_id, {"update_id": int(update_id)})
+
+
+async def test_the_inbox_keeps_each_update_once_in_arrival_order(storage: SqliteStorage) -> None:
+    await storage.receive([update("7"), update("5")])
+    await storage.receive([update("5"), update("9")])
+    assert [u.update_id for u in await storage.inbox("telegram")] == ["7", "5", "9"]
+    assert await storage.inbox("console") == []
+
+
+async def test_processing_or_discarding_takes_an_update_out_of_the_inbox(
+    storage: SqliteStorage,
+) -> None:
+    await storage.receive([update("1"), update("2"), update("3")])
+    await storage.save(KEY, ConversationState(), "1")
+    await storage.discard("telegram", "3")
+    assert [u.update_id for u in await storage.inbox("telegram")] == ["2"]
+
+
+async def test_replies_wait_in_the_outbox_until_delivered_or_failed(
+    storage: SqliteStorage,
+) -> None:
+    bodies = [{"text": "one"}, {"text": "two"}, {"text": "three"}]
+    queued = await storage.save(KEY, ConversationState(), "1", replies=bodies)
+    assert [m.body for m in queued] == bodies
+    first, second, third = queued
+    await storage.mark_delivered(first.id)
+    await storage.mark_progress(second.id, 2)
+    await storage.mark_failed(third.id, "Forbidden: bot was blocked by the user")
+    [left] = await storage.outbox("telegram")
+    assert (left.id, left.key, left.body, left.parts_sent) == (second.id, KEY, {"text": "two"}, 2)
+
+
+async def test_misses_are_listed_newest_first(storage: SqliteStorage) -> None:
+    await storage.save(KEY, ConversationState(), "1", [Miss("first?", "fallback")])
+    await storage.save(KEY, ConversationState(), "2", [Miss("second?", "not_helpful", "refunds")])
+    assert [miss for _, miss in await storage.misses()] == [
+        Miss("second?", "not_helpful", "refunds"),
+        Miss("first?", "fallback"),
+    ]
+
+
+async def test_prune_forgets_old_processed_marks_only(storage: SqliteStorage) -> None:
+    await storage.save(KEY, ConversationState(), "old")
+    await storage.save(KEY, ConversationState(), "new")
+    await storage.db.execute(
+        "UPDATE processed_updates SET processed_at='2020-01-01T00:00:00Z' WHERE update_id='old'"
+    )
+    await storage.db.commit()
+    await storage.prune(older_than_days=7)
+    assert not await storage.is_processed(KEY, "old")
+    assert await storage.is_processed(KEY, "new")

@@ -1,0 +1,517 @@
+"""The Telegram channel, on aiogram 3: the only module that knows Telegram's types.
+
+Every update is stored in the inbox before Telegram is told it arrived (the next
+getUpdates offset, or the webhook's 200), then handled one at a time per chat. Replies
+leave through the outbox and `Delivery`, so a crash at any point loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import html
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ChatAction, ParseMode
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
+from aiogram.types import (
+    BotCommand,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from aiohttp import web
+
+from bot.app import App
+from bot.channels.html_split import split_html
+from bot.delivery import Delivery, RetryAfter, TemporaryFailure, Undeliverable
+from bot.ratelimit import RateLimiter, RateLimits
+from bot.serial import SerialQueues
+from bot.settings import Settings
+from handlers.i18n import SUPPORTED_LANGUAGES, translator
+from handlers.messages import Button, Incoming, Media, MediaKind, Reply
+from storage.base import ChatKey, InboxUpdate, QueuedMessage
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+# Show "typing…" only when a turn is slow enough for the customer to wonder.
+TYPING_AFTER_SECONDS = 0.5
+TYPING_REPEAT_SECONDS = 4.5
+COMMANDS = (
+    ("start", "Start over and show the main menu"),
+    ("menu", "The main menu"),
+    ("help", "What I can do"),
+    ("cancel", "Stop what we are doing"),
+)
+
+
+class GetRawUpdates(TelegramMethod[list[dict[str, Any]]]):
+    """getUpdates with the updates left as Telegram sent them, to be stored verbatim."""
+
+    __returning__ = list[dict[str, Any]]
+    __api_method__ = "getUpdates"
+
+    offset: int | None = None
+    timeout: int | None = None
+    allowed_updates: list[str] | None = None
+
+
+class TokenRejected(Exception):
+    """Telegram does not know the bot token."""
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An update the bot does not answer, with the reason for the log."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class LeaveGroup:
+    """The bot was added to a group it does not serve."""
+
+    chat_id: int
+
+
+Event = Incoming | Ignored | LeaveGroup
+
+
+def read_update(update: Update) -> Event:
+    """What an update means to the bot, independent of how it will be answered."""
+    if update.message is not None:
+        return _read_message(update.message, str(update.update_id))
+    if update.callback_query is not None:
+        return _read_callback(update.callback_query, str(update.update_id))
+    if update.edited_message is not None:
+        # Answering edits would answer the same question twice; customers re-send instead.
+        return Ignored("edited_message")
+    if (member := update.my_chat_member) is not None:
+        if member.chat.type != "private" and member.new_chat_member.status in (
+            "member",
+            "administrator",
+        ):
+            return LeaveGroup(member.chat.id)
+        return Ignored(f"my_chat_member:{member.new_chat_member.status}")
+    return Ignored("unsupported_update")
+
+
+def _read_message(message: Message, update_id: str) -> Event:
+    user = message.from_user
+    if message.chat.type != "private":
+        return Ignored(f"{message.chat.type}_chat")
+    if user is None or user.is_bot:
+        return Ignored("from_bot")
+    return Incoming(
+        channel=CHANNEL,
+        chat_id=str(message.chat.id),
+        user_id=str(user.id),
+        text=message.text if message.text is not None else message.caption,
+        language=user.language_code,
+        media=_media(message),
+        update_id=update_id,
+        user_name=user.full_name,
+        message_id=str(message.message_id),
+    )
+
+
+def _media(message: Message) -> tuple[Media, ...]:
+    group = message.media_group_id
+    if message.photo:
+        largest = message.photo[-1]
+        return (Media(MediaKind.PHOTO, largest.file_id, largest.file_size, "image/jpeg", group),)
+    files = (
+        (MediaKind.VIDEO, message.video),
+        (MediaKind.VIDEO, message.video_note),
+        (MediaKind.VIDEO, message.animation),
+        (MediaKind.DOCUMENT, message.document),
+        (MediaKind.VOICE, message.voice),
+        (MediaKind.AUDIO, message.audio),
+        (MediaKind.STICKER, message.sticker),
+    )
+    for kind, file in files:
+        if file is not None:
+            return (
+                Media(
+                    kind,
+                    file.file_id,
+                    file.file_size,
+                    getattr(file, "mime_type", None),
+                    group,
+                    getattr(file, "file_name", None),
+                ),
+            )
+    if message.location is not None or message.venue is not None:
+        return (Media(MediaKind.LOCATION),)
+    if message.contact is not None:
+        return (Media(MediaKind.CONTACT),)
+    if message.text is None:
+        return (Media(MediaKind.OTHER),)
+    return ()
+
+
+def _read_callback(query: CallbackQuery, update_id: str) -> Event:
+    message = query.message
+    if message is None or query.data is None:
+        return Ignored("callback_without_message_or_data")
+    if message.chat.type != "private":
+        return Ignored(f"{message.chat.type}_callback")
+    return Incoming(
+        channel=CHANNEL,
+        chat_id=str(message.chat.id),
+        user_id=str(query.from_user.id),
+        language=query.from_user.language_code,
+        payload=query.data,
+        update_id=update_id,
+        user_name=query.from_user.full_name,
+        message_id=str(message.message_id),
+    )
+
+
+def chat_of(update: Update) -> int | None:
+    """The chat an update belongs to: updates of one chat are handled in order."""
+    if update.message is not None:
+        return update.message.chat.id
+    if update.edited_message is not None:
+        return update.edited_message.chat.id
+    if update.callback_query is not None and update.callback_query.message is not None:
+        return update.callback_query.message.chat.id
+    if update.my_chat_member is not None:
+        return update.my_chat_member.chat.id
+    return None
+
+
+def keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
+    if not rows:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=b.label, callback_data=b.payload) for b in row]
+            for row in rows
+        ]
+    )
+
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+class TelegramSender:
+    """Turns queued replies into Bot API calls and Telegram's errors into delivery errors."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    def parts(self, message: QueuedMessage) -> list[SendMessage | EditMessageText]:
+        reply = Reply.from_json(message.body)
+        chat_id = int(message.key.chat_id)
+        chunks = split_html(reply.text)
+        markup = keyboard(reply.buttons)
+        if reply.replaces is not None and len(chunks) == 1:
+            return [
+                EditMessageText(
+                    chat_id=chat_id,
+                    message_id=int(reply.replaces),
+                    text=chunks[0],
+                    reply_markup=markup,
+                )
+            ]
+        last = len(chunks) - 1
+        return [
+            SendMessage(chat_id=chat_id, text=chunk, reply_markup=markup if i == last else None)
+            for i, chunk in enumerate(chunks)
+        ]
+
+    def is_group(self, chat_id: str) -> bool:
+        # Telegram gives groups and channels negative ids, users positive ones.
+        return chat_id.startswith("-")
+
+    async def send(self, key: ChatKey, part: SendMessage | EditMessageText) -> None:
+        try:
+            await part.emit(self.bot)
+        except TelegramRetryAfter as exc:
+            raise RetryAfter(exc.retry_after, exc.message) from exc
+        except TelegramEntityTooLarge as exc:
+            raise Undeliverable(exc.message) from exc
+        except (TelegramNetworkError, TelegramServerError) as exc:
+            raise TemporaryFailure(exc.message) from exc
+        except TelegramBadRequest as exc:
+            await self._recover(key, part, exc)
+        except TelegramAPIError as exc:
+            # Forbidden (bot blocked), not found, unauthorized, chat migrated: no retry helps.
+            raise Undeliverable(exc.message) from exc
+
+    async def _recover(
+        self, key: ChatKey, part: SendMessage | EditMessageText, exc: TelegramBadRequest
+    ) -> None:
+        """Some refusals have a sensible second try; the others are final."""
+        description = exc.message.lower()
+        if isinstance(part, EditMessageText):
+            if "message is not modified" in description:
+                return
+            if "message to edit not found" in description or "can't be edited" in description:
+                await self.send(key, _as_new_message(part))
+                return
+        if "can't parse entities" in description and part.parse_mode is not None:
+            logger.warning("telegram.html_rejected chat=%s reason=%s", key.chat_id, exc.message)
+            plain = html.unescape(_TAG.sub("", part.text or ""))
+            await self.send(key, part.model_copy(update={"text": plain, "parse_mode": None}))
+            return
+        raise Undeliverable(exc.message) from exc
+
+
+def _as_new_message(edit: EditMessageText) -> SendMessage:
+    assert edit.chat_id is not None
+    return SendMessage(chat_id=edit.chat_id, text=edit.text or "", reply_markup=edit.reply_markup)
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The configured secret, else one derived from the token (stable across restarts)."""
+    secret = settings.telegram.webhook.secret
+    if secret is not None:
+        return secret.get_secret_value()
+    token = settings.telegram.token
+    assert token is not None
+    return hashlib.sha256(b"minerdesk-webhook:" + token.get_secret_value().encode()).hexdigest()
+
+
+def make_bot(settings: Settings) -> Bot:
+    token = settings.telegram.token
+    assert token is not None
+    server = TelegramAPIServer.from_base(str(settings.telegram.api_base_url).rstrip("/"))
+    return Bot(
+        token.get_secret_value(),
+        session=AiohttpSession(api=server),
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+class TelegramChannel:
+    """Receives updates (long polling or webhook), runs them through the engine, and
+    delivers the replies; `stop()` (on SIGTERM) finishes the work under way first."""
+
+    def __init__(self, app: App, bot: Bot, webhook: bool = False) -> None:
+        self.app = app
+        self.bot = bot
+        self.settings = app.settings.telegram
+        self.webhook = webhook
+        limits = RateLimits(
+            global_rate=self.settings.messages_per_second,
+            global_burst=self.settings.messages_per_second,
+        )
+        self.delivery = Delivery(app.storage, CHANNEL, TelegramSender(bot), RateLimiter(limits))
+        self._updates = SerialQueues("telegram.updates")
+        self._queued: set[str] = set()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Serve until `stop()`; raise TokenRejected if Telegram does not know the token."""
+        try:
+            me = await self.bot.get_me()
+        except TelegramUnauthorizedError:
+            raise TokenRejected("telegram.token: rejected by Telegram (check @BotFather)") from None
+        logger.info("telegram.started bot=@%s mode=%s", me.username, self._mode)
+        await self._set_commands()
+        await self.delivery.start()
+        for stored in await self.app.storage.inbox(CHANNEL):
+            self._submit(stored)
+        receiving = asyncio.create_task(self._serve_webhook() if self.webhook else self._poll())
+        stopping = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        receiving.cancel()
+        stopping.cancel()
+        with suppress(asyncio.CancelledError):
+            await receiving
+        await self._finish()
+
+    @property
+    def _mode(self) -> str:
+        return "webhook" if self.webhook else "polling"
+
+    async def _finish(self) -> None:
+        grace = self.settings.shutdown_grace_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        try:
+            await asyncio.wait_for(self._updates.join(), grace)
+        except TimeoutError:
+            logger.warning("telegram.stopped_with_backlog chats=%d", self._updates.busy)
+        await self._updates.cancel()
+        await self.delivery.stop(max(0.0, deadline - loop.time()))
+        logger.info("telegram.stopped")
+
+    async def _set_commands(self) -> None:
+        for language in ("", *SUPPORTED_LANGUAGES):
+            _ = translator(language or "en")
+            commands = [BotCommand(command=name, description=_(text)) for name, text in COMMANDS]
+            await self.bot.set_my_commands(commands, language_code=language or None)
+
+    async def _poll(self) -> None:
+        await self.bot.delete_webhook(drop_pending_updates=False)
+        timeout = self.settings.poll_timeout_seconds
+        offset: int | None = None
+        failures = 0
+        while True:
+            request = GetRawUpdates(offset=offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES)
+            try:
+                updates = await self.bot(request, request_timeout=timeout + 30)
+            except TelegramUnauthorizedError:
+                raise TokenRejected("telegram.token: rejected by Telegram") from None
+            except TelegramAPIError as exc:
+                failures += 1
+                delay = min(0.5 * 2 ** (failures - 1), 30.0)
+                logger.warning(
+                    "telegram.poll_failed attempt=%d retry_in=%.1fs reason=%s",
+                    failures,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            if updates:
+                # Stored before the next call's offset confirms them to Telegram.
+                await self._receive(updates)
+                offset = int(updates[-1]["update_id"]) + 1
+
+    async def _serve_webhook(self) -> None:
+        hook = self.settings.webhook
+        assert hook.url is not None
+        secret = webhook_secret(self.app.settings)
+        web_app = web.Application()
+        web_app.router.add_post(hook.path, self._webhook_handler(secret))
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, hook.listen_host, hook.listen_port)
+        await site.start()
+        await self.bot.set_webhook(
+            str(hook.url), secret_token=secret, allowed_updates=ALLOWED_UPDATES
+        )
+        logger.info(
+            "telegram.webhook_listening host=%s port=%d path=%s",
+            hook.listen_host,
+            hook.listen_port,
+            hook.path,
+        )
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    def _webhook_handler(self, secret: str) -> Any:
+        async def handle(request: web.Request) -> web.Response:
+            given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+            if not hmac.compare_digest(given.encode(), secret.encode()):
+                logger.warning("telegram.webhook_bad_secret remote=%s", request.remote)
+                return web.Response(status=401)
+            try:
+                body = await request.json()
+            except ValueError:
+                return web.Response(status=400)
+            if not isinstance(body, dict) or not isinstance(body.get("update_id"), int):
+                return web.Response(status=400)
+            # Stored before the 200: once Telegram has its answer it will not send it again.
+            await self._receive([body])
+            return web.Response()
+
+        return handle
+
+    async def _receive(self, bodies: Sequence[dict[str, Any]]) -> None:
+        stored = [InboxUpdate(CHANNEL, str(body["update_id"]), body) for body in bodies]
+        await self.app.storage.receive(stored)
+        for update in stored:
+            self._submit(update)
+
+    def _submit(self, stored: InboxUpdate) -> None:
+        if stored.update_id in self._queued:
+            return
+        self._queued.add(stored.update_id)
+        try:
+            update = Update.model_validate(stored.body, context={"bot": self.bot})
+        except ValueError:
+            logger.warning("telegram.unreadable_update update=%s", stored.update_id)
+            update = None
+        chat = chat_of(update) if update is not None else None
+        self._updates.submit(chat, lambda: self._process(stored, update))
+
+    async def _process(self, stored: InboxUpdate, update: Update | None) -> None:
+        try:
+            event = read_update(update) if update is not None else Ignored("unreadable")
+            match event:
+                case Incoming():
+                    await self._converse(event, update)
+                case LeaveGroup(chat_id):
+                    logger.info("telegram.leaving_group chat=%s", chat_id)
+                    with suppress(TelegramAPIError):
+                        await self.bot.leave_chat(chat_id)
+                    await self.app.storage.discard(CHANNEL, stored.update_id)
+                case Ignored(reason):
+                    logger.info("telegram.ignored update=%s reason=%s", stored.update_id, reason)
+                    await self._answer_callback(update, None)
+                    await self.app.storage.discard(CHANNEL, stored.update_id)
+        finally:
+            self._queued.discard(stored.update_id)
+
+    async def _converse(self, incoming: Incoming, update: Update | None) -> None:
+        async with self._typing(int(incoming.chat_id)):
+            outcome = await self.app.engine.handle(incoming)
+        for message in outcome.queued:
+            self.delivery.enqueue(message)
+        await self._answer_callback(update, outcome.notice)
+
+    async def _answer_callback(self, update: Update | None, notice: str | None) -> None:
+        """Every button press gets its answer, or the customer's button keeps spinning."""
+        if update is None or update.callback_query is None:
+            return
+        for _attempt in range(3):
+            try:
+                await self.bot.answer_callback_query(update.callback_query.id, text=notice)
+                return
+            except TelegramRetryAfter as exc:
+                await asyncio.sleep(min(exc.retry_after, 5))
+            except (TelegramNetworkError, TelegramServerError):
+                await asyncio.sleep(0.5)
+            except TelegramBadRequest as exc:
+                # Typically "query is too old" after a restart: nothing left to answer.
+                logger.info("telegram.callback_not_answered reason=%s", exc.message)
+                return
+
+    @asynccontextmanager
+    async def _typing(self, chat_id: int) -> AsyncIterator[None]:
+        task = asyncio.create_task(self._keep_typing(chat_id))
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    async def _keep_typing(self, chat_id: int) -> None:
+        await asyncio.sleep(TYPING_AFTER_SECONDS)
+        while True:
+            with suppress(TelegramAPIError):
+                await self.bot.send_chat_action(chat_id, ChatAction.TYPING)
+            await asyncio.sleep(TYPING_REPEAT_SECONDS)

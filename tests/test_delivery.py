@@ -1,0 +1,131 @@
+"""Delivery from the real SQLite outbox through a scripted channel: order, retries, give-up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.delivery import (
+    Delivery,
+    DeliveryError,
+    RetryAfter,
+    RetryPolicy,
+    TemporaryFailure,
+    Undeliverable,
+)
+from bot.serial import SerialQueues
+from storage.base import ChatKey, ConversationState, QueuedMessage
+from storage.sqlite import SqliteStorage
+
+FAST = RetryPolicy(first_delay=0.01, max_delay=0.02, max_failures=3)
+
+
+class ScriptedSender:
+    """A channel whose sends fail as scripted per text; parts are the reply's lines."""
+
+    def __init__(self, failures: dict[str, list[DeliveryError]] | None = None) -> None:
+        self.failures = failures or {}
+        self.sent: list[tuple[str, str]] = []
+
+    def parts(self, message: QueuedMessage) -> list[str]:
+        return str(message.body["text"]).split("\n")
+
+    async def send(self, key: ChatKey, part: Any) -> None:
+        if self.failures.get(part):
+            raise self.failures[part].pop(0)
+        self.sent.append((key.chat_id, part))
+
+    def is_group(self, chat_id: str) -> bool:
+        return False
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
+    async with SqliteStorage(tmp_path / "bot.db") as opened:
+        yield opened
+
+
+async def queue(storage: SqliteStorage, chat: str, *texts: str) -> list[QueuedMessage]:
+    key = ChatKey("test", chat)
+    return await storage.save(key, ConversationState(), None, replies=[{"text": t} for t in texts])
+
+
+async def test_replies_arrive_in_order_through_rate_limits_and_errors(
+    storage: SqliteStorage,
+) -> None:
+    sender = ScriptedSender(
+        {"one": [RetryAfter(0.01), RetryAfter(0.01)], "two": [TemporaryFailure("502")]}
+    )
+    delivery = Delivery(storage, "test", sender, policy=FAST)
+    for message in await queue(storage, "a", "one", "two", "three"):
+        delivery.enqueue(message)
+    await delivery.join()
+    assert sender.sent == [("a", "one"), ("a", "two"), ("a", "three")]
+    assert await storage.outbox("test") == []
+
+
+async def test_an_undeliverable_reply_is_recorded_and_the_next_one_goes(
+    storage: SqliteStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    sender = ScriptedSender(
+        {"blocked": [Undeliverable("Forbidden")], "flaky": [TemporaryFailure("x")] * 5}
+    )
+    delivery = Delivery(storage, "test", sender, policy=FAST)
+    for message in await queue(storage, "a", "blocked", "flaky", "fine"):
+        delivery.enqueue(message)
+    await delivery.join()
+    assert sender.sent == [("a", "fine")]
+    assert "delivery.failed channel=test chat=a" in caplog.text
+    assert "gave up after 3 attempts" in caplog.text
+    failed = await storage.db.execute_fetchall("SELECT failed_reason FROM outbox ORDER BY id")
+    assert [row[0] for row in failed] == ["Forbidden", "gave up after 3 attempts: x"]
+
+
+async def test_a_restart_sends_what_was_left_and_only_the_missing_parts(
+    storage: SqliteStorage,
+) -> None:
+    [long_reply] = await queue(storage, "a", "part 1\npart 2\npart 3")
+    await storage.mark_progress(long_reply.id, 1)
+    await queue(storage, "b", "for b")
+    sender = ScriptedSender()
+    delivery = Delivery(storage, "test", sender, policy=FAST)
+    await delivery.start()
+    await delivery.join()
+    assert sorted(sender.sent) == [("a", "part 2"), ("a", "part 3"), ("b", "for b")]
+
+
+async def test_stop_leaves_the_backlog_in_the_outbox(storage: SqliteStorage) -> None:
+    sender = ScriptedSender({"stuck": [RetryAfter(60)]})
+    delivery = Delivery(storage, "test", sender, policy=FAST)
+    for message in await queue(storage, "a", "stuck"):
+        delivery.enqueue(message)
+    await delivery.stop(grace_seconds=0.05)
+    assert [m.body["text"] for m in await storage.outbox("test")] == ["stuck"]
+
+
+async def test_serial_queues_keep_order_per_key_and_run_keys_in_parallel() -> None:
+    queues = SerialQueues("test")
+    log: list[str] = []
+    gate = asyncio.Event()
+
+    def job(name: str, wait: bool = False) -> Any:
+        async def run() -> None:
+            if wait:
+                await gate.wait()
+            log.append(name)
+
+        return run
+
+    queues.submit("slow", job("slow-1", wait=True))
+    queues.submit("slow", job("slow-2"))
+    queues.submit("fast", job("fast-1"))
+    await asyncio.sleep(0.01)
+    assert log == ["fast-1"]
+    gate.set()
+    await queues.join()
+    assert log == ["fast-1", "slow-1", "slow-2"]
+    assert queues.busy == 0
