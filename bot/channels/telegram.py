@@ -215,7 +215,8 @@ def keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | Non
     )
 
 
-_TAG = re.compile(r"<[^>]+>")
+# Only what looks like a tag: a stray "<" in the text (as in "1 < 2") stays.
+_TAG = re.compile(r"</?[a-zA-Z][\w-]*(?:\s[^<>]*)?>")
 
 
 class TelegramSender:
@@ -478,7 +479,7 @@ class TelegramChannel:
             self._queued.discard(stored.update_id)
 
     async def _converse(self, incoming: Incoming, update: Update | None) -> None:
-        async with self._typing(int(incoming.chat_id)):
+        async with typing_while_slow(self.bot, int(incoming.chat_id)):
             outcome = await self.app.engine.handle(incoming)
         for message in outcome.queued:
             self.delivery.enqueue(message)
@@ -501,17 +502,20 @@ class TelegramChannel:
                 logger.info("telegram.callback_not_answered reason=%s", exc.message)
                 return
 
-    @asynccontextmanager
-    async def _typing(self, chat_id: int) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._keep_typing(chat_id))
-        try:
-            yield
-        finally:
-            task.cancel()
 
-    async def _keep_typing(self, chat_id: int) -> None:
-        await asyncio.sleep(TYPING_AFTER_SECONDS)
-        while True:
-            with suppress(TelegramAPIError):
-                await self.bot.send_chat_action(chat_id, ChatAction.TYPING)
-            await asyncio.sleep(TYPING_REPEAT_SECONDS)
+@asynccontextmanager
+async def typing_while_slow(bot: Bot, chat_id: int) -> AsyncIterator[None]:
+    """Show "typing…" in the chat if the work inside takes long enough to be noticed."""
+    task = asyncio.create_task(_keep_typing(bot, chat_id))
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+async def _keep_typing(bot: Bot, chat_id: int) -> None:
+    await asyncio.sleep(TYPING_AFTER_SECONDS)
+    while True:
+        with suppress(TelegramAPIError):
+            await bot.send_chat_action(chat_id, ChatAction.TYPING)
+        await asyncio.sleep(TYPING_REPEAT_SECONDS)

@@ -255,6 +255,7 @@ def test_webhook_mode_checks_the_secret_and_answers(
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(forged, timeout=10)
     assert refused.value.code == 401
+    refused.value.close()
     assert bot.terminate() == 0
 
 

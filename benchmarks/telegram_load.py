@@ -1,0 +1,578 @@
+"""Telegram load: FAQ questions from many chats, emulator -> real bot process -> reply.
+
+Usage: python benchmarks/telegram_load.py [--rate 50] [--duration 30] [--chats N] [--max] [--json]
+
+The Bot API emulator (`tests/emulator.py`) runs in this process; the bot runs as users start
+it (`python -m bot run`, long polling) against the emulator, with a fresh data folder. After
+start-up, an unmeasured warm-up of 50 questions; then the measured phase:
+
+* offered rate (default): questions are injected at `--rate` per second on an open-loop
+  schedule (at the planned times, whatever the bot does), round-robin over the chats, for
+  `--duration` seconds. Latency of a question = arrival at the emulator of the bot's
+  sendMessage to that chat (`sent_log`) minus the moment the update was queued. Replies are
+  matched to questions per chat in order; with enough chats a chat never has two questions
+  outstanding, which is checked (`overlapping`) along with replies that match no question.
+* `--max`: offered at `--rate` (default 400/s) but never more than `--backlog` questions
+  unanswered, so the bot always has work queued and the drain after the end stays short.
+  Throughput = replies per second over the steady window (the first and last few seconds
+  left out). Latencies in this mode are mostly queueing (backlog / throughput).
+
+Questions are the KB's own phrasings (`question` and `alternates` of `faq/kb/*.yaml`) plus
+about 10% out-of-scope questions, drawn from a seeded random.Random. A chat gets a question
+at most every `chats / rate` seconds (2 s or more by default), so Telegram's per-chat limit
+(burst 3, then 1/s) is never what is measured. The global cap (Telegram's ~30 messages/s,
+`telegram.messages_per_second`) is raised to `--messages-per-second` (default 1000): the
+emulator has no global cap, and at 30/s the bot paces its replies at 30/s by design.
+
+Also reported: lost questions (no reply within 10 s after the end), the bot's peak RSS
+(VmHWM, start-up included, and the largest VmRSS sampled while measuring), the bot's CPU
+seconds (/proc/<pid>/stat) and those of this process (emulator + load generator), which
+shares the machine with the bot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import math
+import os
+import platform
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.emulator import BotApiEmulator  # noqa: E402
+
+KB_DIR = ROOT / "faq" / "kb"
+OUT_OF_SCOPE = [
+    "what is the weather in berlin tomorrow",
+    "can you recommend a good pizza place",
+    "who won the football match yesterday",
+    "tell me a joke",
+    "how do i bake sourdough bread",
+    "what is the capital of australia",
+    "can you help me with my math homework",
+    "translate hello into french",
+    "what time is it in tokyo",
+    "is bitcoin going to go up next week",
+    "how tall is the eiffel tower",
+    "write me a poem about the sea",
+]
+OOS_SHARE = 0.1
+SEED = 20260101
+FIRST_CHAT = 100_000_000
+WARMUP_CHAT = 900_000_000
+WARMUP_QUESTIONS = 50
+START_TIMEOUT = 180.0
+LOST_AFTER = 10.0
+STEADY_SKIP = 3.0
+RSS_SAMPLE_SECONDS = 0.25
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# ------------------------------------------------------------------ questions
+
+
+def kb_phrasings(kb_dir: Path = KB_DIR) -> list[str]:
+    """Every `question` and `alternates` phrasing of the KB, in file order."""
+    phrasings: list[str] = []
+    for path in sorted(kb_dir.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for entry in document.get("entries", []):
+            phrasings.append(str(entry["question"]))
+            phrasings.extend(str(text) for text in entry.get("alternates") or [])
+    return phrasings
+
+
+def questions(rng: random.Random, phrasings: list[str]) -> Iterator[str]:
+    """Endless customer questions: KB phrasings, about `OOS_SHARE` of them out of scope."""
+    while True:
+        pool = OUT_OF_SCOPE if rng.random() < OOS_SHARE else phrasings
+        yield rng.choice(pool)
+
+
+# ------------------------------------------------------------------ the bot process
+
+
+def proc_status(pid: int, key: str) -> float:
+    """A kB field of /proc/<pid>/status (VmRSS, VmHWM) in MB; 0 once the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def bot_backlog(database: Path) -> dict[str, int | None]:
+    """Rows of the bot's inbox (updates received, not yet handled) and outbox (replies not
+    yet sent), read without writing; None where the database cannot be read."""
+    counts: dict[str, int | None] = {"inbox": None, "outbox": None}
+    with contextlib.suppress(sqlite3.Error):
+        uri = f"file:{database}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as db:
+            for table in counts:
+                counts[table] = int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    return counts
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/<pid>/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": fields 3.. of proc(5)
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class BotProcess:
+    """`python -m bot run` against the emulator, with its RSS sampled in the background."""
+
+    def __init__(self, emu: BotApiEmulator, data_dir: Path, messages_per_second: float) -> None:
+        self.emu = emu
+        self.data_dir = data_dir
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MINERDESK_")}
+        self.env.update(
+            MINERDESK_CONFIG=str(ROOT / "config.yaml"),
+            MINERDESK_DATA_DIR=str(data_dir),
+            MINERDESK_TELEGRAM__TOKEN=emu.token,
+            MINERDESK_TELEGRAM__API_BASE_URL=emu.base_url,
+            MINERDESK_TELEGRAM__POLL_TIMEOUT_SECONDS="2",
+            MINERDESK_TELEGRAM__MESSAGES_PER_SECOND=str(messages_per_second),
+        )
+        self.output = data_dir / "bot-output.txt"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.rss_max_mb = 0.0
+        self._sampling = threading.Event()
+        self._sampler: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> float:
+        """Start and wait until the bot polls for updates; returns the start-up seconds."""
+        started = time.perf_counter()
+        with self.output.open("wb") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bot", "run"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        self.emu.wait_until(
+            lambda: bool(self.emu.calls("getUpdates")) or self.exited(),
+            timeout=START_TIMEOUT,
+            what="the bot to call getUpdates",
+        )
+        if self.exited():
+            raise RuntimeError(f"the bot exited during start-up:\n{self.tail()}")
+        return time.perf_counter() - started
+
+    def exited(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+    def tail(self, lines: int = 30) -> str:
+        text = self.output.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def start_sampling(self) -> None:
+        """Track the largest VmRSS from now on, every `RSS_SAMPLE_SECONDS`."""
+
+        def sample() -> None:
+            while not self._sampling.wait(RSS_SAMPLE_SECONDS):
+                self.rss_max_mb = max(self.rss_max_mb, proc_status(self.pid, "VmRSS"))
+
+        self.rss_max_mb = proc_status(self.pid, "VmRSS")
+        self._sampler = threading.Thread(target=sample, name="rss-sampler", daemon=True)
+        self._sampler.start()
+
+    def stop_sampling(self) -> None:
+        self._sampling.set()
+        if self._sampler is not None:
+            self._sampler.join()
+
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM, as a service manager stops it; returns the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return -signal.SIGKILL
+
+
+# ------------------------------------------------------------------ load
+
+
+@dataclass
+class Tracker:
+    """Questions injected and replies seen, counted live (the `on_message` hook)."""
+
+    injected: list[tuple[float, int]] = field(default_factory=list)
+    overlapping: int = 0
+    _pending: collections.Counter[int] = field(default_factory=collections.Counter)
+    _outstanding: int = 0
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def on_message(self, message: dict[str, Any]) -> None:
+        chat = int(message["chat"]["id"])
+        with self._cond:
+            if self._pending[chat] > 0:
+                self._pending[chat] -= 1
+                self._outstanding -= 1
+                self._cond.notify_all()
+
+    def inject(self, emu: BotApiEmulator, chat: int, text: str) -> None:
+        with self._cond:
+            if self._pending[chat]:
+                self.overlapping += 1
+            self._pending[chat] += 1
+            self._outstanding += 1
+        sent = time.perf_counter()
+        emu.send_text(chat, text)
+        self.injected.append((sent, chat))
+
+    @property
+    def outstanding(self) -> int:
+        with self._cond:
+            return self._outstanding
+
+    def wait_below(self, limit: int, deadline: float) -> None:
+        """Block until fewer than `limit` questions are unanswered (or until `deadline`)."""
+        with self._cond:
+            while self._outstanding >= limit:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
+
+    def wait_answered(self, timeout: float) -> None:
+        """Block until every question has a reply, at most `timeout` seconds."""
+        deadline = time.perf_counter() + timeout
+        with self._cond:
+            while self._outstanding > 0:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
+
+
+@dataclass
+class Injection:
+    start: float
+    end: float
+    count: int
+    max_lag_ms: float
+
+
+def inject(
+    emu: BotApiEmulator,
+    tracker: Tracker,
+    chats: list[int],
+    texts: Iterator[str],
+    rate: float,
+    duration: float,
+    backlog: int | None = None,
+) -> Injection:
+    """Open loop: question i goes out at start + i / rate, whatever the replies.
+
+    With `backlog`, injection also pauses while that many questions are unanswered, and the
+    schedule restarts from the moment it resumes (lag is then not the generator's fault).
+    """
+    period, total = 1.0 / rate, round(rate * duration)
+    start = time.perf_counter()
+    end = start + duration
+    anchor, anchor_count, count, max_lag = start, 0, 0, 0.0
+    while count < total:
+        planned = anchor + (count - anchor_count) * period
+        now = time.perf_counter()
+        if planned > now:
+            time.sleep(planned - now)
+        else:
+            max_lag = max(max_lag, now - planned)
+        if backlog is not None and tracker.outstanding >= backlog:
+            tracker.wait_below(backlog, end)
+            now = time.perf_counter()
+            if now >= end:
+                break
+            if now > planned:
+                anchor, anchor_count = now, count
+        tracker.inject(emu, chats[count % len(chats)], next(texts))
+        count += 1
+    return Injection(start, max(time.perf_counter(), end), count, max_lag * 1000)
+
+
+def warm_up(emu: BotApiEmulator, texts: Iterator[str]) -> None:
+    """Unmeasured questions (first encodes, allocator growth), each answered once."""
+    tracker = Tracker()
+    emu.on_message = tracker.on_message
+    chats = [WARMUP_CHAT + i for i in range(WARMUP_QUESTIONS)]
+    inject(emu, tracker, chats, texts, rate=25, duration=WARMUP_QUESTIONS / 25)
+    tracker.wait_answered(60)
+    if tracker.outstanding:
+        raise RuntimeError(f"warm-up: {tracker.outstanding} questions got no reply in 60 s")
+    time.sleep(0.5)
+    extra = [c for t, c, _ in emu.sent_log if c >= WARMUP_CHAT]
+    if len(extra) != WARMUP_QUESTIONS:
+        raise RuntimeError(f"warm-up: {len(extra)} replies to {WARMUP_QUESTIONS} questions")
+
+
+# ------------------------------------------------------------------ figures
+
+
+@dataclass
+class Matched:
+    latencies_ms: list[float]
+    reply_times: list[float]
+    lost: int
+    unmatched_replies: int
+
+
+def match_replies(
+    injected: list[tuple[float, int]], sent_log: list[tuple[float, int, Any]], chats: set[int]
+) -> Matched:
+    """Pair each chat's replies with its questions, in order (a reply after its question)."""
+    waiting: dict[int, collections.deque[float]] = collections.defaultdict(collections.deque)
+    for sent, chat in injected:
+        waiting[chat].append(sent)
+    latencies, reply_times, unmatched = [], [], 0
+    for arrived, chat, _ in sent_log:
+        if chat not in chats:
+            continue
+        queue = waiting[chat]
+        if queue and queue[0] <= arrived:
+            latencies.append((arrived - queue.popleft()) * 1000)
+            reply_times.append(arrived)
+        else:
+            unmatched += 1
+    lost = sum(len(queue) for queue in waiting.values())
+    return Matched(latencies, reply_times, lost, unmatched)
+
+
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile, in ms rounded to 0.1; None without values."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return round(sorted_values[rank - 1], 1)
+
+
+def steady_throughput(reply_times: list[float], start: float, end: float) -> tuple[float, float]:
+    """Replies per second between start + skip and end - skip; returns (rate, window s)."""
+    skip = min(STEADY_SKIP, (end - start) / 5)
+    low, high = start + skip, end - skip
+    window = high - low
+    inside = sum(1 for t in reply_times if low <= t < high)
+    return (inside / window if window > 0 else 0.0), window
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+# ------------------------------------------------------------------ the run
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    rate: float = args.rate if args.rate is not None else (400.0 if args.max else 50.0)
+    chat_count: int = args.chats or max(500, math.ceil(2.5 * rate))
+    rng = random.Random(args.seed)
+    texts = questions(rng, kb_phrasings())
+    chats = [FIRST_CHAT + i for i in range(chat_count)]
+    backlog = args.backlog if args.max else None
+    if chat_count / rate < 2:
+        say(
+            f"warning: {chat_count} chats at {rate:g}/s: "
+            f"a chat asks every {chat_count / rate:.2f} s (Telegram allows 1/s per chat)"
+        )
+    results: dict[str, Any] = {
+        "mode": "max" if args.max else "offered rate",
+        "offered_rate": rate,
+        "duration_s": args.duration,
+        "chats": chat_count,
+        "seconds_between_questions_per_chat": round(chat_count / rate, 2),
+        "backlog_cap": backlog,
+        "messages_per_second_cap": args.messages_per_second,
+    }
+    with tempfile.TemporaryDirectory(prefix="minerdesk-load-") as folder, BotApiEmulator() as emu:
+        bot = BotProcess(emu, Path(folder), args.messages_per_second)
+        say(f"starting the bot (data dir {folder})")
+        try:
+            results["startup_s"] = round(bot.start(), 1)
+            say(f"bot ready in {results['startup_s']} s; warm-up: {WARMUP_QUESTIONS} questions")
+            warm_up(emu, texts)
+
+            tracker = Tracker()
+            emu.on_message = tracker.on_message
+            log_start = len(emu.sent_log)
+            polls_before = len(emu.calls("getUpdates"))
+            typing_before = len(emu.calls("sendChatAction"))
+            bot.start_sampling()
+            cpu_before, own_before = cpu_seconds(bot.pid), time.process_time()
+            say(f"measuring: {results['mode']}, {rate:g}/s offered, {args.duration:g} s")
+            injection = inject(emu, tracker, chats, texts, rate, args.duration, backlog)
+            cpu_mid, own_mid = cpu_seconds(bot.pid), time.process_time()
+            backlog_at_end = bot_backlog(bot.data_dir / "minerdesk.db")
+            backlog_at_end["not fetched"] = emu.pending_updates()
+            typing = len(emu.calls("sendChatAction")) - typing_before
+            tracker.wait_answered(LOST_AFTER)
+            bot.stop_sampling()
+            sent_log = emu.sent_log[log_start:]
+            polls = len(emu.calls("getUpdates")) - polls_before
+            results["bot_peak_rss_mb"] = round(proc_status(bot.pid, "VmHWM"))
+            results["bot_rss_max_measured_mb"] = round(bot.rss_max_mb)
+            results["bot_cpu_s_total"] = round(cpu_seconds(bot.pid), 1)
+        finally:
+            emu.on_message = None
+            say("stopping the bot (SIGTERM)")
+            code = bot.terminate()
+        results["bot_exit_code"] = code
+        if code != 0:
+            say(f"the bot exited with {code}:\n{bot.tail()}")
+
+    matched = match_replies(tracker.injected, sent_log, set(chats))
+    latencies = sorted(matched.latencies_ms)
+    wall = injection.end - injection.start
+    throughput, window = steady_throughput(matched.reply_times, injection.start, injection.end)
+    results.update(
+        injected=injection.count,
+        injected_per_s=round(injection.count / wall, 1),
+        generator_max_lag_ms=None if args.max else round(injection.max_lag_ms, 1),
+        completed=len(latencies),
+        lost=matched.lost,
+        overlapping=tracker.overlapping,
+        unmatched_replies=matched.unmatched_replies,
+        throughput_per_s=round(throughput, 1),
+        steady_window_s=round(window, 1),
+        p50_ms=percentile(latencies, 50),
+        p90_ms=percentile(latencies, 90),
+        p99_ms=percentile(latencies, 99),
+        max_ms=percentile(latencies, 100),
+        bot_cpu_s_measured=round(cpu_mid - cpu_before, 1),
+        bot_cpu_cores_measured=round((cpu_mid - cpu_before) / wall, 2),
+        generator_cpu_s_measured=round(own_mid - own_before, 1),
+        unanswered_at_end=injection.count - sum(t < injection.end for t in matched.reply_times),
+        bot_backlog_at_end=", ".join(f"{k} {v}" for k, v in backlog_at_end.items()),
+        typing_actions=typing,
+        updates_per_get_updates=round(injection.count / polls, 1) if polls else None,
+        cpu_count=os.cpu_count(),
+        platform=platform.platform(),
+        machine=machine(),
+    )
+    return results
+
+
+LABELS = {
+    "mode": "mode",
+    "offered_rate": "offered rate (questions/s)",
+    "duration_s": "measured for (s)",
+    "chats": "chats (round-robin)",
+    "seconds_between_questions_per_chat": "seconds between a chat's questions",
+    "backlog_cap": "unanswered questions cap (--max)",
+    "messages_per_second_cap": "bot's global send cap (messages/s)",
+    "startup_s": "bot start-up (s)",
+    "injected": "questions injected",
+    "injected_per_s": "injected per second (achieved)",
+    "generator_max_lag_ms": "generator's worst lateness (ms)",
+    "completed": "completed (replied)",
+    "lost": f"lost (no reply {LOST_AFTER:g} s after the end)",
+    "overlapping": "questions sent while the chat's previous one was unanswered",
+    "unmatched_replies": "replies matching no question",
+    "throughput_per_s": "throughput, steady window (replies/s)",
+    "steady_window_s": "steady window (s)",
+    "p50_ms": "latency p50 (ms)",
+    "p90_ms": "latency p90 (ms)",
+    "p99_ms": "latency p99 (ms)",
+    "max_ms": "latency max (ms)",
+    "bot_peak_rss_mb": "bot peak RSS, VmHWM incl. start-up (MB)",
+    "bot_rss_max_measured_mb": "bot max VmRSS while measuring (MB)",
+    "bot_cpu_s_measured": "bot CPU while injecting (s)",
+    "bot_cpu_cores_measured": "bot CPU while injecting (cores)",
+    "bot_cpu_s_total": "bot CPU since start (s)",
+    "generator_cpu_s_measured": "emulator + generator CPU while injecting (s)",
+    "unanswered_at_end": "unanswered when injection ended",
+    "bot_backlog_at_end": "where they were: bot's inbox / outbox rows, emulator queue",
+    "typing_actions": "sendChatAction (typing) calls while injecting",
+    "updates_per_get_updates": "questions per getUpdates call",
+    "bot_exit_code": "bot exit code after SIGTERM",
+    "cpu_count": "os.cpu_count()",
+    "platform": "platform",
+    "machine": "machine",
+}
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(
+        f"note: the bot's global send cap is raised to {results['messages_per_second_cap']:g}"
+        " messages/s (MINERDESK_TELEGRAM__MESSAGES_PER_SECOND): the emulator has no global"
+        " cap, and with Telegram's default of 30/s the replies would be paced at 30/s by design."
+    )
+    print("| figure | value |")
+    print("| --- | --- |")
+    for key, label in LABELS.items():
+        value = results.get(key)
+        if value is not None:
+            print(f"| {label} | {value} |")
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=float, help="questions offered per second (50; --max 400)")
+    parser.add_argument("--duration", type=float, default=30.0, help="measured seconds (30)")
+    parser.add_argument("--chats", type=int, help="chats to spread over (max(500, 2.5 * rate))")
+    parser.add_argument("--max", action="store_true", help="measure the sustained throughput")
+    parser.add_argument(
+        "--backlog", type=int, default=400, help="--max: cap on unanswered questions (400)"
+    )
+    parser.add_argument(
+        "--messages-per-second", type=float, default=1000.0, help="bot's global send cap (1000)"
+    )
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    results = run(args)
+    if args.json:
+        print(json.dumps(results))
+    else:
+        print_table(results)
+    if results["bot_exit_code"] != 0:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
