@@ -1,6 +1,8 @@
 """Telegram load: FAQ questions from many chats, emulator -> real bot process -> reply.
 
-Usage: python benchmarks/telegram_load.py [--rate 50] [--duration 30] [--chats N] [--max] [--json]
+Usage: python benchmarks/telegram_load.py [--rate 50] [--duration 30] [--chats N] [--json]
+       python benchmarks/telegram_load.py --max [--rate 400] [--backlog 400] [--duration 30]
+Other options: --messages-per-second 1000, --faq-threads N (default: config.yaml's), --seed.
 
 The Bot API emulator (`tests/emulator.py`) runs in this process; the bot runs as users start
 it (`python -m bot run`, long polling) against the emulator, with a fresh data folder. After
@@ -133,17 +135,46 @@ def bot_backlog(database: Path) -> dict[str, int | None]:
     return counts
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc/<pid>/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": fields 3.. of proc(5)
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """utime + stime of a process (or of one of its threads), from /proc/.../stat."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()  # fields 3.. of proc(5)
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of a process, by thread id."""
+    seconds = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            seconds[int(task.name)] = cpu_seconds(pid, int(task.name))
+    return seconds
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine spent busy (not idle, not waiting for I/O): /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS
+
+
+def busiest_threads(
+    pid: int, before: dict[int, float], after: dict[int, float], wall: float
+) -> str:
+    """The three busiest threads in cores, e.g. "main 0.45, 0.42, 0.17"."""
+    used = sorted(((after[t] - before.get(t, 0.0), t) for t in after), reverse=True)[:3]
+    return ", ".join(f"{'main ' if t == pid else ''}{cpu / wall:.2f}" for cpu, t in used)
 
 
 class BotProcess:
     """`python -m bot run` against the emulator, with its RSS sampled in the background."""
 
-    def __init__(self, emu: BotApiEmulator, data_dir: Path, messages_per_second: float) -> None:
+    def __init__(
+        self,
+        emu: BotApiEmulator,
+        data_dir: Path,
+        messages_per_second: float,
+        faq_threads: int | None = None,
+    ) -> None:
         self.emu = emu
         self.data_dir = data_dir
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("MINERDESK_")}
@@ -155,6 +186,8 @@ class BotProcess:
             MINERDESK_TELEGRAM__POLL_TIMEOUT_SECONDS="2",
             MINERDESK_TELEGRAM__MESSAGES_PER_SECOND=str(messages_per_second),
         )
+        if faq_threads is not None:
+            self.env["MINERDESK_FAQ__THREADS"] = str(faq_threads)
         self.output = data_dir / "bot-output.txt"
         self.process: subprocess.Popen[bytes] | None = None
         self.rss_max_mb = 0.0
@@ -424,9 +457,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds_between_questions_per_chat": round(chat_count / rate, 2),
         "backlog_cap": backlog,
         "messages_per_second_cap": args.messages_per_second,
+        "faq_threads": "config.yaml" if args.faq_threads is None else args.faq_threads,
     }
     with tempfile.TemporaryDirectory(prefix="minerdesk-load-") as folder, BotApiEmulator() as emu:
-        bot = BotProcess(emu, Path(folder), args.messages_per_second)
+        bot = BotProcess(emu, Path(folder), args.messages_per_second, args.faq_threads)
         say(f"starting the bot (data dir {folder})")
         try:
             results["startup_s"] = round(bot.start(), 1)
@@ -440,11 +474,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             typing_before = len(emu.calls("sendChatAction"))
             bot.start_sampling()
             cpu_before, own_before = cpu_seconds(bot.pid), time.process_time()
+            threads_before, busy_before = thread_cpu(bot.pid), busy_cpu_seconds()
             say(f"measuring: {results['mode']}, {rate:g}/s offered, {args.duration:g} s")
             injection = inject(emu, tracker, chats, texts, rate, args.duration, backlog)
             cpu_mid, own_mid = cpu_seconds(bot.pid), time.process_time()
+            threads_mid, busy_mid = thread_cpu(bot.pid), busy_cpu_seconds()
             backlog_at_end = bot_backlog(bot.data_dir / "minerdesk.db")
-            backlog_at_end["not fetched"] = emu.pending_updates()
+            backlog_at_end["emulator queue"] = emu.pending_updates()
             typing = len(emu.calls("sendChatAction")) - typing_before
             tracker.wait_answered(LOST_AFTER)
             bot.stop_sampling()
@@ -481,7 +517,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         max_ms=percentile(latencies, 100),
         bot_cpu_s_measured=round(cpu_mid - cpu_before, 1),
         bot_cpu_cores_measured=round((cpu_mid - cpu_before) / wall, 2),
+        bot_busiest_threads_cores=busiest_threads(bot.pid, threads_before, threads_mid, wall),
         generator_cpu_s_measured=round(own_mid - own_before, 1),
+        other_processes_cpu_cores=round(
+            max(0.0, (busy_mid - busy_before) - (cpu_mid - cpu_before) - (own_mid - own_before))
+            / wall,
+            2,
+        ),
         unanswered_at_end=injection.count - sum(t < injection.end for t in matched.reply_times),
         bot_backlog_at_end=", ".join(f"{k} {v}" for k, v in backlog_at_end.items()),
         typing_actions=typing,
@@ -501,6 +543,7 @@ LABELS = {
     "seconds_between_questions_per_chat": "seconds between a chat's questions",
     "backlog_cap": "unanswered questions cap (--max)",
     "messages_per_second_cap": "bot's global send cap (messages/s)",
+    "faq_threads": "faq.threads (model CPU threads; 0 = every core)",
     "startup_s": "bot start-up (s)",
     "injected": "questions injected",
     "injected_per_s": "injected per second (achieved)",
@@ -520,7 +563,9 @@ LABELS = {
     "bot_cpu_s_measured": "bot CPU while injecting (s)",
     "bot_cpu_cores_measured": "bot CPU while injecting (cores)",
     "bot_cpu_s_total": "bot CPU since start (s)",
+    "bot_busiest_threads_cores": "bot's 3 busiest threads while injecting (cores)",
     "generator_cpu_s_measured": "emulator + generator CPU while injecting (s)",
+    "other_processes_cpu_cores": "other processes' CPU while injecting (cores)",
     "unanswered_at_end": "unanswered when injection ended",
     "bot_backlog_at_end": "where they were: bot's inbox / outbox rows, emulator queue",
     "typing_actions": "sendChatAction (typing) calls while injecting",
@@ -561,6 +606,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--messages-per-second", type=float, default=1000.0, help="bot's global send cap (1000)"
+    )
+    parser.add_argument(
+        "--faq-threads", type=int, help="MINERDESK_FAQ__THREADS for the bot (config.yaml's)"
     )
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -81,10 +81,9 @@ class Encoder:
             self._cache.save()
         return self._cache.get(texts)
 
-    def encode_query(self, text: str) -> Vectors:
-        """The vector of one customer query (never cached: queries are personal data)."""
-        vector: Vectors = self._encode([text])[0]
-        return vector
+    def encode_queries(self, texts: Sequence[str]) -> Vectors:
+        """Vectors of customer queries (never cached: queries are personal data)."""
+        return self._encode(list(texts))
 
     def _encode(self, texts: list[str]) -> Vectors:
         """Run the model's modules directly: `SentenceTransformer.encode` adds milliseconds of

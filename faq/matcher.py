@@ -120,30 +120,42 @@ class Matcher:
 
     def match(self, text: str) -> Match:
         """Rank the entries for `text` and decide what to do with the best one."""
-        scores = self._score(text)
+        return self.match_many([text])[0]
+
+    def match_many(self, texts: Sequence[str]) -> list[Match]:
+        """`match` for several queries in one model call: much cheaper per query under load."""
+        scores, answerable = self._score(texts)
+        matches = [Match(Decision.FALLBACK, ())] * len(texts)
         if scores is None:
-            return Match(Decision.FALLBACK, ())
-        confidence = float(self._confidence.predict(scores)[0])
-        mass = float(_top_mass(scores.fused)[0])
-        if confidence >= self.thresholds.answer:
-            decision = Decision.ANSWER
-        elif mass < self.thresholds.suggest:
-            decision = Decision.FALLBACK
-        else:
-            decision = Decision.SUGGEST
-        return Match(decision, self._candidates(scores.fused[0], SUGGESTIONS), confidence)
+            return matches
+        confidences = self._confidence.predict(scores)
+        masses = _top_mass(scores.fused)
+        for row, index in enumerate(answerable):
+            confidence = float(confidences[row])
+            if confidence >= self.thresholds.answer:
+                decision = Decision.ANSWER
+            elif masses[row] < self.thresholds.suggest:
+                decision = Decision.FALLBACK
+            else:
+                decision = Decision.SUGGEST
+            candidates = self._candidates(scores.fused[row], SUGGESTIONS)
+            matches[index] = Match(decision, candidates, confidence)
+        return matches
 
     def rank(self, text: str, limit: int) -> list[Candidate]:
         """The `limit` best entries for `text`, best first."""
-        scores = self._score(text)
+        scores, _ = self._score([text])
         return [] if scores is None else list(self._candidates(scores.fused[0], limit))
 
-    def _score(self, text: str) -> _Scores | None:
-        """Scores of one query; None when there is nothing to match (no words, empty KB)."""
-        query = normalize(text)
-        if not query or not self.entry_ids:
-            return None
-        return self._scorer.score(self.encoder.encode_query(text)[None, :], [query])
+    def _score(self, texts: Sequence[str]) -> tuple[_Scores | None, list[int]]:
+        """Scores of the queries that have something to match (words, and a KB), and
+        their positions in `texts`."""
+        queries = [normalize(text) for text in texts]
+        answerable = [i for i, query in enumerate(queries) if query]
+        if not answerable or not self.entry_ids:
+            return None, []
+        vectors = self.encoder.encode_queries([texts[i] for i in answerable])
+        return self._scorer.score(vectors, [queries[i] for i in answerable]), answerable
 
     def _candidates(self, fused: Array, limit: int) -> tuple[Candidate, ...]:
         limit = min(limit, len(fused))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 # The encoder reads at most 256 tokens; longer texts only slow the lexical scorer down.
 MAX_QUERY_CHARS = 1000
+# Past about 32 queries a batch costs as much per query as it saves (2-core CPU).
+MAX_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,11 @@ class FaqService:
         # Swapped as one tuple, so a query never sees a new KB with an old matcher.
         self._current = self._build()
         self._fingerprint = self._files_fingerprint()
-        # One worker: inference off the event loop, one query at a time on the model.
+        # One worker: inference off the event loop, one batch at a time on the model.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faq")
+        # Questions that arrive while the model is busy wait here and go in the next batch.
+        self._waiting: list[tuple[str, asyncio.Future[FaqResult]]] = []
+        self._batcher: asyncio.Task[None] | None = None
 
     def _build(self) -> tuple[KnowledgeBase, Matcher]:
         kb = load_kb(self.kb_path, self.placeholders)
@@ -75,18 +80,49 @@ class FaqService:
 
     def ask(self, text: str) -> FaqResult:
         """Match `text` against the KB (blocking: call `ask_async` from the event loop)."""
+        return self.ask_many([text])[0]
+
+    def ask_many(self, texts: Sequence[str]) -> list[FaqResult]:
+        """`ask` for several questions in one model call (blocking)."""
         kb, matcher = self._current
-        match = matcher.match(text[:MAX_QUERY_CHARS])
-        entry = None
-        suggestions: tuple[Entry, ...] = ()
-        if match.decision is Decision.ANSWER and match.best:
-            entry = kb.by_id[match.best.entry_id]
-        elif match.decision is Decision.SUGGEST:
-            suggestions = tuple(kb.by_id[c.entry_id] for c in match.candidates)
-        return FaqResult(match, entry, suggestions)
+        results = []
+        for match in matcher.match_many([text[:MAX_QUERY_CHARS] for text in texts]):
+            entry = None
+            suggestions: tuple[Entry, ...] = ()
+            if match.decision is Decision.ANSWER and match.best:
+                entry = kb.by_id[match.best.entry_id]
+            elif match.decision is Decision.SUGGEST:
+                suggestions = tuple(kb.by_id[c.entry_id] for c in match.candidates)
+            results.append(FaqResult(match, entry, suggestions))
+        return results
 
     async def ask_async(self, text: str) -> FaqResult:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self.ask, text)
+        """`ask` off the event loop. A question that arrives while the model is busy joins
+        the next batch: one model call for many chats costs a fraction of one call each,
+        and an idle bot still answers a lone question at once."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[FaqResult] = loop.create_future()
+        self._waiting.append((text, future))
+        if self._batcher is None or self._batcher.done() or self._batcher.get_loop() is not loop:
+            self._batcher = loop.create_task(self._answer_waiting())
+        return await future
+
+    async def _answer_waiting(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiting:
+            batch = self._waiting[:MAX_BATCH]
+            del self._waiting[:MAX_BATCH]
+            texts = [text for text, _ in batch]
+            try:
+                results = await loop.run_in_executor(self._executor, self.ask_many, texts)
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():  # its asker may have been cancelled meanwhile
+                    future.set_result(result)
 
     @property
     def kb(self) -> KnowledgeBase:
