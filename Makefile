@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
 
 .DEFAULT_GOAL := help
-.PHONY: help install chat run test lint format bench clean check-cpu
+.PHONY: help install chat run test lint format bench bench-load clean check-cpu
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ format: install  ## apply ruff's fixes and formatting
 
 bench: install  ## BANKING77 benchmark (DATASETS=folder with banking77_{train,test}.csv)
 	$(PY) benchmarks/banking77.py $(or $(DATASETS),../shared/datasets)
+
+bench-load: install  ## Telegram load: emulator -> bot -> reply (ARGS="--max" for throughput)
+	$(PY) benchmarks/telegram_load.py $(ARGS)
 
 clean:  ## remove the virtualenv and local data
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
