@@ -42,9 +42,7 @@ import math
 import os
 import platform
 import random
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -59,6 +57,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.banking77 import machine  # noqa: E402
+from tests.botprocess import BotProcess  # noqa: E402
 from tests.emulator import BotApiEmulator  # noqa: E402
 
 KB_DIR = ROOT / "faq" / "kb"
@@ -165,8 +165,8 @@ def busiest_threads(
     return ", ".join(f"{'main ' if t == pid else ''}{cpu / wall:.2f}" for cpu, t in used)
 
 
-class BotProcess:
-    """`python -m bot run` against the emulator, with its RSS sampled in the background."""
+class SampledBot(BotProcess):
+    """The bot process with its RSS sampled in the background and the send cap raised."""
 
     def __init__(
         self,
@@ -175,56 +175,20 @@ class BotProcess:
         messages_per_second: float,
         faq_threads: int | None = None,
     ) -> None:
-        self.emu = emu
-        self.data_dir = data_dir
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MINERDESK_")}
-        self.env.update(
-            MINERDESK_CONFIG=str(ROOT / "config.yaml"),
-            MINERDESK_DATA_DIR=str(data_dir),
-            MINERDESK_TELEGRAM__TOKEN=emu.token,
-            MINERDESK_TELEGRAM__API_BASE_URL=emu.base_url,
-            MINERDESK_TELEGRAM__POLL_TIMEOUT_SECONDS="2",
-            MINERDESK_TELEGRAM__MESSAGES_PER_SECOND=str(messages_per_second),
-        )
-        if faq_threads is not None:
+        super().__init__(emu, data_dir, data_dir / "embedding-cache")
+        self.cache_dir.mkdir(exist_ok=True)
+        self.env["MINERDESK_TELEGRAM__MESSAGES_PER_SECOND"] = str(messages_per_second)
+        self.env.pop("MINERDESK_TELEGRAM__SHUTDOWN_GRACE_SECONDS")
+        if faq_threads is None:
+            self.env.pop("MINERDESK_FAQ__THREADS")  # config.yaml's
+        else:
             self.env["MINERDESK_FAQ__THREADS"] = str(faq_threads)
-        self.output = data_dir / "bot-output.txt"
-        self.process: subprocess.Popen[bytes] | None = None
         self.rss_max_mb = 0.0
         self._sampling = threading.Event()
         self._sampler: threading.Thread | None = None
 
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def start(self) -> float:
-        """Start and wait until the bot polls for updates; returns the start-up seconds."""
-        started = time.perf_counter()
-        with self.output.open("wb") as output:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bot", "run"],
-                env=self.env,
-                cwd=ROOT,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        self.emu.wait_until(
-            lambda: bool(self.emu.calls("getUpdates")) or self.exited(),
-            timeout=START_TIMEOUT,
-            what="the bot to call getUpdates",
-        )
-        if self.exited():
-            raise RuntimeError(f"the bot exited during start-up:\n{self.tail()}")
-        return time.perf_counter() - started
-
-    def exited(self) -> bool:
-        return self.process is not None and self.process.poll() is not None
-
     def tail(self, lines: int = 30) -> str:
-        text = self.output.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self.output().splitlines()[-lines:])
 
     def start_sampling(self) -> None:
         """Track the largest VmRSS from now on, every `RSS_SAMPLE_SECONDS`."""
@@ -241,17 +205,6 @@ class BotProcess:
         self._sampling.set()
         if self._sampler is not None:
             self._sampler.join()
-
-    def terminate(self, timeout: float = 60) -> int:
-        """SIGTERM, as a service manager stops it; returns the exit code."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            return -signal.SIGKILL
 
 
 # ------------------------------------------------------------------ load
@@ -419,21 +372,6 @@ def steady_throughput(reply_times: list[float], start: float, end: float) -> tup
     return (inside / window if window > 0 else 0.0), window
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
-
-
 # ------------------------------------------------------------------ the run
 
 
@@ -460,7 +398,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "faq_threads": "config.yaml" if args.faq_threads is None else args.faq_threads,
     }
     with tempfile.TemporaryDirectory(prefix="minerdesk-load-") as folder, BotApiEmulator() as emu:
-        bot = BotProcess(emu, Path(folder), args.messages_per_second, args.faq_threads)
+        bot = SampledBot(emu, Path(folder), args.messages_per_second, args.faq_threads)
         say(f"starting the bot (data dir {folder})")
         try:
             results["startup_s"] = round(bot.start(), 1)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import BotProcess, free_port, launched
+from tests.botprocess import BotProcess
+from tests.e2e.conftest import free_port, launched
 from tests.emulator import BotApiEmulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
