@@ -43,8 +43,8 @@ class SerialQueues:
         workers = list(self._workers.values())
         for worker in workers:
             worker.cancel()
+        # Each worker's `finally` forgets its queue.
         await asyncio.gather(*workers, return_exceptions=True)
-        self._queues.clear()
 
     async def _work(self, key: Hashable) -> None:
         queue = self._queues[key]

@@ -60,7 +60,6 @@ MIGRATIONS: list[str] = [
         update_id TEXT NOT NULL,
         body TEXT NOT NULL,
         received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-        seq INTEGER NOT NULL,
         PRIMARY KEY (channel, update_id)
     );
     CREATE TABLE outbox (
@@ -240,14 +239,15 @@ class SqliteStorage:
     async def receive(self, updates: Sequence[InboxUpdate]) -> None:
         async with self._transaction() as db:
             await db.executemany(
-                "INSERT OR IGNORE INTO inbox (channel, update_id, body, seq) "
-                "VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM inbox))",
+                "INSERT OR IGNORE INTO inbox (channel, update_id, body) VALUES (?, ?, ?)",
                 [(u.channel, u.update_id, json.dumps(u.body)) for u in updates],
             )
 
     async def inbox(self, channel: str) -> list[InboxUpdate]:
         async with self.db.execute(
-            "SELECT update_id, body FROM inbox WHERE channel=? ORDER BY seq", (channel,)
+            # A new row's rowid is above every row present: arrival order.
+            "SELECT update_id, body FROM inbox WHERE channel=? ORDER BY rowid",
+            (channel,),
         ) as cursor:
             rows = await cursor.fetchall()
         return [InboxUpdate(channel, row[0], json.loads(row[1])) for row in rows]

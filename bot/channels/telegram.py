@@ -13,7 +13,7 @@ import hmac
 import html
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -189,19 +189,6 @@ def _read_callback(query: CallbackQuery, update_id: str) -> Event:
         user_name=query.from_user.full_name,
         message_id=str(message.message_id),
     )
-
-
-def chat_of(update: Update) -> int | None:
-    """The chat an update belongs to: updates of one chat are handled in order."""
-    if update.message is not None:
-        return update.message.chat.id
-    if update.edited_message is not None:
-        return update.edited_message.chat.id
-    if update.callback_query is not None and update.callback_query.message is not None:
-        return update.callback_query.message.chat.id
-    if update.my_chat_member is not None:
-        return update.my_chat_member.chat.id
-    return None
 
 
 def keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
@@ -424,7 +411,7 @@ class TelegramChannel:
         finally:
             await runner.cleanup()
 
-    def _webhook_handler(self, secret: str) -> Any:
+    def _webhook_handler(self, secret: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
             given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
             if not hmac.compare_digest(given.encode(), secret.encode()):
@@ -452,17 +439,22 @@ class TelegramChannel:
         if stored.update_id in self._queued:
             return
         self._queued.add(stored.update_id)
+        update: Update | None
         try:
             update = Update.model_validate(stored.body, context={"bot": self.bot})
+            event = read_update(update)
         except ValueError:
-            logger.warning("telegram.unreadable_update update=%s", stored.update_id)
-            update = None
-        chat = chat_of(update) if update is not None else None
-        self._updates.submit(chat, lambda: self._process(stored, update))
+            update, event = None, Ignored("unreadable")
+        # Updates of one chat are handled in order; ignored ones need no order.
+        match event:
+            case Incoming(chat_id=chat_id) | LeaveGroup(chat_id=chat_id):
+                chat: str | None = str(chat_id)
+            case _:
+                chat = None
+        self._updates.submit(chat, lambda: self._process(stored, update, event))
 
-    async def _process(self, stored: InboxUpdate, update: Update | None) -> None:
+    async def _process(self, stored: InboxUpdate, update: Update | None, event: Event) -> None:
         try:
-            event = read_update(update) if update is not None else Ignored("unreadable")
             match event:
                 case Incoming():
                     await self._converse(event, update)
