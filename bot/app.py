@@ -6,14 +6,20 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.delivery import Delivery
+from bot.notifier import OrderNotifier
 from bot.settings import Settings
 from faq.encoder import Encoder
 from faq.service import FaqService, watch_kb
 from handlers.engine import Engine, Services
+from handlers.messages import Reply
+from handlers.order_rules import OrderRules
+from handlers.orders import status_notice
 from handlers.routes import build_router
+from storage.orders import Order
 from storage.sqlite import SqliteStorage
 
 logger = logging.getLogger(__name__)
@@ -40,6 +46,33 @@ class App:
     storage: SqliteStorage
     faq: FaqService
     engine: Engine
+    # Set when this process saved an order, so notifiers look for notices at once.
+    orders_changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def services(self) -> Services:
+        return self.engine.services
+
+    def order_notifier(self, channel: str, delivery: Delivery) -> OrderNotifier:
+        """Tells this channel's chats about their orders' status changes."""
+
+        def write(order: Order, language: str) -> Reply:
+            return status_notice(order, language, self.services)
+
+        return OrderNotifier(self.storage, channel, delivery, write, self.orders_changed)
+
+
+def order_rules(settings: Settings) -> OrderRules:
+    orders = settings.orders
+    return OrderRules(
+        dispatch_business_days=orders.dispatch_business_days,
+        delivery_business_days=orders.delivery_business_days,
+        ddp_delivery_business_days=orders.ddp_delivery_business_days,
+        warranty_days=orders.warranty_days,
+        repaired_part_warranty_days=orders.repaired_part_warranty_days,
+        stale_after_days=orders.stale_after_days,
+        holidays=frozenset(orders.holidays),
+    )
 
 
 def build_faq(settings: Settings) -> FaqService:
@@ -57,7 +90,14 @@ async def build_app(settings: Settings) -> AsyncIterator[App]:
     await storage.prune(older_than_days=PRUNE_AFTER_DAYS)
     watcher = asyncio.create_task(watch_kb(faq, settings.faq.reload_interval_seconds))
     try:
-        services = Services(faq=faq, contacts=settings.company.placeholders())
+        services = Services(
+            faq=faq,
+            contacts=settings.company.placeholders(),
+            orders=storage,
+            order_rules=order_rules(settings),
+            zone=settings.company.zone,
+            max_failed_checks_per_hour=settings.orders.max_failed_checks_per_hour,
+        )
         engine = Engine(storage, services, build_router())
         yield App(settings, storage, faq, engine)
     finally:

@@ -8,7 +8,10 @@ import json
 import logging
 import signal
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,6 +79,15 @@ def _parser() -> argparse.ArgumentParser:
         help="receive updates on telegram.webhook.url instead of long polling",
     )
     run.set_defaults(handler=_run)
+
+    orders = commands.add_parser("orders", help="the shop's orders").add_subparsers(
+        dest="orders_command", metavar="ORDERS_COMMAND", required=True
+    )
+    import_orders = orders.add_parser(
+        "import", help="add or update orders from a CSV, JSON or JSON Lines file"
+    )
+    import_orders.add_argument("file", type=Path, help="orders file (.csv, .json, .jsonl)")
+    import_orders.set_defaults(handler=_orders_import)
 
     faq = commands.add_parser("faq", help="knowledge base tools").add_subparsers(
         dest="faq_command", metavar="FAQ_COMMAND", required=True
@@ -194,15 +206,49 @@ def _faq_bench(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _orders_import(args: argparse.Namespace, settings: Settings) -> int:
+    from handlers.order_feed import OrdersFileError, read_orders_file
+
+    from storage.sqlite import SqliteStorage
+
+    try:
+        parsed = read_orders_file(args.file)
+    except OrdersFileError as exc:
+        raise _Fatal(str(exc)) from None
+
+    async def save() -> Counter[str]:
+        outcomes: Counter[str] = Counter()
+        async with SqliteStorage(settings.database_path) as storage:
+            for _line, order in parsed.orders:
+                result = await storage.save_order(order, datetime.now(UTC))
+                outcome = "created" if result.created else "updated" if result.changed else "same"
+                outcomes[outcome] += 1
+        return outcomes
+
+    outcomes = asyncio.run(save())
+    for problem in parsed.problems:
+        print(f"{args.file}:{problem.line}: {problem.message}", file=sys.stderr)
+    print(
+        f"{args.file}: {outcomes['created']} created, {outcomes['updated']} updated, "
+        f"{outcomes['same']} unchanged, {len(parsed.problems)} problem(s)"
+    )
+    logger.info(
+        "orders.imported created=%d updated=%d unchanged=%d problems=%d",
+        outcomes["created"],
+        outcomes["updated"],
+        outcomes["same"],
+        len(parsed.problems),
+    )
+    return EXIT_PROBLEMS if parsed.problems else EXIT_OK
+
+
 def _chat(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app
     from bot.channels.console import ConsoleChannel
 
     async def converse() -> None:
         async with build_app(settings) as app:
-            channel = ConsoleChannel(
-                app.engine, app.storage, sys.stdin, sys.stdout, prompt=sys.stdin.isatty()
-            )
+            channel = ConsoleChannel(app, sys.stdin, sys.stdout, prompt=sys.stdin.isatty())
             await channel.run()
 
     asyncio.run(converse())
@@ -220,12 +266,25 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             "telegram.webhook.url: not set; give the public HTTPS address Telegram should "
             "post to (or run without --webhook for long polling)"
         )
+    from bot.api import serve_orders_api
     from bot.app import build_app
     from bot.channels.telegram import TelegramChannel, TokenRejected, make_bot
 
     async def serve() -> None:
         async with build_app(settings) as app:
             bot = make_bot(settings)
+            api = settings.orders.api
+            serving_api = None
+            if api.token is not None:
+                serving_api = asyncio.create_task(
+                    serve_orders_api(
+                        app.storage,
+                        api.token.get_secret_value(),
+                        app.orders_changed,
+                        api.listen_host,
+                        api.listen_port,
+                    )
+                )
             try:
                 channel = TelegramChannel(app, bot, webhook=args.webhook)
                 loop = asyncio.get_running_loop()
@@ -233,6 +292,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                     loop.add_signal_handler(signum, channel.stop)
                 await channel.run()
             finally:
+                if serving_api is not None:
+                    serving_api.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await serving_api
                 await bot.session.close()
 
     try:

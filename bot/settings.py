@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -44,6 +46,22 @@ class CompanySettings(Section):
             for brand in ("bitmain", "whatsminer", "jasminer", "avalon")
         }
     )
+
+    # The time zone of business days, dates shown to customers and business hours.
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("expected an IANA time zone such as Asia/Hong_Kong or UTC") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @field_validator("support_email")
     @classmethod
@@ -120,6 +138,40 @@ class FaqSettings(Section):
     reload_interval_seconds: float = Field(default=2.0, gt=0)
 
 
+class OrdersApiSettings(Section):
+    """The HTTP API the shop's backend feeds orders through (`minerdesk run` serves it)."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(default=8081, ge=1, le=65535)
+    # From MINERDESK_ORDERS__API__TOKEN only; unset leaves the API off.
+    token: SecretStr | None = None
+
+
+class OrdersSettings(Section):
+    # The distributor's promises (shipping FAQ): dispatch after payment for in-stock
+    # machines, delivery after shipment, and DDP delivery, all in business days.
+    dispatch_business_days: tuple[int, int] = (3, 7)
+    delivery_business_days: tuple[int, int] = (5, 10)
+    ddp_delivery_business_days: int = Field(default=15, ge=0)
+    # Days without news from the carrier before the bot apologises and offers a sales rep.
+    stale_after_days: int = Field(default=7, ge=1)
+    # Non-working days besides weekends, as YYYY-MM-DD.
+    holidays: list[date] = Field(default_factory=list)
+    # Distributor warranty from the shipment date; repaired parts from their return shipment.
+    warranty_days: int = Field(default=180, ge=0)
+    repaired_part_warranty_days: int = Field(default=30, ge=0)
+    # Wrong order number or e-mail answers a chat may give per hour before a cool-down.
+    max_failed_checks_per_hour: int = Field(default=5, ge=1)
+    api: OrdersApiSettings = Field(default_factory=OrdersApiSettings)
+
+    @field_validator("dispatch_business_days", "delivery_business_days")
+    @classmethod
+    def _ordered_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 0 <= value[0] <= value[1]:
+            raise ValueError("expected [fewest, most] business days, fewest first")
+        return value
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -136,6 +188,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     faq: FaqSettings = Field(default_factory=FaqSettings)
+    orders: OrdersSettings = Field(default_factory=OrdersSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod
@@ -184,7 +237,11 @@ def load_settings(config_path: Path | None = None) -> Settings:
 
 
 # Secrets come from the environment only, so config.yaml can be committed and shared.
-_SECRETS = (("telegram", "token"), ("telegram", "webhook", "secret"))
+_SECRETS = (
+    ("telegram", "token"),
+    ("telegram", "webhook", "secret"),
+    ("orders", "api", "token"),
+)
 
 
 def _refuse_secrets_in_file(values: dict[str, Any]) -> None:

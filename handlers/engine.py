@@ -7,21 +7,41 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
 
 from faq.service import FaqService
 from handlers.i18n import Translate, supported_language, translator
 from handlers.messages import Button, Incoming, Reply
+from handlers.order_rules import OrderRules
 from storage.base import ChatKey, ConversationState, ConversationStore, QueuedMessage, Record
+from storage.orders import OrderStore
 
 logger = logging.getLogger(__name__)
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class Services:
-    """What flows use besides the conversation: the FAQ and the company's contact details."""
+    """What flows use besides the conversation: the FAQ, the company's contact details,
+    the orders and their rules, and the clock (replaceable in tests)."""
 
     faq: FaqService
     contacts: Mapping[str, str]
+    orders: OrderStore
+    order_rules: OrderRules = field(default_factory=OrderRules)
+    zone: tzinfo = UTC
+    max_failed_checks_per_hour: int = 5
+    clock: Callable[[], datetime] = _utc_now
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def today(self) -> date:
+        """Today in the company's time zone, which business days and dates shown follow."""
+        return self.clock().astimezone(self.zone).date()
 
 
 @dataclass
@@ -39,6 +59,10 @@ class Turn:
     @property
     def _(self) -> Translate:
         return translator(self.state.language)
+
+    @property
+    def key(self) -> ChatKey:
+        return ChatKey(self.incoming.channel, self.incoming.chat_id)
 
     def say(self, text: str, *rows: list[Button] | tuple[Button, ...]) -> None:
         self.replies.append(Reply(text, _rows(rows)))

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 from faq.schema import Action
-from handlers.engine import Turn
+from handlers import orders
+from handlers.engine import Handler, Turn
 from handlers.faq import entry_button
 from handlers.menu import menu_button, stale_button
 
+FLOWS: dict[Action, Handler] = {
+    Action.TRACK_ORDER: orders.start_tracking,
+    Action.WARRANTY_CHECK: orders.start_warranty_check,
+}
+
 
 async def start_flow(turn: Turn, args: list[str]) -> None:
+    """`flow:<action>[:<context>]`, e.g. `flow:handoff:A-1001` from an order's card."""
     try:
-        action = Action(args[0]) if len(args) == 1 else None
+        action = Action(args[0]) if 1 <= len(args) <= 2 else None
     except ValueError:
         action = None
     if action is None:
         await stale_button(turn, args)
+        return
+    if action in FLOWS:
+        await FLOWS[action](turn, args[1:])
         return
     turn.state.reset()
     _ = turn._

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 
 DEFAULT_LANGUAGE = "en"
 SUPPORTED_LANGUAGES = ("en",)
@@ -23,3 +24,8 @@ def translator(language: str) -> Translate:
 
 def _identity(text: str) -> str:
     return text
+
+
+def format_date(day: date, language: str) -> str:
+    """A date as customers read it, e.g. "Mon 24 Nov 2026"."""
+    return f"{day:%a} {day.day} {day:%b %Y}"

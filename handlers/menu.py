@@ -45,8 +45,8 @@ async def help_text(turn: Turn, args: list[str]) -> None:
     turn.say(
         _(
             "Just write your question, for example <i>How long does delivery take?</i>\n\n"
-            "Commands:\n/menu – the main menu\n/cancel – stop what we are doing\n"
-            "/help – this message"
+            "Commands:\n/menu – the main menu\n/orders – your orders\n"
+            "/cancel – stop what we are doing\n/help – this message"
         ),
         [menu_button(turn)],
     )

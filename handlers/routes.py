@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import faq, flows, menu
+from handlers import faq, flows, menu, orders
 from handlers.engine import Router
 
 
@@ -13,13 +13,15 @@ def build_router() -> Router:
         "menu": menu.show_menu,
         "help": menu.help_text,
         "cancel": menu.cancel,
+        "orders": orders.list_orders,
     }
     router.payloads = {
         "menu": menu.menu_choice,
         "faq": faq.faq_button,
         "flow": flows.start_flow,
+        "orders": orders.orders_button,
     }
-    router.flow_steps = {faq.FLOW: faq.faq_step}
+    router.flow_steps = {faq.FLOW: faq.faq_step, orders.FLOW: orders.order_step}
     router.text = faq.answer_question
     router.media = menu.unsupported_media
     router.unknown_command = menu.unknown_command

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
+
+from storage.orders import OrderStore
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,22 @@ class Miss:
     entry_id: str | None = None
 
 
+@dataclass(frozen=True)
+class OrderLinked:
+    """The chat proved it owns this order (by its e-mail): later look-ups skip the check."""
+
+    number: str
+
+
+@dataclass(frozen=True)
+class FailedOwnershipCheck:
+    """A wrong order number or e-mail; too many in an hour lock the chat out for a while."""
+
+    at: datetime
+
+
 # What a turn of conversation asks storage to keep, besides the state itself.
-Record = Feedback | Miss
+Record = Feedback | Miss | OrderLinked | FailedOwnershipCheck
 
 
 @dataclass(frozen=True)
@@ -135,7 +152,7 @@ class FeedbackStore(Protocol):
         ...
 
 
-class Storage(ConversationStore, InboxStore, OutboxStore, FeedbackStore, Protocol):
+class Storage(ConversationStore, InboxStore, OutboxStore, FeedbackStore, OrderStore, Protocol):
     """Everything the bot stores; one implementation per backend."""
 
     async def prune(self, older_than_days: float) -> None:

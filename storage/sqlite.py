@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -16,11 +17,23 @@ import aiosqlite
 from storage.base import (
     ChatKey,
     ConversationState,
+    FailedOwnershipCheck,
     Feedback,
     InboxUpdate,
     Miss,
+    OrderLinked,
     QueuedMessage,
     Record,
+)
+from storage.orders import (
+    Condition,
+    Order,
+    OrderItem,
+    OrderNotice,
+    OrderStatus,
+    Repair,
+    SaveResult,
+    StatusChange,
 )
 
 logger = logging.getLogger(__name__)
@@ -83,7 +96,154 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX processed_updates_age ON processed_updates (processed_at);
     """,
+    """
+    CREATE TABLE orders (
+        number TEXT PRIMARY KEY COLLATE NOCASE,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL,
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE TABLE order_serials (
+        serial TEXT NOT NULL COLLATE NOCASE,
+        number TEXT NOT NULL COLLATE NOCASE REFERENCES orders (number) ON DELETE CASCADE,
+        PRIMARY KEY (serial, number)
+    );
+    CREATE INDEX order_serials_number ON order_serials (number);
+    CREATE TABLE order_history (
+        id INTEGER PRIMARY KEY,
+        number TEXT NOT NULL COLLATE NOCASE,
+        status TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX order_history_number ON order_history (number, id);
+    CREATE TABLE order_links (
+        channel TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        number TEXT NOT NULL COLLATE NOCASE,
+        linked_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        PRIMARY KEY (channel, chat_id, number)
+    );
+    CREATE INDEX order_links_number ON order_links (number);
+    CREATE TABLE order_notices (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        number TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX order_notices_pending ON order_notices (channel, id);
+    CREATE TABLE ownership_checks_failed (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX ownership_checks_failed_chat ON ownership_checks_failed (channel, chat_id, at);
+    """,
 ]
+
+
+def _utc_timestamp(moment: datetime) -> str:
+    """`moment` (tz-aware) in the shape of strftime('%Y-%m-%dT%H:%M:%fZ', 'now').
+
+    SQLite's '%f' keeps milliseconds ('SS.SSS'), so times written from Python keep them too
+    and compare as strings with SQLite's own (column defaults, prune cutoffs).
+    """
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: pass a tz-aware one")
+    utc = moment.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+
+
+def _optional_date(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_date(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
+def _order_to_json(order: Order) -> str:
+    """The order without its history (kept in order_history), as a JSON object."""
+    body = {
+        "number": order.number,
+        "email": order.email,
+        "status": order.status.value,
+        "items": [
+            {
+                "brand": item.brand,
+                "model": item.model,
+                "quantity": item.quantity,
+                "condition": item.condition.value,
+                "serials": list(item.serials),
+                "repairs": [
+                    {
+                        "part": repair.part,
+                        "shipped_on": repair.shipped_on.isoformat(),
+                        "serial": repair.serial,
+                        "ticket_id": repair.ticket_id,
+                    }
+                    for repair in item.repairs
+                ],
+            }
+            for item in order.items
+        ],
+        "phone": order.phone,
+        "carrier": order.carrier,
+        "tracking_number": order.tracking_number,
+        "ddp": order.ddp,
+        "paid_on": _optional_date(order.paid_on),
+        "shipped_on": _optional_date(order.shipped_on),
+        "delivered_on": _optional_date(order.delivered_on),
+        "expected_on": _optional_date(order.expected_on),
+        "tracking_updated_at": (
+            None if order.tracking_updated_at is None else order.tracking_updated_at.isoformat()
+        ),
+    }
+    # Sorted keys: an unchanged order serialises to the same text, which `save_order` compares.
+    return json.dumps(body, ensure_ascii=False, sort_keys=True)
+
+
+def _order_from_json(text: str, history: Iterable[StatusChange] = ()) -> Order:
+    body = json.loads(text)
+    tracking_updated_at = body.get("tracking_updated_at")
+    return Order(
+        number=body["number"],
+        email=body["email"],
+        status=OrderStatus(body["status"]),
+        items=tuple(
+            OrderItem(
+                brand=item["brand"],
+                model=item["model"],
+                quantity=item["quantity"],
+                condition=Condition(item["condition"]),
+                serials=tuple(item["serials"]),
+                repairs=tuple(
+                    Repair(
+                        part=repair["part"],
+                        shipped_on=date.fromisoformat(repair["shipped_on"]),
+                        serial=repair["serial"],
+                        ticket_id=repair["ticket_id"],
+                    )
+                    for repair in item["repairs"]
+                ),
+            )
+            for item in body["items"]
+        ),
+        phone=body["phone"],
+        carrier=body["carrier"],
+        tracking_number=body["tracking_number"],
+        ddp=body["ddp"],
+        paid_on=_parse_date(body["paid_on"]),
+        shipped_on=_parse_date(body["shipped_on"]),
+        delivered_on=_parse_date(body["delivered_on"]),
+        expected_on=_parse_date(body["expected_on"]),
+        tracking_updated_at=(
+            None if tracking_updated_at is None else datetime.fromisoformat(tracking_updated_at)
+        ),
+        history=tuple(history),
+    )
 
 
 class SqliteStorage:
@@ -235,6 +395,21 @@ class SqliteStorage:
                     "VALUES (?, ?, ?, ?, ?)",
                     (key.channel, key.chat_id, question, reason, entry_id),
                 )
+            case OrderLinked(number):
+                # The stored spelling of the number when the order is known, so links, history
+                # and notices all name it the same way; linking again refreshes linked_at.
+                await db.execute(
+                    """INSERT INTO order_links (channel, chat_id, number)
+                       VALUES (?, ?, COALESCE((SELECT number FROM orders WHERE number=?), ?))
+                       ON CONFLICT (channel, chat_id, number) DO UPDATE SET
+                         linked_at=strftime('%Y-%m-%dT%H:%M:%fZ', 'now')""",
+                    (key.channel, key.chat_id, number, number),
+                )
+            case FailedOwnershipCheck(at):
+                await db.execute(
+                    "INSERT INTO ownership_checks_failed (channel, chat_id, at) VALUES (?, ?, ?)",
+                    (key.channel, key.chat_id, _utc_timestamp(at)),
+                )
 
     async def receive(self, updates: Sequence[InboxUpdate]) -> None:
         async with self._transaction() as db:
@@ -311,3 +486,160 @@ class SqliteStorage:
                 "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
                 (cutoff,),
             )
+            await db.execute(
+                "DELETE FROM ownership_checks_failed WHERE at < "
+                "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
+                (cutoff,),
+            )
+
+    async def save_order(self, order: Order, at: datetime) -> SaveResult:
+        """Insert or replace `order` by number (case-insensitive) and return what changed.
+
+        The order's own `history` is only kept for a new order (an import with history);
+        otherwise a new order starts with StatusChange(status, at), and a status change on a
+        known one appends it and queues an OrderNotice for every chat linked to the order.
+        """
+        body = _order_to_json(order)
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT number, body, status FROM orders WHERE number=?", (order.number,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                number = order.number
+                await db.execute(
+                    "INSERT INTO orders (number, body, status) VALUES (?, ?, ?)",
+                    (number, body, order.status.value),
+                )
+                history = order.history or (StatusChange(order.status, at),)
+                await db.executemany(
+                    "INSERT INTO order_history (number, status, at) VALUES (?, ?, ?)",
+                    [(number, change.status.value, change.at.isoformat()) for change in history],
+                )
+                await self._index_serials(db, number, order)
+                return SaveResult(created=True, changed=True, previous_status=None)
+
+            number, stored_body, stored_status = row
+            previous = OrderStatus(stored_status)
+            if stored_body == body and previous == order.status:
+                return SaveResult(created=False, changed=False, previous_status=previous)
+            await db.execute(
+                "UPDATE orders SET body=?, status=?, "
+                "updated_at=strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE number=?",
+                (body, order.status.value, number),
+            )
+            await self._index_serials(db, number, order)
+            if previous != order.status:
+                await db.execute(
+                    "INSERT INTO order_history (number, status, at) VALUES (?, ?, ?)",
+                    (number, order.status.value, at.isoformat()),
+                )
+                await db.execute(
+                    """INSERT INTO order_notices (channel, chat_id, number, status)
+                       SELECT channel, chat_id, ?, ? FROM order_links WHERE number=?
+                       ORDER BY rowid""",
+                    (order.number, order.status.value, number),
+                )
+            return SaveResult(created=False, changed=True, previous_status=previous)
+
+    @staticmethod
+    async def _index_serials(db: aiosqlite.Connection, number: str, order: Order) -> None:
+        """Make order_serials list exactly the serials the order's items carry now."""
+        await db.execute("DELETE FROM order_serials WHERE number=?", (number,))
+        await db.executemany(
+            "INSERT OR IGNORE INTO order_serials (serial, number) VALUES (?, ?)",
+            [(serial, number) for item in order.items for serial in item.serials],
+        )
+
+    async def _orders(self, query: str, params: Sequence[Any]) -> list[Order]:
+        """Orders from `query` (selecting number, body) in its order, each with its history."""
+        async with self.db.execute(query, params) as cursor:
+            rows = list(await cursor.fetchall())
+        if not rows:
+            return []
+        numbers = [row[0] for row in rows]
+        # History rows carry the number as stored in orders (save_order writes it so).
+        histories: dict[str, list[StatusChange]] = {number: [] for number in numbers}
+        async with self.db.execute(
+            "SELECT number, status, at FROM order_history "
+            "WHERE number IN (SELECT value FROM json_each(?)) ORDER BY id",
+            (json.dumps(numbers),),
+        ) as cursor:
+            async for number, status, at in cursor:
+                histories[number].append(
+                    StatusChange(OrderStatus(status), datetime.fromisoformat(at))
+                )
+        return [_order_from_json(body, histories[number]) for number, body in rows]
+
+    async def order(self, number: str) -> Order | None:
+        orders = await self._orders("SELECT number, body FROM orders WHERE number=?", (number,))
+        return orders[0] if orders else None
+
+    async def orders_with_serial(self, serial: str) -> list[Order]:
+        return await self._orders(
+            """SELECT o.number, o.body FROM order_serials s
+               JOIN orders o ON o.number = s.number
+               WHERE s.serial=? ORDER BY o.rowid""",
+            (serial.strip(),),
+        )
+
+    async def linked_orders(self, key: ChatKey) -> list[Order]:
+        return await self._orders(
+            """SELECT o.number, o.body FROM order_links l
+               JOIN orders o ON o.number = l.number
+               WHERE l.channel=? AND l.chat_id=?
+               ORDER BY l.linked_at DESC, l.rowid DESC""",
+            (key.channel, key.chat_id),
+        )
+
+    async def order_notices(self, channel: str) -> list[OrderNotice]:
+        async with self.db.execute(
+            """SELECT n.id, n.chat_id, n.number, n.status, COALESCE(c.language, 'en')
+               FROM order_notices n
+               LEFT JOIN conversations c ON c.channel = n.channel AND c.chat_id = n.chat_id
+               WHERE n.channel=? ORDER BY n.id""",
+            (channel,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            OrderNotice(row[0], ChatKey(channel, row[1]), row[2], OrderStatus(row[3]), row[4])
+            for row in rows
+        ]
+
+    async def deliver_notice(self, notice: OrderNotice, reply: dict[str, Any]) -> QueuedMessage:
+        """Queue `reply` for the notice's chat in place of the notice.
+
+        Raises LookupError when the notice is gone (already delivered), queueing nothing.
+        """
+        key = notice.key
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM order_notices WHERE id=? AND channel=?", (notice.id, key.channel)
+            )
+            if cursor.rowcount == 0:
+                raise LookupError(f"order notice {notice.id} is no longer pending")
+            cursor = await db.execute(
+                "INSERT INTO outbox (channel, chat_id, body) VALUES (?, ?, ?)",
+                (key.channel, key.chat_id, json.dumps(reply, ensure_ascii=False)),
+            )
+            assert cursor.lastrowid is not None
+            return QueuedMessage(cursor.lastrowid, key, reply)
+
+    async def drop_notice(self, notice: OrderNotice) -> None:
+        """Forget the notice without telling the chat; a notice already gone is no error."""
+        async with self._transaction() as db:
+            await db.execute(
+                "DELETE FROM order_notices WHERE id=? AND channel=?",
+                (notice.id, notice.key.channel),
+            )
+
+    async def failed_checks_since(self, key: ChatKey, since: datetime) -> list[datetime]:
+        """Times (UTC, to the millisecond) of the chat's failed ownership checks at or after
+        `since` (tz-aware), oldest first."""
+        async with self.db.execute(
+            "SELECT at FROM ownership_checks_failed WHERE channel=? AND chat_id=? AND at >= ? "
+            "ORDER BY at, id",
+            (key.channel, key.chat_id, _utc_timestamp(since)),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [datetime.fromisoformat(row[0]) for row in rows]

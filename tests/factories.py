@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from handlers.messages import Incoming, Media
+from storage.orders import Condition, Order, OrderItem, OrderStatus
 
 _update_ids = itertools.count(1)
 
@@ -39,3 +41,16 @@ def press(
         update_id=update_id or str(next(_update_ids)),
         message_id=message_id,
     )
+
+
+def order(
+    number: str = "A-1001",
+    email: str = "buyer@example.com",
+    status: OrderStatus = OrderStatus.PAID,
+    items: tuple[OrderItem, ...] | None = None,
+    **fields: Any,
+) -> Order:
+    """An order of one new Antminer S21 unless told otherwise."""
+    if items is None:
+        items = (OrderItem("Bitmain", "Antminer S21", 1, Condition.NEW, ("SN21A0001",)),)
+    return Order(number=number, email=email, status=status, items=items, **fields)

@@ -8,10 +8,10 @@ import html
 import re
 from typing import TextIO
 
+from bot.app import App
 from bot.delivery import Delivery
-from handlers.engine import Engine
 from handlers.messages import Button, Incoming, Reply
-from storage.base import ChatKey, OutboxStore, QueuedMessage
+from storage.base import ChatKey, QueuedMessage
 
 CHANNEL = "console"
 _LINK = re.compile(r'<a\s+href="([^"]*)"\s*>(.*?)</a>', re.DOTALL)
@@ -50,20 +50,27 @@ class ConsoleSender:
 class ConsoleChannel:
     """Reads one message per line and delivers the replies through the outbox like any channel."""
 
-    def __init__(
-        self, engine: Engine, outbox: OutboxStore, stdin: TextIO, stdout: TextIO, prompt: bool
-    ) -> None:
-        self.engine = engine
+    def __init__(self, app: App, stdin: TextIO, stdout: TextIO, prompt: bool) -> None:
+        self.engine = app.engine
         self.stdin = stdin
         self.stdout = stdout
         self.prompt = prompt
         self.chat_id = getpass.getuser()
         self.sender = ConsoleSender(stdout)
-        self.delivery = Delivery(outbox, CHANNEL, self.sender)
+        self.delivery = Delivery(app.storage, CHANNEL, self.sender)
+        self.notifier = app.order_notifier(CHANNEL, self.delivery)
 
     async def run(self) -> None:
-        """Greet, then converse until end of input."""
+        """Greet, then converse until end of input; order updates are printed as they come."""
         await self.delivery.start()
+        notifying = asyncio.create_task(self.notifier.run())
+        try:
+            await self._converse()
+        finally:
+            notifying.cancel()
+            await self.delivery.join()
+
+    async def _converse(self) -> None:
         await self._send(Incoming(CHANNEL, self.chat_id, self.chat_id, text="/start"))
         while True:
             if self.prompt:

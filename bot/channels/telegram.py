@@ -63,6 +63,7 @@ TYPING_REPEAT_SECONDS = 4.5
 COMMANDS = (
     ("start", "Start over and show the main menu"),
     ("menu", "The main menu"),
+    ("orders", "Your orders"),
     ("help", "What I can do"),
     ("cancel", "Stop what we are doing"),
 )
@@ -310,6 +311,7 @@ class TelegramChannel:
             global_burst=self.settings.messages_per_second,
         )
         self.delivery = Delivery(app.storage, CHANNEL, TelegramSender(bot), RateLimiter(limits))
+        self.notifier = app.order_notifier(CHANNEL, self.delivery)
         self._updates = SerialQueues("telegram.updates")
         self._queued: set[str] = set()
         self._stopping = asyncio.Event()
@@ -329,10 +331,11 @@ class TelegramChannel:
         for stored in await self.app.storage.inbox(CHANNEL):
             self._submit(stored)
         receiving = asyncio.create_task(self._serve_webhook() if self.webhook else self._poll())
+        notifying = asyncio.create_task(self.notifier.run())
         stopping = asyncio.create_task(self._stopping.wait())
         await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        receiving.cancel()
-        stopping.cancel()
+        for task in (receiving, notifying, stopping):
+            task.cancel()
         with suppress(asyncio.CancelledError):
             await receiving
         await self._finish()

@@ -51,7 +51,13 @@ def test_start_shows_the_menu_and_a_question_gets_its_answer(
     running_bot: BotProcess, shared_emulator: BotApiEmulator
 ) -> None:
     emu, chat = shared_emulator, 1001
-    assert [c["command"] for c in emu.my_commands()] == ["start", "menu", "help", "cancel"]
+    assert [c["command"] for c in emu.my_commands()] == [
+        "start",
+        "menu",
+        "orders",
+        "help",
+        "cancel",
+    ]
     emu.send_text(chat, "/start")
     [greeting] = emu.wait_messages(chat, 1)
     assert "Apexto support assistant" in greeting["text"]

@@ -27,7 +27,7 @@ async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
 
 @pytest.fixture
 def engine(storage: SqliteStorage, faq_service: FaqService, placeholders: dict[str, str]) -> Engine:
-    return Engine(storage, Services(faq_service, placeholders), build_router())
+    return Engine(storage, Services(faq_service, placeholders, storage), build_router())
 
 
 async def said(engine: Engine, incoming: Incoming) -> list[Reply]:
@@ -117,7 +117,7 @@ async def test_a_failing_handler_apologises_and_keeps_the_state(
 
     router = build_router()
     router.commands["help"] = broken
-    engine = Engine(storage, Services(faq_service, placeholders), router)
+    engine = Engine(storage, Services(faq_service, placeholders, storage), router)
     [reply] = await said(engine, message("/help", chat="6", update_id="900"))
     assert "something went wrong" in reply.text
     key = ChatKey("test", "6")
@@ -207,7 +207,7 @@ async def test_state_survives_a_new_engine(
     state.flow, state.step = "repair", "waiting_for_serial"
     await storage.save(key, state, None)
     async with SqliteStorage(tmp_path / "bot.db") as reopened:
-        engine = Engine(reopened, Services(faq_service, placeholders), build_router())
+        engine = Engine(reopened, Services(faq_service, placeholders, reopened), build_router())
         [reply] = await said(engine, message("/cancel", chat="9"))
         assert reply.text.startswith("Cancelled")
         assert (await reopened.load(key)).flow is None
