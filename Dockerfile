@@ -30,7 +30,7 @@ USER minerdesk
 WORKDIR /app
 VOLUME ["/data"]
 # Only used by `minerdesk run --webhook` (set MINERDESK_TELEGRAM__WEBHOOK__LISTEN_HOST=0.0.0.0).
-EXPOSE 8080
+EXPOSE 8080 8081
 # SIGTERM (docker stop) lets the bot finish the turns and deliveries under way.
 STOPSIGNAL SIGTERM
 CMD ["minerdesk", "run"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +55,43 @@ def test_state_is_kept_between_runs_and_eof_exits_cleanly(cli_env: dict[str, str
     second = chat(["/cancel"], cli_env)
     assert second.returncode == 0
     assert "There is nothing to cancel" in second.stdout
+
+
+def test_orders_imported_from_a_file_are_tracked_in_the_console(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    orders = tmp_path / "orders.json"
+    orders.write_text(
+        json.dumps(
+            [
+                {
+                    "number": "A-1001",
+                    "email": "buyer@example.com",
+                    "status": "shipped",
+                    "shipped_on": "2026-11-16",
+                    "carrier": "DHL",
+                    "tracking_number": "JD0001",
+                    "items": [{"brand": "Bitmain", "model": "Antminer S21", "serials": "SN21A1"}],
+                }
+            ]
+        ),
+        encoding="utf-8",
+    )
+    imported = subprocess.run(
+        [sys.executable, "-m", "bot", "orders", "import", str(orders)],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=120,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert "1 created, 0 updated, 0 unchanged, 0 problem(s)" in imported.stdout
+    result = chat(["2", "A-1001", "buyer@example.com", "/orders"], cli_env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Order A-1001: shipped" in out
+    assert "DHL, tracking number JD0001" in out
+    assert "b***r@e***e.com" in out
+    assert out.rstrip().endswith("[2] ☰ Main menu")
+    assert "[1] Order A-1001 (shipped)" in out
