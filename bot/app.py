@@ -14,7 +14,8 @@ from bot.notifier import OrderNotifier
 from bot.settings import Settings
 from faq.encoder import Encoder
 from faq.service import FaqService, watch_kb
-from handlers.engine import Engine, Services
+from handlers.engine import Engine, Services, StaffDesk
+from handlers.hours import BusinessHours
 from handlers.messages import Reply
 from handlers.order_rules import OrderRules
 from handlers.orders import status_notice
@@ -71,7 +72,7 @@ def order_rules(settings: Settings) -> OrderRules:
         warranty_days=orders.warranty_days,
         repaired_part_warranty_days=orders.repaired_part_warranty_days,
         stale_after_days=orders.stale_after_days,
-        holidays=frozenset(orders.holidays),
+        holidays=frozenset(settings.company.holidays),
     )
 
 
@@ -81,6 +82,23 @@ def build_faq(settings: Settings) -> FaqService:
         settings.faq.model, cache_dir=settings.cache_dir, threads=settings.faq.threads
     )
     return FaqService(kb_path(settings), settings.company.placeholders(), encoder)
+
+
+def staff_desk(settings: Settings) -> StaffDesk:
+    handoff, company = settings.handoff, settings.company
+    hours = handoff.business_hours
+    return StaffDesk(
+        chat_id=None if handoff.staff_chat_id is None else str(handoff.staff_chat_id),
+        hours=BusinessHours(
+            zone=company.zone,
+            days=hours.weekdays,
+            opens=hours.opens,
+            closes=hours.closes,
+            holidays=frozenset(company.holidays),
+        ),
+        reply_within_minutes=handoff.reply_within_minutes,
+        remind_after_minutes=handoff.remind_after_minutes,
+    )
 
 
 @asynccontextmanager
@@ -93,10 +111,11 @@ async def build_app(settings: Settings) -> AsyncIterator[App]:
         services = Services(
             faq=faq,
             contacts=settings.company.placeholders(),
-            orders=storage,
+            store=storage,
             order_rules=order_rules(settings),
             zone=settings.company.zone,
             max_failed_checks_per_hour=settings.orders.max_failed_checks_per_hour,
+            staff=staff_desk(settings),
         )
         engine = Engine(storage, services, build_router())
         yield App(settings, storage, faq, engine)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -58,6 +59,9 @@ class CompanySettings(Section):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("expected an IANA time zone such as Asia/Hong_Kong or UTC") from None
         return value
+
+    # Days off besides weekends (YYYY-MM-DD): no business days, no business hours.
+    holidays: list[date] = Field(default_factory=list)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -155,8 +159,6 @@ class OrdersSettings(Section):
     ddp_delivery_business_days: int = Field(default=15, ge=0)
     # Days without news from the carrier before the bot apologises and offers a sales rep.
     stale_after_days: int = Field(default=7, ge=1)
-    # Non-working days besides weekends, as YYYY-MM-DD.
-    holidays: list[date] = Field(default_factory=list)
     # Distributor warranty from the shipment date; repaired parts from their return shipment.
     warranty_days: int = Field(default=180, ge=0)
     repaired_part_warranty_days: int = Field(default=30, ge=0)
@@ -170,6 +172,40 @@ class OrdersSettings(Section):
         if not 0 <= value[0] <= value[1]:
             raise ValueError("expected [fewest, most] business days, fewest first")
         return value
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class BusinessHoursSettings(Section):
+    days: list[Weekday] = Field(default_factory=lambda: list(_WEEKDAYS[:5]))
+    opens: time = time(9, 0)
+    closes: time = time(18, 0)
+
+    @field_validator("closes")
+    @classmethod
+    def _after_opening(cls, value: time, info: ValidationInfo) -> time:
+        opens = info.data.get("opens")
+        if opens is not None and value <= opens:
+            raise ValueError("expected a closing time after the opening time")
+        return value
+
+    @property
+    def weekdays(self) -> frozenset[int]:
+        return frozenset(_WEEKDAYS.index(day) for day in self.days)
+
+
+class HandoffSettings(Section):
+    # The staff supergroup's id (negative, e.g. -1001234567890), with topics turned on for a
+    # topic per customer; without topics staff answer by replying. Empty: no handoff, the
+    # customer is given company.support_email.
+    staff_chat_id: int | None = None
+    # What customers are told to expect during business hours.
+    reply_within_minutes: int = Field(default=15, ge=1)
+    # A reminder in the customer's topic after this long without an answer (business hours).
+    remind_after_minutes: int = Field(default=10, ge=1)
+    business_hours: BusinessHoursSettings = Field(default_factory=BusinessHoursSettings)
 
 
 class LoggingSettings(Section):
@@ -189,6 +225,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     faq: FaqSettings = Field(default_factory=FaqSettings)
     orders: OrdersSettings = Field(default_factory=OrdersSettings)
+    handoff: HandoffSettings = Field(default_factory=HandoffSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod

@@ -10,11 +10,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 
 from faq.service import FaqService
+from handlers.hours import BusinessHours
 from handlers.i18n import Translate, supported_language, translator
 from handlers.messages import Button, Incoming, Reply
 from handlers.order_rules import OrderRules
-from storage.base import ChatKey, ConversationState, ConversationStore, QueuedMessage, Record
-from storage.orders import OrderStore
+from handlers.privacy import mask_emails_in
+from storage.base import (
+    ChatKey,
+    ConversationState,
+    ConversationStore,
+    QueuedMessage,
+    Record,
+    Storage,
+)
+from storage.handoffs import Said
 
 logger = logging.getLogger(__name__)
 
@@ -24,16 +33,31 @@ def _utc_now() -> datetime:
 
 
 @dataclass(frozen=True)
+class StaffDesk:
+    """Where and when sales reps answer customers handed over to them."""
+
+    # The staff chat (a supergroup, with topics for one thread per customer); None: no
+    # handoff, customers are given the support e-mail instead.
+    chat_id: str | None = None
+    hours: BusinessHours = field(default_factory=BusinessHours)
+    # What customers are told to expect during business hours.
+    reply_within_minutes: int = 15
+    remind_after_minutes: int = 10
+
+
+@dataclass(frozen=True)
 class Services:
     """What flows use besides the conversation: the FAQ, the company's contact details,
     the orders and their rules, and the clock (replaceable in tests)."""
 
     faq: FaqService
     contacts: Mapping[str, str]
-    orders: OrderStore
+    # What flows read besides the conversation: orders, handoffs.
+    store: Storage
     order_rules: OrderRules = field(default_factory=OrderRules)
     zone: tzinfo = UTC
     max_failed_checks_per_hour: int = 5
+    staff: StaffDesk = field(default_factory=lambda: StaffDesk())
     clock: Callable[[], datetime] = _utc_now
 
     def now(self) -> datetime:
@@ -94,9 +118,21 @@ class Router:
         self.stale_payload: Handler | None = None
         # While a chat is in a flow, its messages (not commands or buttons) go to the flow.
         self.flow_steps: dict[str, Handler] = {}
+        # Everything from the staff chat goes here.
+        self.staff: Handler | None = None
+        # Asked first about every customer event; one that returns True has handled it
+        # (a chat handed to a sales rep is relayed, not answered).
+        self.interceptors: list[Callable[[Turn], Awaitable[bool]]] = []
 
     async def dispatch(self, turn: Turn) -> None:
         incoming = turn.incoming
+        if incoming.staff:
+            if self.staff is not None:
+                await self.staff(turn, [])
+            return
+        for intercept in self.interceptors:
+            if await intercept(turn):
+                return
         handler: Handler | None
         args: list[str] = []
         if incoming.payload is not None:
@@ -178,8 +214,9 @@ class Engine:
                 key,
                 turn.state,
                 incoming.update_id,
-                turn.records,
-                [reply.to_json() for reply in turn.replies],
+                [*turn.records, *_transcript(turn)],
+                [(_destination(key, reply), reply.to_json()) for reply in turn.replies],
+                also_processed=incoming.merged_update_ids,
             )
         return Outcome(queued, turn.notice)
 
@@ -204,3 +241,25 @@ class Engine:
                 turn._("Sorry, something went wrong on our side. Please try again, or send /menu.")
             )
         return turn
+
+
+def _destination(key: ChatKey, reply: Reply) -> ChatKey:
+    return key if reply.chat_id is None else ChatKey(key.channel, reply.chat_id)
+
+
+# Staff see the last lines of a conversation when it is handed to them.
+TRANSCRIPT_LINE_CHARS = 500
+
+
+def _transcript(turn: Turn) -> list[Record]:
+    """What the customer wrote and the bot answered in this turn, e-mails masked."""
+    if turn.incoming.staff:
+        return []
+    now = turn.services.now()
+    lines: list[Record] = []
+    if turn.incoming.text:
+        lines.append(Said(True, mask_emails_in(turn.incoming.text[:TRANSCRIPT_LINE_CHARS]), now))
+    for reply in turn.replies:
+        if reply.chat_id is None and reply.text:
+            lines.append(Said(False, reply.text[:TRANSCRIPT_LINE_CHARS], now))
+    return lines

@@ -9,6 +9,7 @@ from __future__ import annotations
 from faq.matcher import Decision
 from faq.schema import Entry
 from handlers.engine import Turn
+from handlers.handoff import open_handoff
 from handlers.menu import menu_button, stale_button, unsupported_media
 from handlers.messages import Button
 from storage.base import Feedback, Miss
@@ -18,6 +19,9 @@ MAX_RELATED = 3
 # Questions are a sentence or two; a wall of text is not a question we can match, and
 # Telegram itself caps a message at 4,096 characters.
 MAX_QUESTION_CHARS = 1000
+# Two questions in a row the KB cannot answer: a person will do better than a third try.
+HANDOFF_AFTER_MISSES = 2
+MISSES_IN_A_ROW = "misses_in_a_row"
 
 
 def entry_button(entry: Entry) -> Button:
@@ -40,6 +44,8 @@ async def answer_question(turn: Turn, args: list[str]) -> None:
         )
         return
     result = await turn.services.faq.ask_async(text)
+    if result.decision is not Decision.FALLBACK:
+        turn.state.data.pop(MISSES_IN_A_ROW, None)
     if result.decision is Decision.ANSWER and result.entry:
         send_answer(turn, result.entry)
     elif result.decision is Decision.SUGGEST:
@@ -51,7 +57,13 @@ async def answer_question(turn: Turn, args: list[str]) -> None:
         )
     else:
         turn.records.append(Miss(text, "fallback"))
-        fallback(turn)
+        misses = turn.state.data.get(MISSES_IN_A_ROW, 0) + 1
+        if misses < HANDOFF_AFTER_MISSES:
+            turn.state.data[MISSES_IN_A_ROW] = misses
+            fallback(turn)
+            return
+        turn.say(turn._("I still have no answer, so I am passing you to a person from our team."))
+        await open_handoff(turn, "fallbacks")
 
 
 def answer_rows(turn: Turn, entry: Entry, feedback: bool = True) -> list[list[Button]]:

@@ -50,6 +50,19 @@ class Incoming:
     update_id: str | None = None
     user_name: str | None = None
     message_id: str | None = None
+    username: str | None = None
+    # From the staff chat (sales reps), not from a customer.
+    staff: bool = False
+    # The forum topic the message was posted in, and the message it replies to.
+    thread_id: str | None = None
+    reply_to: str | None = None
+    # An album arrives as one update per item; the channel merges them into one Incoming
+    # and these are the other items' update ids.
+    merged_update_ids: tuple[str, ...] = ()
+
+    @property
+    def update_ids(self) -> tuple[str, ...]:
+        return ((self.update_id,) if self.update_id else ()) + self.merged_update_ids
 
     @property
     def command(self) -> str | None:
@@ -71,12 +84,26 @@ class Reply:
     """A message to send: Telegram-style HTML text and rows of buttons.
 
     With `replaces` set, the reply takes the place of that earlier bot message (for example
-    to drop buttons that were used) instead of arriving as a new one.
+    to drop buttons that were used) instead of arriving as a new one. The other fields
+    serve the relay between customers and staff:
+
+    - `chat_id`: send to this chat (same channel) instead of the one the turn is about;
+    - `topic_of`: post in the staff chat's topic of this customer's chat, creating the topic
+      (named `open_topic`) first if it has none; messages sent this way are remembered, so
+      a rep replying to one reaches the customer;
+    - `copy_of`: (chat id, message id) of a message to copy (or, to staff, forward) instead
+      of `text`;
+    - `album`: files to send as one album, `text` being its caption.
     """
 
     text: str
     buttons: tuple[tuple[Button, ...], ...] = field(default_factory=tuple)
     replaces: str | None = None
+    chat_id: str | None = None
+    topic_of: str | None = None
+    open_topic: str | None = None
+    copy_of: tuple[str, str] | None = None
+    album: tuple[Media, ...] = ()
 
     @property
     def flat_buttons(self) -> list[Button]:
@@ -87,8 +114,13 @@ class Reply:
         body: dict[str, Any] = {"text": self.text}
         if self.buttons:
             body["buttons"] = [[[b.label, b.payload] for b in row] for row in self.buttons]
-        if self.replaces is not None:
-            body["replaces"] = self.replaces
+        for name in ("replaces", "chat_id", "topic_of", "open_topic"):
+            if getattr(self, name) is not None:
+                body[name] = getattr(self, name)
+        if self.copy_of is not None:
+            body["copy_of"] = list(self.copy_of)
+        if self.album:
+            body["album"] = [[media.kind, media.file_ref] for media in self.album]
         return body
 
     @classmethod
@@ -97,4 +129,14 @@ class Reply:
             tuple(Button(label, payload) for label, payload in row)
             for row in body.get("buttons", ())
         )
-        return cls(body["text"], rows, body.get("replaces"))
+        copy_of = body.get("copy_of")
+        return cls(
+            body["text"],
+            rows,
+            replaces=body.get("replaces"),
+            chat_id=body.get("chat_id"),
+            topic_of=body.get("topic_of"),
+            open_topic=body.get("open_topic"),
+            copy_of=(str(copy_of[0]), str(copy_of[1])) if copy_of else None,
+            album=tuple(Media(MediaKind(kind), ref) for kind, ref in body.get("album", ())),
+        )

@@ -66,7 +66,7 @@ async def choose_order(turn: Turn, purpose: str) -> None:
     _ = turn._
     turn.state.flow, turn.state.step = FLOW, "waiting_for_order"
     turn.state.data["purpose"] = purpose
-    linked = await turn.services.orders.linked_orders(turn.key)
+    linked = await turn.services.store.linked_orders(turn.key)
     if not linked:
         turn.say(_ask_for_order(_, purpose), [menu_button(turn)])
         return
@@ -112,7 +112,7 @@ async def order_step(turn: Turn, args: list[str]) -> None:
             [menu_button(turn)],
         )
         return
-    linked = {order.number: order for order in await turn.services.orders.linked_orders(turn.key)}
+    linked = {order.number: order for order in await turn.services.store.linked_orders(turn.key)}
     owned = [order for order in await _find(turn.services, lookup) if order.number in linked]
     if owned:
         _show(turn, owned[0], purpose, lookup)
@@ -160,7 +160,7 @@ async def _failed_check(turn: Turn, purpose: str) -> None:
     _ = turn._
     services = turn.services
     turn.records.append(FailedOwnershipCheck(services.now()))
-    failures = await services.orders.failed_checks_since(turn.key, services.now() - CHECK_WINDOW)
+    failures = await services.store.failed_checks_since(turn.key, services.now() - CHECK_WINDOW)
     logger.info("orders.check_failed chat=%s failures=%d", turn.key.chat_id, len(failures) + 1)
     if len(failures) + 1 >= services.max_failed_checks_per_hour:
         turn.state.reset()
@@ -182,7 +182,7 @@ async def _locked_out(turn: Turn) -> bool:
     """After too many wrong answers in an hour, pause look-ups until the oldest ages out."""
     services = turn.services
     now = services.now()
-    failures = await services.orders.failed_checks_since(turn.key, now - CHECK_WINDOW)
+    failures = await services.store.failed_checks_since(turn.key, now - CHECK_WINDOW)
     allowed = services.max_failed_checks_per_hour
     if len(failures) < allowed:
         return False
@@ -207,8 +207,8 @@ def _say_locked_out(turn: Turn, wait: timedelta) -> None:
 
 async def _find(services: Services, lookup: str) -> list[Order]:
     """Orders with this number, or with an item carrying this serial number."""
-    found = await services.orders.order(lookup)
-    by_serial = await services.orders.orders_with_serial(lookup)
+    found = await services.store.order(lookup)
+    by_serial = await services.store.orders_with_serial(lookup)
     return ([found] if found else []) + [o for o in by_serial if found is None or o != found]
 
 
@@ -380,7 +380,7 @@ async def orders_button(turn: Turn, args: list[str]) -> None:
     """`orders:<purpose>:<number>` for a linked order, `orders:customs`."""
     match args:
         case [purpose, number] if purpose in PURPOSES:
-            linked = {o.number: o for o in await turn.services.orders.linked_orders(turn.key)}
+            linked = {o.number: o for o in await turn.services.store.linked_orders(turn.key)}
             if number not in linked:
                 # A forged or outdated payload must not reveal an order.
                 await stale_button(turn, args)
@@ -400,7 +400,7 @@ async def orders_button(turn: Turn, args: list[str]) -> None:
 async def list_orders(turn: Turn, args: list[str]) -> None:
     """`/orders`: the orders this chat has proved it owns."""
     _ = turn._
-    linked = await turn.services.orders.linked_orders(turn.key)
+    linked = await turn.services.store.linked_orders(turn.key)
     if not linked:
         turn.say(
             _(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import faq, flows, menu, orders
+from handlers import faq, flows, handoff, menu, orders
 from handlers.engine import Router
 
 
@@ -20,8 +20,12 @@ def build_router() -> Router:
         "faq": faq.faq_button,
         "flow": flows.start_flow,
         "orders": orders.orders_button,
+        "rate": handoff.rate,
     }
     router.flow_steps = {faq.FLOW: faq.faq_step, orders.FLOW: orders.order_step}
+    # An open handoff relays everything first; asking for a person works from anywhere.
+    router.interceptors = [handoff.relay_customer, handoff.asked_in_words]
+    router.staff = handoff.staff_message
     router.text = faq.answer_question
     router.media = menu.unsupported_media
     router.unknown_command = menu.unknown_command

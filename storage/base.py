@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from storage.handoffs import HandoffOpened, HandoffStore, HandoffUpdate, Said, StaffNote
 from storage.orders import OrderStore
 
 
@@ -68,7 +69,16 @@ class FailedOwnershipCheck:
 
 
 # What a turn of conversation asks storage to keep, besides the state itself.
-Record = Feedback | Miss | OrderLinked | FailedOwnershipCheck
+Record = (
+    Feedback
+    | Miss
+    | OrderLinked
+    | FailedOwnershipCheck
+    | HandoffOpened
+    | HandoffUpdate
+    | StaffNote
+    | Said
+)
 
 
 @dataclass(frozen=True)
@@ -105,10 +115,13 @@ class ConversationStore(Protocol):
         state: ConversationState,
         update_id: str | None,
         records: Sequence[Record] = (),
-        replies: Sequence[dict[str, Any]] = (),
+        replies: Sequence[tuple[ChatKey, dict[str, Any]]] = (),
+        also_processed: Sequence[str] = (),
     ) -> list[QueuedMessage]:
-        """Store the turn atomically: state, records, replies queued in the outbox, and the
-        update marked processed (and so removed from the inbox). Returns the queued replies."""
+        """Store the turn atomically: state, records, replies queued in the outbox for the
+        chat each is addressed to, and the update (with `also_processed`, the other updates
+        merged into it) marked processed and so removed from the inbox. Returns the queued
+        replies."""
         ...
 
 
@@ -152,7 +165,9 @@ class FeedbackStore(Protocol):
         ...
 
 
-class Storage(ConversationStore, InboxStore, OutboxStore, FeedbackStore, OrderStore, Protocol):
+class Storage(
+    ConversationStore, InboxStore, OutboxStore, FeedbackStore, OrderStore, HandoffStore, Protocol
+):
     """Everything the bot stores; one implementation per backend."""
 
     async def prune(self, older_than_days: float) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
+from enum import Enum
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -24,6 +25,17 @@ from storage.base import (
     OrderLinked,
     QueuedMessage,
     Record,
+)
+from storage.handoffs import (
+    HANDOFF_FIELDS,
+    ChatLine,
+    Handoff,
+    HandoffOpened,
+    HandoffStats,
+    HandoffStatus,
+    HandoffUpdate,
+    Said,
+    StaffNote,
 )
 from storage.orders import (
     Condition,
@@ -141,7 +153,80 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX ownership_checks_failed_chat ON ownership_checks_failed (channel, chat_id, at);
     """,
+    """
+    CREATE TABLE handoffs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        order_number TEXT,
+        opened_at TEXT NOT NULL,
+        claimed_by TEXT,
+        claimed_by_name TEXT,
+        first_staff_reply_at TEXT,
+        last_customer_at TEXT,
+        last_staff_at TEXT,
+        waiting_since TEXT,
+        reminded_at TEXT,
+        closed_at TEXT,
+        closed_by TEXT,
+        rating INTEGER
+    );
+    -- At most one open handoff per customer; HandoffOpened relies on it.
+    CREATE UNIQUE INDEX handoffs_one_open ON handoffs (channel, chat_id)
+        WHERE status != 'closed';
+    CREATE INDEX handoffs_open ON handoffs (opened_at, id) WHERE status != 'closed';
+    CREATE INDEX handoffs_opened_at ON handoffs (opened_at);
+    CREATE INDEX handoffs_chat ON handoffs (channel, chat_id);
+    CREATE TABLE staff_topics (
+        channel TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        staff_chat_id TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        PRIMARY KEY (channel, chat_id, staff_chat_id)
+    );
+    CREATE INDEX staff_topics_thread ON staff_topics (channel, staff_chat_id, thread_id);
+    CREATE TABLE staff_relays (
+        channel TEXT NOT NULL,
+        staff_chat_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        PRIMARY KEY (channel, staff_chat_id, message_id)
+    );
+    CREATE INDEX staff_relays_age ON staff_relays (created_at);
+    CREATE TABLE staff_notes (
+        id INTEGER PRIMARY KEY,
+        handoff_id INTEGER NOT NULL REFERENCES handoffs (id),
+        author TEXT NOT NULL,
+        text TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX staff_notes_handoff ON staff_notes (handoff_id, at);
+    CREATE TABLE chat_lines (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        from_customer INTEGER NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX chat_lines_chat ON chat_lines (channel, chat_id, id);
+    CREATE INDEX chat_lines_age ON chat_lines (at);
+    """,
 ]
+
+# A transcript line longer than this is cut (the context card only needs the gist).
+CHAT_LINE_MAX_CHARS = 500
+# Transcript lines kept per chat; older ones are dropped as new ones come.
+CHAT_LINES_KEPT = 50
+
+_HANDOFF_COLUMNS = (
+    "id, channel, chat_id, status, reason, opened_at, order_number, claimed_by, "
+    "claimed_by_name, first_staff_reply_at, last_customer_at, last_staff_at, reminded_at, "
+    "closed_at, closed_by, rating, waiting_since"
+)
 
 
 def _utc_timestamp(moment: datetime) -> str:
@@ -154,6 +239,46 @@ def _utc_timestamp(moment: datetime) -> str:
         raise ValueError(f"naive datetime {moment!r}: pass a tz-aware one")
     utc = moment.astimezone(UTC)
     return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+
+
+def _parse_timestamp(value: str) -> datetime:
+    """A `_utc_timestamp` string back as a tz-aware UTC datetime."""
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def _optional_timestamp(value: str | None) -> datetime | None:
+    return None if value is None else _parse_timestamp(value)
+
+
+def _column_value(value: Any) -> Any:
+    """A HandoffUpdate value as stored: datetimes as `_utc_timestamp`, enums by value."""
+    if isinstance(value, datetime):
+        return _utc_timestamp(value)
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _handoff_from_row(row: Sequence[Any]) -> Handoff:
+    """A Handoff from a row selecting `_HANDOFF_COLUMNS`."""
+    return Handoff(
+        id=row[0],
+        key=ChatKey(row[1], row[2]),
+        status=HandoffStatus(row[3]),
+        reason=row[4],
+        opened_at=_parse_timestamp(row[5]),
+        order_number=row[6],
+        claimed_by=row[7],
+        claimed_by_name=row[8],
+        first_staff_reply_at=_optional_timestamp(row[9]),
+        last_customer_at=_optional_timestamp(row[10]),
+        last_staff_at=_optional_timestamp(row[11]),
+        reminded_at=_optional_timestamp(row[12]),
+        closed_at=_optional_timestamp(row[13]),
+        closed_by=row[14],
+        rating=row[15],
+        waiting_since=_optional_timestamp(row[16]),
+    )
 
 
 def _optional_date(value: date | None) -> str | None:
@@ -341,8 +466,10 @@ class SqliteStorage:
         state: ConversationState,
         update_id: str | None,
         records: Sequence[Record] = (),
-        replies: Sequence[dict[str, Any]] = (),
+        replies: Sequence[tuple[ChatKey, dict[str, Any]]] = (),
+        also_processed: Sequence[str] = (),
     ) -> list[QueuedMessage]:
+        processed = ([update_id] if update_id is not None else []) + list(also_processed)
         async with self._transaction() as db:
             await db.execute(
                 """INSERT INTO conversations (channel, chat_id, flow, step, data, language)
@@ -359,25 +486,30 @@ class SqliteStorage:
                     state.language,
                 ),
             )
-            if update_id is not None:
+            for processed_id in processed:
                 await db.execute(
                     "INSERT OR IGNORE INTO processed_updates (channel, chat_id, update_id) "
                     "VALUES (?, ?, ?)",
-                    (key.channel, key.chat_id, update_id),
+                    (key.channel, key.chat_id, processed_id),
                 )
                 await db.execute(
-                    "DELETE FROM inbox WHERE channel=? AND update_id=?", (key.channel, update_id)
+                    "DELETE FROM inbox WHERE channel=? AND update_id=?",
+                    (key.channel, processed_id),
                 )
             for record in records:
                 await self._write_record(db, key, record)
             queued = []
-            for body in replies:
+            for destination, body in replies:
                 cursor = await db.execute(
                     "INSERT INTO outbox (channel, chat_id, body) VALUES (?, ?, ?)",
-                    (key.channel, key.chat_id, json.dumps(body, ensure_ascii=False)),
+                    (
+                        destination.channel,
+                        destination.chat_id,
+                        json.dumps(body, ensure_ascii=False),
+                    ),
                 )
                 assert cursor.lastrowid is not None
-                queued.append(QueuedMessage(cursor.lastrowid, key, body))
+                queued.append(QueuedMessage(cursor.lastrowid, destination, body))
         return queued
 
     @staticmethod
@@ -410,6 +542,71 @@ class SqliteStorage:
                     "INSERT INTO ownership_checks_failed (channel, chat_id, at) VALUES (?, ?, ?)",
                     (key.channel, key.chat_id, _utc_timestamp(at)),
                 )
+            case HandoffOpened(customer, reason, at, order_number):
+                # The record names the customer (a staff turn may open one too); the partial
+                # unique index makes a second open handoff for the same customer a no-op.
+                await db.execute(
+                    """INSERT INTO handoffs (channel, chat_id, status, reason, order_number,
+                         opened_at, waiting_since)
+                       VALUES (?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT DO NOTHING""",
+                    (
+                        customer.channel,
+                        customer.chat_id,
+                        HandoffStatus.WAITING.value,
+                        reason,
+                        order_number,
+                        _utc_timestamp(at),
+                        # The customer waits for staff from the start.
+                        _utc_timestamp(at),
+                    ),
+                )
+            case HandoffUpdate(handoff_id, changes):
+                await SqliteStorage._update_handoff(db, handoff_id, changes)
+            case StaffNote(handoff_id, author, text, at):
+                await db.execute(
+                    "INSERT INTO staff_notes (handoff_id, author, text, at) VALUES (?, ?, ?, ?)",
+                    (handoff_id, author, text, _utc_timestamp(at)),
+                )
+            case Said(from_customer, text, at):
+                if len(text) > CHAT_LINE_MAX_CHARS:
+                    text = text[: CHAT_LINE_MAX_CHARS - 1] + "…"
+                await db.execute(
+                    "INSERT INTO chat_lines (channel, chat_id, at, from_customer, text) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (key.channel, key.chat_id, _utc_timestamp(at), int(from_customer), text),
+                )
+                # Everything at or below the first id past the newest CHAT_LINES_KEPT goes.
+                await db.execute(
+                    """DELETE FROM chat_lines WHERE channel=? AND chat_id=? AND id <= (
+                         SELECT id FROM chat_lines WHERE channel=? AND chat_id=?
+                         ORDER BY id DESC LIMIT 1 OFFSET ?)""",
+                    (key.channel, key.chat_id, key.channel, key.chat_id, CHAT_LINES_KEPT),
+                )
+
+    @staticmethod
+    async def _update_handoff(
+        db: aiosqlite.Connection, handoff_id: int, changes: Mapping[str, Any]
+    ) -> None:
+        """Set the HANDOFF_FIELDS columns in `changes`; `first_staff_reply_at` only once.
+
+        Raises ValueError for any other column name, writing nothing.
+        """
+        unknown = set(changes) - HANDOFF_FIELDS
+        if unknown:
+            raise ValueError(f"not handoff fields: {', '.join(sorted(unknown))}")
+        if not changes:
+            return
+        names = sorted(changes)
+        # Names are checked against HANDOFF_FIELDS above; only values are parameters.
+        assignments = ", ".join(
+            f"{name}=COALESCE({name}, ?)" if name == "first_staff_reply_at" else f"{name}=?"
+            for name in names
+        )
+        await db.execute(
+            f"UPDATE handoffs SET {assignments} WHERE id=?",  # noqa: S608
+            (*(_column_value(changes[name]) for name in names), handoff_id),
+        )
 
     async def receive(self, updates: Sequence[InboxUpdate]) -> None:
         async with self._transaction() as db:
@@ -489,6 +686,16 @@ class SqliteStorage:
             await db.execute(
                 "DELETE FROM ownership_checks_failed WHERE at < "
                 "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
+                (cutoff,),
+            )
+            # Handoffs, their notes and the customers' topics stay: stats and reuse need them.
+            await db.execute(
+                "DELETE FROM staff_relays WHERE created_at < "
+                "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
+                (cutoff,),
+            )
+            await db.execute(
+                "DELETE FROM chat_lines WHERE at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
                 (cutoff,),
             )
 
@@ -643,3 +850,153 @@ class SqliteStorage:
         ) as cursor:
             rows = await cursor.fetchall()
         return [datetime.fromisoformat(row[0]) for row in rows]
+
+    async def open_handoff(self, key: ChatKey) -> Handoff | None:
+        """The customer's open handoff (status waiting or active), if any."""
+        async with self.db.execute(
+            f"SELECT {_HANDOFF_COLUMNS} FROM handoffs "  # noqa: S608
+            "WHERE channel=? AND chat_id=? AND status != 'closed'",
+            (key.channel, key.chat_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else _handoff_from_row(row)
+
+    async def handoff(self, handoff_id: int) -> Handoff | None:
+        """The handoff with that id, open or closed, if any."""
+        async with self.db.execute(
+            f"SELECT {_HANDOFF_COLUMNS} FROM handoffs WHERE id=?",  # noqa: S608
+            (handoff_id,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else _handoff_from_row(row)
+
+    async def open_handoffs(self) -> list[Handoff]:
+        """Every open handoff, oldest first (for reminders)."""
+        async with self.db.execute(
+            f"SELECT {_HANDOFF_COLUMNS} FROM handoffs "  # noqa: S608
+            "WHERE status != 'closed' ORDER BY opened_at, id"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_handoff_from_row(row) for row in rows]
+
+    async def set_topic(self, customer: ChatKey, staff_chat_id: str, thread_id: str) -> None:
+        """Remember the customer's topic in the staff chat (replacing an earlier one)."""
+        async with self._transaction() as db:
+            await db.execute(
+                """INSERT INTO staff_topics (channel, chat_id, staff_chat_id, thread_id)
+                   VALUES (?, ?, ?, ?)
+                   ON CONFLICT (channel, chat_id, staff_chat_id) DO UPDATE SET
+                     thread_id=excluded.thread_id""",
+                (customer.channel, customer.chat_id, staff_chat_id, thread_id),
+            )
+
+    async def topic_of(self, customer: ChatKey, staff_chat_id: str) -> str | None:
+        """The thread id of the customer's topic in that staff chat, if one was made."""
+        async with self.db.execute(
+            "SELECT thread_id FROM staff_topics WHERE channel=? AND chat_id=? AND staff_chat_id=?",
+            (customer.channel, customer.chat_id, staff_chat_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    async def customer_of_topic(self, staff: ChatKey, thread_id: str) -> ChatKey | None:
+        """Whose topic this is; `staff` is the staff chat (same channel as the customer)."""
+        async with self.db.execute(
+            "SELECT chat_id FROM staff_topics "
+            "WHERE channel=? AND staff_chat_id=? AND thread_id=? ORDER BY rowid DESC LIMIT 1",
+            (staff.channel, staff.chat_id, thread_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else ChatKey(staff.channel, row[0])
+
+    async def remember_relay(self, staff: ChatKey, message_id: str, customer: ChatKey) -> None:
+        """A message the bot posted in the staff chat on behalf of this customer.
+
+        Raises ValueError when the customer is on another channel than the staff chat (one
+        channel column holds both).
+        """
+        if customer.channel != staff.channel:
+            raise ValueError(
+                f"relay across channels: staff on {staff.channel}, customer on {customer.channel}"
+            )
+        async with self._transaction() as db:
+            await db.execute(
+                """INSERT INTO staff_relays (channel, staff_chat_id, message_id, chat_id)
+                   VALUES (?, ?, ?, ?)
+                   ON CONFLICT (channel, staff_chat_id, message_id) DO UPDATE SET
+                     chat_id=excluded.chat_id,
+                     created_at=strftime('%Y-%m-%dT%H:%M:%fZ', 'now')""",
+                (staff.channel, staff.chat_id, message_id, customer.chat_id),
+            )
+
+    async def customer_of_relay(self, staff: ChatKey, message_id: str) -> ChatKey | None:
+        """The customer a relayed staff-chat message speaks for, if it is remembered."""
+        async with self.db.execute(
+            "SELECT chat_id FROM staff_relays WHERE channel=? AND staff_chat_id=? AND message_id=?",
+            (staff.channel, staff.chat_id, message_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else ChatKey(staff.channel, row[0])
+
+    async def recent_lines(self, key: ChatKey, limit: int = 10) -> list[ChatLine]:
+        """The chat's last `limit` transcript lines, oldest first."""
+        async with self.db.execute(
+            "SELECT at, from_customer, text FROM chat_lines WHERE channel=? AND chat_id=? "
+            "ORDER BY id DESC LIMIT ?",
+            (key.channel, key.chat_id, limit),
+        ) as cursor:
+            rows = list(await cursor.fetchall())
+        return [
+            ChatLine(_parse_timestamp(at), bool(mine), text) for at, mine, text in reversed(rows)
+        ]
+
+    async def notes(self, customer: ChatKey, limit: int = 5) -> list[StaffNote]:
+        """The newest staff notes on this customer's handoffs, oldest first."""
+        async with self.db.execute(
+            """SELECT n.handoff_id, n.author, n.text, n.at FROM staff_notes n
+               JOIN handoffs h ON h.id = n.handoff_id
+               WHERE h.channel=? AND h.chat_id=?
+               ORDER BY n.at DESC, n.id DESC LIMIT ?""",
+            (customer.channel, customer.chat_id, limit),
+        ) as cursor:
+            rows = list(await cursor.fetchall())
+        return [
+            StaffNote(handoff_id, author, text, _parse_timestamp(at))
+            for handoff_id, author, text, at in reversed(rows)
+        ]
+
+    async def handoff_stats(self, since: datetime) -> HandoffStats:
+        """Figures for handoffs opened (and customer chats that wrote) at or after `since`
+        (tz-aware)."""
+        start = _utc_timestamp(since)
+        async with self.db.execute(
+            "SELECT opened_at, first_staff_reply_at, rating FROM handoffs "
+            "WHERE opened_at >= ? ORDER BY opened_at, id",
+            (start,),
+        ) as cursor:
+            rows = list(await cursor.fetchall())
+        per_day: dict[str, int] = {}
+        first_reply_seconds: list[float] = []
+        ratings: list[int] = []
+        for opened_at, first_reply_at, rating in rows:
+            # Stored as UTC 'YYYY-MM-DDTHH:MM:SS.mmmZ': the first ten characters are the day.
+            day = opened_at[:10]
+            per_day[day] = per_day.get(day, 0) + 1
+            if first_reply_at is not None:
+                waited = _parse_timestamp(first_reply_at) - _parse_timestamp(opened_at)
+                first_reply_seconds.append(waited.total_seconds())
+            if rating is not None:
+                ratings.append(rating)
+        async with self.db.execute(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT channel, chat_id FROM chat_lines "
+            "WHERE from_customer=1 AND at >= ?)",
+            (start,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return HandoffStats(
+            handoffs=len(rows),
+            per_day=sorted(per_day.items()),
+            conversations=int(row[0]) if row else 0,
+            first_reply_seconds=first_reply_seconds,
+            ratings=ratings,
+        )

@@ -97,9 +97,7 @@ async def test_an_invalid_order_gets_every_problem_by_field(client: Client) -> N
     ("data", "status"),
     [(b"{not json", 400), (b"[1, 2]", 400), (b"x" * (MAX_BODY_BYTES + 1), 413)],
 )
-async def test_malformed_bodies_get_a_clear_error(
-    client: Client, data: bytes, status: int
-) -> None:
+async def test_malformed_bodies_get_a_clear_error(client: Client, data: bytes, status: int) -> None:
     response = await client.post(
         "/api/orders", data=io.BytesIO(data), headers=AUTH | {"Content-Type": "application/json"}
     )

@@ -51,7 +51,9 @@ async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
 
 async def queue(storage: SqliteStorage, chat: str, *texts: str) -> list[QueuedMessage]:
     key = ChatKey("test", chat)
-    return await storage.save(key, ConversationState(), None, replies=[{"text": t} for t in texts])
+    return await storage.save(
+        key, ConversationState(), None, replies=[(key, {"text": t}) for t in texts]
+    )
 
 
 async def test_replies_arrive_in_order_through_rate_limits_and_errors(

@@ -106,11 +106,28 @@ async def test_processing_or_discarding_takes_an_update_out_of_the_inbox(
     assert [u.update_id for u in await storage.inbox("telegram")] == ["2"]
 
 
+async def test_replies_go_to_their_own_chats_and_merged_updates_count_as_processed(
+    storage: SqliteStorage,
+) -> None:
+    staff = ChatKey(KEY.channel, "-100")
+    await storage.receive([InboxUpdate(KEY.channel, u, {}) for u in ("5", "6", "7")])
+    queued = await storage.save(
+        KEY,
+        ConversationState(),
+        "5",
+        replies=[(KEY, {"text": "to you"}), (staff, {"text": "to staff"})],
+        also_processed=["6"],
+    )
+    assert [(m.key, m.body["text"]) for m in queued] == [(KEY, "to you"), (staff, "to staff")]
+    assert [await storage.is_processed(KEY, u) for u in ("5", "6", "7")] == [True, True, False]
+    assert [u.update_id for u in await storage.inbox(KEY.channel)] == ["7"]
+
+
 async def test_replies_wait_in_the_outbox_until_delivered_or_failed(
     storage: SqliteStorage,
 ) -> None:
     bodies = [{"text": "one"}, {"text": "two"}, {"text": "three"}]
-    queued = await storage.save(KEY, ConversationState(), "1", replies=bodies)
+    queued = await storage.save(KEY, ConversationState(), "1", replies=[(KEY, b) for b in bodies])
     assert [m.body for m in queued] == bodies
     first, second, third = queued
     await storage.mark_delivered(first.id)

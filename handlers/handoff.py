@@ -1,0 +1,434 @@
+"""Handing a customer to a sales rep in the staff chat, and taking them back (diagram:
+handoff.mmd).
+
+The staff chat is a supergroup with topics: each customer gets a topic, opened with a
+context card on their first handoff and reused later. While a handoff is open the bot
+relays: customer messages go to the topic, staff messages in the topic go to the customer
+as the company, and the bot says nothing itself except to `/cancel`. Reps use `/claim`,
+`/close` and `/note` in the topic. Without topics, staff answer by replying to the
+relayed messages instead.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import re
+from datetime import datetime
+
+from handlers.engine import Services, Turn
+from handlers.i18n import Translate, format_date, translator
+from handlers.menu import main_menu, menu_button, stale_button
+from handlers.messages import Button, Reply
+from handlers.privacy import mask_email
+from storage.base import ChatKey
+from storage.handoffs import Handoff, HandoffOpened, HandoffStatus, HandoffUpdate, StaffNote
+
+logger = logging.getLogger(__name__)
+
+# Asking for a person in so many words, in the languages customers write. Only short
+# messages count: a long question that mentions a "manager" is still a question.
+_ASKS_FOR_HUMAN = re.compile(
+    r"\b(talk|speak|chat|connect)\w*\s+(to|with)\s+(a\s+|an\s+|the\s+|your\s+)?"
+    r"(human|person|people|someone|agent|operator|manager|sales\s*(rep|man|person)|staff)\b"
+    r"|\b(real|live)\s+(person|human|agent|support)\b"
+    r"|\b(human|operator|agent)\s*(please|pls|plz)?[\s!.]*$"
+    r"|^\s*(human|operator|agent|manager)\s*$"
+    r"|оператор|менеджер|живой человек|живым человеком|позовите человека|с человеком"
+    r"|人工|客服|真人",
+    re.IGNORECASE,
+)
+MAX_TRIGGER_CHARS = 80
+CONTEXT_LINES = 8
+RATINGS = range(1, 6)
+
+
+def asks_for_human(text: str) -> bool:
+    """Whether a short message asks for a person rather than asking a question."""
+    return len(text) <= MAX_TRIGGER_CHARS and bool(_ASKS_FOR_HUMAN.search(text))
+
+
+async def start_handoff(turn: Turn, args: list[str]) -> None:
+    """`flow:handoff[:<order number>]`: the menu, answer buttons and order cards."""
+    await open_handoff(turn, "order" if args else "asked", order_number=args[0] if args else None)
+
+
+async def open_handoff(turn: Turn, reason: str, order_number: str | None = None) -> None:
+    """Pass the customer to staff: tell them who answers when, and post the context card."""
+    _ = turn._
+    services = turn.services
+    turn.state.reset()
+    staff_chat = services.staff.chat_id
+    if staff_chat is None:
+        turn.say(
+            _("Our team answers by e-mail at {email}. Please write to them there.").format(
+                email=services.contacts.get("support_email", "")
+            ),
+            [menu_button(turn)],
+        )
+        return
+    if await services.store.open_handoff(turn.key) is not None:
+        turn.say(_("You are already talking with our team: just write here."))
+        return
+    now = services.now()
+    turn.records.append(HandoffOpened(turn.key, reason, now, order_number))
+    turn.say(_expectation(_, services, now))
+    card = await _context_card(turn, reason, order_number)
+    turn.replies.append(
+        Reply(card, chat_id=staff_chat, topic_of=turn.key.chat_id, open_topic=_topic_name(turn))
+    )
+    logger.info("handoff.opened chat=%s reason=%s", turn.key.chat_id, reason)
+
+
+def _expectation(_: Translate, services: Services, now: datetime) -> str:
+    hours = services.staff.hours
+    if hours.is_open(now):
+        when = _("A sales rep usually answers within {minutes} minutes.").format(
+            minutes=services.staff.reply_within_minutes
+        )
+    else:
+        opening = hours.next_opening(now)
+        when = _(
+            "Our team is offline now (hours: {hours}); a sales rep will answer after we open "
+            "on {day} at {time}."
+        ).format(
+            hours=hours.describe(),
+            day=format_date(opening.date(), "en"),
+            time=opening.strftime("%H:%M"),
+        )
+    return "\n\n".join(
+        [
+            _("I have passed our conversation to a sales rep from our team."),
+            when,
+            _("Write here as usual: they see everything you send. /cancel returns you to the bot."),
+        ]
+    )
+
+
+def _topic_name(turn: Turn) -> str:
+    name = turn.incoming.user_name or turn.key.chat_id
+    username = f" @{turn.incoming.username}" if turn.incoming.username else ""
+    # Telegram caps topic names at 128 characters.
+    return f"{name}{username}"[:128]
+
+
+async def _context_card(turn: Turn, reason: str, order_number: str | None) -> str:
+    services, incoming = turn.services, turn.incoming
+    store = services.store
+    reasons = {
+        "asked": "asked for a person",
+        "words": "asked for a person in words",
+        "fallbacks": "the bot could not answer twice in a row",
+        "order": f"question about order {order_number}",
+        "repair": "from the repair flow",
+    }
+    lines = [
+        f"🆕 <b>Handoff</b>: {html.escape(reasons.get(reason, reason))}",
+        f"Customer: {html.escape(incoming.user_name or '–')}"
+        + (f" (@{html.escape(incoming.username)})" if incoming.username else "")
+        + f", id {turn.key.chat_id}, {turn.key.channel}",
+        f"Language: {turn.state.language}",
+    ]
+    orders = await store.linked_orders(turn.key)
+    if orders:
+        lines.append("Orders (verified):")
+        lines += [
+            f"• {html.escape(o.number)}: {o.status.replace('_', ' ')}, "
+            f"{html.escape(mask_email(o.email))}"
+            for o in orders[:5]
+        ]
+    else:
+        lines.append("Orders: none verified in this chat")
+    notes = await store.notes(turn.key)
+    if notes:
+        lines.append("Earlier notes:")
+        lines += [f"📝 {html.escape(n.author)}: {html.escape(n.text)}" for n in notes]
+    transcript = await store.recent_lines(turn.key, CONTEXT_LINES)
+    if transcript:
+        lines.append("<b>Last exchanges</b>")
+        for line in transcript:
+            who = "👤" if line.from_customer else "🤖"
+            text = re.sub(r"<[^>]+>", "", line.text)
+            lines.append(f"{who} {html.escape(_shorten(text, 200))}")
+    lines.append("\nReply here to answer the customer. /claim · /close · /note TEXT")
+    return "\n".join(lines)
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def asked_in_words(turn: Turn) -> bool:
+    """ "Can I talk to a human?" starts a handoff from anywhere, like the menu button."""
+    incoming = turn.incoming
+    if incoming.payload is not None or incoming.command is not None or not incoming.text:
+        return False
+    if not asks_for_human(incoming.text.strip()):
+        return False
+    await open_handoff(turn, "words")
+    return True
+
+
+async def relay_customer(turn: Turn) -> bool:
+    """While a handoff is open, the customer's messages go to staff; only /cancel is ours."""
+    services = turn.services
+    handoff = await services.store.open_handoff(turn.key)
+    if handoff is None:
+        return False
+    _ = turn._
+    incoming = turn.incoming
+    staff_chat = services.staff.chat_id
+    now = services.now()
+    if incoming.command == "cancel" or staff_chat is None:
+        _close(turn, handoff, closed_by="customer")
+        turn.say(_("You are back with the bot. How can I help?"), *main_menu(turn))
+        if staff_chat is not None:
+            turn.replies.append(
+                _to_topic(staff_chat, handoff, "↩️ The customer left the conversation (/cancel).")
+            )
+        return True
+    if incoming.payload is not None:
+        turn.notice = _("You are talking with our team. Send /cancel to return to the bot.")
+        return True
+    if incoming.media and len(incoming.media) > 1:
+        relay = Reply(incoming.text or "", album=incoming.media)
+    elif incoming.message_id is not None:
+        relay = Reply("", copy_of=(incoming.chat_id, incoming.message_id))
+    else:
+        relay = Reply(html.escape(incoming.text or ""))
+    turn.replies.append(
+        Reply(
+            relay.text,
+            chat_id=staff_chat,
+            topic_of=handoff.key.chat_id,
+            copy_of=relay.copy_of,
+            album=relay.album,
+        )
+    )
+    changes: dict[str, object] = {"last_customer_at": now}
+    if handoff.waiting_since is None:
+        changes["waiting_since"] = now
+    turn.records.append(HandoffUpdate(handoff.id, changes))
+    return True
+
+
+def _to_topic(staff_chat: str, handoff: Handoff, text: str) -> Reply:
+    return Reply(text, chat_id=staff_chat, topic_of=handoff.key.chat_id)
+
+
+def _close(turn: Turn, handoff: Handoff, closed_by: str) -> None:
+    turn.records.append(
+        HandoffUpdate(
+            handoff.id,
+            {
+                "status": HandoffStatus.CLOSED,
+                "closed_at": turn.services.now(),
+                "closed_by": closed_by,
+                "waiting_since": None,
+            },
+        )
+    )
+    logger.info("handoff.closed chat=%s by=%s", handoff.key.chat_id, closed_by)
+
+
+async def staff_message(turn: Turn, args: list[str]) -> None:
+    """Anything in the staff chat: a rep's command or answer, or a timer's reminder check."""
+    incoming = turn.incoming
+    if incoming.payload == "handoff:remind":
+        await remind(turn)
+        return
+    staff_chat = turn.services.staff.chat_id
+    if staff_chat is None or incoming.chat_id != staff_chat:
+        return
+    customer = await _customer_of(turn)
+    command = incoming.command
+    if customer is None:
+        # Staff talking among themselves outside customers' topics: none of our business.
+        if command in STAFF_COMMANDS:
+            turn.say("Use this in a customer's topic (or as a reply to their message).")
+        return
+    handoff = await turn.services.store.open_handoff(customer)
+    if command in STAFF_COMMANDS:
+        await STAFF_COMMANDS[command](turn, customer, handoff)
+    elif command is None:
+        _relay_to_customer(turn, customer, handoff)
+
+
+async def _customer_of(turn: Turn) -> ChatKey | None:
+    store, incoming = turn.services.store, turn.incoming
+    staff = turn.key
+    if incoming.thread_id is not None:
+        customer = await store.customer_of_topic(staff, incoming.thread_id)
+        if customer is not None:
+            return customer
+    if incoming.reply_to is not None:
+        return await store.customer_of_relay(staff, incoming.reply_to)
+    return None
+
+
+def _rep_name(turn: Turn) -> str:
+    return turn.incoming.user_name or turn.incoming.user_id
+
+
+def _relay_to_customer(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
+    incoming, staff_chat = turn.incoming, turn.key.chat_id
+    if handoff is None:
+        turn.replies.append(
+            Reply(
+                "Not sent: this conversation is closed and the customer is with the bot. "
+                "They can ask for a person again at any time.",
+                chat_id=staff_chat,
+                topic_of=customer.chat_id,
+            )
+        )
+        return
+    if incoming.media and len(incoming.media) > 1:
+        relay = Reply(incoming.text or "", chat_id=customer.chat_id, album=incoming.media)
+    else:
+        assert incoming.message_id is not None
+        relay = Reply("", chat_id=customer.chat_id, copy_of=(staff_chat, incoming.message_id))
+    turn.replies.append(relay)
+    now = turn.services.now()
+    turn.records.append(
+        HandoffUpdate(
+            handoff.id,
+            {
+                "status": HandoffStatus.ACTIVE,
+                "first_staff_reply_at": now,
+                "last_staff_at": now,
+                "waiting_since": None,
+            },
+        )
+    )
+
+
+async def _claim(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
+    staff_chat = turn.key.chat_id
+    if handoff is None:
+        turn.replies.append(_note_in_topic(staff_chat, customer, "Nothing to claim: closed."))
+        return
+    name = _rep_name(turn)
+    turn.records.append(
+        HandoffUpdate(
+            handoff.id,
+            {
+                "status": HandoffStatus.ACTIVE,
+                "claimed_by": turn.incoming.user_id,
+                "claimed_by_name": name,
+            },
+        )
+    )
+    turn.replies.append(
+        _note_in_topic(staff_chat, customer, f"🙋 {html.escape(name)} took this conversation.")
+    )
+    if handoff.claimed_by is None:
+        _ = await customer_translator(turn, customer)
+        turn.replies.append(
+            Reply(
+                _("A sales rep has joined the conversation."),
+                chat_id=customer.chat_id,
+            )
+        )
+
+
+async def _close_by_staff(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
+    staff_chat = turn.key.chat_id
+    if handoff is None:
+        turn.replies.append(_note_in_topic(staff_chat, customer, "Already closed."))
+        return
+    _close(turn, handoff, closed_by=_rep_name(turn))
+    turn.replies.append(
+        _note_in_topic(
+            staff_chat,
+            customer,
+            f"✅ Closed by {html.escape(_rep_name(turn))}. The bot answers the customer again.",
+        )
+    )
+    _ = await customer_translator(turn, customer)
+    turn.replies.append(
+        Reply(
+            _(
+                "Our sales rep has closed this conversation; I am here again for anything else. "
+                "How would you rate the help you got?"
+            ),
+            (tuple(Button(f"{n} ⭐", f"rate:{handoff.id}:{n}") for n in RATINGS),),
+            chat_id=customer.chat_id,
+        )
+    )
+
+
+async def _note(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
+    staff_chat = turn.key.chat_id
+    text = (turn.incoming.text or "").split(maxsplit=1)[1:]
+    if not text or handoff is None:
+        message = "Usage: /note TEXT, in an open conversation's topic."
+        turn.replies.append(_note_in_topic(staff_chat, customer, message))
+        return
+    turn.records.append(StaffNote(handoff.id, _rep_name(turn), text[0], turn.services.now()))
+    turn.replies.append(
+        _note_in_topic(staff_chat, customer, "📝 Note saved (the customer does not see it).")
+    )
+
+
+STAFF_COMMANDS = {"claim": _claim, "close": _close_by_staff, "note": _note}
+
+
+def _note_in_topic(staff_chat: str, customer: ChatKey, text: str) -> Reply:
+    return Reply(text, chat_id=staff_chat, topic_of=customer.chat_id)
+
+
+async def customer_translator(turn: Turn, customer: ChatKey) -> Translate:
+    """Interface texts in the customer's language (a staff turn has the staff chat's)."""
+    return translator((await turn.services.store.load(customer)).language)
+
+
+async def rate(turn: Turn, args: list[str]) -> None:
+    """`rate:<handoff id>:<1-5>` under the closing message."""
+    _ = turn._
+    match args:
+        case [handoff_id, score] if handoff_id.isdigit() and score.isdigit():
+            handoff = await turn.services.store.handoff(int(handoff_id))
+            rating = int(score)
+            if (
+                handoff is None
+                or handoff.key != turn.key
+                or handoff.status is not HandoffStatus.CLOSED
+                or rating not in RATINGS
+            ):
+                await stale_button(turn, args)
+                return
+            if handoff.rating is None:
+                turn.records.append(HandoffUpdate(handoff.id, {"rating": rating}))
+            turn.replace(_("Thank you for rating us {stars}!").format(stars="⭐" * rating))
+        case _:
+            await stale_button(turn, args)
+
+
+async def remind(turn: Turn) -> None:
+    """Post a reminder in the topic of every customer waiting too long in business hours."""
+    services = turn.services
+    staff, staff_chat = services.staff, services.staff.chat_id
+    if staff_chat is None:
+        return
+    now = services.now()
+    due_after = staff.remind_after_minutes * 60
+    for handoff in await services.store.open_handoffs():
+        since = handoff.waiting_since
+        if since is None:
+            continue
+        last = max(since, handoff.reminded_at) if handoff.reminded_at else since
+        if staff.hours.open_seconds_between(last, now) < due_after:
+            continue
+        waited = math.floor((now - since).total_seconds() / 60)
+        turn.replies.append(
+            _to_topic(
+                staff_chat,
+                handoff,
+                f"⏰ The customer has been waiting {waited} minutes for an answer. "
+                "/claim to take it.",
+            )
+        )
+        turn.records.append(HandoffUpdate(handoff.id, {"reminded_at": now}))
+        logger.info("handoff.reminded chat=%s waited_minutes=%d", handoff.key.chat_id, waited)
