@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiogram import Bot
@@ -32,12 +32,24 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
+from aiogram.methods import (
+    CopyMessage,
+    EditMessageText,
+    ForwardMessage,
+    SendMediaGroup,
+    SendMessage,
+    TelegramMethod,
+)
 from aiogram.types import (
     BotCommand,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputMediaAudio,
+    InputMediaDocument,
+    InputMediaLivePhoto,
+    InputMediaPhoto,
+    InputMediaVideo,
     Message,
     Update,
 )
@@ -52,6 +64,7 @@ from bot.settings import Settings
 from handlers.i18n import SUPPORTED_LANGUAGES, translator
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
 from storage.base import ChatKey, InboxUpdate, QueuedMessage
+from storage.handoffs import HandoffStore
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +73,9 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 # Show "typing…" only when a turn is slow enough for the customer to wonder.
 TYPING_AFTER_SECONDS = 0.5
 TYPING_REPEAT_SECONDS = 4.5
+# The items of an album arrive within a fraction of a second of each other.
+ALBUM_QUIET_SECONDS = 1.0
+REMINDER_CHECK_SECONDS = 30.0
 COMMANDS = (
     ("start", "Start over and show the main menu"),
     ("menu", "The main menu"),
@@ -101,9 +117,11 @@ class LeaveGroup:
 Event = Incoming | Ignored | LeaveGroup
 
 
-def read_update(update: Update) -> Event:
+def read_update(update: Update, staff_chat_id: int | None = None) -> Event:
     """What an update means to the bot, independent of how it will be answered."""
     if update.message is not None:
+        if update.message.chat.id == staff_chat_id:
+            return _read_staff_message(update.message, str(update.update_id))
         return _read_message(update.message, str(update.update_id))
     if update.callback_query is not None:
         return _read_callback(update.callback_query, str(update.update_id))
@@ -111,6 +129,8 @@ def read_update(update: Update) -> Event:
         # Answering edits would answer the same question twice; customers re-send instead.
         return Ignored("edited_message")
     if (member := update.my_chat_member) is not None:
+        if member.chat.id == staff_chat_id:
+            return Ignored(f"staff_chat_member:{member.new_chat_member.status}")
         if member.chat.type != "private" and member.new_chat_member.status in (
             "member",
             "administrator",
@@ -136,6 +156,39 @@ def _read_message(message: Message, update_id: str) -> Event:
         update_id=update_id,
         user_name=user.full_name,
         message_id=str(message.message_id),
+        username=user.username,
+    )
+
+
+def _read_staff_message(message: Message, update_id: str) -> Event:
+    """A rep's message in the staff chat; service messages (topic created, members
+    joined) and other bots are none of the bot's business."""
+    user = message.from_user
+    anonymous_admin = message.sender_chat is not None and message.sender_chat.id == message.chat.id
+    if user is None or (user.is_bot and not anonymous_admin):
+        return Ignored("staff_chat_bot")
+    media = _media(message)
+    if message.text is None and message.caption is None and not media:
+        return Ignored("staff_chat_service_message")
+    if media and all(m.kind is MediaKind.OTHER for m in media) and message.text is None:
+        return Ignored("staff_chat_service_message")
+    thread = message.message_thread_id if message.is_topic_message else None
+    replied = message.reply_to_message
+    # In a topic every message "replies" to the topic's first message; only real replies count.
+    reply_to = replied.message_id if replied and replied.message_id != thread else None
+    return Incoming(
+        channel=CHANNEL,
+        chat_id=str(message.chat.id),
+        user_id=str(user.id),
+        text=message.text if message.text is not None else message.caption,
+        media=media,
+        update_id=update_id,
+        user_name=message.author_signature if anonymous_admin else user.full_name,
+        message_id=str(message.message_id),
+        username=None if anonymous_admin else user.username,
+        staff=True,
+        thread_id=None if thread is None else str(thread),
+        reply_to=None if reply_to is None else str(reply_to),
     )
 
 
@@ -207,15 +260,53 @@ def keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | Non
 _TAG = re.compile(r"</?[a-zA-Z][\w-]*(?:\s[^<>]*)?>")
 
 
+@dataclass(frozen=True)
+class StaffPost:
+    """A part for the staff chat, posted in the customer's topic (opened first if the
+    reply asks and there is none); the message sent is remembered as theirs."""
+
+    method: TelegramMethod[Any]
+    customer: str
+    open_topic: str | None = None
+
+
+Part = TelegramMethod[Any] | StaffPost
+
+
 class TelegramSender:
     """Turns queued replies into Bot API calls and Telegram's errors into delivery errors."""
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, desk: HandoffStore | None = None) -> None:
         self.bot = bot
+        self.desk = desk
+        # Learnt from Telegram: a staff chat without topics gets the reply-based relay.
+        self._chats_without_topics: set[str] = set()
 
-    def parts(self, message: QueuedMessage) -> list[SendMessage | EditMessageText]:
+    def parts(self, message: QueuedMessage) -> list[Part]:
         reply = Reply.from_json(message.body)
-        chat_id = int(message.key.chat_id)
+        methods = self._methods(int(message.key.chat_id), reply)
+        if reply.topic_of is None:
+            return list(methods)
+        return [
+            StaffPost(method, reply.topic_of, reply.open_topic if i == 0 else None)
+            for i, method in enumerate(methods)
+        ]
+
+    def _methods(self, chat_id: int, reply: Reply) -> list[TelegramMethod[Any]]:
+        if reply.copy_of is not None:
+            source_chat, source_message = int(reply.copy_of[0]), int(reply.copy_of[1])
+            if reply.topic_of is not None:
+                # To staff: a forward shows who wrote it; to a customer: a copy hides the rep.
+                return [
+                    ForwardMessage(
+                        chat_id=chat_id, from_chat_id=source_chat, message_id=source_message
+                    )
+                ]
+            return [
+                CopyMessage(chat_id=chat_id, from_chat_id=source_chat, message_id=source_message)
+            ]
+        if reply.album:
+            return [SendMediaGroup(chat_id=chat_id, media=_album(reply))]
         chunks = split_html(reply.text)
         markup = keyboard(reply.buttons)
         if reply.replaces is not None and len(chunks) == 1:
@@ -237,9 +328,46 @@ class TelegramSender:
         # Telegram gives groups and channels negative ids, users positive ones.
         return chat_id.startswith("-")
 
-    async def send(self, key: ChatKey, part: SendMessage | EditMessageText) -> None:
+    async def send(self, key: ChatKey, part: Part) -> None:
+        if not isinstance(part, StaffPost):
+            await self._emit(key, part)
+            return
+        assert self.desk is not None, "staff posts need the handoff store"
+        customer = ChatKey(key.channel, part.customer)
+        thread = await self._topic(key, customer, part.open_topic)
+        method = part.method
+        if thread is not None:
+            method = method.model_copy(update={"message_thread_id": int(thread)})
+        sent = await self._emit(key, method)
+        for message_id in _sent_ids(sent):
+            await self.desk.remember_relay(key, str(message_id), customer)
+
+    async def _topic(self, staff: ChatKey, customer: ChatKey, name: str | None) -> str | None:
+        """The customer's topic in the staff chat, opened now if asked and possible."""
+        assert self.desk is not None
+        thread = await self.desk.topic_of(customer, staff.chat_id)
+        if thread is not None or name is None or staff.chat_id in self._chats_without_topics:
+            return thread
         try:
-            await part.emit(self.bot)
+            topic = await self.bot.create_forum_topic(int(staff.chat_id), name)
+        except TelegramBadRequest as exc:
+            if "forum" not in exc.message.lower():
+                raise Undeliverable(exc.message) from exc
+            logger.warning("handoff.staff_chat_without_topics chat=%s", staff.chat_id)
+            self._chats_without_topics.add(staff.chat_id)
+            return None
+        except (TelegramNetworkError, TelegramServerError) as exc:
+            raise TemporaryFailure(exc.message) from exc
+        except TelegramRetryAfter as exc:
+            raise RetryAfter(exc.retry_after, exc.message) from exc
+        thread = str(topic.message_thread_id)
+        await self.desk.set_topic(customer, staff.chat_id, thread)
+        logger.info("handoff.topic_opened chat=%s thread=%s", customer.chat_id, thread)
+        return thread
+
+    async def _emit(self, key: ChatKey, part: TelegramMethod[Any]) -> Any:
+        try:
+            return await part.emit(self.bot)
         except TelegramRetryAfter as exc:
             raise RetryAfter(exc.retry_after, exc.message) from exc
         except TelegramEntityTooLarge as exc:
@@ -247,28 +375,65 @@ class TelegramSender:
         except (TelegramNetworkError, TelegramServerError) as exc:
             raise TemporaryFailure(exc.message) from exc
         except TelegramBadRequest as exc:
-            await self._recover(key, part, exc)
+            return await self._recover(key, part, exc)
         except TelegramAPIError as exc:
             # Forbidden (bot blocked), not found, unauthorized, chat migrated: no retry helps.
             raise Undeliverable(exc.message) from exc
 
     async def _recover(
-        self, key: ChatKey, part: SendMessage | EditMessageText, exc: TelegramBadRequest
-    ) -> None:
+        self, key: ChatKey, part: TelegramMethod[Any], exc: TelegramBadRequest
+    ) -> Any:
         """Some refusals have a sensible second try; the others are final."""
         description = exc.message.lower()
         if isinstance(part, EditMessageText):
             if "message is not modified" in description:
-                return
+                return None
             if "message to edit not found" in description or "can't be edited" in description:
-                await self.send(key, _as_new_message(part))
-                return
-        if "can't parse entities" in description and part.parse_mode is not None:
+                return await self._emit(key, _as_new_message(part))
+        if "thread not found" in description and getattr(part, "message_thread_id", None):
+            # Staff deleted the customer's topic: post in the general thread instead.
+            logger.warning("handoff.topic_gone chat=%s", key.chat_id)
+            return await self._emit(key, part.model_copy(update={"message_thread_id": None}))
+        if (
+            isinstance(part, SendMessage)
+            and "can't parse entities" in description
+            and part.parse_mode is not None
+        ):
             logger.warning("telegram.html_rejected chat=%s reason=%s", key.chat_id, exc.message)
             plain = html.unescape(_TAG.sub("", part.text or ""))
-            await self.send(key, part.model_copy(update={"text": plain, "parse_mode": None}))
-            return
+            return await self._emit(
+                key, part.model_copy(update={"text": plain, "parse_mode": None})
+            )
+        if isinstance(part, EditMessageText) and "can't parse entities" in description:
+            plain = html.unescape(_TAG.sub("", part.text or ""))
+            return await self._emit(
+                key, part.model_copy(update={"text": plain, "parse_mode": None})
+            )
         raise Undeliverable(exc.message) from exc
+
+
+AlbumItem = (
+    InputMediaAudio | InputMediaDocument | InputMediaLivePhoto | InputMediaPhoto | InputMediaVideo
+)
+
+
+def _album(reply: Reply) -> list[AlbumItem]:
+    kinds = {
+        MediaKind.PHOTO: InputMediaPhoto,
+        MediaKind.VIDEO: InputMediaVideo,
+        MediaKind.AUDIO: InputMediaAudio,
+    }
+    items: list[AlbumItem] = []
+    for index, media in enumerate(reply.album):
+        cls = kinds.get(media.kind, InputMediaDocument)
+        items.append(cls(media=media.file_ref, caption=reply.text or None if index == 0 else None))
+    return items
+
+
+def _sent_ids(result: Any) -> list[int]:
+    """Message ids in what a send method returned (a message, a list, or a MessageId)."""
+    results = result if isinstance(result, list) else [result]
+    return [item.message_id for item in results if hasattr(item, "message_id")]
 
 
 def _as_new_message(edit: EditMessageText) -> SendMessage:
@@ -310,10 +475,13 @@ class TelegramChannel:
             global_rate=self.settings.messages_per_second,
             global_burst=self.settings.messages_per_second,
         )
-        self.delivery = Delivery(app.storage, CHANNEL, TelegramSender(bot), RateLimiter(limits))
+        sender = TelegramSender(bot, app.storage)
+        self.delivery = Delivery(app.storage, CHANNEL, sender, RateLimiter(limits))
         self.notifier = app.order_notifier(CHANNEL, self.delivery)
+        self.staff_chat_id = app.settings.handoff.staff_chat_id
         self._updates = SerialQueues("telegram.updates")
         self._queued: set[str] = set()
+        self._albums: dict[tuple[str, str], _Album] = {}
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -332,9 +500,10 @@ class TelegramChannel:
             self._submit(stored)
         receiving = asyncio.create_task(self._serve_webhook() if self.webhook else self._poll())
         notifying = asyncio.create_task(self.notifier.run())
+        reminding = asyncio.create_task(self._remind_staff())
         stopping = asyncio.create_task(self._stopping.wait())
         await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (receiving, notifying, stopping):
+        for task in (receiving, notifying, reminding, stopping):
             task.cancel()
         with suppress(asyncio.CancelledError):
             await receiving
@@ -445,7 +614,7 @@ class TelegramChannel:
         update: Update | None
         try:
             update = Update.model_validate(stored.body, context={"bot": self.bot})
-            event = read_update(update)
+            event = read_update(update, self.staff_chat_id)
         except ValueError:
             update, event = None, Ignored("unreadable")
         # Updates of one chat are handled in order; ignored ones need no order.
@@ -454,7 +623,50 @@ class TelegramChannel:
                 chat: str | None = str(chat_id)
             case _:
                 chat = None
+        if isinstance(event, Incoming) and event.media and event.media[0].media_group_id:
+            album_key = (event.chat_id, event.media[0].media_group_id)
+            if album_key in self._albums:
+                self._albums[album_key].add(event)
+                return
+            album = self._albums[album_key] = _Album(event)
+            self._updates.submit(chat, lambda: self._process_album(album_key, album, update))
+            return
         self._updates.submit(chat, lambda: self._process(stored, update, event))
+
+    async def _process_album(
+        self, album_key: tuple[str, str], album: _Album, update: Update | None
+    ) -> None:
+        """Telegram sends an album as one update per item with no end marker: wait until
+        none has come for a moment, then handle them as one message."""
+        try:
+            while True:
+                album.arrived.clear()
+                try:
+                    await asyncio.wait_for(album.arrived.wait(), ALBUM_QUIET_SECONDS)
+                except TimeoutError:
+                    break
+            del self._albums[album_key]
+            await self._converse(album.merged(), update)
+        finally:
+            for update_id in album.update_ids:
+                self._queued.discard(update_id)
+
+    async def _remind_staff(self) -> None:
+        """Ask the handoff flow every so often whether a customer waits too long."""
+        if self.staff_chat_id is None:
+            return
+        check = Incoming(
+            CHANNEL, str(self.staff_chat_id), "system", payload="handoff:remind", staff=True
+        )
+        while True:
+            await asyncio.sleep(REMINDER_CHECK_SECONDS)
+            try:
+                outcome = await self.app.engine.handle(check)
+            except Exception:
+                logger.exception("telegram.reminder_check_failed")
+                continue
+            for message in outcome.queued:
+                self.delivery.enqueue(message)
 
     async def _process(self, stored: InboxUpdate, update: Update | None, event: Event) -> None:
         try:
@@ -496,6 +708,33 @@ class TelegramChannel:
                 # Typically "query is too old" after a restart: nothing left to answer.
                 logger.info("telegram.callback_not_answered reason=%s", exc.message)
                 return
+
+
+class _Album:
+    """The items of one album received so far."""
+
+    def __init__(self, first: Incoming) -> None:
+        self.items = [first]
+        self.arrived = asyncio.Event()
+
+    def add(self, item: Incoming) -> None:
+        self.items.append(item)
+        self.arrived.set()
+
+    @property
+    def update_ids(self) -> list[str]:
+        return [item.update_id for item in self.items if item.update_id]
+
+    def merged(self) -> Incoming:
+        items = sorted(self.items, key=lambda item: int(item.message_id or 0))
+        first = items[0]
+        caption = next((item.text for item in items if item.text), None)
+        return replace(
+            first,
+            text=caption,
+            media=tuple(media for item in items for media in item.media),
+            merged_update_ids=tuple(i.update_id for i in items[1:] if i.update_id),
+        )
 
 
 @asynccontextmanager
