@@ -242,6 +242,7 @@ def _read_callback(query: CallbackQuery, update_id: str) -> Event:
         update_id=update_id,
         user_name=query.from_user.full_name,
         message_id=str(message.message_id),
+        username=query.from_user.username,
     )
 
 
