@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     import_orders.add_argument("file", type=Path, help="orders file (.csv, .json, .jsonl)")
     import_orders.set_defaults(handler=_orders_import)
+
+    stats = commands.add_parser("stats", help="handoff figures: volume, reply times, ratings")
+    stats.add_argument("--days", type=int, default=30, help="the period, ending now (default 30)")
+    stats.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    stats.set_defaults(handler=_stats)
 
     faq = commands.add_parser("faq", help="knowledge base tools").add_subparsers(
         dest="faq_command", metavar="FAQ_COMMAND", required=True
@@ -208,7 +213,6 @@ def _faq_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 def _orders_import(args: argparse.Namespace, settings: Settings) -> int:
     from handlers.order_feed import OrdersFileError, read_orders_file
-
     from storage.sqlite import SqliteStorage
 
     try:
@@ -240,6 +244,23 @@ def _orders_import(args: argparse.Namespace, settings: Settings) -> int:
         len(parsed.problems),
     )
     return EXIT_PROBLEMS if parsed.problems else EXIT_OK
+
+
+def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.stats import format_figures, handoff_figures
+    from storage.sqlite import SqliteStorage
+
+    if args.days < 1:
+        raise _Fatal("--days: expected 1 or more")
+
+    async def read() -> dict[str, object]:
+        async with SqliteStorage(settings.database_path) as storage:
+            since = datetime.now(UTC) - timedelta(days=args.days)
+            return handoff_figures(await storage.handoff_stats(since), args.days)
+
+    figures = asyncio.run(read())
+    print(json.dumps(figures) if args.json else format_figures(figures))
+    return EXIT_OK
 
 
 def _chat(args: argparse.Namespace, settings: Settings) -> int:
