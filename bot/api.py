@@ -20,8 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from handlers.order_feed import RecordInvalid, apply_patch, order_from_record, order_to_record
-from storage.orders import Order, OrderStore
+from handlers.order_feed import RecordInvalid, apply_patch, order_from_record
+from storage.orders import Order, OrderStore, order_to_record
 
 logger = logging.getLogger(__name__)
 

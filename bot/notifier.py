@@ -60,8 +60,12 @@ class OrderNotifier:
     async def send_waiting(self) -> int:
         """Queue every waiting notice of this channel; returns how many were queued."""
         sent = 0
+        # Many chats can be linked to one order: read each order once per pass.
+        orders: dict[str, Order | None] = {}
         for notice in await self.storage.order_notices(self.channel):
-            order = await self.storage.order(notice.number)
+            if notice.number not in orders:
+                orders[notice.number] = await self.storage.order(notice.number)
+            order = orders[notice.number]
             if order is None or order.status != notice.status:
                 # Superseded by a later change, which has its own notice.
                 await self.storage.drop_notice(notice)

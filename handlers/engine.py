@@ -57,7 +57,7 @@ class Services:
     order_rules: OrderRules = field(default_factory=OrderRules)
     zone: tzinfo = UTC
     max_failed_checks_per_hour: int = 5
-    staff: StaffDesk = field(default_factory=lambda: StaffDesk())
+    staff: StaffDesk = field(default_factory=StaffDesk)
     clock: Callable[[], datetime] = _utc_now
 
     def now(self) -> datetime:
@@ -247,19 +247,16 @@ def _destination(key: ChatKey, reply: Reply) -> ChatKey:
     return key if reply.chat_id is None else ChatKey(key.channel, reply.chat_id)
 
 
-# Staff see the last lines of a conversation when it is handed to them.
-TRANSCRIPT_LINE_CHARS = 500
-
-
 def _transcript(turn: Turn) -> list[Record]:
-    """What the customer wrote and the bot answered in this turn, e-mails masked."""
+    """What the customer wrote and the bot answered in this turn, e-mails masked: staff see
+    the last lines when the conversation is handed to them (storage caps their length)."""
     if turn.incoming.staff:
         return []
     now = turn.services.now()
     lines: list[Record] = []
     if turn.incoming.text:
-        lines.append(Said(True, mask_emails_in(turn.incoming.text[:TRANSCRIPT_LINE_CHARS]), now))
+        lines.append(Said(True, mask_emails_in(turn.incoming.text), now))
     for reply in turn.replies:
         if reply.chat_id is None and reply.text:
-            lines.append(Said(False, reply.text[:TRANSCRIPT_LINE_CHARS], now))
+            lines.append(Said(False, reply.text, now))
     return lines

@@ -20,7 +20,7 @@ from datetime import datetime
 from handlers.engine import Services, Turn
 from handlers.i18n import Translate, format_date, translator
 from handlers.menu import main_menu, menu_button, stale_button
-from handlers.messages import Button, Reply
+from handlers.messages import Button, Incoming, Reply
 from handlers.privacy import mask_email
 from storage.base import ChatKey
 from storage.handoffs import Handoff, HandoffOpened, HandoffStatus, HandoffUpdate, StaffNote
@@ -185,28 +185,13 @@ async def relay_customer(turn: Turn) -> bool:
         _close(turn, handoff, closed_by="customer")
         turn.say(_("You are back with the bot. How can I help?"), *main_menu(turn))
         if staff_chat is not None:
-            turn.replies.append(
-                _to_topic(staff_chat, handoff, "↩️ The customer left the conversation (/cancel).")
-            )
+            left = "↩️ The customer left the conversation (/cancel)."
+            turn.replies.append(_in_topic(staff_chat, handoff.key, left))
         return True
     if incoming.payload is not None:
         turn.notice = _("You are talking with our team. Send /cancel to return to the bot.")
         return True
-    if incoming.media and len(incoming.media) > 1:
-        relay = Reply(incoming.text or "", album=incoming.media)
-    elif incoming.message_id is not None:
-        relay = Reply("", copy_of=(incoming.chat_id, incoming.message_id))
-    else:
-        relay = Reply(html.escape(incoming.text or ""))
-    turn.replies.append(
-        Reply(
-            relay.text,
-            chat_id=staff_chat,
-            topic_of=handoff.key.chat_id,
-            copy_of=relay.copy_of,
-            album=relay.album,
-        )
-    )
+    turn.replies.append(_relay(incoming, staff_chat, topic_of=handoff.key.chat_id))
     changes: dict[str, object] = {"last_customer_at": now}
     if handoff.waiting_since is None:
         changes["waiting_since"] = now
@@ -214,8 +199,20 @@ async def relay_customer(turn: Turn) -> bool:
     return True
 
 
-def _to_topic(staff_chat: str, handoff: Handoff, text: str) -> Reply:
-    return Reply(text, chat_id=staff_chat, topic_of=handoff.key.chat_id)
+def _relay(incoming: Incoming, to_chat: str, topic_of: str | None = None) -> Reply:
+    """The incoming message passed on: an album as an album, anything else as a copy."""
+    if len(incoming.media) > 1:
+        return Reply(incoming.text or "", chat_id=to_chat, topic_of=topic_of, album=incoming.media)
+    if incoming.message_id is None:
+        return Reply(html.escape(incoming.text or ""), chat_id=to_chat, topic_of=topic_of)
+    return Reply(
+        "", chat_id=to_chat, topic_of=topic_of, copy_of=(incoming.chat_id, incoming.message_id)
+    )
+
+
+def _in_topic(staff_chat: str, customer: ChatKey, text: str) -> Reply:
+    """A bot message for staff in the customer's topic."""
+    return Reply(text, chat_id=staff_chat, topic_of=customer.chat_id)
 
 
 def _close(turn: Turn, handoff: Handoff, closed_by: str) -> None:
@@ -273,23 +270,17 @@ def _rep_name(turn: Turn) -> str:
 
 
 def _relay_to_customer(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
-    incoming, staff_chat = turn.incoming, turn.key.chat_id
     if handoff is None:
         turn.replies.append(
-            Reply(
+            _in_topic(
+                turn.key.chat_id,
+                customer,
                 "Not sent: this conversation is closed and the customer is with the bot. "
                 "They can ask for a person again at any time.",
-                chat_id=staff_chat,
-                topic_of=customer.chat_id,
             )
         )
         return
-    if incoming.media and len(incoming.media) > 1:
-        relay = Reply(incoming.text or "", chat_id=customer.chat_id, album=incoming.media)
-    else:
-        assert incoming.message_id is not None
-        relay = Reply("", chat_id=customer.chat_id, copy_of=(staff_chat, incoming.message_id))
-    turn.replies.append(relay)
+    turn.replies.append(_relay(turn.incoming, customer.chat_id))
     now = turn.services.now()
     turn.records.append(
         HandoffUpdate(
@@ -307,7 +298,7 @@ def _relay_to_customer(turn: Turn, customer: ChatKey, handoff: Handoff | None) -
 async def _claim(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
     staff_chat = turn.key.chat_id
     if handoff is None:
-        turn.replies.append(_note_in_topic(staff_chat, customer, "Nothing to claim: closed."))
+        turn.replies.append(_in_topic(staff_chat, customer, "Nothing to claim: closed."))
         return
     name = _rep_name(turn)
     turn.records.append(
@@ -321,7 +312,7 @@ async def _claim(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None
         )
     )
     turn.replies.append(
-        _note_in_topic(staff_chat, customer, f"🙋 {html.escape(name)} took this conversation.")
+        _in_topic(staff_chat, customer, f"🙋 {html.escape(name)} took this conversation.")
     )
     if handoff.claimed_by is None:
         _ = await customer_translator(turn, customer)
@@ -336,11 +327,11 @@ async def _claim(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None
 async def _close_by_staff(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
     staff_chat = turn.key.chat_id
     if handoff is None:
-        turn.replies.append(_note_in_topic(staff_chat, customer, "Already closed."))
+        turn.replies.append(_in_topic(staff_chat, customer, "Already closed."))
         return
     _close(turn, handoff, closed_by=_rep_name(turn))
     turn.replies.append(
-        _note_in_topic(
+        _in_topic(
             staff_chat,
             customer,
             f"✅ Closed by {html.escape(_rep_name(turn))}. The bot answers the customer again.",
@@ -364,19 +355,15 @@ async def _note(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
     text = (turn.incoming.text or "").split(maxsplit=1)[1:]
     if not text or handoff is None:
         message = "Usage: /note TEXT, in an open conversation's topic."
-        turn.replies.append(_note_in_topic(staff_chat, customer, message))
+        turn.replies.append(_in_topic(staff_chat, customer, message))
         return
     turn.records.append(StaffNote(handoff.id, _rep_name(turn), text[0], turn.services.now()))
     turn.replies.append(
-        _note_in_topic(staff_chat, customer, "📝 Note saved (the customer does not see it).")
+        _in_topic(staff_chat, customer, "📝 Note saved (the customer does not see it).")
     )
 
 
 STAFF_COMMANDS = {"claim": _claim, "close": _close_by_staff, "note": _note}
-
-
-def _note_in_topic(staff_chat: str, customer: ChatKey, text: str) -> Reply:
-    return Reply(text, chat_id=staff_chat, topic_of=customer.chat_id)
 
 
 async def customer_translator(turn: Turn, customer: ChatKey) -> Translate:
@@ -423,9 +410,9 @@ async def remind(turn: Turn) -> None:
             continue
         waited = math.floor((now - since).total_seconds() / 60)
         turn.replies.append(
-            _to_topic(
+            _in_topic(
                 staff_chat,
-                handoff,
+                handoff.key,
                 f"⏰ The customer has been waiting {waited} minutes for an answer. "
                 "/claim to take it.",
             )

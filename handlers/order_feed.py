@@ -18,7 +18,15 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from storage.orders import Condition, Order, OrderItem, OrderStatus, Repair, StatusChange
+from storage.orders import (
+    Condition,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Repair,
+    StatusChange,
+    order_to_record,
+)
 
 T = TypeVar("T")
 
@@ -156,46 +164,6 @@ def apply_patch(order: Order, patch: Mapping[str, Any]) -> Order:
     if problems:
         raise RecordInvalid(problems)
     return patched
-
-
-def order_to_record(order: Order) -> dict[str, Any]:
-    """The order as JSON-ready data in the shape `order_from_record` reads back."""
-    return {
-        "number": order.number,
-        "email": order.email,
-        "phone": order.phone,
-        "status": order.status.value,
-        "carrier": order.carrier,
-        "tracking_number": order.tracking_number,
-        "ddp": order.ddp,
-        "paid_on": _iso(order.paid_on),
-        "shipped_on": _iso(order.shipped_on),
-        "delivered_on": _iso(order.delivered_on),
-        "expected_on": _iso(order.expected_on),
-        "tracking_updated_at": _iso(order.tracking_updated_at),
-        "items": [
-            {
-                "brand": item.brand,
-                "model": item.model,
-                "quantity": item.quantity,
-                "condition": item.condition.value,
-                "serials": list(item.serials),
-                "repairs": [
-                    {
-                        "part": repair.part,
-                        "shipped_on": repair.shipped_on.isoformat(),
-                        "serial": repair.serial,
-                        "ticket_id": repair.ticket_id,
-                    }
-                    for repair in item.repairs
-                ],
-            }
-            for item in order.items
-        ],
-        "history": [
-            {"status": change.status.value, "at": change.at.isoformat()} for change in order.history
-        ],
-    }
 
 
 class _Fields:
@@ -412,10 +380,6 @@ def _show(value: Any) -> str:
 
 def _stripped(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
-
-
-def _iso(value: date | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 # --- files ------------------------------------------------------------------------------

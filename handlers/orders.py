@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 from handlers.engine import Services, Turn
 from handlers.faq import ACTION_LABELS, entry_button, handoff_button
@@ -302,8 +302,8 @@ def _expectation_text(
 ) -> str:
     rules = services.order_rules
 
-    def day(value: object) -> str:
-        return format_date(value, language) if value else "–"  # type: ignore[arg-type]
+    def day(value: date | None) -> str:
+        return format_date(value, language) if value else "–"
 
     earliest, latest = day(expectation.earliest), day(expectation.latest)
     match expectation.stage:

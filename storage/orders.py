@@ -7,7 +7,7 @@ an order's status changes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -156,3 +156,97 @@ class OrderStore(Protocol):
     async def failed_checks_since(self, key: ChatKey, since: datetime) -> Sequence[datetime]:
         """When this chat failed an ownership check since `since`, oldest first."""
         ...
+
+
+def order_to_record(order: Order) -> dict[str, Any]:
+    """The order as JSON-ready data: what the API returns, what the database keeps, and the
+    shape `handlers.order_feed.order_from_record` reads."""
+    return {
+        "number": order.number,
+        "email": order.email,
+        "phone": order.phone,
+        "status": order.status.value,
+        "carrier": order.carrier,
+        "tracking_number": order.tracking_number,
+        "ddp": order.ddp,
+        "paid_on": _iso_or_none(order.paid_on),
+        "shipped_on": _iso_or_none(order.shipped_on),
+        "delivered_on": _iso_or_none(order.delivered_on),
+        "expected_on": _iso_or_none(order.expected_on),
+        "tracking_updated_at": _iso_or_none(order.tracking_updated_at),
+        "items": [
+            {
+                "brand": item.brand,
+                "model": item.model,
+                "quantity": item.quantity,
+                "condition": item.condition.value,
+                "serials": list(item.serials),
+                "repairs": [
+                    {
+                        "part": repair.part,
+                        "shipped_on": repair.shipped_on.isoformat(),
+                        "serial": repair.serial,
+                        "ticket_id": repair.ticket_id,
+                    }
+                    for repair in item.repairs
+                ],
+            }
+            for item in order.items
+        ],
+        "history": [
+            {"status": change.status.value, "at": change.at.isoformat()} for change in order.history
+        ],
+    }
+
+
+def order_from_trusted_record(record: Mapping[str, Any]) -> Order:
+    """The inverse of `order_to_record`, for data it wrote (the shop's data is validated on
+    the way in, by `handlers.order_feed`)."""
+    tracking_updated_at = record.get("tracking_updated_at")
+    return Order(
+        number=record["number"],
+        email=record["email"],
+        status=OrderStatus(record["status"]),
+        items=tuple(
+            OrderItem(
+                brand=item["brand"],
+                model=item["model"],
+                quantity=item["quantity"],
+                condition=Condition(item["condition"]),
+                serials=tuple(item["serials"]),
+                repairs=tuple(
+                    Repair(
+                        part=repair["part"],
+                        shipped_on=date.fromisoformat(repair["shipped_on"]),
+                        serial=repair["serial"],
+                        ticket_id=repair["ticket_id"],
+                    )
+                    for repair in item["repairs"]
+                ),
+            )
+            for item in record["items"]
+        ),
+        phone=record.get("phone"),
+        carrier=record.get("carrier"),
+        tracking_number=record.get("tracking_number"),
+        ddp=record.get("ddp", False),
+        paid_on=_date_or_none(record.get("paid_on")),
+        shipped_on=_date_or_none(record.get("shipped_on")),
+        delivered_on=_date_or_none(record.get("delivered_on")),
+        expected_on=_date_or_none(record.get("expected_on")),
+        tracking_updated_at=(
+            None if tracking_updated_at is None else datetime.fromisoformat(tracking_updated_at)
+        ),
+        history=tuple(
+            StatusChange(OrderStatus(change["status"]), datetime.fromisoformat(change["at"]))
+            for change in record.get("history", ())
+        ),
+    )
+
+
+def _iso_or_none(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _date_or_none(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)

@@ -7,7 +7,8 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
@@ -38,14 +39,13 @@ from storage.handoffs import (
     StaffNote,
 )
 from storage.orders import (
-    Condition,
     Order,
-    OrderItem,
     OrderNotice,
     OrderStatus,
-    Repair,
     SaveResult,
     StatusChange,
+    order_from_trusted_record,
+    order_to_record,
 )
 
 logger = logging.getLogger(__name__)
@@ -281,94 +281,16 @@ def _handoff_from_row(row: Sequence[Any]) -> Handoff:
     )
 
 
-def _optional_date(value: date | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _parse_date(value: str | None) -> date | None:
-    return None if value is None else date.fromisoformat(value)
-
-
 def _order_to_json(order: Order) -> str:
     """The order without its history (kept in order_history), as a JSON object."""
-    body = {
-        "number": order.number,
-        "email": order.email,
-        "status": order.status.value,
-        "items": [
-            {
-                "brand": item.brand,
-                "model": item.model,
-                "quantity": item.quantity,
-                "condition": item.condition.value,
-                "serials": list(item.serials),
-                "repairs": [
-                    {
-                        "part": repair.part,
-                        "shipped_on": repair.shipped_on.isoformat(),
-                        "serial": repair.serial,
-                        "ticket_id": repair.ticket_id,
-                    }
-                    for repair in item.repairs
-                ],
-            }
-            for item in order.items
-        ],
-        "phone": order.phone,
-        "carrier": order.carrier,
-        "tracking_number": order.tracking_number,
-        "ddp": order.ddp,
-        "paid_on": _optional_date(order.paid_on),
-        "shipped_on": _optional_date(order.shipped_on),
-        "delivered_on": _optional_date(order.delivered_on),
-        "expected_on": _optional_date(order.expected_on),
-        "tracking_updated_at": (
-            None if order.tracking_updated_at is None else order.tracking_updated_at.isoformat()
-        ),
-    }
+    body = order_to_record(order)
+    del body["history"]
     # Sorted keys: an unchanged order serialises to the same text, which `save_order` compares.
     return json.dumps(body, ensure_ascii=False, sort_keys=True)
 
 
 def _order_from_json(text: str, history: Iterable[StatusChange] = ()) -> Order:
-    body = json.loads(text)
-    tracking_updated_at = body.get("tracking_updated_at")
-    return Order(
-        number=body["number"],
-        email=body["email"],
-        status=OrderStatus(body["status"]),
-        items=tuple(
-            OrderItem(
-                brand=item["brand"],
-                model=item["model"],
-                quantity=item["quantity"],
-                condition=Condition(item["condition"]),
-                serials=tuple(item["serials"]),
-                repairs=tuple(
-                    Repair(
-                        part=repair["part"],
-                        shipped_on=date.fromisoformat(repair["shipped_on"]),
-                        serial=repair["serial"],
-                        ticket_id=repair["ticket_id"],
-                    )
-                    for repair in item["repairs"]
-                ),
-            )
-            for item in body["items"]
-        ),
-        phone=body["phone"],
-        carrier=body["carrier"],
-        tracking_number=body["tracking_number"],
-        ddp=body["ddp"],
-        paid_on=_parse_date(body["paid_on"]),
-        shipped_on=_parse_date(body["shipped_on"]),
-        delivered_on=_parse_date(body["delivered_on"]),
-        expected_on=_parse_date(body["expected_on"]),
-        tracking_updated_at=(
-            None if tracking_updated_at is None else datetime.fromisoformat(tracking_updated_at)
-        ),
-        history=tuple(history),
-    )
+    return replace(order_from_trusted_record(json.loads(text)), history=tuple(history))
 
 
 class SqliteStorage:
@@ -498,6 +420,14 @@ class SqliteStorage:
                 )
             for record in records:
                 await self._write_record(db, key, record)
+            if any(isinstance(record, Said) for record in records):
+                # Everything at or below the first id past the newest CHAT_LINES_KEPT goes.
+                await db.execute(
+                    """DELETE FROM chat_lines WHERE channel=? AND chat_id=? AND id <= (
+                         SELECT id FROM chat_lines WHERE channel=? AND chat_id=?
+                         ORDER BY id DESC LIMIT 1 OFFSET ?)""",
+                    (key.channel, key.chat_id, key.channel, key.chat_id, CHAT_LINES_KEPT),
+                )
             queued = []
             for destination, body in replies:
                 cursor = await db.execute(
@@ -575,13 +505,6 @@ class SqliteStorage:
                     "INSERT INTO chat_lines (channel, chat_id, at, from_customer, text) "
                     "VALUES (?, ?, ?, ?, ?)",
                     (key.channel, key.chat_id, _utc_timestamp(at), int(from_customer), text),
-                )
-                # Everything at or below the first id past the newest CHAT_LINES_KEPT goes.
-                await db.execute(
-                    """DELETE FROM chat_lines WHERE channel=? AND chat_id=? AND id <= (
-                         SELECT id FROM chat_lines WHERE channel=? AND chat_id=?
-                         ORDER BY id DESC LIMIT 1 OFFSET ?)""",
-                    (key.channel, key.chat_id, key.channel, key.chat_id, CHAT_LINES_KEPT),
                 )
 
     @staticmethod

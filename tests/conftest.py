@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from bot.app import bundled_kb_path
 from bot.settings import CompanySettings
 from faq.encoder import Encoder
 from faq.service import FaqService
+from storage.sqlite import SqliteStorage
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -32,6 +33,13 @@ def faq_service(encoder: Encoder, placeholders: dict[str, str]) -> Iterator[FaqS
     service = FaqService(bundled_kb_path(), placeholders, encoder)
     yield service
     service.close()
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
+    """A fresh SQLite file per test, `bot.db` in the test's folder."""
+    async with SqliteStorage(tmp_path / "bot.db") as opened:
+        yield opened
 
 
 @pytest.fixture

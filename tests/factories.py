@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from handlers.messages import Incoming, Media
@@ -54,3 +56,13 @@ def order(
     if items is None:
         items = (OrderItem("Bitmain", "Antminer S21", 1, Condition.NEW, ("SN21A0001",)),)
     return Order(number=number, email=email, status=status, items=items, **fields)
+
+
+@dataclass
+class Clock:
+    """A clock tests set by hand: `Services(clock=...)`."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now

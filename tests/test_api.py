@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,12 +29,6 @@ def record(**changes: Any) -> dict[str, Any]:
         "items": [{"brand": "Bitmain", "model": "Antminer S21", "serials": ["SN21A0001"]}],
     }
     return base | changes
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
-    async with SqliteStorage(tmp_path / "bot.db") as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,12 +39,6 @@ class ScriptedSender:
 
     def is_group(self, chat_id: str) -> bool:
         return False
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
-    async with SqliteStorage(tmp_path / "bot.db") as opened:
-        yield opened
 
 
 async def queue(storage: SqliteStorage, chat: str, *texts: str) -> list[QueuedMessage]:

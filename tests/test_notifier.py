@@ -4,12 +4,9 @@ language, and only for the chats linked to the order."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bot.delivery import Delivery
 from bot.notifier import OrderNotifier
@@ -35,12 +32,6 @@ class SignallingSender(ScriptedSender):
 
 def write(order: Order, language: str) -> Reply:
     return Reply(f"{order.number} is {order.status} ({language})")
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
-    async with SqliteStorage(tmp_path / "bot.db") as opened:
-        yield opened
 
 
 async def link(storage: SqliteStorage, chat: str, number: str, language: str = "en") -> None:

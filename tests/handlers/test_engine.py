@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,6 @@ from storage.sqlite import SqliteStorage
 from tests.factories import message, press
 
 pytestmark = pytest.mark.model
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
-    async with SqliteStorage(tmp_path / "bot.db") as opened:
-        yield opened
 
 
 @pytest.fixture

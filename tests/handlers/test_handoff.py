@@ -3,10 +3,7 @@ topics are made by the Telegram sender, so tests record them as it would."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +15,7 @@ from handlers.routes import build_router
 from storage.base import ChatKey
 from storage.handoffs import HandoffStatus
 from storage.sqlite import SqliteStorage
-from tests.factories import message, press
+from tests.factories import Clock, message, press
 
 pytestmark = pytest.mark.model
 
@@ -28,23 +25,9 @@ CUSTOMER = ChatKey("test", "1")
 MONDAY = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
-@dataclass
-class Clock:
-    now: datetime = MONDAY
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
-    async with SqliteStorage(tmp_path / "bot.db") as opened:
-        yield opened
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(MONDAY)
 
 
 def make_engine(

@@ -15,10 +15,17 @@ from handlers.order_feed import (
     RecordInvalid,
     apply_patch,
     order_from_record,
-    order_to_record,
     read_orders_file,
 )
-from storage.orders import Condition, Order, OrderItem, OrderStatus, Repair, StatusChange
+from storage.orders import (
+    Condition,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Repair,
+    StatusChange,
+    order_to_record,
+)
 
 
 def record(**changes: Any) -> dict[str, Any]:

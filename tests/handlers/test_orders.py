@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +13,7 @@ from handlers.routes import build_router
 from storage.base import ChatKey
 from storage.orders import Condition, OrderItem, OrderStatus, Repair, StatusChange
 from storage.sqlite import SqliteStorage
-from tests.factories import message, order, press
+from tests.factories import Clock, message, order, press
 
 pytestmark = pytest.mark.model
 
@@ -24,23 +21,9 @@ pytestmark = pytest.mark.model
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
-@dataclass
-class Clock:
-    now: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
-    async with SqliteStorage(tmp_path / "bot.db") as opened:
-        yield opened
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(NOW)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,6 @@ from storage.base import ChatKey, ConversationState, Feedback, InboxUpdate, Miss
 from storage.sqlite import MIGRATIONS, SqliteStorage
 
 KEY = ChatKey("telegram", "42")
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
-    async with SqliteStorage(tmp_path / "bot.db") as opened:
-        yield opened
 
 
 async def test_a_new_file_is_migrated_to_the_latest_version(storage: SqliteStorage) -> None:
