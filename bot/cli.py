@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import logging
 import signal
@@ -11,18 +12,25 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.settings import Settings, SettingsError, load_settings
+from storage.tickets import TicketStatus
 
 if TYPE_CHECKING:
     from faq.service import FaqResult
+    from storage.tickets import Ticket
 
 logger = logging.getLogger("minerdesk")
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+# What `tickets export` writes without --status: everything staff have seen.
+EXPORTED_STATUSES = tuple(
+    status for status in TicketStatus if status not in {TicketStatus.DRAFT, TicketStatus.CANCELLED}
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,6 +101,37 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--days", type=int, default=30, help="the period, ending now (default 30)")
     stats.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     stats.set_defaults(handler=_stats)
+
+    tickets = commands.add_parser(
+        "tickets", help="repair and second-return tickets"
+    ).add_subparsers(dest="tickets_command", metavar="TICKETS_COMMAND", required=True)
+    export = tickets.add_parser("export", help="write tickets as CSV for the service centre")
+    export.add_argument(
+        "--status",
+        action="extend",
+        nargs="+",
+        choices=[status.value for status in TicketStatus],
+        metavar="STATUS",
+        help=(
+            f"only tickets with these statuses ({', '.join(TicketStatus)}; "
+            "default: all but draft and cancelled)"
+        ),
+    )
+    export.add_argument(
+        "--since",
+        type=_day,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="only tickets created on or after this day (in company.timezone)",
+    )
+    export.add_argument(
+        "--output",
+        "-o",
+        default="-",
+        metavar="FILE",
+        help="CSV file to write (default or -: stdout)",
+    )
+    export.set_defaults(handler=_tickets_export)
 
     faq = commands.add_parser("faq", help="knowledge base tools").add_subparsers(
         dest="faq_command", metavar="FAQ_COMMAND", required=True
@@ -260,6 +299,45 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
 
     figures = asyncio.run(read())
     print(json.dumps(figures) if args.json else format_figures(figures))
+    return EXIT_OK
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _tickets_export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.tickets_export import write_tickets_csv
+    from handlers.tickets import EXPORT_ANSWER_ORDER
+    from storage.sqlite import SqliteStorage
+
+    statuses = [TicketStatus(value) for value in args.status or EXPORTED_STATUSES]
+    since = None
+    if args.since is not None:
+        since = datetime.combine(args.since, time(), settings.company.zone)
+
+    async def read() -> list[Ticket]:
+        async with SqliteStorage(settings.database_path) as storage:
+            return await storage.tickets(since, statuses)
+
+    tickets = asyncio.run(read())
+    if args.output == "-":
+        if isinstance(sys.stdout, io.TextIOWrapper):
+            # The csv module ends rows with \r\n itself; customers write in any script.
+            sys.stdout.reconfigure(encoding="utf-8", newline="")
+        written = write_tickets_csv(tickets, sys.stdout, EXPORT_ANSWER_ORDER)
+    else:
+        path = Path(args.output)
+        try:
+            with path.open("w", encoding="utf-8", newline="") as out:
+                written = write_tickets_csv(tickets, out, EXPORT_ANSWER_ORDER)
+        except OSError as exc:
+            raise _Fatal(f"{path}: {exc.strerror or exc}") from None
+        print(f"{path}: {written} ticket(s) written", file=sys.stderr)
+    logger.info("tickets.exported count=%d", written)
     return EXIT_OK
 
 

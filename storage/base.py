@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from storage.handoffs import HandoffOpened, HandoffStore, HandoffUpdate, Said, StaffNote
 from storage.orders import OrderStore
+from storage.tickets import TicketRecord, TicketStore
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ Record = (
     | HandoffUpdate
     | StaffNote
     | Said
+    | TicketRecord
 )
 
 
@@ -166,7 +168,14 @@ class FeedbackStore(Protocol):
 
 
 class Storage(
-    ConversationStore, InboxStore, OutboxStore, FeedbackStore, OrderStore, HandoffStore, Protocol
+    ConversationStore,
+    InboxStore,
+    OutboxStore,
+    FeedbackStore,
+    OrderStore,
+    HandoffStore,
+    TicketStore,
+    Protocol,
 ):
     """Everything the bot stores; one implementation per backend."""
 

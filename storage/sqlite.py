@@ -47,6 +47,18 @@ from storage.orders import (
     order_from_trusted_record,
     order_to_record,
 )
+from storage.tickets import (
+    MediaToStore,
+    Ticket,
+    TicketAnswered,
+    TicketEvent,
+    TicketKind,
+    TicketMedia,
+    TicketMediaSet,
+    TicketOpened,
+    TicketStatus,
+    TicketStatusSet,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +227,55 @@ MIGRATIONS: list[str] = [
     CREATE INDEX chat_lines_chat ON chat_lines (channel, chat_id, id);
     CREATE INDEX chat_lines_age ON chat_lines (at);
     """,
+    """
+    CREATE TABLE tickets (
+        id TEXT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        submitted_at TEXT,
+        revision INTEGER NOT NULL DEFAULT 0,
+        decided_by TEXT,
+        staff_note TEXT
+    );
+    CREATE INDEX tickets_chat ON tickets (channel, chat_id, created_at);
+    CREATE INDEX tickets_created_at ON tickets (created_at);
+    CREATE TABLE ticket_answers (
+        ticket_id TEXT NOT NULL REFERENCES tickets (id),
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, name)
+    );
+    CREATE TABLE ticket_media (
+        ticket_id TEXT NOT NULL REFERENCES tickets (id),
+        name TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        file_ref TEXT NOT NULL DEFAULT '',
+        size INTEGER,
+        mime TEXT,
+        file_name TEXT,
+        link TEXT,
+        stored_path TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, name, position)
+    );
+    -- Files still to copy to disk; `media_to_store` repeats this WHERE to use it.
+    CREATE INDEX ticket_media_to_store ON ticket_media (created_at)
+        WHERE file_ref != '' AND link IS NULL AND stored_path IS NULL;
+    CREATE TABLE ticket_events (
+        id INTEGER PRIMARY KEY,
+        ticket_id TEXT NOT NULL REFERENCES tickets (id),
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX ticket_events_ticket ON ticket_events (ticket_id, id);
+    """,
 ]
 
 # A transcript line longer than this is cut (the context card only needs the gist).
@@ -227,6 +288,25 @@ _HANDOFF_COLUMNS = (
     "claimed_by_name, first_staff_reply_at, last_customer_at, last_staff_at, reminded_at, "
     "closed_at, closed_by, rating, waiting_since"
 )
+
+_TICKET_COLUMNS = (
+    "id, channel, chat_id, kind, status, created_at, updated_at, submitted_at, revision, "
+    "decided_by, staff_note"
+)
+_TICKET_MEDIA_COLUMNS = "kind, file_ref, size, mime, file_name, link, stored_path"
+
+# The history's action for a change to each status (PENDING: "submitted" or "revised").
+_STATUS_ACTIONS = {
+    TicketStatus.NEEDS_INFO: "asked_for_more",
+    TicketStatus.CONFIRMED: "confirmed",
+    TicketStatus.REJECTED: "rejected",
+    TicketStatus.CANCELLED: "cancelled",
+    TicketStatus.DRAFT: "reopened",
+}
+# Staff decisions: they set decided_by and staff_note.
+_DECISIONS = frozenset({TicketStatus.NEEDS_INFO, TicketStatus.CONFIRMED, TicketStatus.REJECTED})
+# What answers, files and the opening are attributed to in a ticket's history.
+_CUSTOMER = "customer"
 
 
 def _utc_timestamp(moment: datetime) -> str:
@@ -278,6 +358,19 @@ def _handoff_from_row(row: Sequence[Any]) -> Handoff:
         closed_by=row[14],
         rating=row[15],
         waiting_since=_optional_timestamp(row[16]),
+    )
+
+
+def _ticket_media_from_row(row: Sequence[Any]) -> TicketMedia:
+    """A TicketMedia from a row selecting `_TICKET_MEDIA_COLUMNS`."""
+    return TicketMedia(
+        kind=row[0],
+        file_ref=row[1],
+        size=row[2],
+        mime=row[3],
+        file_name=row[4],
+        link=row[5],
+        stored_path=row[6],
     )
 
 
@@ -506,6 +599,121 @@ class SqliteStorage:
                     "VALUES (?, ?, ?, ?, ?)",
                     (key.channel, key.chat_id, _utc_timestamp(at), int(from_customer), text),
                 )
+            case TicketOpened() | TicketAnswered() | TicketMediaSet() | TicketStatusSet():
+                await SqliteStorage._write_ticket_record(db, key, record)
+
+    @staticmethod
+    async def _write_ticket_record(
+        db: aiosqlite.Connection,
+        key: ChatKey,
+        record: TicketOpened | TicketAnswered | TicketMediaSet | TicketStatusSet,
+    ) -> None:
+        """Apply a ticket record and add its line to the ticket's history.
+
+        Raises ValueError when the ticket does not exist (or, for TicketOpened, already
+        does): a flow's bug must fail its turn rather than leave orphan rows.
+        """
+        async with db.execute(
+            "SELECT revision FROM tickets WHERE id=?", (record.ticket_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if isinstance(record, TicketOpened):
+            if row is not None:
+                raise ValueError(f"ticket {record.ticket_id} already exists")
+        elif row is None:
+            raise ValueError(f"no ticket {record.ticket_id}")
+        at = _utc_timestamp(record.at)
+        actor, detail = _CUSTOMER, ""
+        match record:
+            case TicketOpened(ticket_id, kind):
+                await db.execute(
+                    """INSERT INTO tickets (id, channel, chat_id, kind, status, created_at,
+                         updated_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                    (
+                        ticket_id,
+                        key.channel,
+                        key.chat_id,
+                        kind.value,
+                        TicketStatus.DRAFT.value,
+                        at,
+                        at,
+                    ),
+                )
+                action = "opened"
+            case TicketAnswered(ticket_id, name, value):
+                if value is None:
+                    await db.execute(
+                        "DELETE FROM ticket_answers WHERE ticket_id=? AND name=?",
+                        (ticket_id, name),
+                    )
+                else:
+                    await db.execute(
+                        """INSERT INTO ticket_answers (ticket_id, name, value) VALUES (?, ?, ?)
+                           ON CONFLICT (ticket_id, name) DO UPDATE SET value=excluded.value""",
+                        (ticket_id, name, value),
+                    )
+                await db.execute("UPDATE tickets SET updated_at=? WHERE id=?", (at, ticket_id))
+                # Only the name: the answer itself may be personal data, kept in one place.
+                action, detail = "answered", name
+            case TicketMediaSet(ticket_id, name, media):
+                await db.execute(
+                    "DELETE FROM ticket_media WHERE ticket_id=? AND name=?", (ticket_id, name)
+                )
+                await db.executemany(
+                    f"""INSERT INTO ticket_media (ticket_id, name, position,
+                          {_TICKET_MEDIA_COLUMNS}, created_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",  # noqa: S608
+                    [
+                        (
+                            ticket_id,
+                            name,
+                            position,
+                            item.kind,
+                            item.file_ref,
+                            item.size,
+                            item.mime,
+                            item.file_name,
+                            item.link,
+                            item.stored_path,
+                            at,
+                        )
+                        for position, item in enumerate(media)
+                    ],
+                )
+                await db.execute("UPDATE tickets SET updated_at=? WHERE id=?", (at, ticket_id))
+                action, detail = "media", f"{name}: {len(media)}"
+            case TicketStatusSet(ticket_id, status, actor, _, detail):
+                assert row is not None
+                status = TicketStatus(status)
+                if status is TicketStatus.PENDING:
+                    await db.execute(
+                        """UPDATE tickets SET status=?, updated_at=?,
+                             submitted_at=COALESCE(submitted_at, ?), revision=revision + 1
+                           WHERE id=?""",
+                        (status.value, at, at, ticket_id),
+                    )
+                    action = "submitted" if row[0] == 0 else "revised"
+                elif status in _DECISIONS:
+                    await db.execute(
+                        "UPDATE tickets SET status=?, updated_at=?, decided_by=?, staff_note=? "
+                        "WHERE id=?",
+                        # No message with the decision: no note (an older one is not the
+                        # last decision's any more).
+                        (status.value, at, actor, detail or None, ticket_id),
+                    )
+                    action = _STATUS_ACTIONS[status]
+                else:
+                    await db.execute(
+                        "UPDATE tickets SET status=?, updated_at=? WHERE id=?",
+                        (status.value, at, ticket_id),
+                    )
+                    action = _STATUS_ACTIONS[status]
+        await db.execute(
+            "INSERT INTO ticket_events (ticket_id, at, actor, action, detail) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (record.ticket_id, at, actor, action, detail),
+        )
 
     @staticmethod
     async def _update_handoff(
@@ -621,6 +829,7 @@ class SqliteStorage:
                 "DELETE FROM chat_lines WHERE at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
                 (cutoff,),
             )
+            # Tickets, their answers, files and history stay: the service centre needs them.
 
     async def save_order(self, order: Order, at: datetime) -> SaveResult:
         """Insert or replace `order` by number (case-insensitive) and return what changed.
@@ -923,3 +1132,119 @@ class SqliteStorage:
             first_reply_seconds=first_reply_seconds,
             ratings=ratings,
         )
+
+    async def _tickets(self, query: str, params: Sequence[Any]) -> list[Ticket]:
+        """Tickets from `query` (selecting `_TICKET_COLUMNS`) in its order, each with its
+        answers and files (one query each for all of them)."""
+        async with self.db.execute(query, params) as cursor:
+            rows = list(await cursor.fetchall())
+        if not rows:
+            return []
+        ids = json.dumps([row[0] for row in rows])
+        answers: dict[str, dict[str, str]] = {row[0]: {} for row in rows}
+        async with self.db.execute(
+            "SELECT ticket_id, name, value FROM ticket_answers "
+            "WHERE ticket_id IN (SELECT value FROM json_each(?)) ORDER BY ticket_id, name",
+            (ids,),
+        ) as cursor:
+            async for ticket_id, name, value in cursor:
+                answers[ticket_id][name] = value
+        media: dict[str, dict[str, list[TicketMedia]]] = {row[0]: {} for row in rows}
+        async with self.db.execute(
+            f"SELECT ticket_id, name, {_TICKET_MEDIA_COLUMNS} FROM ticket_media "  # noqa: S608
+            "WHERE ticket_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY ticket_id, name, position",
+            (ids,),
+        ) as cursor:
+            async for media_row in cursor:
+                files = media[media_row[0]].setdefault(media_row[1], [])
+                files.append(_ticket_media_from_row(media_row[2:]))
+        return [
+            Ticket(
+                id=row[0],
+                key=ChatKey(row[1], row[2]),
+                kind=TicketKind(row[3]),
+                status=TicketStatus(row[4]),
+                created_at=_parse_timestamp(row[5]),
+                updated_at=_parse_timestamp(row[6]),
+                answers=answers[row[0]],
+                media={name: tuple(files) for name, files in media[row[0]].items()},
+                submitted_at=_optional_timestamp(row[7]),
+                revision=row[8],
+                decided_by=row[9],
+                staff_note=row[10],
+            )
+            for row in rows
+        ]
+
+    async def ticket(self, ticket_id: str) -> Ticket | None:
+        """The ticket with this id (canonical form), or None."""
+        tickets = await self._tickets(
+            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id=?",  # noqa: S608
+            (ticket_id,),
+        )
+        return tickets[0] if tickets else None
+
+    async def tickets_of(self, key: ChatKey) -> list[Ticket]:
+        """The chat's tickets, drafts included, newest first."""
+        return await self._tickets(
+            f"SELECT {_TICKET_COLUMNS} FROM tickets "  # noqa: S608
+            "WHERE channel=? AND chat_id=? ORDER BY created_at DESC, rowid DESC",
+            (key.channel, key.chat_id),
+        )
+
+    async def tickets(
+        self, since: datetime | None = None, statuses: Sequence[TicketStatus] = ()
+    ) -> list[Ticket]:
+        """Tickets created at or after `since` (tz-aware; all when None) with one of these
+        statuses (any when empty), oldest first."""
+        conditions, params = [], []
+        if since is not None:
+            conditions.append("created_at >= ?")
+            params.append(_utc_timestamp(since))
+        if statuses:
+            conditions.append("status IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps([TicketStatus(status).value for status in statuses]))
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        return await self._tickets(
+            f"SELECT {_TICKET_COLUMNS} FROM tickets {where}"  # noqa: S608
+            "ORDER BY created_at, rowid",
+            params,
+        )
+
+    async def ticket_events(self, ticket_id: str) -> list[TicketEvent]:
+        """The ticket's history, oldest first."""
+        async with self.db.execute(
+            "SELECT at, actor, action, detail FROM ticket_events WHERE ticket_id=? ORDER BY id",
+            (ticket_id,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            TicketEvent(_parse_timestamp(at), actor, action, detail)
+            for at, actor, action, detail in rows
+        ]
+
+    async def media_to_store(self, max_size: int, limit: int = 20) -> list[MediaToStore]:
+        """Files with a file id, no link and no copy on disk yet (nor marked skipped), whose
+        size is unknown or at most `max_size` bytes, oldest first."""
+        async with self.db.execute(
+            f"SELECT ticket_id, name, position, {_TICKET_MEDIA_COLUMNS} "  # noqa: S608
+            "FROM ticket_media "
+            # The partial index ticket_media_to_store's condition, spelled the same.
+            "WHERE file_ref != '' AND link IS NULL AND stored_path IS NULL "
+            "AND (size IS NULL OR size <= ?) ORDER BY created_at, rowid LIMIT ?",
+            (max_size, limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            MediaToStore(row[0], row[1], row[2], _ticket_media_from_row(row[3:])) for row in rows
+        ]
+
+    async def set_stored_path(self, ticket_id: str, name: str, position: int, path: str) -> None:
+        """Remember where the copy of that file was written; "" marks a file that will not
+        be copied. A file since replaced by the customer (no such row) is no error."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE ticket_media SET stored_path=? WHERE ticket_id=? AND name=? AND position=?",
+                (path, ticket_id, name, position),
+            )
