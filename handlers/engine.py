@@ -59,6 +59,9 @@ class Services:
     max_failed_checks_per_hour: int = 5
     staff: StaffDesk = field(default_factory=StaffDesk)
     clock: Callable[[], datetime] = _utc_now
+    # The biggest file the bot can fetch from the channel (the cloud Bot API's 20 MB);
+    # None with a local Bot API server. Bigger videos are asked for as a link.
+    file_size_limit: int | None = 20 * 1024 * 1024
 
     def now(self) -> datetime:
         return self.clock()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from faq.schema import Action
-from handlers import handoff, orders
+from handlers import handoff, orders, tickets
 from handlers.engine import Handler, Turn
 from handlers.faq import entry_button
 from handlers.menu import menu_button, stale_button
@@ -12,6 +12,7 @@ FLOWS: dict[Action, Handler] = {
     Action.TRACK_ORDER: orders.start_tracking,
     Action.WARRANTY_CHECK: orders.start_warranty_check,
     Action.HANDOFF: handoff.start_handoff,
+    Action.REPAIR_TICKET: tickets.start,
 }
 
 

@@ -24,6 +24,7 @@ from handlers.messages import Button, Incoming, Reply
 from handlers.privacy import mask_email
 from storage.base import ChatKey
 from storage.handoffs import Handoff, HandoffOpened, HandoffStatus, HandoffUpdate, StaffNote
+from storage.tickets import OPEN as OPEN_TICKETS
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ async def open_handoff(turn: Turn, reason: str, order_number: str | None = None)
     turn.say(_expectation(_, services, now))
     card = await _context_card(turn, reason, order_number)
     turn.replies.append(
-        Reply(card, chat_id=staff_chat, topic_of=turn.key.chat_id, open_topic=_topic_name(turn))
+        Reply(card, chat_id=staff_chat, topic_of=turn.key.chat_id, open_topic=topic_name(turn))
     )
     logger.info("handoff.opened chat=%s reason=%s", turn.key.chat_id, reason)
 
@@ -106,7 +107,7 @@ def _expectation(_: Translate, services: Services, now: datetime) -> str:
     )
 
 
-def _topic_name(turn: Turn) -> str:
+def topic_name(turn: Turn) -> str:
     name = turn.incoming.user_name or turn.key.chat_id
     username = f" @{turn.incoming.username}" if turn.incoming.username else ""
     # Telegram caps topic names at 128 characters.
@@ -140,6 +141,13 @@ async def _context_card(turn: Turn, reason: str, order_number: str | None) -> st
         ]
     else:
         lines.append("Orders: none verified in this chat")
+    tickets = [t for t in await store.tickets_of(turn.key) if t.status in OPEN_TICKETS]
+    if tickets:
+        lines.append("Tickets:")
+        lines += [
+            f"• {t.id}: {t.kind.replace('_', ' ')}, {t.status.replace('_', ' ')}"
+            for t in tickets[:5]
+        ]
     notes = await store.notes(turn.key)
     if notes:
         lines.append("Earlier notes:")
@@ -230,15 +238,9 @@ def _close(turn: Turn, handoff: Handoff, closed_by: str) -> None:
     logger.info("handoff.closed chat=%s by=%s", handoff.key.chat_id, closed_by)
 
 
-async def staff_message(turn: Turn, args: list[str]) -> None:
-    """Anything in the staff chat: a rep's command or answer, or a timer's reminder check."""
+async def staff_message(turn: Turn) -> None:
+    """A rep's message in the staff chat: a command, or an answer for a customer."""
     incoming = turn.incoming
-    if incoming.payload == "handoff:remind":
-        await remind(turn)
-        return
-    staff_chat = turn.services.staff.chat_id
-    if staff_chat is None or incoming.chat_id != staff_chat:
-        return
     customer = await _customer_of(turn)
     command = incoming.command
     if customer is None:

@@ -26,6 +26,12 @@ def _identity(text: str) -> str:
     return text
 
 
+def N_(text: str) -> str:
+    """Marks a text for the catalogs where it is defined (in a table of questions, say);
+    it is translated where it is shown, with the reader's `_`."""
+    return text
+
+
 def format_date(day: date, language: str) -> str:
     """A date as customers read it, e.g. "Mon 24 Nov 2026"."""
     return f"{day:%a} {day.day} {day:%b %Y}"

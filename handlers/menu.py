@@ -46,6 +46,7 @@ async def help_text(turn: Turn, args: list[str]) -> None:
         _(
             "Just write your question, for example <i>How long does delivery take?</i>\n\n"
             "Commands:\n/menu – the main menu\n/orders – your orders\n"
+            "/tickets – your repair tickets\n"
             "/cancel – stop what we are doing\n/help – this message"
         ),
         [menu_button(turn)],
@@ -57,7 +58,14 @@ async def cancel(turn: Turn, args: list[str]) -> None:
     if turn.state.flow is None:
         turn.say(_("There is nothing to cancel. How can I help?"), *main_menu(turn))
         return
+    draft = turn.state.data.get("ticket") and not turn.state.data.get("revising")
     turn.state.reset()
+    if draft:
+        turn.say(
+            _("Paused. Your ticket is saved as a draft: /tickets to go on with it."),
+            *main_menu(turn),
+        )
+        return
     turn.say(_("Cancelled. How can I help?"), *main_menu(turn))
 
 

@@ -10,9 +10,7 @@ the same answer, and too many wrong answers in an hour pause look-ups for the ch
 from __future__ import annotations
 
 import logging
-import math
-import re
-from datetime import date, timedelta
+from datetime import date
 
 from handlers.engine import Services, Turn
 from handlers.faq import ACTION_LABELS, entry_button, handoff_button
@@ -21,9 +19,14 @@ from handlers.menu import menu_button, stale_button
 from handlers.messages import Button, Reply
 from handlers.order_feed import ORDER_NUMBER
 from handlers.order_rules import Expectation, Stage, expect, last_tracking_news, tracking_is_stale
+from handlers.ownership import (
+    EMAIL,
+    locked_out_minutes,
+    owned_orders,
+    prove_with_email,
+)
 from handlers.privacy import mask_email
 from handlers.warranty import warranty_card
-from storage.base import FailedOwnershipCheck, OrderLinked
 from storage.orders import ON_THE_WAY, Order, OrderStatus
 
 logger = logging.getLogger(__name__)
@@ -31,9 +34,7 @@ logger = logging.getLogger(__name__)
 FLOW = "orders"
 TRACK, WARRANTY = "track", "warranty"
 PURPOSES = (TRACK, WARRANTY)
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MAX_LINKED_SHOWN = 8
-CHECK_WINDOW = timedelta(hours=1)
 
 
 def status_label(_: Translate, status: OrderStatus) -> str:
@@ -112,8 +113,7 @@ async def order_step(turn: Turn, args: list[str]) -> None:
             [menu_button(turn)],
         )
         return
-    linked = {order.number: order for order in await turn.services.store.linked_orders(turn.key)}
-    owned = [order for order in await _find(turn.services, lookup) if order.number in linked]
+    owned = await owned_orders(turn, lookup)
     if owned:
         _show(turn, owned[0], purpose, lookup)
         return
@@ -132,7 +132,7 @@ async def order_step(turn: Turn, args: list[str]) -> None:
 
 async def _check_email(turn: Turn, email: str) -> None:
     _ = turn._
-    if not _EMAIL.match(email):
+    if not EMAIL.match(email):
         turn.say(
             _("That does not look like an e-mail address. Please send the one on the order."),
             [menu_button(turn)],
@@ -142,58 +142,36 @@ async def _check_email(turn: Turn, email: str) -> None:
         return
     lookup = turn.state.data.get("lookup", "")
     purpose = turn.state.data.get("purpose", TRACK)
-    owned = [
-        order
-        for order in await _find(turn.services, lookup)
-        if order.email.casefold() == email.casefold()
-    ]
-    if not owned:
-        await _failed_check(turn, purpose)
-        return
-    for order in owned:
-        turn.records.append(OrderLinked(order.number))
-        logger.info("orders.verified chat=%s order=%s", turn.key.chat_id, order.number)
-    _show(turn, owned[0], purpose, lookup)
-
-
-async def _failed_check(turn: Turn, purpose: str) -> None:
-    _ = turn._
-    services = turn.services
-    turn.records.append(FailedOwnershipCheck(services.now()))
-    failures = await services.store.failed_checks_since(turn.key, services.now() - CHECK_WINDOW)
-    logger.info("orders.check_failed chat=%s failures=%d", turn.key.chat_id, len(failures) + 1)
-    if len(failures) + 1 >= services.max_failed_checks_per_hour:
+    proved = await prove_with_email(turn, lookup, email)
+    if isinstance(proved, int):
         turn.state.reset()
-        _say_locked_out(turn, CHECK_WINDOW)
-        return
-    turn.state.step = "waiting_for_order"
-    turn.state.data.pop("lookup", None)
-    turn.say(
-        _(
-            "I could not find an order with that number and e-mail address. Please check both "
-            "and send the order number again."
-        ),
-        [handoff_button(turn)],
-        [menu_button(turn)],
-    )
+        say_locked_out(turn, proved)
+    elif not proved:
+        turn.state.step = "waiting_for_order"
+        turn.state.data.pop("lookup", None)
+        turn.say(
+            _(
+                "I could not find an order with that number and e-mail address. Please check "
+                "both and send the order number again."
+            ),
+            [handoff_button(turn)],
+            [menu_button(turn)],
+        )
+    else:
+        _show(turn, proved[0], purpose, lookup)
 
 
 async def _locked_out(turn: Turn) -> bool:
     """After too many wrong answers in an hour, pause look-ups until the oldest ages out."""
-    services = turn.services
-    now = services.now()
-    failures = await services.store.failed_checks_since(turn.key, now - CHECK_WINDOW)
-    allowed = services.max_failed_checks_per_hour
-    if len(failures) < allowed:
+    minutes = await locked_out_minutes(turn)
+    if minutes is None:
         return False
     turn.state.reset()
-    _say_locked_out(turn, failures[-allowed] + CHECK_WINDOW - now)
-    logger.warning("orders.locked_out chat=%s", turn.key.chat_id)
+    say_locked_out(turn, minutes)
     return True
 
 
-def _say_locked_out(turn: Turn, wait: timedelta) -> None:
-    minutes = max(1, math.ceil(wait.total_seconds() / 60))
+def say_locked_out(turn: Turn, minutes: int) -> None:
     turn.say(
         turn._(
             "For your security, order look-ups are paused in this chat after several "
@@ -203,13 +181,6 @@ def _say_locked_out(turn: Turn, wait: timedelta) -> None:
         [handoff_button(turn)],
         [menu_button(turn)],
     )
-
-
-async def _find(services: Services, lookup: str) -> list[Order]:
-    """Orders with this number, or with an item carrying this serial number."""
-    found = await services.store.order(lookup)
-    by_serial = await services.store.orders_with_serial(lookup)
-    return ([found] if found else []) + [o for o in by_serial if found is None or o != found]
 
 
 def _show(turn: Turn, order: Order, purpose: str, lookup: str | None = None) -> None:

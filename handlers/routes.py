@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import faq, flows, handoff, menu, orders
+from handlers import faq, flows, forms, handoff, menu, orders, staff, tickets
 from handlers.engine import Router
 
 
@@ -14,6 +14,7 @@ def build_router() -> Router:
         "help": menu.help_text,
         "cancel": menu.cancel,
         "orders": orders.list_orders,
+        "tickets": tickets.list_tickets,
     }
     router.payloads = {
         "menu": menu.menu_choice,
@@ -21,11 +22,17 @@ def build_router() -> Router:
         "flow": flows.start_flow,
         "orders": orders.orders_button,
         "rate": handoff.rate,
+        "ticket": tickets.ticket_button,
+        "form": tickets.form_button,
     }
-    router.flow_steps = {faq.FLOW: faq.faq_step, orders.FLOW: orders.order_step}
+    router.flow_steps = {
+        faq.FLOW: faq.faq_step,
+        orders.FLOW: orders.order_step,
+        forms.FLOW: tickets.form_step,
+    }
     # An open handoff relays everything first; asking for a person works from anywhere.
     router.interceptors = [handoff.relay_customer, handoff.asked_in_words]
-    router.staff = handoff.staff_message
+    router.staff = staff.staff_event
     router.text = faq.answer_question
     router.media = menu.unsupported_media
     router.unknown_command = menu.unknown_command

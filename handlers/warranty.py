@@ -60,9 +60,9 @@ def warranty_lines(
     """One item: our warranty, its repaired parts, and where to check the manufacturer's."""
     serials = ", ".join(item.serials)
     title = f"<b>{item.title}</b>" + (f" (SN {serials})" if serials else "")
-    lines = [title, _machine_sentence(_, language, machine_warranty(order, item, today, rules))]
+    lines = [title, machine_sentence(_, language, machine_warranty(order, item, today, rules))]
     for repair in item.repairs:
-        lines.append(_repair_sentence(_, language, repair, repair_warranty(repair, today, rules)))
+        lines.append(repair_sentence(_, language, repair, repair_warranty(repair, today, rules)))
     url = manufacturer_url(item, contacts)
     if url:
         lines.append(
@@ -77,7 +77,7 @@ def warranty_lines(
     return lines
 
 
-def _machine_sentence(_: Translate, language: str, warranty: Warranty) -> str:
+def machine_sentence(_: Translate, language: str, warranty: Warranty) -> str:
     match warranty.coverage:
         case Coverage.ACTIVE:
             assert warranty.ends_on
@@ -107,7 +107,7 @@ def _machine_sentence(_: Translate, language: str, warranty: Warranty) -> str:
             return _("❔ Our records do not show this machine's warranty; a sales rep can check.")
 
 
-def _repair_sentence(_: Translate, language: str, repair: Repair, warranty: Warranty) -> str:
+def repair_sentence(_: Translate, language: str, repair: Repair, warranty: Warranty) -> str:
     assert warranty.ends_on
     values = {
         "part": repair.part,

@@ -1,0 +1,30 @@
+"""Everything that happens in the staff chat, sent to the flow it concerns."""
+
+from __future__ import annotations
+
+from handlers import handoff, tickets
+from handlers.engine import Turn
+
+STAFF_BUTTONS = {"ticket": tickets.staff_button}
+
+
+async def staff_event(turn: Turn, args: list[str]) -> None:
+    """A rep's message or button press, or the timer's reminder check."""
+    incoming = turn.incoming
+    if incoming.payload == "handoff:remind":
+        await handoff.remind(turn)
+        return
+    staff_chat = turn.services.staff.chat_id
+    if staff_chat is None or incoming.chat_id != staff_chat:
+        return
+    if incoming.payload is not None:
+        namespace, *rest = incoming.payload.split(":")
+        if namespace in STAFF_BUTTONS:
+            await STAFF_BUTTONS[namespace](turn, rest)
+        else:
+            turn.notice = "This button is not for this chat."
+        return
+    # A rep asked for the words of a ticket decision gets them before anything else.
+    if await tickets.staff_reply(turn):
+        return
+    await handoff.staff_message(turn)
