@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.delivery import Delivery
+from bot.media import MB, Fetcher, MediaArchive
 from bot.notifier import OrderNotifier
 from bot.settings import Settings
 from faq.encoder import Encoder
@@ -61,6 +62,15 @@ class App:
             return status_notice(order, language, self.services)
 
         return OrderNotifier(self.storage, channel, delivery, write, self.orders_changed)
+
+    def media_archive(self, channel: str, fetcher: Fetcher) -> MediaArchive | None:
+        """Copies this channel's ticket files to `media.store_path`; None when unset."""
+        media = self.settings.media
+        if media.store_path is None:
+            return None
+        return MediaArchive(
+            self.storage, channel, fetcher, media.store_path, media.max_store_mb * MB
+        )
 
 
 def order_rules(settings: Settings) -> OrderRules:
@@ -116,6 +126,7 @@ async def build_app(settings: Settings) -> AsyncIterator[App]:
             zone=settings.company.zone,
             max_failed_checks_per_hour=settings.orders.max_failed_checks_per_hour,
             staff=staff_desk(settings),
+            file_size_limit=None if settings.telegram.local_bot_api else 20 * 1024 * 1024,
         )
         engine = Engine(storage, services, build_router())
         yield App(settings, storage, faq, engine)

@@ -115,6 +115,9 @@ class TelegramSettings(Section):
     messages_per_second: float = Field(default=30.0, gt=0)
     # On SIGTERM: how long to finish turns and deliveries under way before exiting.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    # True when api_base_url points at a local telegram-bot-api server (--local): files of
+    # any size can be fetched, and getFile gives paths on that server's disk.
+    local_bot_api: bool = False
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
 
 
@@ -208,6 +211,20 @@ class HandoffSettings(Section):
     business_hours: BusinessHoursSettings = Field(default_factory=BusinessHoursSettings)
 
 
+class MediaSettings(Section):
+    # Folder for copies of the files customers give for tickets, one subfolder per ticket.
+    # Empty: keep only the channel's file ids, no copies on disk.
+    store_path: Path | None = None
+    # Bigger files are never copied (megabytes).
+    max_store_mb: int = Field(default=50, ge=1)
+
+    @field_validator("store_path", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # An empty string would otherwise become Path("."), the working directory.
+        return None if value == "" else value
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -226,6 +243,7 @@ class Settings(BaseSettings):
     faq: FaqSettings = Field(default_factory=FaqSettings)
     orders: OrdersSettings = Field(default_factory=OrdersSettings)
     handoff: HandoffSettings = Field(default_factory=HandoffSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @classmethod
@@ -314,6 +332,10 @@ def _anchor_relative_paths(settings: Settings, base: Path) -> None:
     kb_from_env = f"{ENV_PREFIX}FAQ__KB_PATH" in os.environ
     if settings.faq.kb_path and not settings.faq.kb_path.is_absolute() and not kb_from_env:
         settings.faq.kb_path = base / settings.faq.kb_path
+    store = settings.media.store_path
+    store_from_env = f"{ENV_PREFIX}MEDIA__STORE_PATH" in os.environ
+    if store and not store.is_absolute() and not store_from_env:
+        settings.media.store_path = base / store
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -424,8 +424,10 @@ def _what_it_is(_: Translate, media: Media) -> str:
 
 def _wanted(_: Translate, question: Question) -> str:
     spec = question.files
+    if question.ask in (Ask.CHOICE, Ask.CHECKS):
+        return _("an answer with the buttons")
     if spec is None:
-        return _("a text message")
+        return _("a typed answer")
     if spec.accepts == {Accept.VIDEO}:
         return _("a video")
     if spec.accepts == {Accept.IMAGE}:

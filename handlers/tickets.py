@@ -473,6 +473,8 @@ async def _decide(
 ) -> None:
     """Record the decision with who made it, mark the card, and tell the customer."""
     rep = _rep_name(turn)
+    # A rep who decides otherwise is no longer asked for the words of an earlier button.
+    turn.state.data.get("awaiting", {}).pop(turn.incoming.user_id, None)
     _set_status(turn, ticket, status, rep, note)
     logger.info("ticket.decided ticket=%s status=%s", ticket.id, status)
     verdict = {

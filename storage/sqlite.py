@@ -1224,27 +1224,33 @@ class SqliteStorage:
             for at, actor, action, detail in rows
         ]
 
-    async def media_to_store(self, max_size: int, limit: int = 20) -> list[MediaToStore]:
-        """Files with a file id, no link and no copy on disk yet (nor marked skipped), whose
-        size is unknown or at most `max_size` bytes, oldest first."""
+    async def media_to_store(
+        self, channel: str, max_size: int, limit: int = 20
+    ) -> list[MediaToStore]:
+        """Files of the channel's tickets with a file id, no link and no copy on disk yet
+        (nor marked skipped), whose size is unknown or at most `max_size` bytes, oldest
+        first."""
         async with self.db.execute(
             f"SELECT ticket_id, name, position, {_TICKET_MEDIA_COLUMNS} "  # noqa: S608
             "FROM ticket_media "
             # The partial index ticket_media_to_store's condition, spelled the same.
             "WHERE file_ref != '' AND link IS NULL AND stored_path IS NULL "
-            "AND (size IS NULL OR size <= ?) ORDER BY created_at, rowid LIMIT ?",
-            (max_size, limit),
+            "AND (size IS NULL OR size <= ?) "
+            "AND EXISTS (SELECT 1 FROM tickets t WHERE t.id = ticket_id AND t.channel = ?) "
+            "ORDER BY created_at, rowid LIMIT ?",
+            (max_size, channel, limit),
         ) as cursor:
             rows = await cursor.fetchall()
         return [
             MediaToStore(row[0], row[1], row[2], _ticket_media_from_row(row[3:])) for row in rows
         ]
 
-    async def set_stored_path(self, ticket_id: str, name: str, position: int, path: str) -> None:
+    async def set_stored_path(self, item: MediaToStore, path: str) -> None:
         """Remember where the copy of that file was written; "" marks a file that will not
         be copied. A file since replaced by the customer (no such row) is no error."""
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE ticket_media SET stored_path=? WHERE ticket_id=? AND name=? AND position=?",
-                (path, ticket_id, name, position),
+                "UPDATE ticket_media SET stored_path=? "
+                "WHERE ticket_id=? AND name=? AND position=? AND file_ref=?",
+                (path, item.ticket_id, item.name, item.position, item.media.file_ref),
             )

@@ -192,14 +192,17 @@ class TicketStore(Protocol):
         """The ticket's history, oldest first."""
         ...
 
-    async def media_to_store(self, max_size: int, limit: int = 20) -> list[MediaToStore]:
-        """Files with a file id and no copy on disk yet, whose size is unknown or at most
-        `max_size` bytes, oldest first."""
+    async def media_to_store(
+        self, channel: str, max_size: int, limit: int = 20
+    ) -> list[MediaToStore]:
+        """Files of this channel's tickets with a file id and no copy on disk yet, whose
+        size is unknown or at most `max_size` bytes, oldest first."""
         ...
 
-    async def set_stored_path(self, ticket_id: str, name: str, position: int, path: str) -> None:
+    async def set_stored_path(self, item: MediaToStore, path: str) -> None:
         """Remember where the copy of that file was written; "" marks a file that will not
-        be copied (too big once downloaded, or gone), so it is not tried again."""
+        be copied (too big once downloaded, or gone), so it is not tried again. A file the
+        customer replaced meanwhile is left alone."""
         ...
 
 

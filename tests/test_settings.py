@@ -95,3 +95,41 @@ def test_the_webhook_secret_comes_from_the_environment_only(tmp_path: Path) -> N
     path = write_config(tmp_path, "telegram:\n  webhook:\n    secret: abc\n")
     with pytest.raises(SettingsError, match="MINERDESK_TELEGRAM__WEBHOOK__SECRET"):
         load_settings(path)
+
+
+def test_media_copies_are_off_until_a_folder_is_set(tmp_path: Path) -> None:
+    settings = load_settings()
+    assert settings.media.store_path is None
+    assert settings.media.max_store_mb == 50
+    assert settings.telegram.local_bot_api is False
+    assert load_settings(ROOT / "config.yaml").media.store_path is None
+    path = write_config(tmp_path, 'media:\n  store_path: ""\n')
+    assert load_settings(path).media.store_path is None
+
+
+def test_the_media_folder_is_anchored_to_the_config_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = write_config(
+        tmp_path,
+        "media:\n  store_path: media\n  max_store_mb: 5\ntelegram:\n  local_bot_api: true\n",
+    )
+    settings = load_settings(path)
+    assert settings.media.store_path == tmp_path / "conf" / "media"
+    assert settings.media.max_store_mb == 5
+    assert settings.telegram.local_bot_api is True
+    monkeypatch.setenv("MINERDESK_MEDIA__STORE_PATH", "from-env")
+    assert load_settings(path).media.store_path == Path("from-env")
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("media:\n  max_store_mb: 0\n", "media.max_store_mb"),
+        ("media:\n  store_dir: x\n", "media.store_dir"),
+        ("telegram:\n  local_bot_api: maybe\n", "telegram.local_bot_api"),
+    ],
+)
+def test_a_wrong_media_setting_names_its_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(SettingsError, match=rf"^{key}:"):
+        load_settings(write_config(tmp_path, text))

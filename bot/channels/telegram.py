@@ -36,13 +36,18 @@ from aiogram.methods import (
     CopyMessage,
     EditMessageText,
     ForwardMessage,
+    SendAudio,
+    SendDocument,
     SendMediaGroup,
     SendMessage,
+    SendPhoto,
+    SendVideo,
     TelegramMethod,
 )
 from aiogram.types import (
     BotCommand,
     CallbackQuery,
+    InaccessibleMessage,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputMediaAudio,
@@ -58,6 +63,7 @@ from aiohttp import web
 from bot.app import App
 from bot.channels.html_split import split_html
 from bot.delivery import Delivery, RetryAfter, TemporaryFailure, Undeliverable
+from bot.media import TelegramFetcher
 from bot.ratelimit import RateLimiter, RateLimits
 from bot.serial import SerialQueues
 from bot.settings import Settings
@@ -80,6 +86,7 @@ COMMANDS = (
     ("start", "Start over and show the main menu"),
     ("menu", "The main menu"),
     ("orders", "Your orders"),
+    ("tickets", "Your repair tickets"),
     ("help", "What I can do"),
     ("cancel", "Stop what we are doing"),
 )
@@ -124,7 +131,7 @@ def read_update(update: Update, staff_chat_id: int | None = None) -> Event:
             return _read_staff_message(update.message, str(update.update_id))
         return _read_message(update.message, str(update.update_id))
     if update.callback_query is not None:
-        return _read_callback(update.callback_query, str(update.update_id))
+        return _read_callback(update.callback_query, str(update.update_id), staff_chat_id)
     if update.edited_message is not None:
         # Answering edits would answer the same question twice; customers re-send instead.
         return Ignored("edited_message")
@@ -227,10 +234,12 @@ def _media(message: Message) -> tuple[Media, ...]:
     return ()
 
 
-def _read_callback(query: CallbackQuery, update_id: str) -> Event:
+def _read_callback(query: CallbackQuery, update_id: str, staff_chat_id: int | None) -> Event:
     message = query.message
     if message is None or query.data is None:
         return Ignored("callback_without_message_or_data")
+    if message.chat.id == staff_chat_id:
+        return _read_staff_callback(query, message, update_id)
     if message.chat.type != "private":
         return Ignored(f"{message.chat.type}_callback")
     return Incoming(
@@ -243,6 +252,28 @@ def _read_callback(query: CallbackQuery, update_id: str) -> Event:
         user_name=query.from_user.full_name,
         message_id=str(message.message_id),
         username=query.from_user.username,
+    )
+
+
+def _read_staff_callback(
+    query: CallbackQuery, message: Message | InaccessibleMessage, update_id: str
+) -> Incoming:
+    """A rep pressed a button of a bot message in the staff chat (a ticket card)."""
+    thread = None
+    # A message too old for Telegram to show (InaccessibleMessage) still has its chat and id.
+    if isinstance(message, Message) and message.is_topic_message:
+        thread = message.message_thread_id
+    return Incoming(
+        channel=CHANNEL,
+        chat_id=str(message.chat.id),
+        user_id=str(query.from_user.id),
+        payload=query.data,
+        update_id=update_id,
+        user_name=query.from_user.full_name,
+        message_id=str(message.message_id),
+        username=query.from_user.username,
+        staff=True,
+        thread_id=None if thread is None else str(thread),
     )
 
 
@@ -307,7 +338,7 @@ class TelegramSender:
                 CopyMessage(chat_id=chat_id, from_chat_id=source_chat, message_id=source_message)
             ]
         if reply.album:
-            return [SendMediaGroup(chat_id=chat_id, media=_album(reply))]
+            return _album_methods(chat_id, reply)
         chunks = split_html(reply.text)
         markup = keyboard(reply.buttons)
         if reply.replaces is not None and len(chunks) == 1:
@@ -416,19 +447,79 @@ class TelegramSender:
 AlbumItem = (
     InputMediaAudio | InputMediaDocument | InputMediaLivePhoto | InputMediaPhoto | InputMediaVideo
 )
+# Telegram's rules for sendMediaGroup: 2-10 items; photos and videos may share a group.
+MAX_ALBUM_ITEMS = 10
+_ALBUM_GROUPS = {
+    MediaKind.PHOTO: "visual",
+    MediaKind.VIDEO: "visual",
+    MediaKind.AUDIO: "audio",
+    MediaKind.DOCUMENT: "document",
+}
+MAX_CAPTION_LENGTH = 1024
 
 
-def _album(reply: Reply) -> list[AlbumItem]:
-    kinds = {
-        MediaKind.PHOTO: InputMediaPhoto,
-        MediaKind.VIDEO: InputMediaVideo,
-        MediaKind.AUDIO: InputMediaAudio,
-    }
-    items: list[AlbumItem] = []
-    for index, media in enumerate(reply.album):
-        cls = kinds.get(media.kind, InputMediaDocument)
-        items.append(cls(media=media.file_ref, caption=reply.text or None if index == 0 else None))
-    return items
+def album_parts(album: Sequence[Media]) -> list[tuple[Media, ...]]:
+    """The album as Telegram takes it: documents only with documents, audio only with
+    audio, photos and videos together, at most 10 per media group; each group keeps the
+    given order, and a part of one item goes out as a plain file message."""
+    groups: dict[str, list[Media]] = {}
+    for media in album:
+        groups.setdefault(_ALBUM_GROUPS.get(media.kind, "document"), []).append(media)
+    return [
+        tuple(items[start : start + MAX_ALBUM_ITEMS])
+        for items in groups.values()
+        for start in range(0, len(items), MAX_ALBUM_ITEMS)
+    ]
+
+
+def _album_methods(chat_id: int, reply: Reply) -> list[TelegramMethod[Any]]:
+    """The album's parts, with `reply.text` as the caption of the very first item; a text
+    too long for a caption follows the album as messages of its own."""
+    caption: str | None = reply.text or None
+    after: list[TelegramMethod[Any]] = []
+    if caption is not None and len(html.unescape(_TAG.sub("", caption))) > MAX_CAPTION_LENGTH:
+        caption = None
+        chunks = split_html(reply.text)
+        last, markup = len(chunks) - 1, keyboard(reply.buttons)
+        after = [
+            SendMessage(chat_id=chat_id, text=chunk, reply_markup=markup if i == last else None)
+            for i, chunk in enumerate(chunks)
+        ]
+    methods: list[TelegramMethod[Any]] = []
+    for part in album_parts(reply.album):
+        if len(part) == 1:
+            methods.append(_file_message(chat_id, part[0], caption))
+        else:
+            items = [_album_item(m, caption if i == 0 else None) for i, m in enumerate(part)]
+            methods.append(SendMediaGroup(chat_id=chat_id, media=items))
+        caption = None
+    return methods + after
+
+
+def _file_message(chat_id: int, media: Media, caption: str | None) -> TelegramMethod[Any]:
+    ref = media.file_ref
+    match media.kind:
+        case MediaKind.PHOTO:
+            return SendPhoto(chat_id=chat_id, photo=ref, caption=caption)
+        case MediaKind.VIDEO:
+            return SendVideo(chat_id=chat_id, video=ref, caption=caption)
+        case MediaKind.AUDIO:
+            return SendAudio(chat_id=chat_id, audio=ref, caption=caption)
+        case _:
+            # Voice messages, stickers and the rest travel as documents.
+            return SendDocument(chat_id=chat_id, document=ref, caption=caption)
+
+
+def _album_item(media: Media, caption: str | None) -> AlbumItem:
+    match media.kind:
+        case MediaKind.PHOTO:
+            return InputMediaPhoto(media=media.file_ref, caption=caption)
+        case MediaKind.VIDEO:
+            return InputMediaVideo(media=media.file_ref, caption=caption)
+        case MediaKind.AUDIO:
+            return InputMediaAudio(media=media.file_ref, caption=caption)
+        case _:
+            return InputMediaDocument(media=media.file_ref, caption=caption)
 
 
 def _sent_ids(result: Any) -> list[int]:
@@ -455,7 +546,11 @@ def webhook_secret(settings: Settings) -> str:
 def make_bot(settings: Settings) -> Bot:
     token = settings.telegram.token
     assert token is not None
-    server = TelegramAPIServer.from_base(str(settings.telegram.api_base_url).rstrip("/"))
+    server = TelegramAPIServer.from_base(
+        str(settings.telegram.api_base_url).rstrip("/"),
+        # Local mode: getFile gives paths on the server's disk, read from there.
+        is_local=settings.telegram.local_bot_api,
+    )
     return Bot(
         token.get_secret_value(),
         session=AiohttpSession(api=server),
@@ -479,6 +574,7 @@ class TelegramChannel:
         sender = TelegramSender(bot, app.storage)
         self.delivery = Delivery(app.storage, CHANNEL, sender, RateLimiter(limits))
         self.notifier = app.order_notifier(CHANNEL, self.delivery)
+        self.archive = app.media_archive(CHANNEL, TelegramFetcher(bot))
         self.staff_chat_id = app.settings.handoff.staff_chat_id
         self._updates = SerialQueues("telegram.updates")
         self._queued: set[str] = set()
@@ -502,12 +598,18 @@ class TelegramChannel:
         receiving = asyncio.create_task(self._serve_webhook() if self.webhook else self._poll())
         notifying = asyncio.create_task(self.notifier.run())
         reminding = asyncio.create_task(self._remind_staff())
+        archiving = asyncio.create_task(self.archive.run()) if self.archive else None
         stopping = asyncio.create_task(self._stopping.wait())
         await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (receiving, notifying, reminding, stopping):
-            task.cancel()
+        for task in (receiving, notifying, reminding, archiving, stopping):
+            if task is not None:
+                task.cancel()
         with suppress(asyncio.CancelledError):
             await receiving
+        if archiving is not None:
+            # A copy under way deletes its partial file on the way out.
+            with suppress(asyncio.CancelledError):
+                await archiving
         await self._finish()
 
     @property
@@ -691,6 +793,9 @@ class TelegramChannel:
             outcome = await self.app.engine.handle(incoming)
         for message in outcome.queued:
             self.delivery.enqueue(message)
+        if incoming.media and self.archive is not None:
+            # The turn may have added files to a ticket: copy them now, not at the next poll.
+            self.archive.wake()
         await self._answer_callback(update, outcome.notice)
 
     async def _answer_callback(self, update: Update | None, notice: str | None) -> None:

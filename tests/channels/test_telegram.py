@@ -15,13 +15,15 @@ from bot.channels.telegram import (
     Ignored,
     LeaveGroup,
     TelegramSender,
+    album_parts,
+    keyboard,
     make_bot,
     read_update,
     typing_while_slow,
 )
 from bot.delivery import RetryAfter, TemporaryFailure, Undeliverable
 from bot.settings import Settings, TelegramSettings
-from handlers.messages import Button, Incoming, MediaKind, Reply
+from handlers.messages import Button, Incoming, Media, MediaKind, Reply
 from storage.base import ChatKey, QueuedMessage
 from tests.emulator import BotApiEmulator
 
@@ -120,8 +122,8 @@ async def test_typing_shows_only_when_the_work_is_slow(bot: Bot, emulator: BotAp
     assert emulator.chat_actions(CHAT + 1) == ["typing"]
 
 
-def read(body: dict[str, object]) -> object:
-    return read_update(Update.model_validate(body))
+def read(body: dict[str, object], staff_chat_id: int | None = None) -> object:
+    return read_update(Update.model_validate(body), staff_chat_id)
 
 
 def test_updates_are_read_into_what_they_mean(emulator: BotApiEmulator) -> None:
@@ -142,3 +144,141 @@ def test_updates_are_read_into_what_they_mean(emulator: BotApiEmulator) -> None:
     sent = emulator.send_text(CHAT, "typo")
     edited = read(emulator.edit_text(CHAT, sent["message"]["message_id"], "fixed"))
     assert edited == Ignored("edited_message")
+
+
+STAFF = -1001234567890
+
+
+async def test_a_button_press_in_the_staff_chat_is_a_staff_turn(
+    bot: Bot, emulator: BotApiEmulator
+) -> None:
+    emulator.add_forum(STAFF)
+    emulator.set_member(STAFF, 7, "administrator")
+    topic = await bot.create_forum_topic(STAFF, "Alice #501")
+    card_buttons = keyboard(((Button("Confirm", "ticket:confirm:R-7KQ4-M2XP"),),))
+    card = await bot.send_message(
+        STAFF, "Ticket", reply_markup=card_buttons, message_thread_id=topic.message_thread_id
+    )
+    press = emulator.press(STAFF, "Confirm", user_id=7)
+    assert read(press, staff_chat_id=STAFF) == Incoming(
+        channel="telegram",
+        chat_id=str(STAFF),
+        user_id="7",
+        payload="ticket:confirm:R-7KQ4-M2XP",
+        update_id=str(press["update_id"]),
+        user_name="User 7",
+        message_id=str(card.message_id),
+        staff=True,
+        thread_id=str(topic.message_thread_id),
+    )
+
+    # Outside a topic there is no thread; in another group the press means nothing.
+    general = await bot.send_message(STAFF, "Ticket", reply_markup=card_buttons)
+    outside = read(emulator.press_data(STAFF, "x", message_id=general.message_id), STAFF)
+    assert isinstance(outside, Incoming)
+    assert (outside.staff, outside.thread_id, outside.message_id) == (
+        True,
+        None,
+        str(general.message_id),
+    )
+    assert read(emulator.press_data(STAFF, "x"), staff_chat_id=None) == Ignored(
+        "supergroup_callback"
+    )
+
+
+def test_a_press_on_a_message_too_old_to_show_still_names_it() -> None:
+    body = {
+        "update_id": 9,
+        "callback_query": {
+            "id": "1",
+            "from": {"id": 7, "is_bot": False, "first_name": "Rep"},
+            "chat_instance": "1",
+            "data": "ticket:reject:R-7KQ4-M2XP",
+            "message": {"chat": {"id": STAFF, "type": "supergroup"}, "message_id": 12, "date": 0},
+        },
+    }
+    pressed = read(body, staff_chat_id=STAFF)
+    assert isinstance(pressed, Incoming)
+    assert (pressed.staff, pressed.message_id, pressed.thread_id) == (True, "12", None)
+
+
+def files(*kinds: MediaKind) -> tuple[Media, ...]:
+    return tuple(Media(kind, f"{kind}-{n}") for n, kind in enumerate(kinds))
+
+
+P, V, D, A = MediaKind.PHOTO, MediaKind.VIDEO, MediaKind.DOCUMENT, MediaKind.AUDIO
+
+
+@pytest.mark.parametrize(
+    ("kinds", "parts"),
+    [
+        ((P, V, P), [[0, 1, 2]]),
+        ((P, D, V, D), [[0, 2], [1, 3]]),
+        ((A, P, A, D), [[0, 2], [1], [3]]),
+        ((P,) * 12, [list(range(10)), [10, 11]]),
+        ((P,) * 11, [list(range(10)), [10]]),
+        ((MediaKind.VOICE, D, MediaKind.STICKER, MediaKind.OTHER), [[0, 1, 2, 3]]),
+        ((), []),
+    ],
+)
+def test_an_album_is_split_as_telegram_requires(
+    kinds: tuple[MediaKind, ...], parts: list[list[int]]
+) -> None:
+    album = files(*kinds)
+    assert album_parts(album) == [tuple(album[i] for i in part) for part in parts]
+
+
+async def test_an_album_of_every_kind_reaches_the_chat_by_file_id(
+    bot: Bot, emulator: BotApiEmulator
+) -> None:
+    ids = {
+        kind: emulator.send_media(CHAT, kind)["message"]
+        for kind in ("photo", "video", "document", "audio", "voice")
+    }
+    photo = ids["photo"]["photo"][-1]["file_id"]
+    album = (
+        Media(MediaKind.PHOTO, photo),
+        Media(MediaKind.DOCUMENT, ids["document"]["document"]["file_id"]),
+        Media(MediaKind.VIDEO, ids["video"]["video"]["file_id"]),
+        Media(MediaKind.AUDIO, ids["audio"]["audio"]["file_id"]),
+        Media(MediaKind.VOICE, ids["voice"]["voice"]["file_id"]),
+    )
+    await deliver(bot, Reply("<b>Ticket R-7KQ4-M2XP</b>", album=album))
+    calls = [call.method for call in emulator.calls() if call.method.startswith("send")]
+    assert calls == ["sendMediaGroup", "sendMediaGroup", "sendAudio"]
+    groups = [call.params["media"] for call in emulator.calls("sendMediaGroup")]
+    assert [[(item["type"], item["media"]) for item in group] for group in groups] == [
+        [("photo", album[0].file_ref), ("video", album[2].file_ref)],
+        # The voice message travels as a document, grouped with the other document.
+        [("document", album[1].file_ref), ("document", album[4].file_ref)],
+    ]
+    assert emulator.calls("sendAudio")[0].params["audio"] == album[3].file_ref
+    sent = emulator.messages(CHAT)
+    assert [m.get("caption") for m in sent] == ["Ticket R-7KQ4-M2XP", None, None, None, None]
+    assert sent[0]["caption_entities"][0]["type"] == "bold"
+    assert sent[0]["media_group_id"] == sent[1]["media_group_id"] != sent[2]["media_group_id"]
+
+
+async def test_one_file_goes_alone_and_a_long_text_follows_the_album(
+    bot: Bot, emulator: BotApiEmulator
+) -> None:
+    video = emulator.send_media(CHAT, "video")["message"]["video"]["file_id"]
+    await deliver(bot, Reply("Your video", album=(Media(MediaKind.VIDEO, video),)))
+    [single] = emulator.messages(CHAT)
+    assert (single["video"]["file_id"], single["caption"]) == (video, "Your video")
+    assert "media_group_id" not in single
+
+    long_text = "word " * 300
+    buttons = ((Button("Confirm", "ticket:confirm:1"),),)
+    await deliver(bot, Reply(long_text, buttons, album=(Media(MediaKind.VIDEO, video),) * 2))
+    album, text = emulator.messages(CHAT)[1:3], emulator.messages(CHAT)[3]
+    assert [m.get("caption") for m in album] == [None, None]
+    assert text["text"].strip() == long_text.strip()
+    assert emulator.buttons(text) == [("Confirm", "ticket:confirm:1")]
+
+
+def test_a_local_bot_api_server_is_read_in_local_mode() -> None:
+    telegram = TelegramSettings(token=SecretStr("1:x"), api_base_url="http://127.0.0.1:8081")
+    assert not make_bot(Settings(telegram=telegram)).session.api.is_local
+    local = telegram.model_copy(update={"local_bot_api": True})
+    assert make_bot(Settings(telegram=local)).session.api.is_local

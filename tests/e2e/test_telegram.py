@@ -55,6 +55,7 @@ def test_start_shows_the_menu_and_a_question_gets_its_answer(
         "start",
         "menu",
         "orders",
+        "tickets",
         "help",
         "cancel",
     ]

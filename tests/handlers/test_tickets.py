@@ -12,9 +12,9 @@ from handlers.engine import Engine, Services, StaffDesk
 from handlers.messages import Incoming, Media, MediaKind, Reply
 from handlers.routes import build_router
 from storage.base import ChatKey
-from storage.orders import Condition, OrderItem, OrderStatus, Repair
+from storage.orders import Condition, Order, OrderItem, OrderStatus, Repair
 from storage.sqlite import SqliteStorage
-from storage.tickets import TicketStatus
+from storage.tickets import Ticket, TicketStatus
 from tests.factories import Clock, message, order, press
 
 pytestmark = pytest.mark.model
@@ -71,16 +71,18 @@ def staff_press(payload: str, rep: str = "555", message_id: str = "900") -> Inco
 
 def staff_says(text: str, rep: str = "555") -> Incoming:
     return Incoming(
-        "test", STAFF_CHAT, rep, text=text, update_id=f"t{text}{rep}", user_name="Alice Rep", staff=True
+        "test",
+        STAFF_CHAT,
+        rep,
+        text=text,
+        update_id=f"t{text}{rep}",
+        user_name="Alice Rep",
+        staff=True,
     )
 
 
 def to_customer(replies: list[Reply]) -> list[Reply]:
     return [r for r in replies if r.chat_id == CUSTOMER.chat_id]
-
-
-def to_staff(replies: list[Reply]) -> list[Reply]:
-    return [r for r in replies if r.chat_id == STAFF_CHAT or (r.chat_id is None and False)]
 
 
 async def start_repair(engine: Engine) -> Reply:
@@ -106,7 +108,7 @@ async def repair_up_to_review(engine: Engine) -> Reply:
     return await last(engine, press("form:answer:modified:no"))
 
 
-async def the_ticket(storage: SqliteStorage):  # type: ignore[no-untyped-def]
+async def the_ticket(storage: SqliteStorage) -> Ticket:
     [ticket] = await storage.tickets_of(CUSTOMER)
     return ticket
 
@@ -145,7 +147,8 @@ async def test_a_repair_ticket_is_collected_reviewed_and_submitted_once(
     assert [m.file_ref for m in files.album] == ["ph-1", "ph-2"]
 
     again = await engine.handle(press(f"ticket:submit:{ticket.id}"))
-    assert again.notice and "already sent" in again.notice
+    assert again.notice
+    assert "already sent" in again.notice
     assert not [r for r in again.replies if r.chat_id == STAFF_CHAT]
     submitted = await the_ticket(storage)
     assert submitted.status is TicketStatus.PENDING
@@ -203,9 +206,7 @@ async def test_a_check_that_fixes_the_fault_ends_without_a_ticket(
 async def test_the_warranty_pre_check_uses_the_verified_order(
     engine: Engine, storage: SqliteStorage
 ) -> None:
-    await storage.save_order(
-        order(status=OrderStatus.DELIVERED, shipped_on=date(2026, 10, 1)), NOW
-    )
+    await storage.save_order(order(status=OrderStatus.DELIVERED, shipped_on=date(2026, 10, 1)), NOW)
     await start_repair(engine)
     await said(engine, press("form:answer:brand:bitmain"))
     await said(engine, message("S21"))
@@ -232,7 +233,7 @@ async def test_the_warranty_pre_check_uses_the_verified_order(
     assert "buyer@example.com" not in ticket.answers.values()
 
 
-async def second_return_order(shipped_on: date) -> object:
+def second_return_order(shipped_on: date) -> Order:
     repaired = OrderItem(
         "Bitmain",
         "Antminer S19",
@@ -253,7 +254,7 @@ async def link_order(engine: Engine) -> None:
 async def test_a_second_return_past_30_days_is_refused_with_a_repair_ticket_offered(
     engine: Engine, storage: SqliteStorage
 ) -> None:
-    await storage.save_order(await second_return_order(date(2026, 10, 1)), NOW)  # type: ignore[arg-type]
+    await storage.save_order(second_return_order(date(2026, 10, 1)), NOW)
     await link_order(engine)
     await said(engine, press("ticket:new:second_return"))
     refused = await last(engine, message("t-5001"))
@@ -266,7 +267,7 @@ async def test_a_second_return_past_30_days_is_refused_with_a_repair_ticket_offe
 async def test_a_second_return_of_a_hash_board_with_an_album(
     engine: Engine, storage: SqliteStorage
 ) -> None:
-    await storage.save_order(await second_return_order(date(2026, 11, 10)), NOW)  # type: ignore[arg-type]
+    await storage.save_order(second_return_order(date(2026, 11, 10)), NOW)
     await link_order(engine)
     await said(engine, press("ticket:new:second_return"))
     item = await last(engine, message("T-5001"))
@@ -296,7 +297,7 @@ async def test_a_second_return_of_a_hash_board_with_an_album(
 
 
 async def test_two_photos_at_once_can_be_swapped(engine: Engine, storage: SqliteStorage) -> None:
-    await storage.save_order(await second_return_order(date(2026, 11, 10)), NOW)  # type: ignore[arg-type]
+    await storage.save_order(second_return_order(date(2026, 11, 10)), NOW)
     await link_order(engine)
     await said(engine, press("ticket:new:second_return"))
     await said(engine, message("T-5001"))
@@ -312,7 +313,7 @@ async def test_two_photos_at_once_can_be_swapped(engine: Engine, storage: Sqlite
 async def test_a_video_too_big_for_the_bot_is_asked_for_as_a_link(
     engine: Engine, storage: SqliteStorage
 ) -> None:
-    await storage.save_order(await second_return_order(date(2026, 11, 10)), NOW)  # type: ignore[arg-type]
+    await storage.save_order(second_return_order(date(2026, 11, 10)), NOW)
     await link_order(engine)
     await said(engine, press("ticket:new:second_return"))
     await said(engine, message("T-5001"))
@@ -373,7 +374,7 @@ async def test_revision_after_submit_and_staff_decisions_reach_the_customer(
     [notice] = to_customer(decided)
     assert "needs more" in notice.text
     assert "photo of the board" in notice.text
-    assert [b.payload for b in notice.flat_buttons][0] == f"ticket:revise:{ticket.id}"
+    assert notice.flat_buttons[0].payload == f"ticket:revise:{ticket.id}"
     [card_edit] = [r for r in decided if r.replaces == "900"]
     assert "More asked by Alice Rep" in card_edit.text
     needs = await the_ticket(storage)
@@ -422,3 +423,23 @@ async def test_forged_ticket_buttons_reveal_nothing(engine: Engine, storage: Sql
     forged = await last(engine, press(f"ticket:confirm:{ticket.id}"))
     assert "no longer valid" in forged.text
     assert (await the_ticket(storage)).status is TicketStatus.DRAFT
+
+
+async def test_a_rep_who_confirms_instead_is_not_asked_for_words_any_more(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    await repair_up_to_review(engine)
+    ticket = await the_ticket(storage)
+    await said(engine, press(f"ticket:submit:{ticket.id}"))
+    await said(engine, staff_press(f"ticket:reject:{ticket.id}"))
+    await said(engine, staff_press(f"ticket:confirm:{ticket.id}"))
+    assert (await storage.load(ChatKey("test", STAFF_CHAT))).data["awaiting"] == {}
+
+
+async def test_open_tickets_are_on_the_handoff_card(engine: Engine, storage: SqliteStorage) -> None:
+    await repair_up_to_review(engine)
+    ticket = await the_ticket(storage)
+    await said(engine, press(f"ticket:submit:{ticket.id}"))
+    replies = await said(engine, press("flow:handoff"))
+    [card] = [r for r in replies if r.chat_id == STAFF_CHAT]
+    assert f"• {ticket.id}: repair, pending" in card.text

@@ -316,7 +316,7 @@ async def test_files_to_store_and_their_stored_paths(storage: SqliteStorage, tur
     await turn(OTHER, TicketMediaSet(R2, "logs", (LOG_FILE,), T2))
     await turn(OTHER, TicketMediaSet(R2, "photos", (TicketMedia("photo"),), T2))  # no file id
 
-    to_store = await storage.media_to_store(max_size=20_000_000)
+    to_store = await storage.media_to_store("telegram", max_size=20_000_000)
 
     assert to_store == [
         MediaToStore(R1, "photos", 0, PHOTO_A),
@@ -324,13 +324,13 @@ async def test_files_to_store_and_their_stored_paths(storage: SqliteStorage, tur
         MediaToStore(R1, "video", 2, unsized),
         MediaToStore(R2, "logs", 0, LOG_FILE),
     ]
-    assert await storage.media_to_store(max_size=20_000_000, limit=2) == to_store[:2]
-    assert [m.media for m in await storage.media_to_store(max_size=100_000)] == [
+    assert await storage.media_to_store("telegram", max_size=20_000_000, limit=2) == to_store[:2]
+    assert [m.media for m in await storage.media_to_store("telegram", max_size=100_000)] == [
         PHOTO_B,
         unsized,
         LOG_FILE,
     ]
-    assert [m.media for m in await storage.media_to_store(max_size=60_000_000)] == [
+    assert [m.media for m in await storage.media_to_store("telegram", max_size=60_000_000)] == [
         PHOTO_A,
         PHOTO_B,
         big,
@@ -338,13 +338,15 @@ async def test_files_to_store_and_their_stored_paths(storage: SqliteStorage, tur
         LOG_FILE,
     ]
 
-    await storage.set_stored_path(R1, "photos", 0, "tickets/R1/photos-0.jpg")
+    await storage.set_stored_path(MediaToStore(R1, "photos", 0, PHOTO_A), "tickets/R1/photos-0.jpg")
     # "" is a file that will not be copied: it is not offered again.
-    await storage.set_stored_path(R1, "video", 2, "")
-    await storage.set_stored_path(R1, "photos", 9, "tickets/nowhere.jpg")  # replaced since
-    await storage.set_stored_path(R3, "photos", 0, "tickets/nowhere.jpg")
+    await storage.set_stored_path(MediaToStore(R1, "video", 2, unsized), "")
+    # Files replaced since they were offered are left alone.
+    await storage.set_stored_path(MediaToStore(R1, "photos", 9, PHOTO_A), "tickets/nowhere.jpg")
+    await storage.set_stored_path(MediaToStore(R1, "photos", 2, PHOTO_C), "tickets/nowhere.jpg")
+    await storage.set_stored_path(MediaToStore(R3, "photos", 0, PHOTO_A), "tickets/nowhere.jpg")
 
-    assert await storage.media_to_store(max_size=20_000_000) == [
+    assert await storage.media_to_store("telegram", max_size=20_000_000) == [
         MediaToStore(R1, "photos", 2, PHOTO_B),
         MediaToStore(R2, "logs", 0, LOG_FILE),
     ]
@@ -358,12 +360,28 @@ async def test_files_to_store_and_their_stored_paths(storage: SqliteStorage, tur
     assert await storage.ticket(R3) is None
 
 
+async def test_files_to_store_are_those_of_the_channel(storage: SqliteStorage, turn: Turns) -> None:
+    console = ChatKey("console", "alice")
+    await turn(console, TicketOpened(R3, TicketKind.REPAIR, T0))
+    await turn(console, TicketMediaSet(R3, "photos", (PHOTO_C,), T0))
+    await turn(CUSTOMER, TicketOpened(R1, TicketKind.REPAIR, T0))
+    await turn(CUSTOMER, TicketMediaSet(R1, "photos", (PHOTO_A,), T1))
+    assert await storage.media_to_store("console", max_size=1_000_000) == [
+        MediaToStore(R3, "photos", 0, PHOTO_C)
+    ]
+    assert await storage.media_to_store("telegram", max_size=1_000_000) == [
+        MediaToStore(R1, "photos", 0, PHOTO_A)
+    ]
+
+
 async def test_files_to_store_use_their_index(storage: SqliteStorage) -> None:
     async with storage.db.execute(
         "EXPLAIN QUERY PLAN SELECT ticket_id FROM ticket_media "
         "WHERE file_ref != '' AND link IS NULL AND stored_path IS NULL "
-        "AND (size IS NULL OR size <= ?) ORDER BY created_at, rowid LIMIT ?",
-        (1, 1),
+        "AND (size IS NULL OR size <= ?) "
+        "AND EXISTS (SELECT 1 FROM tickets t WHERE t.id = ticket_id AND t.channel = ?) "
+        "ORDER BY created_at, rowid LIMIT ?",
+        (1, "telegram", 1),
     ) as cursor:
         plan = " ".join(str(row[-1]) for row in await cursor.fetchall())
     assert "ticket_media_to_store" in plan
@@ -461,16 +479,18 @@ async def test_tickets_survive_a_restart(tmp_path: Path) -> None:
             TicketStatusSet(R1, TicketStatus.PENDING, "customer", T2),
         )
         await turn(STAFF, TicketStatusSet(R1, TicketStatus.NEEDS_INFO, "Anna", T3, "serial?"))
-        await first.set_stored_path(R1, "photos", 0, "tickets/R1/photos-0.jpg")
+        await first.set_stored_path(
+            MediaToStore(R1, "photos", 0, PHOTO_A), "tickets/R1/photos-0.jpg"
+        )
         ticket = await get(first, R1)
         history = await first.ticket_events(R1)
-        to_store = await first.media_to_store(max_size=1_000_000)
+        to_store = await first.media_to_store("telegram", max_size=1_000_000)
 
     async with SqliteStorage(path) as second:
         assert await second.ticket(R1) == ticket
         assert await second.tickets_of(CUSTOMER) == [ticket]
         assert await second.ticket_events(R1) == history
-        assert await second.media_to_store(max_size=1_000_000) == to_store
+        assert await second.media_to_store("telegram", max_size=1_000_000) == to_store
         assert to_store == [MediaToStore(R1, "photos", 1, PHOTO_B)]
     assert ticket.status is TicketStatus.NEEDS_INFO
     assert (ticket.revision, ticket.staff_note) == (1, "serial?")
