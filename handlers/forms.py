@@ -235,7 +235,8 @@ def ask(turn: Turn, form: Form, draft: Draft, question: Question) -> None:
                 for c in question.choices
             ]
         case Ask.FILES:
-            text = _files_prompt(_, question, draft)
+            replacing = turn.state.data.get("replacing") == question.name
+            text = _files_prompt(_, question, draft, replacing)
             files = draft.files.get(question.name, [])
             if files and question.files is not None and not question.files.slots:
                 rows.append([Button(_("✅ Done"), f"form:done:{question.name}")])
@@ -254,10 +255,12 @@ def _placeholders(text: str, contacts: Mapping[str, str]) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: contacts.get(m.group(1), m.group(0)), text)
 
 
-def _files_prompt(_: Translate, question: Question, draft: Draft) -> str:
+def _files_prompt(_: Translate, question: Question, draft: Draft, replacing: bool) -> str:
     spec = question.files
     assert spec is not None
     have = len(draft.files.get(question.name, []))
+    if replacing:
+        return _(question.prompt) + "\n\n" + _("The new files replace the ones you sent before.")
     if spec.slots:
         if have >= len(spec.slots):
             have = 0

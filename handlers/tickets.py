@@ -132,7 +132,9 @@ async def _new(turn: Turn, kind: TicketKind) -> None:
     turn.say(
         _("You have an unfinished {title} from {day}. Continue it, or start a new one?").format(
             title=_(form_for(kind).title).lower(),
-            day=format_date(draft.created_at.astimezone(turn.services.zone).date(), "en"),
+            day=format_date(
+                draft.created_at.astimezone(turn.services.zone).date(), turn.state.language
+            ),
         ),
         [Button(_("▶️ Continue it"), f"ticket:continue:{draft.id}")],
         [Button(_("🆕 Start a new one"), f"ticket:fresh:{kind}")],

@@ -443,3 +443,18 @@ async def test_open_tickets_are_on_the_handoff_card(engine: Engine, storage: Sql
     replies = await said(engine, press("flow:handoff"))
     [card] = [r for r in replies if r.chat_id == STAFF_CHAT]
     assert f"• {ticket.id}: repair, pending" in card.text
+
+
+async def test_editing_photos_from_the_review_replaces_them(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    await repair_up_to_review(engine)
+    asked = await last(engine, press("form:edit:fault_photos"))
+    assert "replace the ones you sent" in asked.text
+    more = await last(engine, message(media=(photo("ph-new"),)))
+    assert "Got 1 so far" in more.text
+    review = await last(engine, press("form:done:fault_photos"))
+    assert "please check" in review.text
+    ticket = await the_ticket(storage)
+    assert [m.file_ref for m in ticket.media["fault_photos"]] == ["ph-new"]
+    assert ticket.answers["fault_photos"] == "1"
