@@ -317,5 +317,14 @@ class _TagChecker(HTMLParser):
 
 
 def _with_placeholders(entry: Entry, placeholders: Mapping[str, str]) -> Entry:
-    answer = PLACEHOLDER.sub(lambda m: html.escape(placeholders[m.group(1)]), entry.answer)
-    return entry.model_copy(update={"answer": answer})
+    return entry.model_copy(update={"answer": fill_placeholders(entry.answer, placeholders)})
+
+
+def fill_placeholders(text: str, placeholders: Mapping[str, str]) -> str:
+    """`{name}` replaced by its value, HTML-escaped; an unknown name stays as written."""
+    return PLACEHOLDER.sub(
+        lambda m: (
+            html.escape(placeholders[m.group(1)]) if m.group(1) in placeholders else m.group(0)
+        ),
+        text,
+    )

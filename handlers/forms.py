@@ -17,8 +17,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from faq.loader import fill_placeholders
 from handlers.engine import Services, Turn
 from handlers.i18n import N_, Translate
+from handlers.menu import menu_button
 from handlers.messages import Button, Media, MediaKind
 from storage.base import ChatKey
 from storage.tickets import (
@@ -152,7 +154,6 @@ class Draft:
 
     def __init__(self, turn: Turn, ticket: Ticket) -> None:
         self.turn = turn
-        self.ticket = ticket
         self.id = ticket.id
         self.answers: dict[str, str] = dict(ticket.answers)
         self.files: dict[str, list[TicketMedia]] = {k: list(v) for k, v in ticket.media.items()}
@@ -227,7 +228,7 @@ async def advance(turn: Turn, form: Form, draft: Draft) -> None:
 def ask(turn: Turn, form: Form, draft: Draft, question: Question) -> None:
     _ = turn._
     rows: list[list[Button]] = []
-    text = _placeholders(_(question.prompt), turn.services.contacts)
+    text = fill_placeholders(_(question.prompt), turn.services.contacts)
     match question.ask:
         case Ask.CHOICE:
             rows += [
@@ -248,11 +249,6 @@ def ask(turn: Turn, form: Form, draft: Draft, question: Question) -> None:
     if turn.state.data.get("editing"):
         rows.append([Button(_("↩️ Back to the review"), "form:review")])
     turn.say(text, *rows)
-
-
-def _placeholders(text: str, contacts: Mapping[str, str]) -> str:
-    """Fill `{repair_portal_url}` and the like from the company's details."""
-    return re.sub(r"\{(\w+)\}", lambda m: contacts.get(m.group(1), m.group(0)), text)
 
 
 def _files_prompt(_: Translate, question: Question, draft: Draft, replacing: bool) -> str:
@@ -709,7 +705,7 @@ async def _check_done(turn: Turn, form: Form, draft: Draft, index: int, outcome:
                 "Great, I am glad it works again! No ticket is needed. If the problem comes "
                 "back, open a repair ticket from the menu at any time."
             ),
-            [Button(_("☰ Main menu"), "menu:show")],
+            [menu_button(turn)],
         )
         return
     if outcome != "done":

@@ -194,7 +194,7 @@ async def relay_customer(turn: Turn) -> bool:
         turn.say(_("You are back with the bot. How can I help?"), *main_menu(turn))
         if staff_chat is not None:
             left = "↩️ The customer left the conversation (/cancel)."
-            turn.replies.append(_in_topic(staff_chat, handoff.key, left))
+            turn.replies.append(in_topic(staff_chat, handoff.key, left))
         return True
     if incoming.payload is not None:
         turn.notice = _("You are talking with our team. Send /cancel to return to the bot.")
@@ -218,7 +218,7 @@ def _relay(incoming: Incoming, to_chat: str, topic_of: str | None = None) -> Rep
     )
 
 
-def _in_topic(staff_chat: str, customer: ChatKey, text: str) -> Reply:
+def in_topic(staff_chat: str, customer: ChatKey, text: str) -> Reply:
     """A bot message for staff in the customer's topic."""
     return Reply(text, chat_id=staff_chat, topic_of=customer.chat_id)
 
@@ -267,14 +267,14 @@ async def _customer_of(turn: Turn) -> ChatKey | None:
     return None
 
 
-def _rep_name(turn: Turn) -> str:
+def rep_name(turn: Turn) -> str:
     return turn.incoming.user_name or turn.incoming.user_id
 
 
 def _relay_to_customer(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
     if handoff is None:
         turn.replies.append(
-            _in_topic(
+            in_topic(
                 turn.key.chat_id,
                 customer,
                 "Not sent: this conversation is closed and the customer is with the bot. "
@@ -300,9 +300,9 @@ def _relay_to_customer(turn: Turn, customer: ChatKey, handoff: Handoff | None) -
 async def _claim(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
     staff_chat = turn.key.chat_id
     if handoff is None:
-        turn.replies.append(_in_topic(staff_chat, customer, "Nothing to claim: closed."))
+        turn.replies.append(in_topic(staff_chat, customer, "Nothing to claim: closed."))
         return
-    name = _rep_name(turn)
+    name = rep_name(turn)
     turn.records.append(
         HandoffUpdate(
             handoff.id,
@@ -314,7 +314,7 @@ async def _claim(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None
         )
     )
     turn.replies.append(
-        _in_topic(staff_chat, customer, f"🙋 {html.escape(name)} took this conversation.")
+        in_topic(staff_chat, customer, f"🙋 {html.escape(name)} took this conversation.")
     )
     if handoff.claimed_by is None:
         _ = await customer_translator(turn, customer)
@@ -329,14 +329,14 @@ async def _claim(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None
 async def _close_by_staff(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
     staff_chat = turn.key.chat_id
     if handoff is None:
-        turn.replies.append(_in_topic(staff_chat, customer, "Already closed."))
+        turn.replies.append(in_topic(staff_chat, customer, "Already closed."))
         return
-    _close(turn, handoff, closed_by=_rep_name(turn))
+    _close(turn, handoff, closed_by=rep_name(turn))
     turn.replies.append(
-        _in_topic(
+        in_topic(
             staff_chat,
             customer,
-            f"✅ Closed by {html.escape(_rep_name(turn))}. The bot answers the customer again.",
+            f"✅ Closed by {html.escape(rep_name(turn))}. The bot answers the customer again.",
         )
     )
     _ = await customer_translator(turn, customer)
@@ -357,11 +357,11 @@ async def _note(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
     text = (turn.incoming.text or "").split(maxsplit=1)[1:]
     if not text or handoff is None:
         message = "Usage: /note TEXT, in an open conversation's topic."
-        turn.replies.append(_in_topic(staff_chat, customer, message))
+        turn.replies.append(in_topic(staff_chat, customer, message))
         return
-    turn.records.append(StaffNote(handoff.id, _rep_name(turn), text[0], turn.services.now()))
+    turn.records.append(StaffNote(handoff.id, rep_name(turn), text[0], turn.services.now()))
     turn.replies.append(
-        _in_topic(staff_chat, customer, "📝 Note saved (the customer does not see it).")
+        in_topic(staff_chat, customer, "📝 Note saved (the customer does not see it).")
     )
 
 
@@ -412,7 +412,7 @@ async def remind(turn: Turn) -> None:
             continue
         waited = math.floor((now - since).total_seconds() / 60)
         turn.replies.append(
-            _in_topic(
+            in_topic(
                 staff_chat,
                 handoff.key,
                 f"⏰ The customer has been waiting {waited} minutes for an answer. "

@@ -17,11 +17,11 @@ from handlers.faq import ACTION_LABELS, entry_button, handoff_button
 from handlers.i18n import Translate, format_date, translator
 from handlers.menu import menu_button, stale_button
 from handlers.messages import Button, Reply
-from handlers.order_feed import ORDER_NUMBER
 from handlers.order_rules import Expectation, Stage, expect, last_tracking_news, tracking_is_stale
 from handlers.ownership import (
     EMAIL,
     locked_out_minutes,
+    order_lookup,
     owned_orders,
     prove_with_email,
 )
@@ -103,8 +103,8 @@ async def order_step(turn: Turn, args: list[str]) -> None:
         await _check_email(turn, text)
         return
     # Order numbers and serials are short codes; anything else is not worth a look-up.
-    lookup = text.removeprefix("#").strip()
-    if not ORDER_NUMBER.fullmatch(lookup):
+    lookup = order_lookup(text)
+    if lookup is None:
         turn.say(
             _(
                 "That does not look like an order number. It is a short code of letters and "

@@ -14,6 +14,7 @@ import re
 from datetime import timedelta
 
 from handlers.engine import Services, Turn
+from handlers.order_feed import ORDER_NUMBER
 from storage.base import FailedOwnershipCheck, OrderLinked
 from storage.orders import Order
 
@@ -21,6 +22,13 @@ logger = logging.getLogger(__name__)
 
 CHECK_WINDOW = timedelta(hours=1)
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+
+
+def order_lookup(text: str) -> str | None:
+    """An order number (or serial number) as typed, "#" dropped; None when the text is not
+    a short code worth a look-up."""
+    lookup = text.strip().removeprefix("#").strip()
+    return lookup if ORDER_NUMBER.fullmatch(lookup) else None
 
 
 async def find_orders(services: Services, lookup: str) -> list[Order]:

@@ -27,10 +27,15 @@ from handlers.forms import (
     at_least,
 )
 from handlers.i18n import N_, translator
-from handlers.order_feed import ORDER_NUMBER
 from handlers.order_rules import Coverage, machine_warranty
 from handlers.orders import say_locked_out
-from handlers.ownership import EMAIL, locked_out_minutes, owned_orders, prove_with_email
+from handlers.ownership import (
+    EMAIL,
+    locked_out_minutes,
+    order_lookup,
+    owned_orders,
+    prove_with_email,
+)
 from handlers.privacy import mask_email
 from handlers.warranty import machine_sentence
 from storage.base import ChatKey
@@ -153,11 +158,6 @@ def serial_number(text: str) -> str | None:
     return serial
 
 
-def order_number(text: str) -> str | None:
-    number = text.strip().removeprefix("#").strip()
-    return number if ORDER_NUMBER.fullmatch(number) else None
-
-
 def email_address(text: str) -> str | None:
     return text.strip() if EMAIL.match(text.strip()) else None
 
@@ -221,7 +221,7 @@ def order_questions(
                 "What is the order number? It is in your order confirmation e-mail. I use it "
                 "to check the warranty."
             ),
-            parse=order_number,
+            parse=order_lookup,
             invalid=N_(
                 "That does not look like an order number (a short code like A-10234). Please "
                 "send it again, or skip."

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import date
 
 from handlers.engine import Services, Turn
+from handlers.faq import handoff_button
 from handlers.forms import (
     NO,
     SKIPPED,
@@ -30,6 +31,7 @@ from handlers.forms import (
     at_least,
 )
 from handlers.i18n import N_, format_date, translator
+from handlers.menu import menu_button
 from handlers.messages import Button
 from handlers.order_rules import Coverage, repair_warranty
 from handlers.repair import order_questions
@@ -139,8 +141,8 @@ def _judge(turn: Turn, draft: Draft, order: Order, repair: Repair) -> bool:
             end=format_date(warranty.ends_on, language),
         ),
         [Button(_("🔧 Open a repair ticket"), "ticket:new:repair")],
-        [Button(_("👤 Talk to a human"), "flow:handoff")],
-        [Button(_("☰ Main menu"), "menu:show")],
+        [handoff_button(turn)],
+        [menu_button(turn)],
     )
     return False
 

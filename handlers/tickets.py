@@ -15,9 +15,10 @@ import logging
 
 from handlers import forms, repair, second_return
 from handlers.engine import Turn
+from handlers.faq import handoff_button
 from handlers.forms import Draft, Form
-from handlers.handoff import customer_translator, topic_name
-from handlers.i18n import N_, Translate, format_date
+from handlers.handoff import customer_translator, in_topic, rep_name, topic_name
+from handlers.i18n import N_, Translate, format_date, translator
 from handlers.menu import menu_button, stale_button
 from handlers.messages import Button, Media, MediaKind, Reply
 from storage.tickets import (
@@ -45,6 +46,15 @@ STATUS_LABELS = {
     TicketStatus.DRAFT: N_("draft, not sent yet"),
     TicketStatus.PENDING: N_("pending: waiting for our service team"),
     TicketStatus.NEEDS_INFO: N_("waiting for more information from you"),
+    TicketStatus.CONFIRMED: N_("confirmed"),
+    TicketStatus.REJECTED: N_("not accepted"),
+    TicketStatus.CANCELLED: N_("cancelled"),
+}
+# The same, in a word or two, for the list of tickets.
+SHORT_STATUS_LABELS = {
+    TicketStatus.DRAFT: N_("draft"),
+    TicketStatus.PENDING: N_("pending"),
+    TicketStatus.NEEDS_INFO: N_("needs more info"),
     TicketStatus.CONFIRMED: N_("confirmed"),
     TicketStatus.REJECTED: N_("not accepted"),
     TicketStatus.CANCELLED: N_("cancelled"),
@@ -172,7 +182,7 @@ async def _revise(turn: Turn, ticket: Ticket) -> None:
                 "This ticket can no longer be changed ({status}). A sales rep can help with "
                 "anything about it."
             ).format(status=turn._(STATUS_LABELS[ticket.status])),
-            [Button(turn._("👤 Talk to a human"), "flow:handoff")],
+            [handoff_button(turn)],
             [menu_button(turn)],
         )
         return
@@ -297,24 +307,13 @@ async def list_tickets(turn: Turn, args: list[str]) -> None:
     rows = [
         [
             Button(
-                f"{t.id} · {_(form_for(t.kind).title)} · {_(_short_status(t.status))}",
+                f"{t.id} · {_(form_for(t.kind).title)} · {_(SHORT_STATUS_LABELS[t.status])}",
                 f"ticket:show:{t.id}",
             )
         ]
         for t in tickets[:MAX_LISTED]
     ]
     turn.say(_("Your tickets:"), *rows, [menu_button(turn)])
-
-
-def _short_status(status: TicketStatus) -> str:
-    return {
-        TicketStatus.DRAFT: N_("draft"),
-        TicketStatus.PENDING: N_("pending"),
-        TicketStatus.NEEDS_INFO: N_("needs more info"),
-        TicketStatus.CONFIRMED: N_("confirmed"),
-        TicketStatus.REJECTED: N_("not accepted"),
-        TicketStatus.CANCELLED: N_("cancelled"),
-    }[status]
 
 
 def _set_status(
@@ -326,10 +325,6 @@ def _set_status(
 # Staff side. Staff read English; what reaches the customer is in the customer's language.
 
 
-def _english(text: str) -> str:
-    return text
-
-
 async def staff_card(turn: Turn, ticket: Ticket, heading: str, customer: str = "") -> str:
     """The ticket for the service team: who, what, the warranty, every answer in full."""
     form = form_for(ticket.kind)
@@ -338,7 +333,7 @@ async def staff_card(turn: Turn, ticket: Ticket, heading: str, customer: str = "
         f"{heading} <b>{form.title} {ticket.id}</b>",
         f"Customer: {customer}id {ticket.key.chat_id} ({ticket.key.channel})",
     ]
-    lines += forms.summary_lines(_english, form, answers, ticket.media, full=True)
+    lines += forms.summary_lines(translator("en"), form, answers, ticket.media, full=True)
     lines += ["", *await form.coverage(services, ticket.key, answers, "en")]
     return "\n".join(lines)
 
@@ -402,7 +397,7 @@ async def staff_button(turn: Turn, args: list[str]) -> None:
     if ticket is None:
         turn.notice = "No such ticket."
         return
-    rep = _rep_name(turn)
+    rep = rep_name(turn)
     if ticket.status not in DECIDABLE:
         turn.notice = f"Already {ticket.status.replace('_', ' ')}" + (
             f" by {ticket.decided_by}." if ticket.decided_by else "."
@@ -424,11 +419,11 @@ async def staff_button(turn: Turn, args: list[str]) -> None:
         else "why the ticket is rejected"
     )
     turn.replies.append(
-        Reply(
+        in_topic(
+            turn.key.chat_id,
+            ticket.key,
             f"✍️ {html.escape(rep)}: send {question} as your next message in this chat; it "
             "goes to the customer as it is. /cancel to drop it.",
-            chat_id=turn.key.chat_id,
-            topic_of=ticket.key.chat_id,
         )
     )
 
@@ -448,21 +443,14 @@ async def staff_reply(turn: Turn) -> bool:
     text = (incoming.text or "").strip()
     if not text or incoming.command is not None:
         turn.replies.append(
-            Reply(
-                "Please type it as a text message (or /cancel).",
-                chat_id=staff_chat,
-                topic_of=ticket.key.chat_id,
-            )
+            in_topic(staff_chat, ticket.key, "Please type it as a text message (or /cancel).")
         )
         return True
     del waiting[incoming.user_id]
     if ticket.status not in DECIDABLE:
+        already = ticket.status.replace("_", " ")
         turn.replies.append(
-            Reply(
-                f"Not sent: ticket {ticket.id} is already {ticket.status.replace('_', ' ')}.",
-                chat_id=staff_chat,
-                topic_of=ticket.key.chat_id,
-            )
+            in_topic(staff_chat, ticket.key, f"Not sent: ticket {ticket.id} is already {already}.")
         )
         return True
     status = TicketStatus.NEEDS_INFO if pending["action"] == "more" else TicketStatus.REJECTED
@@ -474,7 +462,7 @@ async def _decide(
     turn: Turn, ticket: Ticket, status: TicketStatus, note: str, card_id: str | None
 ) -> None:
     """Record the decision with who made it, mark the card, and tell the customer."""
-    rep = _rep_name(turn)
+    rep = rep_name(turn)
     # A rep who decides otherwise is no longer asked for the words of an earlier button.
     turn.state.data.get("awaiting", {}).pop(turn.incoming.user_id, None)
     _set_status(turn, ticket, status, rep, note)
@@ -486,16 +474,11 @@ async def _decide(
     }[status]
     decided = f"{verdict} by {html.escape(rep)}" + (f": {html.escape(note)}" if note else "")
     card = await staff_card(turn, ticket, "🔧")
-    staff_chat = turn.key.chat_id
     if card_id is not None:
         turn.replies.append(Reply(f"{card}\n\n<b>{decided}</b>", replaces=card_id))
     if status is not TicketStatus.CONFIRMED:
         turn.replies.append(
-            Reply(
-                f"📨 Sent to the customer. {decided}",
-                chat_id=staff_chat,
-                topic_of=ticket.key.chat_id,
-            )
+            in_topic(turn.key.chat_id, ticket.key, f"📨 Sent to the customer. {decided}")
         )
     _ = await customer_translator(turn, ticket.key)
     turn.replies.append(_customer_notice(_, ticket, status, note))
@@ -532,7 +515,3 @@ def _customer_notice(_: Translate, ticket: Ticket, status: TicketStatus, note: s
             rows = ((Button(_("👤 Talk to a human"), "flow:handoff"),), (menu,))
     body = text.format(title=title, id=ticket.id, note=html.escape(note))
     return Reply(body, rows, chat_id=ticket.key.chat_id)
-
-
-def _rep_name(turn: Turn) -> str:
-    return turn.incoming.user_name or turn.incoming.user_id

@@ -13,6 +13,7 @@ from bot.settings import CompanySettings
 from faq.encoder import Encoder
 from faq.service import FaqService
 from storage.sqlite import SqliteStorage
+from tests.factories import Turns
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -40,6 +41,12 @@ async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
     """A fresh SQLite file per test, `bot.db` in the test's folder."""
     async with SqliteStorage(tmp_path / "bot.db") as opened:
         yield opened
+
+
+@pytest.fixture
+def turn(storage: SqliteStorage) -> Turns:
+    """Saves records the way a conversation turn does."""
+    return Turns(storage)
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from handlers.messages import Incoming, Media
+from storage.base import ChatKey, ConversationState, Record
 from storage.orders import Condition, Order, OrderItem, OrderStatus
+from storage.sqlite import SqliteStorage
 
 _update_ids = itertools.count(1)
 
@@ -66,3 +68,16 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+class Turns:
+    """Saves turns of records with fresh update ids, as the engine would: the `turn`
+    fixture of storage tests."""
+
+    def __init__(self, storage: SqliteStorage) -> None:
+        self.storage = storage
+        self.count = 0
+
+    async def __call__(self, key: ChatKey, *records: Record) -> None:
+        self.count += 1
+        await self.storage.save(key, ConversationState(), str(self.count), records=records)

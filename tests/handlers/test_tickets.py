@@ -113,6 +113,14 @@ async def the_ticket(storage: SqliteStorage) -> Ticket:
     return ticket
 
 
+async def submitted_repair(engine: Engine, storage: SqliteStorage) -> Ticket:
+    """A repair ticket answered in the simplest way and submitted."""
+    await repair_up_to_review(engine)
+    ticket = await the_ticket(storage)
+    await said(engine, press(f"ticket:submit:{ticket.id}"))
+    return ticket
+
+
 async def test_a_repair_ticket_is_collected_reviewed_and_submitted_once(
     engine: Engine, storage: SqliteStorage
 ) -> None:
@@ -351,9 +359,7 @@ async def test_paused_with_cancel_and_resumed_after_a_restart(
 async def test_revision_after_submit_and_staff_decisions_reach_the_customer(
     engine: Engine, storage: SqliteStorage
 ) -> None:
-    await repair_up_to_review(engine)
-    ticket = await the_ticket(storage)
-    await said(engine, press(f"ticket:submit:{ticket.id}"))
+    ticket = await submitted_repair(engine, storage)
 
     # The customer changes the model; staff see what changed.
     await said(engine, press(f"ticket:revise:{ticket.id}"))
@@ -395,9 +401,7 @@ async def test_revision_after_submit_and_staff_decisions_reach_the_customer(
 
 
 async def test_reject_with_a_reason(engine: Engine, storage: SqliteStorage) -> None:
-    await repair_up_to_review(engine)
-    ticket = await the_ticket(storage)
-    await said(engine, press(f"ticket:submit:{ticket.id}"))
+    ticket = await submitted_repair(engine, storage)
     await said(engine, staff_press(f"ticket:reject:{ticket.id}"))
     # Another rep's message is not taken as the reason.
     other = await said(engine, staff_says("who is on shift?", rep="777"))
@@ -428,18 +432,14 @@ async def test_forged_ticket_buttons_reveal_nothing(engine: Engine, storage: Sql
 async def test_a_rep_who_confirms_instead_is_not_asked_for_words_any_more(
     engine: Engine, storage: SqliteStorage
 ) -> None:
-    await repair_up_to_review(engine)
-    ticket = await the_ticket(storage)
-    await said(engine, press(f"ticket:submit:{ticket.id}"))
+    ticket = await submitted_repair(engine, storage)
     await said(engine, staff_press(f"ticket:reject:{ticket.id}"))
     await said(engine, staff_press(f"ticket:confirm:{ticket.id}"))
     assert (await storage.load(ChatKey("test", STAFF_CHAT))).data["awaiting"] == {}
 
 
 async def test_open_tickets_are_on_the_handoff_card(engine: Engine, storage: SqliteStorage) -> None:
-    await repair_up_to_review(engine)
-    ticket = await the_ticket(storage)
-    await said(engine, press(f"ticket:submit:{ticket.id}"))
+    ticket = await submitted_repair(engine, storage)
     replies = await said(engine, press("flow:handoff"))
     [card] = [r for r in replies if r.chat_id == STAFF_CHAT]
     assert f"• {ticket.id}: repair, pending" in card.text

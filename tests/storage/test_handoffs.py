@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.base import ChatKey, ConversationState, Record
+from storage.base import ChatKey, ConversationState
 from storage.handoffs import (
     ChatLine,
     Handoff,
@@ -20,6 +20,7 @@ from storage.handoffs import (
     StaffNote,
 )
 from storage.sqlite import CHAT_LINES_KEPT, MIGRATIONS, SqliteStorage
+from tests.factories import Turns
 
 CUSTOMER = ChatKey("telegram", "42")
 OTHER = ChatKey("telegram", "43")
@@ -28,23 +29,6 @@ STAFF = ChatKey("telegram", "-1001234")
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
 T2 = T0 + timedelta(hours=1)
-
-
-class Turns:
-    """Saves turns with fresh update ids, as the engine would."""
-
-    def __init__(self, storage: SqliteStorage) -> None:
-        self.storage = storage
-        self.count = 0
-
-    async def __call__(self, key: ChatKey, *records: Record) -> None:
-        self.count += 1
-        await self.storage.save(key, ConversationState(), str(self.count), records=records)
-
-
-@pytest.fixture
-def turn(storage: SqliteStorage) -> Turns:
-    return Turns(storage)
 
 
 async def open_for(storage: SqliteStorage, turn: Turns, key: ChatKey, at: datetime) -> Handoff:

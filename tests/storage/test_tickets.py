@@ -23,6 +23,7 @@ from storage.tickets import (
     TicketStatus,
     TicketStatusSet,
 )
+from tests.factories import Turns
 
 CUSTOMER = ChatKey("telegram", "42")
 OTHER = ChatKey("telegram", "43")
@@ -40,23 +41,6 @@ PHOTO_B = TicketMedia("photo", "AgAD-b", size=90_000, mime="image/jpeg")
 PHOTO_C = TicketMedia("photo", "AgAD-c")
 VIDEO_LINK = TicketMedia("video", link="https://drive.example.com/v/1")
 LOG_FILE = TicketMedia("document", "BQAD-log", size=2_000, mime="text/plain", file_name="k.log")
-
-
-class Turns:
-    """Saves turns with fresh update ids, as the engine would."""
-
-    def __init__(self, storage: SqliteStorage) -> None:
-        self.storage = storage
-        self.count = 0
-
-    async def __call__(self, key: ChatKey, *records: Record) -> None:
-        self.count += 1
-        await self.storage.save(key, ConversationState(), str(self.count), records=records)
-
-
-@pytest.fixture
-def turn(storage: SqliteStorage) -> Turns:
-    return Turns(storage)
 
 
 async def get(storage: SqliteStorage, ticket_id: str) -> Ticket:
