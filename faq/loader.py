@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 from rapidfuzz import fuzz, process
 
-from faq.schema import Entry, KbFile
+from faq.schema import LANGUAGES, MIN_ALTERNATES, TRANSLATED_LANGUAGES, Entry, KbFile
 from faq.text import normalize
 
 # Phrasings of two different entries this similar (rapidfuzz ratio on normalised text)
@@ -74,9 +74,11 @@ class KnowledgeBase:
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_id", {entry.id: entry for entry in self.entries})
 
-    def phrasings(self) -> dict[str, list[str]]:
-        """Entry id -> the texts customers may use for it (what the matcher learns from)."""
-        return {entry.id: entry.phrasings for entry in self.entries}
+    def phrasings(self, language: str = "en") -> dict[str, list[str]]:
+        """Entry id -> the texts customers may use for it in `language` (what the matcher
+        learns from); entries without that translation are left out."""
+        by_entry = {entry.id: entry.phrasings_in(language) for entry in self.entries}
+        return {entry_id: texts for entry_id, texts in by_entry.items() if texts}
 
 
 def kb_files(path: Path) -> list[Path]:
@@ -111,6 +113,7 @@ def check_kb(
     problems.extend(_cross_entry_problems(located))
     for item in located:
         problems.extend(_answer_problems(item, placeholders))
+        problems.extend(_translation_problems(item))
     if any(p.severity == "error" for p in problems):
         return None, problems
     entries = tuple(_with_placeholders(item.entry, placeholders) for item in located)
@@ -184,10 +187,12 @@ def _load_file(path: Path, problems: list[Problem]) -> list[_Located]:
             where = ".".join(str(part) for part in error["loc"])
             message = error["msg"]
             if error["type"] == "extra_forbidden":
-                message = (
-                    "unknown key (allowed: id, category, question, alternates, answer, "
-                    "related, action)"
+                allowed = (
+                    "question, alternates, answer"
+                    if "translations" in error["loc"]
+                    else "id, category, question, alternates, answer, related, action, translations"
                 )
+                message = f"unknown key (allowed: {allowed})"
             problems.append(Problem(path, lines.line(error["loc"]), f"{where}: {message}"))
         return []
     return [_Located(entry, path, lines, index) for index, entry in enumerate(kb_file.entries)]
@@ -230,51 +235,108 @@ def _cross_entry_problems(located: list[_Located]) -> list[Problem]:
 
 
 def _conflicting_phrasings(located: list[_Located]) -> list[Problem]:
-    """Pairs of near-identical phrasings that belong to different entries."""
-    texts: list[str] = []
-    owners: list[tuple[_Located, tuple[str | int, ...]]] = []
-    for item in located:
-        for position, phrasing in enumerate(item.entry.phrasings):
-            texts.append(normalize(phrasing))
-            owners.append((item, ("question",) if position == 0 else ("alternates", position - 1)))
-    if not texts:
-        return []
-    scores = process.cdist(
-        texts, texts, scorer=fuzz.ratio, score_cutoff=CONFLICT_SIMILARITY, workers=-1
-    )
-    problems = []
-    for i, j in zip(*scores.nonzero(), strict=True):
-        (item_a, loc_a), (item_b, loc_b) = owners[i], owners[j]
-        if i >= j or item_a.entry.id == item_b.entry.id:
+    """Pairs of near-identical phrasings, in one language, that belong to different entries."""
+    problems: list[Problem] = []
+    for language in LANGUAGES:
+        texts: list[str] = []
+        owners: list[tuple[_Located, tuple[str | int, ...], str]] = []
+        for item in located:
+            for loc, phrasing in _phrasing_locations(item.entry, language):
+                texts.append(normalize(phrasing))
+                owners.append((item, loc, phrasing))
+        if not texts:
             continue
-        problems.append(
-            Problem(
-                item_b.path,
-                item_b.line(*loc_b),
-                f"phrasing {item_b.entry.phrasings[_position(loc_b)]!r} of {item_b.entry.id!r} is "
-                f"near-identical to {item_a.entry.phrasings[_position(loc_a)]!r} of "
-                f"{item_a.entry.id!r} ({item_a.path}:{item_a.line(*loc_a)}); the matcher could "
-                "not tell them apart",
-            )
+        scores = process.cdist(
+            texts, texts, scorer=fuzz.ratio, score_cutoff=CONFLICT_SIMILARITY, workers=-1
         )
+        for i, j in zip(*scores.nonzero(), strict=True):
+            (item_a, loc_a, text_a), (item_b, loc_b, text_b) = owners[i], owners[j]
+            if i >= j or item_a.entry.id == item_b.entry.id:
+                continue
+            problems.append(
+                Problem(
+                    item_b.path,
+                    item_b.line(*loc_b),
+                    f"phrasing {text_b!r} of {item_b.entry.id!r} is near-identical to "
+                    f"{text_a!r} of {item_a.entry.id!r} ({item_a.path}:{item_a.line(*loc_a)}); "
+                    "the matcher could not tell them apart",
+                )
+            )
     return problems
 
 
-def _position(loc: tuple[str | int, ...]) -> int:
-    return 0 if loc[0] == "question" else int(loc[1]) + 1
+def _phrasing_locations(entry: Entry, language: str) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each phrasing of `entry` in `language` with its key path inside the entry."""
+    prefix: tuple[str, ...] = () if language == "en" else ("translations", language)
+    texts = entry.phrasings_in(language)
+    return [
+        ((*prefix, "question") if position == 0 else (*prefix, "alternates", position - 1), text)
+        for position, text in enumerate(texts)
+    ]
 
 
 def _answer_problems(item: _Located, placeholders: Mapping[str, str]) -> list[Problem]:
+    """Unknown placeholders and HTML Telegram would refuse, in the answer and its translations."""
+    answers: list[tuple[tuple[str, ...], str]] = [(("answer",), item.entry.answer)]
+    answers += [
+        (("translations", language, "answer"), translation.answer)
+        for language, translation in item.entry.translations.items()
+    ]
     problems = []
-    line = item.line("answer")
-    for name in PLACEHOLDER.findall(item.entry.answer):
-        if name not in placeholders:
-            known = ", ".join(f"{{{key}}}" for key in sorted(placeholders))
-            problems.append(
-                Problem(item.path, line, f"answer: unknown placeholder {{{name}}} (known: {known})")
+    for loc, answer in answers:
+        line, where = item.line(*loc), ".".join(loc)
+        for name in PLACEHOLDER.findall(answer):
+            if name not in placeholders:
+                known = ", ".join(f"{{{key}}}" for key in sorted(placeholders))
+                problems.append(
+                    Problem(
+                        item.path, line, f"{where}: unknown placeholder {{{name}}} (known: {known})"
+                    )
+                )
+        for message in _telegram_html_problems(answer):
+            problems.append(Problem(item.path, line, f"{where}: {message}"))
+    return problems
+
+
+def _translation_problems(item: _Located) -> list[Problem]:
+    """Warnings: a language the entry is not translated into, a translation with too few
+    phrasings to be matched well, or one that lost a placeholder (a link, an e-mail)."""
+    entry, problems = item.entry, []
+    missing = [language for language in TRANSLATED_LANGUAGES if language not in entry.translations]
+    if missing:
+        problems.append(
+            Problem(
+                item.path,
+                item.line("id"),
+                f"{entry.id}: no translation for {', '.join(missing)} (customers writing in it "
+                "get the English answer)",
+                "warning",
             )
-    for message in _telegram_html_problems(item.entry.answer):
-        problems.append(Problem(item.path, line, f"answer: {message}"))
+        )
+    english_placeholders = set(PLACEHOLDER.findall(entry.answer))
+    for language, translation in entry.translations.items():
+        where = ("translations", language)
+        if len(translation.alternates) < MIN_ALTERNATES:
+            problems.append(
+                Problem(
+                    item.path,
+                    item.line(*where),
+                    f"translations.{language}: {len(translation.alternates)} alternates; "
+                    f"{MIN_ALTERNATES} or more let the matcher recognise questions in it",
+                    "warning",
+                )
+            )
+        lost = english_placeholders - set(PLACEHOLDER.findall(translation.answer))
+        if lost:
+            names = ", ".join(f"{{{name}}}" for name in sorted(lost))
+            problems.append(
+                Problem(
+                    item.path,
+                    item.line(*where, "answer"),
+                    f"translations.{language}.answer: {names} of the English answer is missing",
+                    "warning",
+                )
+            )
     return problems
 
 
@@ -317,7 +379,18 @@ class _TagChecker(HTMLParser):
 
 
 def _with_placeholders(entry: Entry, placeholders: Mapping[str, str]) -> Entry:
-    return entry.model_copy(update={"answer": fill_placeholders(entry.answer, placeholders)})
+    translations = {
+        language: translation.model_copy(
+            update={"answer": fill_placeholders(translation.answer, placeholders)}
+        )
+        for language, translation in entry.translations.items()
+    }
+    return entry.model_copy(
+        update={
+            "answer": fill_placeholders(entry.answer, placeholders),
+            "translations": translations,
+        }
+    )
 
 
 def fill_placeholders(text: str, placeholders: Mapping[str, str]) -> str:

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 MIN_ALTERNATES = 6
 
+# The languages customers are served in. English is the KB's own language; every entry
+# carries the others as translations (`faq validate` warns where one is missing).
+TranslatedLanguage = Literal["ru", "zh"]
+TRANSLATED_LANGUAGES: tuple[str, ...] = get_args(TranslatedLanguage)
+LANGUAGES: tuple[str, ...] = ("en", *TRANSLATED_LANGUAGES)
+
 # Ids travel in button payloads, which Telegram caps at 64 bytes.
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=40)]
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+QuestionText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)
+]
 
 
 class Action(StrEnum):
@@ -21,6 +30,19 @@ class Action(StrEnum):
     WARRANTY_CHECK = "warranty_check"
     REPAIR_TICKET = "repair_ticket"
     HANDOFF = "handoff"
+
+
+class Translation(BaseModel):
+    """An entry in another language: what its customers ask, and the answer they read.
+
+    Alternates here are phrasings written in that language, not translations of the
+    English ones one by one: they teach the matcher how those customers ask."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    question: QuestionText
+    alternates: list[NonEmpty] = Field(default_factory=list)
+    answer: NonEmpty
 
 
 class Entry(BaseModel):
@@ -35,11 +57,29 @@ class Entry(BaseModel):
     answer: NonEmpty
     related: list[Identifier] = Field(default_factory=list)
     action: Action | None = None
+    translations: dict[TranslatedLanguage, Translation] = Field(default_factory=dict)
 
     @property
     def phrasings(self) -> list[str]:
         """The canonical question first, then every alternate."""
         return [self.question, *self.alternates]
+
+    def phrasings_in(self, language: str) -> list[str]:
+        """The phrasings written in `language` (none where it has no translation)."""
+        if language == "en":
+            return self.phrasings
+        translation = self.translations.get(language)  # type: ignore[call-overload]
+        return [translation.question, *translation.alternates] if translation else []
+
+    def question_in(self, language: str) -> str:
+        """The question as a reader of `language` sees it; English where untranslated."""
+        translation = self.translations.get(language)  # type: ignore[call-overload]
+        return translation.question if translation else self.question
+
+    def answer_in(self, language: str) -> str:
+        """The answer in `language`; English where untranslated."""
+        translation = self.translations.get(language)  # type: ignore[call-overload]
+        return translation.answer if translation else self.answer
 
 
 class KbFile(BaseModel):
