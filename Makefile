@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
 
 .DEFAULT_GOAL := help
-.PHONY: help install chat run test lint format bench bench-load clean check-cpu
+.PHONY: help install chat run test lint format i18n bench bench-load clean check-cpu
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -42,6 +42,13 @@ lint: install  ## ruff (check and format) and mypy
 format: install  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+LOCALES := handlers/locales
+i18n: install  ## extract the interface texts into the catalogs (handlers/locales/*/LC_MESSAGES)
+	$(VENV)/bin/pybabel --quiet extract --project=minerdesk --no-wrap --sort-by-file \
+		--msgid-bugs-address="" --copyright-holder="minerdesk contributors" \
+		-o $(LOCALES)/minerdesk.pot bot handlers
+	$(VENV)/bin/pybabel --quiet update --no-wrap -D minerdesk -i $(LOCALES)/minerdesk.pot -d $(LOCALES)
 
 bench: install  ## BANKING77 benchmark (DATASETS=folder with banking77_{train,test}.csv)
 	$(PY) benchmarks/banking77.py $(or $(DATASETS),../shared/datasets)

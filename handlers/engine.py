@@ -225,7 +225,7 @@ class Engine:
 
     async def _run_turn(self, key: ChatKey, incoming: Incoming) -> Turn:
         state = await self.store.load(key)
-        if incoming.language and not state.data.get("language_chosen"):
+        if incoming.language and not state.language_chosen:
             state.language = supported_language(incoming.language)
         turn = Turn(incoming, state, self.services)
         try:

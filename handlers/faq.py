@@ -10,6 +10,7 @@ from faq.matcher import Decision
 from faq.schema import Entry
 from handlers.engine import Turn
 from handlers.handoff import open_handoff
+from handlers.i18n import N_
 from handlers.menu import menu_button, stale_button, unsupported_media
 from handlers.messages import Button
 from storage.base import Feedback, Miss
@@ -147,8 +148,8 @@ async def faq_step(turn: Turn, args: list[str]) -> None:
 
 
 ACTION_LABELS = {
-    "track_order": "📦 Track my order",
-    "warranty_check": "🛡 Check my warranty",
-    "repair_ticket": "🔧 Open a repair ticket",
-    "handoff": "👤 Talk to a human",
+    "track_order": N_("📦 Track my order"),
+    "warranty_check": N_("🛡 Check my warranty"),
+    "repair_ticket": N_("🔧 Open a repair ticket"),
+    "handoff": N_("👤 Talk to a human"),
 }

@@ -74,7 +74,7 @@ async def open_handoff(turn: Turn, reason: str, order_number: str | None = None)
         return
     now = services.now()
     turn.records.append(HandoffOpened(turn.key, reason, now, order_number))
-    turn.say(_expectation(_, services, now))
+    turn.say(_expectation(turn.state.language, services, now))
     card = await _context_card(turn, reason, order_number)
     turn.replies.append(
         Reply(card, chat_id=staff_chat, topic_of=turn.key.chat_id, open_topic=topic_name(turn))
@@ -82,7 +82,8 @@ async def open_handoff(turn: Turn, reason: str, order_number: str | None = None)
     logger.info("handoff.opened chat=%s reason=%s", turn.key.chat_id, reason)
 
 
-def _expectation(_: Translate, services: Services, now: datetime) -> str:
+def _expectation(language: str, services: Services, now: datetime) -> str:
+    _ = translator(language)
     hours = services.staff.hours
     if hours.is_open(now):
         when = _("A sales rep usually answers within {minutes} minutes.").format(
@@ -94,8 +95,8 @@ def _expectation(_: Translate, services: Services, now: datetime) -> str:
             "Our team is offline now (hours: {hours}); a sales rep will answer after we open "
             "on {day} at {time}."
         ).format(
-            hours=hours.describe(),
-            day=format_date(opening.date(), "en"),
+            hours=hours.describe(language),
+            day=format_date(opening.date(), language),
             time=opening.strftime("%H:%M"),
         )
     return "\n\n".join(

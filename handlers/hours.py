@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
+from handlers.i18n import translator, weekday_names
+
 # Monday is 0, as for date.weekday().
-_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 # How far next_opening looks before deciding the shop never opens.
 _SEARCH_DAYS = 366
@@ -108,19 +109,22 @@ class BusinessHours:
                 total += overlap
         return total.total_seconds()
 
-    def describe(self) -> str:
-        """The schedule in one line, e.g. "Mon–Fri 09:00–18:00 (UTC)", for customers to read."""
+    def describe(self, language: str = "en") -> str:
+        """The schedule in one line for customers of `language`, e.g. "Mon–Fri 09:00–18:00
+        (UTC)", "пн–пт 09:00–18:00 (UTC)"."""
         zone = getattr(self.zone, "key", None) or str(self.zone)
         if not self.days:
-            return f"Closed ({zone})"
+            _ = translator(language)
+            return _("Closed ({zone})").format(zone=zone)
         runs: list[list[int]] = []
         for day in sorted(self.days):
             if runs and runs[-1][-1] == day - 1:
                 runs[-1].append(day)
             else:
                 runs.append([day])
+        day_name = weekday_names(language)
         names = ", ".join(
-            _DAY_NAMES[run[0]] if len(run) == 1 else f"{_DAY_NAMES[run[0]]}–{_DAY_NAMES[run[-1]]}"
+            day_name[run[0]] if len(run) == 1 else f"{day_name[run[0]]}–{day_name[run[-1]]}"
             for run in runs
         )
         return f"{names} {_clock(self.opens)}–{_clock(self.closes)} ({zone})"

@@ -1,29 +1,65 @@
-"""Interface texts are written in English inside `_()`; other languages come from catalogs."""
+"""Interface texts are written in English inside `_()`; Russian and Chinese come from the
+gettext catalogs in handlers/locales, made with Babel (`make i18n` extracts new texts and
+merges them into every catalog; translators edit the .po files).
+
+A text without a translation, or one marked fuzzy, is shown in English rather than wrong.
+"""
 
 from __future__ import annotations
 
+import functools
+import gettext
+import io
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
+
+from babel.dates import format_skeleton, get_day_names
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+from faq.schema import LANGUAGES
 
 DEFAULT_LANGUAGE = "en"
-SUPPORTED_LANGUAGES = ("en",)
+SUPPORTED_LANGUAGES = LANGUAGES
+LOCALES_DIR = Path(__file__).parent / "locales"
+DOMAIN = "minerdesk"
+# Each language's own name, for the /language buttons.
+LANGUAGE_NAMES = {"en": "English", "ru": "Русский", "zh": "中文"}
+# The CLDR locale behind each language's dates (day before month in English, as our
+# customers are worldwide; simplified script for Chinese).
+_BABEL_LOCALES = {"en": "en_GB", "ru": "ru", "zh": "zh_Hans"}
 
 Translate = Callable[[str], str]
 
 
 def supported_language(code: str | None) -> str:
     """The supported language closest to a messenger's language code ("en-GB" -> "en")."""
-    base = (code or "").split("-", 1)[0].lower()
+    base = (code or "").replace("_", "-").split("-", 1)[0].lower()
     return base if base in SUPPORTED_LANGUAGES else DEFAULT_LANGUAGE
 
 
 def translator(language: str) -> Translate:
     """The function that translates interface texts into `language`."""
-    return _identity
+    return _catalog(language).gettext
 
 
-def _identity(text: str) -> str:
-    return text
+def catalog_path(language: str) -> Path:
+    return LOCALES_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+@functools.cache
+def _catalog(language: str) -> gettext.NullTranslations:
+    """The language's .po compiled in memory: no compiled .mo file to go stale in git."""
+    path = catalog_path(language)
+    if language == DEFAULT_LANGUAGE or not path.is_file():
+        return gettext.NullTranslations()
+    with path.open("rb") as po:
+        catalog = read_po(po, locale=_BABEL_LOCALES[language])
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return gettext.GNUTranslations(compiled)
 
 
 def N_(text: str) -> str:
@@ -33,5 +69,12 @@ def N_(text: str) -> str:
 
 
 def format_date(day: date, language: str) -> str:
-    """A date as customers read it, e.g. "Mon 24 Nov 2026"."""
-    return f"{day:%a} {day.day} {day:%b %Y}"
+    """A date as customers of `language` read it: "Tue, 24 Nov 2026", "вт, 24 нояб. 2026 г.",
+    "2026年11月24日周二"."""
+    return format_skeleton("yMMMEd", day, locale=_BABEL_LOCALES.get(language, "en_GB"))
+
+
+def weekday_names(language: str) -> list[str]:
+    """Short weekday names, Monday first: "Mon", "пн", "周一"."""
+    names = get_day_names("abbreviated", locale=_BABEL_LOCALES.get(language, "en_GB"))
+    return [names[day] for day in range(7)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from faq.schema import Action
 from handlers.engine import Turn
+from handlers.i18n import LANGUAGE_NAMES, SUPPORTED_LANGUAGES
 from handlers.messages import Button, MediaKind
 
 
@@ -46,7 +47,7 @@ async def help_text(turn: Turn, args: list[str]) -> None:
         _(
             "Just write your question, for example <i>How long does delivery take?</i>\n\n"
             "Commands:\n/menu – the main menu\n/orders – your orders\n"
-            "/tickets – your repair tickets\n"
+            "/tickets – your repair tickets\n/language – change the language\n"
             "/cancel – stop what we are doing\n/help – this message"
         ),
         [menu_button(turn)],
@@ -67,6 +68,35 @@ async def cancel(turn: Turn, args: list[str]) -> None:
         )
         return
     turn.say(_("Cancelled. How can I help?"), *main_menu(turn))
+
+
+async def choose_language(turn: Turn, args: list[str]) -> None:
+    """/language, or /language ru: from now on the bot speaks the chosen language, whatever
+    the messenger says the customer's language is."""
+    if args and args[0].strip().lower() in SUPPORTED_LANGUAGES:
+        set_language(turn, args[0].strip().lower())
+        return
+    turn.say(
+        turn._("Choose your language:"),
+        [Button(LANGUAGE_NAMES[code], f"lang:{code}") for code in SUPPORTED_LANGUAGES],
+    )
+
+
+async def language_button(turn: Turn, args: list[str]) -> None:
+    if len(args) == 1 and args[0] in SUPPORTED_LANGUAGES:
+        set_language(turn, args[0])
+    else:
+        await stale_button(turn, args)
+
+
+def set_language(turn: Turn, language: str) -> None:
+    turn.state.language, turn.state.language_chosen = language, True
+    _ = turn._
+    done = _("Language: {name}.").format(name=LANGUAGE_NAMES[language])
+    if turn.state.flow is None:
+        turn.say(f"{done} {_('How can I help?')}", *main_menu(turn))
+    else:
+        turn.say(f"{done} {_('Please go on where we were.')}")
 
 
 async def menu_choice(turn: Turn, args: list[str]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 
+from faq.schema import Action
 from handlers.engine import Services, Turn
 from handlers.faq import ACTION_LABELS, entry_button, handoff_button
 from handlers.i18n import Translate, format_date, translator
@@ -207,7 +208,7 @@ def _say_warranty(turn: Turn, order: Order, serial: str | None) -> None:
     )
     turn.say(
         text,
-        [Button(_(ACTION_LABELS["repair_ticket"]), "flow:repair_ticket")],
+        [Button(_(ACTION_LABELS[Action.REPAIR_TICKET]), f"flow:{Action.REPAIR_TICKET}")],
         [_order_handoff_button(_, order)],
         [menu_button(turn)],
     )

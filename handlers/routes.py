@@ -15,9 +15,11 @@ def build_router() -> Router:
         "cancel": menu.cancel,
         "orders": orders.list_orders,
         "tickets": tickets.list_tickets,
+        "language": menu.choose_language,
     }
     router.payloads = {
         "menu": menu.menu_choice,
+        "lang": menu.language_button,
         "faq": faq.faq_button,
         "flow": flows.start_flow,
         "orders": orders.orders_button,

@@ -28,6 +28,8 @@ class ConversationState:
     step: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     language: str = "en"
+    # Set by /language: the messenger's language code no longer overrides `language`.
+    language_chosen: bool = False
 
     def reset(self) -> None:
         """Leave the current flow, forgetting what it collected."""

@@ -276,6 +276,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX ticket_events_ticket ON ticket_events (ticket_id, id);
     """,
+    # The customer picked the language with /language: Telegram's language code no
+    # longer overrides it.
+    """
+    ALTER TABLE conversations ADD COLUMN language_chosen INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 # A transcript line longer than this is cut (the context card only needs the gist).
@@ -449,13 +454,20 @@ class SqliteStorage:
 
     async def load(self, key: ChatKey) -> ConversationState:
         async with self.db.execute(
-            "SELECT flow, step, data, language FROM conversations WHERE channel=? AND chat_id=?",
+            "SELECT flow, step, data, language, language_chosen FROM conversations "
+            "WHERE channel=? AND chat_id=?",
             (key.channel, key.chat_id),
         ) as cursor:
             row = await cursor.fetchone()
         if row is None:
             return ConversationState()
-        return ConversationState(flow=row[0], step=row[1], data=json.loads(row[2]), language=row[3])
+        return ConversationState(
+            flow=row[0],
+            step=row[1],
+            data=json.loads(row[2]),
+            language=row[3],
+            language_chosen=bool(row[4]),
+        )
 
     async def is_processed(self, key: ChatKey, update_id: str) -> bool:
         async with self.db.execute(
@@ -487,10 +499,12 @@ class SqliteStorage:
         processed = ([update_id] if update_id is not None else []) + list(also_processed)
         async with self._transaction() as db:
             await db.execute(
-                """INSERT INTO conversations (channel, chat_id, flow, step, data, language)
-                   VALUES (?, ?, ?, ?, ?, ?)
+                """INSERT INTO conversations
+                     (channel, chat_id, flow, step, data, language, language_chosen)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (channel, chat_id) DO UPDATE SET flow=excluded.flow,
                      step=excluded.step, data=excluded.data, language=excluded.language,
+                     language_chosen=excluded.language_chosen,
                      updated_at=strftime('%Y-%m-%dT%H:%M:%fZ', 'now')""",
                 (
                     key.channel,
@@ -499,6 +513,7 @@ class SqliteStorage:
                     state.step,
                     json.dumps(state.data),
                     state.language,
+                    state.language_chosen,
                 ),
             )
             for processed_id in processed:

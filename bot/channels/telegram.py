@@ -67,7 +67,7 @@ from bot.media import TelegramFetcher
 from bot.ratelimit import RateLimiter, RateLimits
 from bot.serial import SerialQueues
 from bot.settings import Settings
-from handlers.i18n import SUPPORTED_LANGUAGES, translator
+from handlers.i18n import N_, SUPPORTED_LANGUAGES, translator
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
 from storage.base import ChatKey, InboxUpdate, QueuedMessage
 from storage.handoffs import HandoffStore
@@ -83,12 +83,13 @@ TYPING_REPEAT_SECONDS = 4.5
 ALBUM_QUIET_SECONDS = 1.0
 REMINDER_CHECK_SECONDS = 30.0
 COMMANDS = (
-    ("start", "Start over and show the main menu"),
-    ("menu", "The main menu"),
-    ("orders", "Your orders"),
-    ("tickets", "Your repair tickets"),
-    ("help", "What I can do"),
-    ("cancel", "Stop what we are doing"),
+    ("start", N_("Start over and show the main menu")),
+    ("menu", N_("The main menu")),
+    ("orders", N_("Your orders")),
+    ("tickets", N_("Your repair tickets")),
+    ("language", N_("Change the language")),
+    ("help", N_("What I can do")),
+    ("cancel", N_("Stop what we are doing")),
 )
 
 

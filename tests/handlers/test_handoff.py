@@ -153,7 +153,7 @@ async def test_outside_business_hours_the_customer_is_told_when(
     clock.now = datetime(2026, 11, 21, 12, tzinfo=UTC)  # Saturday
     [told, _card] = await said(engine, press("flow:handoff"))
     assert "offline now" in told.text
-    assert "Mon 23 Nov 2026 at 09:00" in told.text
+    assert "Mon, 23 Nov 2026 at 09:00" in told.text
 
 
 async def test_asking_in_words_and_two_misses_in_a_row_hand_over(engine: Engine) -> None:

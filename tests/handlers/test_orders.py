@@ -68,7 +68,7 @@ async def test_tracking_asks_number_then_email_and_shows_the_card(
     assert "buyer@example.com" not in card.text
     assert "1 × Bitmain Antminer S21 (new)" in card.text
     # Paid Thursday 19 Nov; 3 and 7 business days later, over a weekend.
-    assert "between Tue 24 Nov 2026 and Mon 30 Nov 2026" in card.text
+    assert "between Tue, 24 Nov 2026 and Mon, 30 Nov 2026" in card.text
     assert (await storage.load(ChatKey("test", "1"))).flow is None
 
 
@@ -163,7 +163,7 @@ async def test_shipped_order_expects_delivery_and_links_customs_questions(
     assert "in customs clearance" in card.text
     assert "DHL, tracking number <code>JD0001</code>" in card.text
     # Mon 16 Nov + 5..10 business days.
-    assert "between Mon 23 Nov 2026 and Mon 30 Nov 2026" in card.text
+    assert "between Mon, 23 Nov 2026 and Mon, 30 Nov 2026" in card.text
     assert "orders:customs" in payloads(card)
     customs = await one(engine, press("orders:customs"))
     customs_ids = {e.id for e in faq_service.kb.entries if e.category == "customs"}
@@ -176,10 +176,10 @@ async def test_ddp_and_pre_order_expectations(engine: Engine, storage: SqliteSto
     for item in (ddp, pre):
         await storage.save_order(item, NOW)
     ddp_card = await verify(engine, "D-1", "buyer@example.com")
-    assert "around Mon 7 Dec 2026" in ddp_card.text
+    assert "around Mon, 7 Dec 2026" in ddp_card.text
     assert "orders:customs" not in payloads(ddp_card)
     pre_card = await verify(engine, "P-1", "buyer@example.com")
-    assert "manufacturer expects to ship on Fri 15 Jan 2027" in pre_card.text
+    assert "manufacturer expects to ship on Fri, 15 Jan 2027" in pre_card.text
 
 
 async def test_stale_tracking_apologises_and_offers_a_rep_with_the_order(
@@ -219,9 +219,10 @@ async def test_warranty_by_serial_number(engine: Engine, storage: SqliteStorage)
     await said(engine, message("sn21a0001"))
     card = await one(engine, message("buyer@example.com"))
     # 1 Sep + 180 days = 28 Feb 2027; 100 days left on 20 Nov.
-    assert "In warranty until Sun 28 Feb 2027 (100 days left)" in card.text
+    assert "In warranty until Sun, 28 Feb 2027 (100 days left)" in card.text
     assert (
-        "Repaired hash board (sent back Sun 1 Nov 2026): covered until Tue 1 Dec 2026" in card.text
+        "Repaired hash board (sent back Sun, 1 Nov 2026): covered until Tue, 1 Dec 2026"
+        in card.text
     )
     assert "https://example.com/warranty/bitmain" in card.text
     assert "Whatsminer" not in card.text
@@ -239,4 +240,4 @@ async def test_the_history_shows_what_happened(engine: Engine, storage: SqliteSt
     shipped = order(status=OrderStatus.SHIPPED, shipped_on=date(2026, 11, 6), history=history)
     await storage.save_order(shipped, NOW)
     card = await verify(engine, "A-1001", "buyer@example.com")
-    assert "• Mon 2 Nov 2026: paid\n• Fri 6 Nov 2026: shipped" in card.text
+    assert "• Mon, 2 Nov 2026: paid\n• Fri, 6 Nov 2026: shipped" in card.text
