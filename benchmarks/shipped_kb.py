@@ -1,10 +1,13 @@
-"""Answer quality of the shipped KB on held-out questions (tests/data/holdout_questions.yaml).
+"""Answer quality of the shipped KB on held-out questions, per language.
 
 Usage: python benchmarks/shipped_kb.py [--questions FILE] [--show-misses]
 
-The questions were written independently of the entries' alternates. Prints, for in-scope
-questions: answered correctly, answered wrongly, suggested (right entry among the choices or
-not), fell back; for out-of-scope questions: how many were answered (they should not be).
+Without --questions: English (tests/data/holdout_questions.yaml) and its Russian and Chinese
+translations (holdout_questions_ru.yaml, _zh.yaml), then a summary line per language.
+The questions were written independently of the entries' alternates, and translated
+independently of the entries' translations. Prints, for in-scope questions: answered
+correctly, answered wrongly, suggested (right entry among the choices or not), fell back;
+for out-of-scope questions: how many were answered (they should not be).
 """
 
 from __future__ import annotations
@@ -22,21 +25,43 @@ from faq.holdout import HoldoutReport, evaluate_holdout, load_holdout  # noqa: E
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--questions", type=Path, default=ROOT / "tests" / "data" / "holdout_questions.yaml"
-    )
+    parser.add_argument("--questions", type=Path, help="one YAML file of questions")
     parser.add_argument("--show-misses", action="store_true")
     args = parser.parse_args()
+    data = ROOT / "tests" / "data"
+    files = (
+        {"": args.questions}
+        if args.questions
+        else {
+            "en": data / "holdout_questions.yaml",
+            "ru": data / "holdout_questions_ru.yaml",
+            "zh": data / "holdout_questions_zh.yaml",
+        }
+    )
 
     from bot.app import build_faq
     from bot.settings import load_settings
 
     service = build_faq(load_settings(ROOT / "config.yaml"))
+    reports = {}
     try:
-        report = evaluate_holdout(service, load_holdout(args.questions))
+        for language, path in files.items():
+            print(f"== {language or path}")
+            reports[language] = evaluate_holdout(service, load_holdout(path))
+            print_report(reports[language], args.show_misses)
     finally:
         service.close()
-    print_report(report, args.show_misses)
+    if len(reports) > 1:
+        print("language  correct  correct-or-suggested  out-of-scope answered")
+        for language, report in reports.items():
+            counts = Counter(outcome.kind for outcome in report.in_scope)
+            n = len(report.in_scope)
+            oos = sum(outcome.kind == "wrong" for outcome in report.out_of_scope)
+            print(
+                f"{language:>8}  {counts['correct'] / n:7.1%}  "
+                f"{(counts['correct'] + counts['suggested_right']) / n:20.1%}  "
+                f"{oos / len(report.out_of_scope):22.1%}"
+            )
 
 
 def print_report(report: HoldoutReport, show_misses: bool) -> None:

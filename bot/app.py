@@ -13,7 +13,7 @@ from bot.delivery import Delivery
 from bot.media import MB, Fetcher, MediaArchive
 from bot.notifier import OrderNotifier
 from bot.settings import Settings
-from faq.encoder import Encoder
+from faq.encoder import Encoder, multilingual_encoder
 from faq.service import FaqService, watch_kb
 from handlers.engine import Engine, Services, StaffDesk
 from handlers.hours import BusinessHours
@@ -88,10 +88,10 @@ def order_rules(settings: Settings) -> OrderRules:
 
 def build_faq(settings: Settings) -> FaqService:
     """Load the model (offline) and the KB; blocking, so call it in a worker thread."""
-    encoder = Encoder(
-        settings.faq.model, cache_dir=settings.cache_dir, threads=settings.faq.threads
-    )
-    return FaqService(kb_path(settings), settings.company.placeholders(), encoder)
+    faq = settings.faq
+    encoder = Encoder(faq.model, cache_dir=settings.cache_dir, threads=faq.threads)
+    multilingual = multilingual_encoder(faq.multilingual_model, settings.cache_dir, faq.threads)
+    return FaqService(kb_path(settings), settings.company.placeholders(), encoder, multilingual)
 
 
 def staff_desk(settings: Settings) -> StaffDesk:

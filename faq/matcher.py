@@ -31,7 +31,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 from sklearn.linear_model import LogisticRegression
 
-from faq.encoder import Encoder
+from faq.encoder import TextEncoder
 from faq.text import normalize
 
 Array = np.ndarray[Any, Any]
@@ -99,7 +99,7 @@ class Matcher:
 
     def __init__(
         self,
-        encoder: Encoder,
+        encoder: TextEncoder,
         phrasings: Mapping[str, list[str]],
         config: MatcherConfig | None = None,
     ) -> None:

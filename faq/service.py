@@ -10,10 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from faq.encoder import Encoder
+from faq.encoder import TextEncoder
 from faq.loader import KbInvalid, KnowledgeBase, kb_files, load_kb
 from faq.matcher import Decision, Match, Matcher
-from faq.schema import Entry
+from faq.schema import TRANSLATED_LANGUAGES, Entry
+from faq.text import script_language
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ class FaqResult:
     match: Match
     entry: Entry | None
     suggestions: tuple[Entry, ...]
+    # The language the question was matched in: "ru" or "zh" when written in that script.
+    language: str = "en"
 
     @property
     def decision(self) -> Decision:
@@ -40,23 +43,42 @@ class FaqResult:
         best = self.match.best
         return {
             "decision": self.decision.value,
+            "language": self.language,
             "entry_id": self.entry.id if self.entry else None,
             "score": best.score if best else 0.0,
-            "answer": self.entry.answer if self.entry else None,
+            "answer": self.entry.answer_in(self.language) if self.entry else None,
             "suggestions": [
-                {"entry_id": entry.id, "question": entry.question, "score": candidate.score}
+                {
+                    "entry_id": entry.id,
+                    "question": entry.question_in(self.language),
+                    "score": candidate.score,
+                }
                 for entry, candidate in zip(self.suggestions, self.match.candidates, strict=False)
             ],
         }
 
 
 class FaqService:
-    """Answers questions from the KB at `kb_path`; `reload` swaps in a re-read KB atomically."""
+    """Answers questions from the KB at `kb_path`; `reload` swaps in a re-read KB atomically.
 
-    def __init__(self, kb_path: Path, placeholders: Mapping[str, str], encoder: Encoder) -> None:
+    English questions go to a matcher on the English phrasings with `encoder`. Questions
+    written in Russian or Chinese go to a matcher of their own on that language's phrasings
+    plus the English ones, with `multilingual` (one vector space for all three languages:
+    an entry not yet translated is still found). Without a multilingual model, the English
+    model and the lexical scorer carry the translated phrasings alone.
+    """
+
+    def __init__(
+        self,
+        kb_path: Path,
+        placeholders: Mapping[str, str],
+        encoder: TextEncoder,
+        multilingual: TextEncoder | None = None,
+    ) -> None:
         self.kb_path = kb_path
         self.placeholders = dict(placeholders)
         self.encoder = encoder
+        self.multilingual = multilingual
         # Swapped as one tuple, so a query never sees a new KB with an old matcher.
         self._current = self._build()
         self._fingerprint = self._files_fingerprint()
@@ -66,35 +88,44 @@ class FaqService:
         self._waiting: list[tuple[str, asyncio.Future[FaqResult]]] = []
         self._batcher: asyncio.Task[None] | None = None
 
-    def _build(self) -> tuple[KnowledgeBase, Matcher]:
+    def _build(self) -> tuple[KnowledgeBase, dict[str, Matcher]]:
         kb = load_kb(self.kb_path, self.placeholders)
-        matcher = Matcher(self.encoder, kb.phrasings())
-        logger.info(
-            "faq.loaded entries=%d path=%s answer_threshold=%.3f suggest_threshold=%.3f",
-            len(kb.entries),
-            self.kb_path,
-            matcher.thresholds.answer,
-            matcher.thresholds.suggest,
-        )
-        return kb, matcher
+        english = kb.phrasings("en")
+        matchers = {"en": Matcher(self.encoder, english)}
+        for language in TRANSLATED_LANGUAGES:
+            own = kb.phrasings(language)
+            phrasings = {
+                entry_id: own.get(entry_id, []) + texts for entry_id, texts in english.items()
+            }
+            matchers[language] = Matcher(self.multilingual or self.encoder, phrasings)
+        for language, matcher in matchers.items():
+            logger.info(
+                "faq.loaded language=%s entries=%d path=%s answer_threshold=%.3f "
+                "suggest_threshold=%.3f",
+                language,
+                len(matcher.entry_ids),
+                self.kb_path,
+                matcher.thresholds.answer,
+                matcher.thresholds.suggest,
+            )
+        return kb, matchers
 
     def ask(self, text: str) -> FaqResult:
         """Match `text` against the KB (blocking: call `ask_async` from the event loop)."""
         return self.ask_many([text])[0]
 
     def ask_many(self, texts: Sequence[str]) -> list[FaqResult]:
-        """`ask` for several questions in one model call (blocking)."""
-        kb, matcher = self._current
-        results = []
-        for match in matcher.match_many([text[:MAX_QUERY_CHARS] for text in texts]):
-            entry = None
-            suggestions: tuple[Entry, ...] = ()
-            if match.decision is Decision.ANSWER and match.best:
-                entry = kb.by_id[match.best.entry_id]
-            elif match.decision is Decision.SUGGEST:
-                suggestions = tuple(kb.by_id[c.entry_id] for c in match.candidates)
-            results.append(FaqResult(match, entry, suggestions))
-        return results
+        """`ask` for several questions, one model call per language among them (blocking)."""
+        kb, matchers = self._current
+        by_language: dict[str, list[int]] = {}
+        for index, text in enumerate(texts):
+            by_language.setdefault(script_language(text) or "en", []).append(index)
+        results: list[FaqResult | None] = [None] * len(texts)
+        for language, indexes in by_language.items():
+            matches = matchers[language].match_many([texts[i][:MAX_QUERY_CHARS] for i in indexes])
+            for index, match in zip(indexes, matches, strict=True):
+                results[index] = _result(kb, match, language)
+        return [result for result in results if result is not None]
 
     async def ask_async(self, text: str) -> FaqResult:
         """`ask` off the event loop. A question that arrives while the model is busy joins
@@ -130,7 +161,12 @@ class FaqService:
 
     @property
     def matcher(self) -> Matcher:
-        return self._current[1]
+        """The English matcher."""
+        return self._current[1]["en"]
+
+    def matcher_for(self, language: str) -> Matcher:
+        """The matcher of questions written in `language`."""
+        return self._current[1].get(language, self.matcher)
 
     def entry(self, entry_id: str) -> Entry | None:
         return self.kb.by_id.get(entry_id)
@@ -152,6 +188,16 @@ class FaqService:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+
+
+def _result(kb: KnowledgeBase, match: Match, language: str) -> FaqResult:
+    entry = None
+    suggestions: tuple[Entry, ...] = ()
+    if match.decision is Decision.ANSWER and match.best:
+        entry = kb.by_id[match.best.entry_id]
+    elif match.decision is Decision.SUGGEST:
+        suggestions = tuple(kb.by_id[c.entry_id] for c in match.candidates)
+    return FaqResult(match, entry, suggestions, language)
 
 
 async def watch_kb(service: FaqService, interval: float) -> None:

@@ -25,8 +25,8 @@ HANDOFF_AFTER_MISSES = 2
 MISSES_IN_A_ROW = "misses_in_a_row"
 
 
-def entry_button(entry: Entry) -> Button:
-    return Button(entry.question, f"faq:show:{entry.id}")
+def entry_button(turn: Turn, entry: Entry) -> Button:
+    return Button(entry.question_in(turn.state.language), f"faq:show:{entry.id}")
 
 
 def handoff_button(turn: Turn) -> Button:
@@ -45,6 +45,9 @@ async def answer_question(turn: Turn, args: list[str]) -> None:
         )
         return
     result = await turn.services.faq.ask_async(text)
+    if result.language != "en" and result.language != turn.state.language:
+        # Written in Russian or Chinese: the customer has shown which language they read.
+        turn.state.language, turn.state.language_chosen = result.language, True
     if result.decision is not Decision.FALLBACK:
         turn.state.data.pop(MISSES_IN_A_ROW, None)
     if result.decision is Decision.ANSWER and result.entry:
@@ -53,7 +56,7 @@ async def answer_question(turn: Turn, args: list[str]) -> None:
         turn.state.data["faq_question"] = text
         turn.say(
             turn._("I'm not sure I understood. Did you mean:"),
-            *[[entry_button(entry)] for entry in result.suggestions],
+            *[[entry_button(turn, entry)] for entry in result.suggestions],
             [Button(turn._("None of these"), "faq:none")],
         )
     else:
@@ -74,14 +77,14 @@ def answer_rows(turn: Turn, entry: Entry, feedback: bool = True) -> list[list[Bu
     if entry.action:
         rows.append([Button(turn._(ACTION_LABELS[entry.action]), f"flow:{entry.action}")])
     related = [faq.entry(entry_id) for entry_id in entry.related[:MAX_RELATED]]
-    rows += [[entry_button(item)] for item in related if item]
+    rows += [[entry_button(turn, item)] for item in related if item]
     if feedback:
         rows.append([Button("👍", f"faq:fb:{entry.id}:1"), Button("👎", f"faq:fb:{entry.id}:0")])
     return rows
 
 
 def send_answer(turn: Turn, entry: Entry) -> None:
-    turn.say(entry.answer, *answer_rows(turn, entry))
+    turn.say(entry.answer_in(turn.state.language), *answer_rows(turn, entry))
 
 
 def fallback(turn: Turn) -> None:
@@ -119,7 +122,7 @@ def record_feedback(turn: Turn, entry: Entry, helpful: bool) -> None:
     """Store the vote and take the 👍/👎 pair off the answer, so it is counted once."""
     _ = turn._
     turn.records.append(Feedback(entry.id, helpful))
-    turn.replace(entry.answer, *answer_rows(turn, entry, feedback=False))
+    turn.replace(entry.answer_in(turn.state.language), *answer_rows(turn, entry, feedback=False))
     if helpful:
         turn.notice = _("Thanks for the feedback!")
         return

@@ -38,6 +38,6 @@ async def start_flow(turn: Turn, args: list[str]) -> None:
             "This part of the chat is not available yet. Until it is, these answers may help, "
             "or write to us at {email}."
         ).format(email=email),
-        *[[entry_button(entry)] for entry in entries],
+        *[[entry_button(turn, entry)] for entry in entries],
         [menu_button(turn)],
     )

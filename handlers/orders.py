@@ -362,7 +362,7 @@ async def orders_button(turn: Turn, args: list[str]) -> None:
             entries = [e for e in turn.services.faq.kb.entries if e.category == "customs"]
             turn.say(
                 turn._("Questions customers often ask about customs:"),
-                *[[entry_button(entry)] for entry in entries],
+                *[[entry_button(turn, entry)] for entry in entries],
                 [menu_button(turn)],
             )
         case _:

@@ -10,7 +10,7 @@ import pytest
 
 from bot.app import bundled_kb_path
 from bot.settings import CompanySettings
-from faq.encoder import Encoder
+from faq.encoder import Encoder, UniversalEncoder
 from faq.service import FaqService
 from storage.sqlite import SqliteStorage
 from tests.factories import Turns
@@ -30,8 +30,15 @@ def encoder(tmp_path_factory: pytest.TempPathFactory) -> Encoder:
 
 
 @pytest.fixture(scope="session")
-def faq_service(encoder: Encoder, placeholders: dict[str, str]) -> Iterator[FaqService]:
-    service = FaqService(bundled_kb_path(), placeholders, encoder)
+def multilingual_encoder(tmp_path_factory: pytest.TempPathFactory) -> UniversalEncoder:
+    return UniversalEncoder(cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def faq_service(
+    encoder: Encoder, multilingual_encoder: UniversalEncoder, placeholders: dict[str, str]
+) -> Iterator[FaqService]:
+    service = FaqService(bundled_kb_path(), placeholders, encoder, multilingual_encoder)
     yield service
     service.close()
 

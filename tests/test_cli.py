@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 DATA = Path(__file__).resolve().parent / "data"
-ASK_KEYS = {"decision", "entry_id", "score", "answer", "suggestions"}
+ASK_KEYS = {"decision", "language", "entry_id", "score", "answer", "suggestions"}
 BENCH_KEYS = {"n", "accuracy", "in_scope_accuracy", "oos_recall", "answer_rate", "p50_ms", "p99_ms"}
 
 
@@ -79,11 +79,15 @@ def test_ask_json_shape_for_one_question_and_for_stdin(cli_env: dict[str, str]) 
         "ask",
         "--json",
         env=cli_env,
-        stdin="how long does customs take\n\nwho won the world cup in 1998\nwarranty\n",
+        stdin="how long does customs take\n\nwho won the world cup in 1998\nwarranty\n"
+        "можно оплатить заказ в рассрочку?\n",
     )
     assert many.returncode == 0, many.stderr
     objects = [json.loads(line) for line in many.stdout.splitlines()]
-    assert len(objects) == 3
+    assert len(objects) == 4
+    russian = objects[3]
+    assert (russian["language"], russian["entry_id"]) == ("ru", "instalments")
+    assert "депозит" in russian["answer"]
     assert all(set(obj) == ASK_KEYS for obj in objects)
     assert objects[1]["decision"] != "answer"
     for obj in objects:
