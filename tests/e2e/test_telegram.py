@@ -56,6 +56,7 @@ def test_start_shows_the_menu_and_a_question_gets_its_answer(
         "menu",
         "orders",
         "tickets",
+        "language",
         "help",
         "cancel",
     ]
