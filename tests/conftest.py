@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -32,6 +33,18 @@ def encoder(tmp_path_factory: pytest.TempPathFactory) -> Encoder:
 @pytest.fixture(scope="session")
 def faq_service(encoder: Encoder, placeholders: dict[str, str]) -> Iterator[FaqService]:
     service = FaqService(bundled_kb_path(), placeholders, encoder)
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def editable_faq(
+    tmp_path: Path, encoder: Encoder, placeholders: dict[str, str]
+) -> Iterator[FaqService]:
+    """A service on a copy of the bundled KB in the test's folder, free to edit and reload."""
+    kb = tmp_path / "kb"
+    shutil.copytree(bundled_kb_path(), kb)
+    service = FaqService(kb, placeholders, encoder)
     yield service
     service.close()
 

@@ -4,14 +4,11 @@ and every attempt is reported."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from bot.app import bundled_kb_path
-from faq.encoder import Encoder
 from faq.matcher import Decision
 from faq.service import FaqService, ReloadReport, watch_kb
 
@@ -51,24 +48,16 @@ TWO_ALTERNATES = """    alternates:
 
 
 @pytest.fixture
-def service(tmp_path: Path, encoder: Encoder, placeholders: dict[str, str]) -> Iterator[FaqService]:
-    """A service on a copy of the bundled KB, free to edit."""
-    kb = tmp_path / "kb"
-    shutil.copytree(bundled_kb_path(), kb)
-    service = FaqService(kb, placeholders, encoder)
-    yield service
-    service.close()
-
-
-@pytest.fixture
 def reports() -> list[ReloadReport]:
     return []
 
 
 @pytest.fixture
-async def watched(service: FaqService, reports: list[ReloadReport]) -> AsyncIterator[FaqService]:
-    watcher = asyncio.create_task(watch_kb(service, interval=0.2, on_report=reports.append))
-    yield service
+async def watched(
+    editable_faq: FaqService, reports: list[ReloadReport]
+) -> AsyncIterator[FaqService]:
+    watcher = asyncio.create_task(watch_kb(editable_faq, interval=0.2, on_report=reports.append))
+    yield editable_faq
     watcher.cancel()
 
 
@@ -139,13 +128,13 @@ async def test_an_invalid_edit_keeps_the_last_good_kb(
     }
 
 
-def test_a_report_names_the_files_added_changed_and_removed(service: FaqService) -> None:
-    entries = len(service.kb.entries)
-    kb = service.kb_path
+def test_a_report_names_the_files_added_changed_and_removed(editable_faq: FaqService) -> None:
+    entries = len(editable_faq.kb.entries)
+    kb = editable_faq.kb_path
     edit(kb / "payment.yaml", "full payment is required", "full payment is always required")
     (kb / "hours.yaml").write_text("entries:" + NEW_ENTRY, encoding="utf-8")
 
-    report = service.reload()
+    report = editable_faq.reload()
     assert report.accepted
     assert (report.added, report.changed, report.removed) == (
         ("hours.yaml",),
@@ -155,25 +144,25 @@ def test_a_report_names_the_files_added_changed_and_removed(service: FaqService)
     assert report.entries == entries + 1
     assert report.warnings == 0
     assert report.seconds > 0
-    answer = service.ask("can i pay in parts").entry
+    answer = editable_faq.ask("can i pay in parts").entry
     assert answer is not None
     assert "always required" in answer.answer
 
     (kb / "hours.yaml").unlink()
-    assert service.reload().removed == ("hours.yaml",)
+    assert editable_faq.reload().removed == ("hours.yaml",)
     # Forced with nothing changed: re-read all the same, and said so.
-    unchanged = service.reload()
+    unchanged = editable_faq.reload()
     assert unchanged.accepted
     assert not unchanged.files_changed
     assert [r.attempt for r in (report, unchanged)] == [1, 3]
-    assert service.last_report == unchanged
+    assert editable_faq.last_report == unchanged
 
 
-def test_a_rejected_reload_locates_its_problems_and_keeps_serving(service: FaqService) -> None:
-    kb = service.kb_path
+def test_a_rejected_reload_locates_its_problems_and_keeps_serving(editable_faq: FaqService) -> None:
+    kb = editable_faq.kb_path
     payment = edit(kb / "payment.yaml", INSTALMENTS_ALTERNATES, TWO_ALTERNATES)
 
-    report = service.reload()
+    report = editable_faq.reload()
     assert not report.accepted
     assert report.changed == ("payment.yaml",)
     first, *knock_on = report.problems
@@ -183,25 +172,25 @@ def test_a_rejected_reload_locates_its_problems_and_keeps_serving(service: FaqSe
     assert ("shipping.yaml", "related: no entry has the id 'instalments'") in [
         (str(p.path), p.message) for p in knock_on
     ]
-    assert report.entries == len(service.kb.entries)
-    assert service.ask("Can I pay for my order in instalments?").entry is not None
+    assert report.entries == len(editable_faq.kb.entries)
+    assert editable_faq.ask("Can I pay for my order in instalments?").entry is not None
 
 
-def test_problems_name_files_relative_to_the_kb_folder(service: FaqService) -> None:
-    kb = service.kb_path
+def test_problems_name_files_relative_to_the_kb_folder(editable_faq: FaqService) -> None:
+    kb = editable_faq.kb_path
     duplicate = NEW_ENTRY.replace("id: opening_hours", "id: instalments")
     (kb / "shop_hours.yaml").write_text("entries:" + duplicate, encoding="utf-8")
 
-    [problem] = service.reload().problems
+    [problem] = editable_faq.reload().problems
     assert (str(problem.path), problem.line) == ("shop_hours.yaml", 2)
     assert "first defined at payment.yaml:" in problem.message
     assert str(kb) not in problem.message
 
 
-def test_a_broken_yaml_file_is_reported_with_its_line(service: FaqService) -> None:
+def test_a_broken_yaml_file_is_reported_with_its_line(editable_faq: FaqService) -> None:
     broken = "question: Can I talk to a person: now?"
-    text = edit(service.kb_path / "contact.yaml", "question: Can I talk to a person?", broken)
+    text = edit(editable_faq.kb_path / "contact.yaml", "question: Can I talk to a person?", broken)
 
-    problem = service.reload().problems[0]
+    problem = editable_faq.reload().problems[0]
     assert (str(problem.path), problem.line) == ("contact.yaml", line_of(text, broken))
     assert "not valid YAML" in problem.message
