@@ -14,7 +14,7 @@ from bot.media import MB, Fetcher, MediaArchive
 from bot.notifier import OrderNotifier
 from bot.settings import Settings
 from faq.encoder import Encoder, multilingual_encoder
-from faq.service import FaqService, watch_kb
+from faq.service import FaqService, ReloadReport, watch_kb
 from handlers.engine import Engine, Services, StaffDesk
 from handlers.hours import BusinessHours
 from handlers.messages import Reply
@@ -50,6 +50,15 @@ class App:
     engine: Engine
     # Set when this process saved an order, so notifiers look for notices at once.
     orders_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # The KB watcher's latest report, and set while the staff chat has not been told of it.
+    kb_report: ReloadReport | None = None
+    kb_reported: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def kb_reloaded(self, report: ReloadReport) -> None:
+        """The watcher tried an edited KB: the channel with the staff chat posts the report
+        (only the latest, if several come before it looks)."""
+        self.kb_report = report
+        self.kb_reported.set()
 
     @property
     def services(self) -> Services:
@@ -108,6 +117,7 @@ def staff_desk(settings: Settings) -> StaffDesk:
         ),
         reply_within_minutes=handoff.reply_within_minutes,
         remind_after_minutes=handoff.remind_after_minutes,
+        admin_ids=frozenset(str(user_id) for user_id in handoff.admin_ids),
     )
 
 
@@ -116,7 +126,7 @@ async def build_app(settings: Settings) -> AsyncIterator[App]:
     faq = await asyncio.to_thread(build_faq, settings)
     storage = await SqliteStorage.open(settings.database_path)
     await storage.prune(older_than_days=PRUNE_AFTER_DAYS)
-    watcher = asyncio.create_task(watch_kb(faq, settings.faq.reload_interval_seconds))
+    watcher: asyncio.Task[None] | None = None
     try:
         services = Services(
             faq=faq,
@@ -129,8 +139,12 @@ async def build_app(settings: Settings) -> AsyncIterator[App]:
             file_size_limit=None if settings.telegram.local_bot_api else 20 * 1024 * 1024,
         )
         engine = Engine(storage, services, build_router())
-        yield App(settings, storage, faq, engine)
+        app = App(settings, storage, faq, engine)
+        interval = settings.faq.reload_interval_seconds
+        watcher = asyncio.create_task(watch_kb(faq, interval, app.kb_reloaded))
+        yield app
     finally:
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
         await storage.close()
         faq.close()

@@ -213,6 +213,8 @@ class HandoffSettings(Section):
     # A reminder in the customer's topic after this long without an answer (business hours).
     remind_after_minutes: int = Field(default=10, ge=1)
     business_hours: BusinessHoursSettings = Field(default_factory=BusinessHoursSettings)
+    # Telegram user ids of the staff allowed /reload and /faq_test in the staff chat.
+    admin_ids: list[int] = Field(default_factory=list)
 
 
 class MediaSettings(Section):

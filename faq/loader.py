@@ -90,11 +90,18 @@ def kb_files(path: Path) -> list[Path]:
 
 def load_kb(path: Path, placeholders: Mapping[str, str]) -> KnowledgeBase:
     """Load and validate the KB at `path` (folder or file); raise KbInvalid on any error."""
+    return load_kb_with_warnings(path, placeholders)[0]
+
+
+def load_kb_with_warnings(
+    path: Path, placeholders: Mapping[str, str]
+) -> tuple[KnowledgeBase, list[Problem]]:
+    """`load_kb`, also returning the warnings: problems that do not stop it serving."""
     kb, problems = check_kb(path, placeholders)
     errors = [p for p in problems if p.severity == "error"]
     if errors or kb is None:
         raise KbInvalid(errors)
-    return kb
+    return kb, [p for p in problems if p.severity == "warning"]
 
 
 def check_kb(

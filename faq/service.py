@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from faq.encoder import TextEncoder
-from faq.loader import KbInvalid, KnowledgeBase, kb_files, load_kb
-from faq.matcher import Decision, Match, Matcher
+from faq.loader import KbInvalid, KnowledgeBase, Problem, kb_files, load_kb_with_warnings
+from faq.matcher import Decision, Match, Matcher, Thresholds
 from faq.schema import TRANSLATED_LANGUAGES, Entry
 from faq.text import script_language
 
@@ -23,14 +25,20 @@ MAX_QUERY_CHARS = 1000
 # Past about 32 queries a batch costs as much per query as it saves (2-core CPU).
 MAX_BATCH = 32
 
+# Path, modification time and size of every KB file: what tells an edit apart.
+Fingerprint = tuple[tuple[str, int, int], ...]
+
 
 @dataclass(frozen=True)
 class FaqResult:
-    """A matched question: the decision, the entry to answer with, the entries to offer."""
+    """A matched question: the decision, the entry to answer with, the entries to offer;
+    also the entries of every candidate and the thresholds, from the same KB version."""
 
     match: Match
     entry: Entry | None
     suggestions: tuple[Entry, ...]
+    ranked: tuple[Entry, ...]
+    thresholds: Thresholds
     # The language the question was matched in: "ru" or "zh" when written in that script.
     language: str = "en"
 
@@ -58,6 +66,33 @@ class FaqResult:
         }
 
 
+@dataclass(frozen=True)
+class ReloadReport:
+    """What one reload attempt did, for the log and the staff chat.
+
+    File names and problem paths are relative to the KB folder; the changes are counted
+    from the version that was serving before the attempt.
+    """
+
+    # Reload attempts are numbered from 1 in each process, so a report can be told from
+    # a newer one.
+    attempt: int
+    accepted: bool
+    # The entries answering now: the new version's, or the old one's after a rejection.
+    entries: int
+    seconds: float
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    warnings: int = 0
+    # Why the version was rejected (errors only); empty when accepted.
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def files_changed(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
 class FaqService:
     """Answers questions from the KB at `kb_path`; `reload` swaps in a re-read KB atomically.
 
@@ -79,17 +114,27 @@ class FaqService:
         self.placeholders = dict(placeholders)
         self.encoder = encoder
         self.multilingual = multilingual
-        # Swapped as one tuple, so a query never sees a new KB with an old matcher.
-        self._current = self._build()
+        # The files as last read, and as read for the version serving now (they differ
+        # after a rejected edit).
         self._fingerprint = self._files_fingerprint()
+        self._serving_fingerprint = self._fingerprint
+        # Swapped as one tuple, so a query never sees a new KB with an old matcher.
+        kb, matchers, _warnings = self._build()
+        self._current = (kb, matchers)
+        # The watcher and /reload may ask at the same time; one reload runs at a time.
+        self._reload_lock = threading.Lock()
+        self._attempts = 0
+        self.last_report: ReloadReport | None = None
         # One worker: inference off the event loop, one batch at a time on the model.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faq")
         # Questions that arrive while the model is busy wait here and go in the next batch.
         self._waiting: list[tuple[str, asyncio.Future[FaqResult]]] = []
         self._batcher: asyncio.Task[None] | None = None
 
-    def _build(self) -> tuple[KnowledgeBase, dict[str, Matcher]]:
-        kb = load_kb(self.kb_path, self.placeholders)
+    def _build(self) -> tuple[KnowledgeBase, dict[str, Matcher], list[Problem]]:
+        """The KB, a fitted matcher per language and the KB's warnings; raise KbInvalid on
+        any error."""
+        kb, warnings = load_kb_with_warnings(self.kb_path, self.placeholders)
         english = kb.phrasings("en")
         matchers = {"en": Matcher(self.encoder, english)}
         for language in TRANSLATED_LANGUAGES:
@@ -108,7 +153,7 @@ class FaqService:
                 matcher.thresholds.answer,
                 matcher.thresholds.suggest,
             )
-        return kb, matchers
+        return kb, matchers, warnings
 
     def ask(self, text: str) -> FaqResult:
         """Match `text` against the KB (blocking: call `ask_async` from the event loop)."""
@@ -120,12 +165,18 @@ class FaqService:
         by_language: dict[str, list[int]] = {}
         for index, text in enumerate(texts):
             by_language.setdefault(script_language(text) or "en", []).append(index)
-        results: list[FaqResult | None] = [None] * len(texts)
+        results: dict[int, FaqResult] = {}
         for language, indexes in by_language.items():
-            matches = matchers[language].match_many([texts[i][:MAX_QUERY_CHARS] for i in indexes])
+            matcher = matchers[language]
+            matches = matcher.match_many([texts[i][:MAX_QUERY_CHARS] for i in indexes])
             for index, match in zip(indexes, matches, strict=True):
-                results[index] = _result(kb, match, language)
-        return [result for result in results if result is not None]
+                ranked = tuple(kb.by_id[c.entry_id] for c in match.candidates)
+                entry = ranked[0] if match.decision is Decision.ANSWER and ranked else None
+                suggestions = ranked if match.decision is Decision.SUGGEST else ()
+                results[index] = FaqResult(
+                    match, entry, suggestions, ranked, matcher.thresholds, language
+                )
+        return [results[index] for index in range(len(texts))]
 
     async def ask_async(self, text: str) -> FaqResult:
         """`ask` off the event loop. A question that arrives while the model is busy joins
@@ -174,15 +225,86 @@ class FaqService:
     def changed_on_disk(self) -> bool:
         return self._files_fingerprint() != self._fingerprint
 
-    def reload(self) -> None:
-        """Re-read the KB; raise KbInvalid and keep serving the old one if it has errors.
+    def reload(self) -> ReloadReport:
+        """Re-read the KB now (blocking: call it in a worker thread) and report how it went.
 
-        A rejected version is not retried until the files change again.
+        A version with errors is rejected: the last good KB keeps serving, and the watcher
+        does not retry it until the files change again.
         """
-        self._fingerprint = self._files_fingerprint()
-        self._current = self._build()
+        with self._reload_lock:
+            self._attempts += 1
+            started = time.perf_counter()
+            fingerprint = self._fingerprint = self._files_fingerprint()
+            added, changed, removed = (
+                self._relative(paths)
+                for paths in _file_changes(self._serving_fingerprint, fingerprint)
+            )
+            problems: tuple[Problem, ...] = ()
+            warnings: list[Problem] = []
+            try:
+                kb, matchers, warnings = self._build()
+            except KbInvalid as exc:
+                accepted = False
+                problems = tuple(self._located_in_kb(p) for p in exc.problems)
+                logger.error(
+                    "faq.reload_rejected path=%s problems=%d\n%s",
+                    self.kb_path,
+                    len(exc.problems),
+                    exc,
+                )
+            else:
+                accepted = True
+                self._current = (kb, matchers)
+                self._serving_fingerprint = fingerprint
+            report = ReloadReport(
+                self._attempts,
+                accepted=accepted,
+                entries=len(self.kb.entries),
+                seconds=time.perf_counter() - started,
+                added=added,
+                changed=changed,
+                removed=removed,
+                warnings=len(warnings),
+                problems=problems,
+            )
+            if report.accepted:
+                logger.info(
+                    "faq.reloaded entries=%d seconds=%.2f added=%d changed=%d removed=%d "
+                    "warnings=%d",
+                    report.entries,
+                    report.seconds,
+                    len(added),
+                    len(changed),
+                    len(removed),
+                    report.warnings,
+                )
+            self.last_report = report
+            return report
 
-    def _files_fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+    def _relative(self, paths: Sequence[str]) -> tuple[str, ...]:
+        return tuple(self._name_in_kb(Path(path)) for path in paths)
+
+    def _name_in_kb(self, path: Path) -> str:
+        """A KB file's name as staff know it: relative to the KB folder."""
+        folder = self._folder
+        if path == folder or not path.is_relative_to(folder):
+            return path.name  # a problem with the folder itself: "no *.yaml files"
+        return str(path.relative_to(folder))
+
+    @property
+    def _folder(self) -> Path:
+        return self.kb_path if self.kb_path.is_dir() else self.kb_path.parent
+
+    def _located_in_kb(self, problem: Problem) -> Problem:
+        """The problem with its file, and any file named in its message, relative to the
+        KB folder: staff edit files there, the server's absolute paths mean nothing to them."""
+        return replace(
+            problem,
+            path=Path(self._name_in_kb(problem.path)),
+            message=problem.message.replace(f"{self._folder}{os.sep}", ""),
+        )
+
+    def _files_fingerprint(self) -> Fingerprint:
         files = kb_files(self.kb_path) if self.kb_path.exists() else []
         return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.exists())
 
@@ -190,35 +312,35 @@ class FaqService:
         self._executor.shutdown(wait=True)
 
 
-def _result(kb: KnowledgeBase, match: Match, language: str) -> FaqResult:
-    entry = None
-    suggestions: tuple[Entry, ...] = ()
-    if match.decision is Decision.ANSWER and match.best:
-        entry = kb.by_id[match.best.entry_id]
-    elif match.decision is Decision.SUGGEST:
-        suggestions = tuple(kb.by_id[c.entry_id] for c in match.candidates)
-    return FaqResult(match, entry, suggestions, language)
+def _file_changes(
+    before: Fingerprint, after: Fingerprint
+) -> tuple[list[str], list[str], list[str]]:
+    """The files added, changed and removed between two fingerprints, each sorted."""
+    old = {path: stamp for path, *stamp in before}
+    new = {path: stamp for path, *stamp in after}
+    added = sorted(path for path in new if path not in old)
+    changed = sorted(path for path in new if path in old and new[path] != old[path])
+    removed = sorted(path for path in old if path not in new)
+    return added, changed, removed
 
 
-async def watch_kb(service: FaqService, interval: float) -> None:
-    """Reload the KB whenever its files change; an invalid edit keeps the last good KB serving."""
+async def watch_kb(
+    service: FaqService,
+    interval: float,
+    on_report: Callable[[ReloadReport], None] | None = None,
+) -> None:
+    """Reload the KB whenever its files change and hand each report to `on_report`; an
+    invalid edit keeps the last good KB serving."""
     while True:
         await asyncio.sleep(interval)
         if not service.changed_on_disk():
             continue
-        started = time.perf_counter()
         try:
-            await asyncio.to_thread(service.reload)
-        except KbInvalid as exc:
-            logger.error(
-                "faq.reload_rejected path=%s problems=%d\n%s",
-                service.kb_path,
-                len(exc.problems),
-                exc,
-            )
+            report = await asyncio.to_thread(service.reload)
+        except Exception:
+            # A KB the matcher cannot fit (a bug, not an editing mistake) must not stop
+            # the watching: the next edit is tried again.
+            logger.exception("faq.reload_failed path=%s", service.kb_path)
             continue
-        logger.info(
-            "faq.reloaded entries=%d seconds=%.2f",
-            len(service.kb.entries),
-            time.perf_counter() - started,
-        )
+        if on_report is not None:
+            on_report(report)

@@ -43,6 +43,8 @@ class StaffDesk:
     # What customers are told to expect during business hours.
     reply_within_minutes: int = 15
     remind_after_minutes: int = 10
+    # User ids (as channels give them) allowed the staff chat's KB commands.
+    admin_ids: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

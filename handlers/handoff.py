@@ -242,7 +242,7 @@ def _close(turn: Turn, handoff: Handoff, closed_by: str) -> None:
 async def staff_message(turn: Turn) -> None:
     """A rep's message in the staff chat: a command, or an answer for a customer."""
     incoming = turn.incoming
-    customer = await _customer_of(turn)
+    customer = await customer_of(turn)
     command = incoming.command
     if customer is None:
         # Staff talking among themselves outside customers' topics: none of our business.
@@ -256,7 +256,9 @@ async def staff_message(turn: Turn) -> None:
         _relay_to_customer(turn, customer, handoff)
 
 
-async def _customer_of(turn: Turn) -> ChatKey | None:
+async def customer_of(turn: Turn) -> ChatKey | None:
+    """The customer a staff-chat message concerns: by its topic, or the relayed message it
+    replies to; None for staff talking among themselves."""
     store, incoming = turn.services.store, turn.incoming
     staff = turn.key
     if incoming.thread_id is not None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from handlers import handoff, tickets
+from handlers import faq_admin, handoff, tickets
 from handlers.engine import Turn
 
 STAFF_BUTTONS = {"ticket": tickets.staff_button}
 
 
 async def staff_event(turn: Turn, args: list[str]) -> None:
-    """A rep's message or button press, or the timer's reminder check."""
+    """A rep's message or button press, or a system event: the timer's reminder check,
+    the KB watcher's report."""
     incoming = turn.incoming
     if incoming.payload == "handoff:remind":
         await handoff.remind(turn)
+        return
+    if incoming.payload is not None and incoming.payload.startswith(faq_admin.RELOADED):
+        await faq_admin.post_reload_report(turn, incoming.payload.removeprefix(faq_admin.RELOADED))
         return
     staff_chat = turn.services.staff.chat_id
     if staff_chat is None or incoming.chat_id != staff_chat:
@@ -26,5 +30,7 @@ async def staff_event(turn: Turn, args: list[str]) -> None:
         return
     # A rep asked for the words of a ticket decision gets them before anything else.
     if await tickets.staff_reply(turn):
+        return
+    if await faq_admin.staff_command(turn):
         return
     await handoff.staff_message(turn)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -39,6 +40,18 @@ def faq_service(
     encoder: Encoder, multilingual_encoder: UniversalEncoder, placeholders: dict[str, str]
 ) -> Iterator[FaqService]:
     service = FaqService(bundled_kb_path(), placeholders, encoder, multilingual_encoder)
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def editable_faq(
+    tmp_path: Path, encoder: Encoder, placeholders: dict[str, str]
+) -> Iterator[FaqService]:
+    """A service on a copy of the bundled KB in the test's folder, free to edit and reload."""
+    kb = tmp_path / "kb"
+    shutil.copytree(bundled_kb_path(), kb)
+    service = FaqService(kb, placeholders, encoder)
     yield service
     service.close()
 

@@ -67,6 +67,7 @@ from bot.media import TelegramFetcher
 from bot.ratelimit import RateLimiter, RateLimits
 from bot.serial import SerialQueues
 from bot.settings import Settings
+from handlers.faq_admin import reloaded_event
 from handlers.i18n import N_, SUPPORTED_LANGUAGES, translator
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
 from storage.base import ChatKey, InboxUpdate, QueuedMessage
@@ -599,10 +600,11 @@ class TelegramChannel:
         receiving = asyncio.create_task(self._serve_webhook() if self.webhook else self._poll())
         notifying = asyncio.create_task(self.notifier.run())
         reminding = asyncio.create_task(self._remind_staff())
+        reporting = asyncio.create_task(self._report_kb_reloads())
         archiving = asyncio.create_task(self.archive.run()) if self.archive else None
         stopping = asyncio.create_task(self._stopping.wait())
         await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (receiving, notifying, reminding, archiving, stopping):
+        for task in (receiving, notifying, reminding, reporting, archiving, stopping):
             if task is not None:
                 task.cancel()
         with suppress(asyncio.CancelledError):
@@ -759,18 +761,34 @@ class TelegramChannel:
         """Ask the handoff flow every so often whether a customer waits too long."""
         if self.staff_chat_id is None:
             return
-        check = Incoming(
-            CHANNEL, str(self.staff_chat_id), "system", payload="handoff:remind", staff=True
-        )
         while True:
             await asyncio.sleep(REMINDER_CHECK_SECONDS)
-            try:
-                outcome = await self.app.engine.handle(check)
-            except Exception:
-                logger.exception("telegram.reminder_check_failed")
-                continue
-            for message in outcome.queued:
-                self.delivery.enqueue(message)
+            await self._staff_system_event("handoff:remind")
+
+    async def _report_kb_reloads(self) -> None:
+        """Post the KB watcher's reports in the staff chat: an edit served, or rejected
+        with its problems. Without a staff chat they are only logged."""
+        if self.staff_chat_id is None:
+            return
+        while True:
+            await self.app.kb_reported.wait()
+            self.app.kb_reported.clear()
+            report = self.app.kb_report
+            assert report is not None, "kb_reported is set with a report"
+            await self._staff_system_event(reloaded_event(report))
+
+    async def _staff_system_event(self, payload: str) -> None:
+        """Run a system event through the staff chat's flows, like a rep's message, so what
+        it posts goes through the outbox."""
+        assert self.staff_chat_id is not None
+        event = Incoming(CHANNEL, str(self.staff_chat_id), "system", payload=payload, staff=True)
+        try:
+            outcome = await self.app.engine.handle(event)
+        except Exception:
+            logger.exception("telegram.staff_event_failed event=%s", payload)
+            return
+        for message in outcome.queued:
+            self.delivery.enqueue(message)
 
     async def _process(self, stored: InboxUpdate, update: Update | None, event: Event) -> None:
         try:
