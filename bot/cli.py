@@ -21,6 +21,7 @@ from storage.tickets import TicketStatus
 
 if TYPE_CHECKING:
     from faq.service import FaqResult
+    from storage.base import LoggedMiss
     from storage.tickets import Ticket
 
 logger = logging.getLogger("minerdesk")
@@ -147,6 +148,22 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
     ask.set_defaults(handler=_faq_ask)
 
+    gaps = faq.add_parser(
+        "gaps", help="group what the FAQ missed by meaning; print a YAML draft for the KB"
+    )
+    gaps.add_argument("--days", type=int, default=30, help="the period, ending now (default 30)")
+    gaps.add_argument(
+        "--min-count",
+        type=int,
+        default=2,
+        metavar="K",
+        help="leave out groups asked fewer than K times (default 2)",
+    )
+    gaps.add_argument(
+        "--output", "-o", default="-", metavar="FILE", help="YAML file to write (default: stdout)"
+    )
+    gaps.set_defaults(handler=_faq_gaps)
+
     bench = faq.add_parser("bench", help="accuracy and latency on a labelled train/test pair")
     bench.add_argument("--train", type=Path, required=True, help="CSV with columns text,category")
     bench.add_argument("--test", type=Path, required=True, help="CSV with columns text,category")
@@ -228,6 +245,60 @@ def _print_result(result: FaqResult) -> None:
         print(f"[{result.entry.id}] {result.entry.question}\n{to_plain_text(result.entry.answer)}")
     for entry, candidate in zip(result.suggestions, result.match.candidates, strict=False):
         print(f"  ? [{entry.id}] {entry.question} ({candidate.score:.3f})")
+
+
+def _faq_gaps(args: argparse.Namespace, settings: Settings) -> int:
+    from faq.gaps import Gap, NewEntry, entry_files, find_gaps, gaps_yaml
+    from storage.sqlite import SqliteStorage
+
+    if args.days < 1:
+        raise _Fatal("--days: expected 1 or more")
+    if args.min_count < 1:
+        raise _Fatal("--min-count: expected 1 or more")
+    until = datetime.now(UTC)
+    since = until - timedelta(days=args.days)
+
+    async def read() -> list[LoggedMiss]:
+        async with SqliteStorage(settings.database_path) as storage:
+            return await storage.misses(since, until)
+
+    misses = asyncio.run(read())
+    gaps: list[Gap] = []
+    files: dict[str, str] = {}
+    if misses:  # else nothing to group, and no need to load the model
+        from bot.app import build_faq, kb_path
+
+        service = build_faq(settings)
+        try:
+            gaps = find_gaps(misses, service, args.min_count)
+        finally:
+            service.close()
+        files = entry_files(kb_path(settings))
+    drafts = sum(isinstance(gap, NewEntry) for gap in gaps)
+    header = [
+        f"minerdesk faq gaps: {len(misses)} misses from {since:%Y-%m-%d} to {until:%Y-%m-%d} "
+        f"(UTC), grouped by meaning; groups asked fewer than {args.min_count} times left out.",
+        f"{len(gaps) - drafts} entries get new alternates, {drafts} new entries are drafted.",
+        "alternates: add each list to the `alternates` of the entry it names (in the file given).",
+        "entries: write each answer and the alternates a comment asks for, paste the entries",
+        "under `entries:` in a KB file, then run `minerdesk faq validate`.",
+        "",
+    ]
+    text = gaps_yaml(gaps, header, files)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        path = Path(args.output)
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise _Fatal(f"{path}: {exc.strerror or exc}") from None
+        print(
+            f"{path}: {len(gaps) - drafts} entries with new alternates, {drafts} new",
+            file=sys.stderr,
+        )
+    logger.info("faq.gaps misses=%d gaps=%d new_entries=%d", len(misses), len(gaps), drafts)
+    return EXIT_OK
 
 
 def _faq_bench(args: argparse.Namespace, settings: Settings) -> int:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from handlers.messages import Incoming, Media
-from storage.base import ChatKey, ConversationState, Record
+from storage.base import ChatKey, ConversationState, Miss, QuestionAsked, Record
 from storage.orders import Condition, Order, OrderItem, OrderStatus
 from storage.sqlite import SqliteStorage
 
@@ -81,3 +81,26 @@ class Turns:
     async def __call__(self, key: ChatKey, *records: Record) -> None:
         self.count += 1
         await self.storage.save(key, ConversationState(), str(self.count), records=records)
+
+    async def missed(
+        self,
+        key: ChatKey,
+        question: str,
+        *reasons: str,
+        at: datetime,
+        entry_id: str | None = None,
+        language: str = "en",
+    ) -> str:
+        """Log `question` as the FAQ does, with a miss for each reason ("not_helpful" on
+        `entry_id`); returns the question's id."""
+        question_id = f"q{self.count + 1}"
+        decision = {"fallback": "fallback", "suggested": "suggest"}.get(reasons[0], "answer")
+        await self(
+            key,
+            QuestionAsked(question_id, question, language, decision, entry_id, 0.5, at),
+            *(
+                Miss(question_id, reason, at, entry_id if reason == "not_helpful" else None)
+                for reason in reasons
+            ),
+        )
+        return question_id
