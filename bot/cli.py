@@ -98,7 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     import_orders.add_argument("file", type=Path, help="orders file (.csv, .json, .jsonl)")
     import_orders.set_defaults(handler=_orders_import)
 
-    stats = commands.add_parser("stats", help="handoff figures: volume, reply times, ratings")
+    stats = commands.add_parser(
+        "stats", help="handoff and FAQ figures: volume, reply times, ratings, answers, misses"
+    )
     stats.add_argument("--days", type=int, default=30, help="the period, ending now (default 30)")
     stats.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     stats.set_defaults(handler=_stats)
@@ -357,7 +359,9 @@ def _orders_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.stats import format_figures, handoff_figures
+    from bot.app import kb_path
+    from bot.stats import faq_figures, format_faq_figures, format_figures, handoff_figures
+    from faq.loader import check_kb
     from storage.sqlite import SqliteStorage
 
     if args.days < 1:
@@ -366,10 +370,20 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
     async def read() -> dict[str, object]:
         async with SqliteStorage(settings.database_path) as storage:
             since = datetime.now(UTC) - timedelta(days=args.days)
-            return handoff_figures(await storage.handoff_stats(since), args.days)
+            handoffs = await storage.handoff_stats(since)
+            faq = await storage.faq_stats(since)
+        # The entries' questions only: a KB with errors leaves the ids to speak for them.
+        kb, _problems = check_kb(kb_path(settings), settings.company.placeholders())
+        questions = {entry.id: entry.question for entry in kb.entries} if kb else {}
+        return {**handoff_figures(handoffs, args.days), "faq": faq_figures(faq, questions)}
 
     figures = asyncio.run(read())
-    print(json.dumps(figures) if args.json else format_figures(figures))
+    if args.json:
+        print(json.dumps(figures, ensure_ascii=False))
+    else:
+        faq = figures["faq"]
+        assert isinstance(faq, dict)
+        print(format_figures(figures) + "\n\n" + format_faq_figures(faq, args.days))
     return EXIT_OK
 
 
