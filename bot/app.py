@@ -108,6 +108,7 @@ def staff_desk(settings: Settings) -> StaffDesk:
         ),
         reply_within_minutes=handoff.reply_within_minutes,
         remind_after_minutes=handoff.remind_after_minutes,
+        digest_at=handoff.digest_time,
     )
 
 

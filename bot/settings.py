@@ -209,6 +209,9 @@ class HandoffSettings(Section):
     # A reminder in the customer's topic after this long without an answer (business hours).
     remind_after_minutes: int = Field(default=10, ge=1)
     business_hours: BusinessHoursSettings = Field(default_factory=BusinessHoursSettings)
+    # A daily digest in the staff chat at this time (company.timezone): the day before's
+    # FAQ and handoff figures and the questions the bot missed most. Empty: no digest.
+    digest_time: time | None = None
 
 
 class MediaSettings(Section):

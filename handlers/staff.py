@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from handlers import handoff, tickets
+from collections.abc import Awaitable, Callable
+
+from handlers import digest, handoff, tickets
 from handlers.engine import Turn
 
 STAFF_BUTTONS = {"ticket": tickets.staff_button}
+# What the channel's timer asks about: a reminder due, a digest due.
+SYSTEM_EVENTS: dict[str, Callable[[Turn], Awaitable[None]]] = {
+    "handoff:remind": handoff.remind,
+    digest.DIGEST_EVENT: digest.post_digest,
+}
 
 
 async def staff_event(turn: Turn, args: list[str]) -> None:
-    """A rep's message or button press, or the timer's reminder check."""
+    """A rep's message or button press, or one of the timer's checks."""
     incoming = turn.incoming
-    if incoming.payload == "handoff:remind":
-        await handoff.remind(turn)
+    if incoming.payload in SYSTEM_EVENTS:
+        await SYSTEM_EVENTS[incoming.payload](turn)
         return
     staff_chat = turn.services.staff.chat_id
     if staff_chat is None or incoming.chat_id != staff_chat:

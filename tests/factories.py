@@ -82,25 +82,26 @@ class Turns:
         self.count += 1
         await self.storage.save(key, ConversationState(), str(self.count), records=records)
 
-    async def missed(
+    async def asked(
         self,
         key: ChatKey,
         question: str,
-        *reasons: str,
+        *misses: str,
         at: datetime,
         entry_id: str | None = None,
         language: str = "en",
     ) -> str:
-        """Log `question` as the FAQ does, with a miss for each reason ("not_helpful" on
-        `entry_id`); returns the question's id."""
+        """Log `question` as the FAQ does, answered unless `misses` gives the reasons it
+        was missed ("not_helpful" on `entry_id`); returns the question's id."""
         question_id = f"q{self.count + 1}"
-        decision = {"fallback": "fallback", "suggested": "suggest"}.get(reasons[0], "answer")
+        first = misses[0] if misses else None
+        decision = {"fallback": "fallback", "suggested": "suggest"}.get(first or "", "answer")
         await self(
             key,
             QuestionAsked(question_id, question, language, decision, entry_id, 0.5, at),
             *(
                 Miss(question_id, reason, at, entry_id if reason == "not_helpful" else None)
-                for reason in reasons
+                for reason in misses
             ),
         )
         return question_id

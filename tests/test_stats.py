@@ -120,11 +120,11 @@ def test_the_stats_command_reads_the_database(cli_env: dict[str, str]) -> None:
             update = HandoffUpdate(handoff.id, {"first_staff_reply_at": replied, "rating": 5})
             await storage.save(customer, ConversationState(), "2", [update])
             turn = Turns(storage)
-            await turn.missed(customer, "do you offer hosting", "fallback", at=opened)
-            asked = await turn.missed(
+            await turn.asked(customer, "do you offer hosting", "fallback", at=opened)
+            voted_down = await turn.asked(
                 customer, "how do I pay", "not_helpful", at=opened, entry_id="payment_methods"
             )
-            await turn(customer, Feedback("payment_methods", False, opened, asked))
+            await turn(customer, Feedback("payment_methods", False, opened, voted_down))
 
     asyncio.run(one_answered_handoff())
     result = minerdesk("stats", "--json", env=cli_env)

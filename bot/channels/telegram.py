@@ -67,6 +67,7 @@ from bot.media import TelegramFetcher
 from bot.ratelimit import RateLimiter, RateLimits
 from bot.serial import SerialQueues
 from bot.settings import Settings
+from handlers.digest import DIGEST_EVENT
 from handlers.i18n import SUPPORTED_LANGUAGES, translator
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
 from storage.base import ChatKey, InboxUpdate, QueuedMessage
@@ -81,7 +82,8 @@ TYPING_AFTER_SECONDS = 0.5
 TYPING_REPEAT_SECONDS = 4.5
 # The items of an album arrive within a fraction of a second of each other.
 ALBUM_QUIET_SECONDS = 1.0
-REMINDER_CHECK_SECONDS = 30.0
+# How often the staff flows are asked whether a reminder or the daily digest is due.
+STAFF_CHECK_SECONDS = 30.0
 COMMANDS = (
     ("start", "Start over and show the main menu"),
     ("menu", "The main menu"),
@@ -533,6 +535,19 @@ def _as_new_message(edit: EditMessageText) -> SendMessage:
     return SendMessage(chat_id=edit.chat_id, text=edit.text or "", reply_markup=edit.reply_markup)
 
 
+def staff_checks(settings: Settings) -> list[Incoming]:
+    """The system events the staff chat's timer sends through the engine: reminders, and
+    the daily digest when it is on; none without a staff chat."""
+    handoff = settings.handoff
+    if handoff.staff_chat_id is None:
+        return []
+    payloads = ["handoff:remind"] + ([DIGEST_EVENT] if handoff.digest_time is not None else [])
+    return [
+        Incoming(CHANNEL, str(handoff.staff_chat_id), "system", payload=payload, staff=True)
+        for payload in payloads
+    ]
+
+
 def webhook_secret(settings: Settings) -> str:
     """The configured secret, else one derived from the token (stable across restarts)."""
     secret = settings.telegram.webhook.secret
@@ -576,6 +591,7 @@ class TelegramChannel:
         self.notifier = app.order_notifier(CHANNEL, self.delivery)
         self.archive = app.media_archive(CHANNEL, TelegramFetcher(bot))
         self.staff_chat_id = app.settings.handoff.staff_chat_id
+        self._staff_checks = staff_checks(app.settings)
         self._updates = SerialQueues("telegram.updates")
         self._queued: set[str] = set()
         self._albums: dict[tuple[str, str], _Album] = {}
@@ -595,13 +611,15 @@ class TelegramChannel:
         await self.delivery.start()
         for stored in await self.app.storage.inbox(CHANNEL):
             self._submit(stored)
+        # What fell due while the bot was down goes out before anything new comes in.
+        await self._check_staff()
         receiving = asyncio.create_task(self._serve_webhook() if self.webhook else self._poll())
         notifying = asyncio.create_task(self.notifier.run())
-        reminding = asyncio.create_task(self._remind_staff())
+        checking = asyncio.create_task(self._check_staff_every_while())
         archiving = asyncio.create_task(self.archive.run()) if self.archive else None
         stopping = asyncio.create_task(self._stopping.wait())
         await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (receiving, notifying, reminding, archiving, stopping):
+        for task in (receiving, notifying, checking, archiving, stopping):
             if task is not None:
                 task.cancel()
         with suppress(asyncio.CancelledError):
@@ -754,19 +772,18 @@ class TelegramChannel:
             for update_id in album.update_ids:
                 self._queued.discard(update_id)
 
-    async def _remind_staff(self) -> None:
-        """Ask the handoff flow every so often whether a customer waits too long."""
-        if self.staff_chat_id is None:
-            return
-        check = Incoming(
-            CHANNEL, str(self.staff_chat_id), "system", payload="handoff:remind", staff=True
-        )
+    async def _check_staff_every_while(self) -> None:
         while True:
-            await asyncio.sleep(REMINDER_CHECK_SECONDS)
+            await asyncio.sleep(STAFF_CHECK_SECONDS)
+            await self._check_staff()
+
+    async def _check_staff(self) -> None:
+        """Ask the staff flows whether a customer waits too long, or the digest is due."""
+        for check in self._staff_checks:
             try:
                 outcome = await self.app.engine.handle(check)
             except Exception:
-                logger.exception("telegram.reminder_check_failed")
+                logger.exception("telegram.staff_check_failed payload=%s", check.payload)
                 continue
             for message in outcome.queued:
                 self.delivery.enqueue(message)

@@ -66,21 +66,21 @@ def chat(number: int) -> ChatKey:
 async def seed_known_clusters(turn: Turns) -> None:
     """20 questions in 19 chats (numbers: see the test)."""
     for number, text in enumerate(WARRANTY):
-        await turn.missed(chat(10 + number), text, "suggested", at=AT)
+        await turn.asked(chat(10 + number), text, "suggested", at=AT)
     # The same question twice: a suggestion then rejected is one question, two misses.
-    await turn.missed(chat(10), WARRANTY[0], "suggested", "none_of_these", at=AT)
-    await turn.missed(chat(14), ALREADY_AN_ALTERNATE, "suggested", at=AT)
-    await turn.missed(chat(15), VOTED_DOWN, "not_helpful", at=AT, entry_id="warranty_period")
+    await turn.asked(chat(10), WARRANTY[0], "suggested", "none_of_these", at=AT)
+    await turn.asked(chat(14), ALREADY_AN_ALTERNATE, "suggested", at=AT)
+    await turn.asked(chat(15), VOTED_DOWN, "not_helpful", at=AT, entry_id="warranty_period")
     for number, text in enumerate(HOSTING):
-        await turn.missed(chat(20 + number), text, "fallback", at=AT)
-    await turn.missed(chat(25), HOSTING[0].upper(), "fallback", at=AT)
-    await turn.missed(chat(20), HOSTING[2], "fallback", at=AT)
+        await turn.asked(chat(20 + number), text, "fallback", at=AT)
+    await turn.asked(chat(25), HOSTING[0].upper(), "fallback", at=AT)
+    await turn.asked(chat(20), HOSTING[2], "fallback", at=AT)
     for number, text in enumerate(PROFIT):
-        await turn.missed(chat(30 + number), text, "fallback", at=AT)
+        await turn.asked(chat(30 + number), text, "fallback", at=AT)
     for number, text in enumerate(ONCE):
-        await turn.missed(chat(40 + number), text, "fallback", at=AT)
+        await turn.asked(chat(40 + number), text, "fallback", at=AT)
     # The hosting question in Russian is grouped with Russian questions only: alone.
-    await turn.missed(
+    await turn.asked(
         chat(50), "вы предлагаете хостинг для майнеров", "fallback", at=AT, language="ru"
     )
 
@@ -233,9 +233,9 @@ def test_the_command_drafts_the_period_asked_for(cli_env: dict[str, str], tmp_pa
         async with SqliteStorage(Path(cli_env["MINERDESK_DATA_DIR"]) / "minerdesk.db") as db:
             turn = Turns(db)
             for number, text in enumerate(HOSTING):
-                await turn.missed(chat(number), text, "fallback", at=now - timedelta(hours=1))
+                await turn.asked(chat(number), text, "fallback", at=now - timedelta(hours=1))
             for number, text in enumerate(PROFIT):
-                await turn.missed(chat(number), text, "fallback", at=now - timedelta(days=40))
+                await turn.asked(chat(number), text, "fallback", at=now - timedelta(days=40))
 
     asyncio.run(seed())
     output = tmp_path / "gaps.yaml"
