@@ -280,7 +280,7 @@ def _faq_gaps(args: argparse.Namespace, settings: Settings) -> int:
     header = [
         f"minerdesk faq gaps: {len(misses)} misses from {since:%Y-%m-%d} to {until:%Y-%m-%d} "
         f"(UTC), grouped by meaning; groups asked fewer than {args.min_count} times left out.",
-        f"{len(gaps) - drafts} entries get new alternates, {drafts} new entries are drafted.",
+        f"Entries with new alternates: {len(gaps) - drafts}. New entries drafted: {drafts}.",
         "alternates: add each list to the `alternates` of the entry it names (in the file given).",
         "entries: write each answer and the alternates a comment asks for, paste the entries",
         "under `entries:` in a KB file, then run `minerdesk faq validate`.",
