@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, kb_path, load_settings
 from storage.tickets import TicketStatus
 
 if TYPE_CHECKING:
@@ -195,7 +195,6 @@ def _configure_logging(settings: Settings, quiet: bool) -> None:
 
 
 def _faq_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import kb_path
     from faq.loader import check_kb, kb_files
 
     path = args.path or kb_path(settings)
@@ -268,7 +267,7 @@ def _faq_gaps(args: argparse.Namespace, settings: Settings) -> int:
     gaps: list[Gap] = []
     files: dict[str, str] = {}
     if misses:  # else nothing to group, and no need to load the model
-        from bot.app import build_faq, kb_path
+        from bot.app import build_faq
 
         service = build_faq(settings)
         try:
@@ -359,7 +358,6 @@ def _orders_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import kb_path
     from bot.stats import faq_figures, format_faq_figures, format_figures, handoff_figures
     from faq.loader import check_kb
     from storage.sqlite import SqliteStorage

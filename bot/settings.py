@@ -273,6 +273,18 @@ class Settings(BaseSettings):
         return self.data_dir / "cache"
 
 
+def bundled_kb_path() -> Path:
+    """The knowledge base shipped with the package (faq/kb)."""
+    import faq
+
+    return Path(faq.__file__).parent / "kb"
+
+
+def kb_path(settings: Settings) -> Path:
+    """The KB folder to serve: `faq.kb_path`, else the bundled one."""
+    return settings.faq.kb_path or bundled_kb_path()
+
+
 def load_settings(config_path: Path | None = None) -> Settings:
     """Read config.yaml (if any) and the environment; raise SettingsError naming the bad key.
 
