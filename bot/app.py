@@ -7,12 +7,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from bot.delivery import Delivery
 from bot.media import MB, Fetcher, MediaArchive
 from bot.notifier import OrderNotifier
-from bot.settings import Settings
+from bot.settings import Settings, kb_path
+
+# Where they always were for the tests and benchmarks; bot.settings has them so that the
+# commands that only read files and the database need not import the channels.
+from bot.settings import bundled_kb_path as bundled_kb_path
 from faq.encoder import Encoder, multilingual_encoder
 from faq.service import FaqService, ReloadReport, watch_kb
 from handlers.engine import Engine, Services, StaffDesk
@@ -28,18 +31,6 @@ logger = logging.getLogger(__name__)
 
 # Messengers re-deliver within hours, so a week of processed-update marks is plenty.
 PRUNE_AFTER_DAYS = 7
-
-
-def bundled_kb_path() -> Path:
-    """The knowledge base shipped with the package (faq/kb)."""
-    import faq
-
-    return Path(faq.__file__).parent / "kb"
-
-
-def kb_path(settings: Settings) -> Path:
-    """The KB folder to serve: `faq.kb_path`, else the bundled one."""
-    return settings.faq.kb_path or bundled_kb_path()
 
 
 @dataclass
@@ -118,6 +109,7 @@ def staff_desk(settings: Settings) -> StaffDesk:
         reply_within_minutes=handoff.reply_within_minutes,
         remind_after_minutes=handoff.remind_after_minutes,
         admin_ids=frozenset(str(user_id) for user_id in handoff.admin_ids),
+        digest_at=handoff.digest_time,
     )
 
 

@@ -16,11 +16,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, kb_path, load_settings
 from storage.tickets import TicketStatus
 
 if TYPE_CHECKING:
     from faq.service import FaqResult
+    from storage.base import LoggedMiss
     from storage.tickets import Ticket
 
 logger = logging.getLogger("minerdesk")
@@ -97,7 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     import_orders.add_argument("file", type=Path, help="orders file (.csv, .json, .jsonl)")
     import_orders.set_defaults(handler=_orders_import)
 
-    stats = commands.add_parser("stats", help="handoff figures: volume, reply times, ratings")
+    stats = commands.add_parser(
+        "stats", help="handoff and FAQ figures: volume, reply times, ratings, answers, misses"
+    )
     stats.add_argument("--days", type=int, default=30, help="the period, ending now (default 30)")
     stats.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     stats.set_defaults(handler=_stats)
@@ -147,6 +150,22 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
     ask.set_defaults(handler=_faq_ask)
 
+    gaps = faq.add_parser(
+        "gaps", help="group what the FAQ missed by meaning; print a YAML draft for the KB"
+    )
+    gaps.add_argument("--days", type=int, default=30, help="the period, ending now (default 30)")
+    gaps.add_argument(
+        "--min-count",
+        type=int,
+        default=2,
+        metavar="K",
+        help="leave out groups asked fewer than K times (default 2)",
+    )
+    gaps.add_argument(
+        "--output", "-o", default="-", metavar="FILE", help="YAML file to write (default: stdout)"
+    )
+    gaps.set_defaults(handler=_faq_gaps)
+
     bench = faq.add_parser("bench", help="accuracy and latency on a labelled train/test pair")
     bench.add_argument("--train", type=Path, required=True, help="CSV with columns text,category")
     bench.add_argument("--test", type=Path, required=True, help="CSV with columns text,category")
@@ -176,7 +195,6 @@ def _configure_logging(settings: Settings, quiet: bool) -> None:
 
 
 def _faq_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import kb_path
     from faq.loader import check_kb, kb_files
 
     path = args.path or kb_path(settings)
@@ -230,6 +248,61 @@ def _print_result(result: FaqResult) -> None:
         print(to_plain_text(entry.answer_in(language)))
     for entry, candidate in zip(result.suggestions, result.match.candidates, strict=False):
         print(f"  ? [{entry.id}] {entry.question_in(language)} ({candidate.score:.3f})")
+
+
+def _faq_gaps(args: argparse.Namespace, settings: Settings) -> int:
+    from faq.gaps import Gap, NewEntry, entry_files, find_gaps, gaps_yaml
+    from storage.sqlite import SqliteStorage
+
+    if args.days < 1:
+        raise _Fatal("--days: expected 1 or more")
+    if args.min_count < 1:
+        raise _Fatal("--min-count: expected 1 or more")
+    until = datetime.now(UTC)
+    since = until - timedelta(days=args.days)
+
+    async def read() -> list[LoggedMiss]:
+        async with SqliteStorage(settings.database_path) as storage:
+            return await storage.misses(since, until)
+
+    misses = asyncio.run(read())
+    gaps: list[Gap] = []
+    files: dict[str, str] = {}
+    if misses:  # else nothing to group, and no need to load the model
+        from bot.app import build_faq
+
+        service = build_faq(settings)
+        try:
+            gaps = find_gaps(misses, service, args.min_count)
+        finally:
+            service.close()
+        files = entry_files(kb_path(settings))
+    drafts = sum(isinstance(gap, NewEntry) for gap in gaps)
+    header = [
+        f"minerdesk faq gaps: {len(misses)} misses from {since:%Y-%m-%d} to {until:%Y-%m-%d} "
+        f"(UTC), grouped by meaning; groups asked fewer than {args.min_count} times left out.",
+        f"Entries with new alternates: {len(gaps) - drafts}. New entries drafted: {drafts}.",
+        "alternates: add each list to the `alternates` of the entry it names (in the file given);",
+        "translations: add each list to that translation's `alternates` of the entry it names.",
+        "entries: write each answer and the alternates a comment asks for, paste the entries",
+        "under `entries:` in a KB file, then run `minerdesk faq validate`.",
+        "",
+    ]
+    text = gaps_yaml(gaps, header, files)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        path = Path(args.output)
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise _Fatal(f"{path}: {exc.strerror or exc}") from None
+        print(
+            f"{path}: {len(gaps) - drafts} entries with new alternates, {drafts} new",
+            file=sys.stderr,
+        )
+    logger.info("faq.gaps misses=%d gaps=%d new_entries=%d", len(misses), len(gaps), drafts)
+    return EXIT_OK
 
 
 def _faq_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -288,7 +361,8 @@ def _orders_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.stats import format_figures, handoff_figures
+    from bot.stats import faq_figures, format_faq_figures, format_figures, handoff_figures
+    from faq.loader import check_kb
     from storage.sqlite import SqliteStorage
 
     if args.days < 1:
@@ -297,10 +371,20 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
     async def read() -> dict[str, object]:
         async with SqliteStorage(settings.database_path) as storage:
             since = datetime.now(UTC) - timedelta(days=args.days)
-            return handoff_figures(await storage.handoff_stats(since), args.days)
+            handoffs = await storage.handoff_stats(since)
+            faq = await storage.faq_stats(since)
+        # The entries' questions only: a KB with errors leaves the ids to speak for them.
+        kb, _problems = check_kb(kb_path(settings), settings.company.placeholders())
+        questions = {entry.id: entry.question for entry in kb.entries} if kb else {}
+        return {**handoff_figures(handoffs, args.days), "faq": faq_figures(faq, questions)}
 
     figures = asyncio.run(read())
-    print(json.dumps(figures) if args.json else format_figures(figures))
+    if args.json:
+        print(json.dumps(figures, ensure_ascii=False))
+    else:
+        faq = figures["faq"]
+        assert isinstance(faq, dict)
+        print(format_figures(figures) + "\n\n" + format_faq_figures(faq, args.days))
     return EXIT_OK
 
 

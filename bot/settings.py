@@ -215,6 +215,9 @@ class HandoffSettings(Section):
     business_hours: BusinessHoursSettings = Field(default_factory=BusinessHoursSettings)
     # Telegram user ids of the staff allowed /reload and /faq_test in the staff chat.
     admin_ids: list[int] = Field(default_factory=list)
+    # A daily digest in the staff chat at this time (company.timezone): the day before's
+    # FAQ and handoff figures and the questions the bot missed most. Empty: no digest.
+    digest_time: time | None = None
 
 
 class MediaSettings(Section):
@@ -274,6 +277,18 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
+
+
+def bundled_kb_path() -> Path:
+    """The knowledge base shipped with the package (faq/kb)."""
+    import faq
+
+    return Path(faq.__file__).parent / "kb"
+
+
+def kb_path(settings: Settings) -> Path:
+    """The KB folder to serve: `faq.kb_path`, else the bundled one."""
+    return settings.faq.kb_path or bundled_kb_path()
 
 
 def load_settings(config_path: Path | None = None) -> Settings:

@@ -1,11 +1,13 @@
-"""`minerdesk stats`: how the handoff to sales reps is doing, from the database."""
+"""`minerdesk stats`: how the FAQ and the handoff to sales reps are doing, from the database."""
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
+from storage.base import FaqStats
 from storage.handoffs import HandoffStats
 
 
@@ -72,3 +74,76 @@ def format_figures(figures: dict[str, Any]) -> str:
         lines.append("  per day:")
         lines += [f"    {day}  {count}" for day, count in figures["per_day"].items()]
     return "\n".join(lines)
+
+
+def faq_figures(stats: FaqStats, questions: Mapping[str, str]) -> dict[str, Any]:
+    """The FAQ's figures as JSON-ready values; `questions` gives each entry id its question
+    (an entry since removed from the KB has None)."""
+    total = stats.questions
+
+    def counted(decision: str) -> dict[str, Any]:
+        count = stats.decisions.get(decision, 0)
+        return {"count": count, "share": round(count / total, 4) if total else None}
+
+    votes = sorted(stats.votes.items(), key=lambda item: (-item[1][1], -item[1][0], item[0]))
+    return {
+        "questions": total,
+        "answered": counted("answer"),
+        "suggested": counted("suggest"),
+        "fallback": counted("fallback"),
+        "languages": dict(Counter(stats.languages).most_common()),
+        "votes": [
+            {"entry_id": entry_id, "question": questions.get(entry_id), "up": up, "down": down}
+            for entry_id, (up, down) in votes
+        ],
+        "top_answered": [
+            {"entry_id": entry_id, "question": questions.get(entry_id), "count": count}
+            for entry_id, count in stats.answered
+        ],
+        "top_missed": [{"question": text, "count": count} for text, count in stats.missed],
+    }
+
+
+def format_faq_figures(figures: dict[str, Any], days: int) -> str:
+    """The FAQ's figures as a short report for a terminal."""
+    lines = [f"FAQ, last {days} days", f"  questions:                  {figures['questions']}"]
+    for key, label in (
+        ("answered", "answered"),
+        ("suggested", "suggestions offered"),
+        ("fallback", "fallbacks"),
+    ):
+        share = figures[key]["share"]
+        lines.append(
+            f"  {label + ':':<28}{figures[key]['count']}"
+            + ("" if share is None else f" ({share:.1%})")
+        )
+    spread = ", ".join(f"{language} {n}" for language, n in figures["languages"].items())
+    lines.append(f"  languages:                  {spread or '–'}")
+    sections: list[tuple[str, list[str]]] = [
+        (
+            "most answered",
+            [
+                f"{item['count']:>6}  {_entry(item['entry_id'], item['question'])}"
+                for item in figures["top_answered"]
+            ],
+        ),
+        (
+            "most missed",
+            [f"{item['count']:>6}  {item['question']}" for item in figures["top_missed"]],
+        ),
+        (
+            "votes (👍 / 👎), most 👎 first",
+            [
+                f"{item['up']:>3} / {item['down']:<3} {_entry(item['entry_id'], item['question'])}"
+                for item in figures["votes"]
+            ],
+        ),
+    ]
+    for title, rows in sections:
+        lines.append(f"  {title}:" + ("" if rows else " –"))
+        lines += [f"  {row}" for row in rows]
+    return "\n".join(lines)
+
+
+def _entry(entry_id: str, question: str | None) -> str:
+    return f"[{entry_id}] {question}" if question else f"[{entry_id}] (no longer in the KB)"

@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 
 from faq.service import FaqService
 from handlers.hours import BusinessHours
@@ -45,6 +45,8 @@ class StaffDesk:
     remind_after_minutes: int = 10
     # User ids (as channels give them) allowed the staff chat's KB commands.
     admin_ids: frozenset[str] = frozenset()
+    # When the daily digest goes to the staff chat (the company's time zone); None: never.
+    digest_at: time | None = None
 
 
 @dataclass(frozen=True)

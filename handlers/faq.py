@@ -1,19 +1,27 @@
 """Answering questions from the knowledge base: answer, "did you mean", or an honest fallback.
 
-After a 👎 the bot asks what the customer was looking for (step `waiting_for_rephrase`):
-the rephrasing is kept for staff as a miss and answered like any question.
+Every question the matcher sees is logged, personal data masked, with its decision; a
+fallback, a suggestion, a rejected suggestion and a 👎 are kept as misses for staff
+(`minerdesk faq gaps`). The chat remembers which question its recent answers were for, so a
+👎 names the question that got the answer. After a 👎 the bot asks what the customer was
+looking for (step `waiting_for_rephrase`) and answers the rephrasing like any question.
 """
 
 from __future__ import annotations
 
+import secrets
+from typing import Any
+
 from faq.matcher import Decision
 from faq.schema import Entry
+from faq.service import FaqResult
 from handlers.engine import Turn
 from handlers.handoff import open_handoff
 from handlers.i18n import N_
 from handlers.menu import menu_button, stale_button, unsupported_media
 from handlers.messages import Button
-from storage.base import Feedback, Miss
+from handlers.privacy import mask_personal_data
+from storage.base import ConversationState, Feedback, Miss, QuestionAsked
 
 FLOW = "faq"
 MAX_RELATED = 3
@@ -23,6 +31,11 @@ MAX_QUESTION_CHARS = 1000
 # Two questions in a row the KB cannot answer: a person will do better than a third try.
 HANDOFF_AFTER_MISSES = 2
 MISSES_IN_A_ROW = "misses_in_a_row"
+# The question whose "Did you mean" choices are on screen: {"question_id", "entry_ids"}.
+SUGGESTED = "faq_suggested"
+# Entry id -> the question it answered, for the newest answers still open to a vote.
+ANSWERED = "faq_answered"
+ANSWERS_REMEMBERED = 5
 
 
 def entry_button(turn: Turn, entry: Entry) -> Button:
@@ -48,19 +61,25 @@ async def answer_question(turn: Turn, args: list[str]) -> None:
     if result.language != "en" and result.language != turn.state.language:
         # Written in Russian or Chinese: the customer has shown which language they read.
         turn.state.language, turn.state.language_chosen = result.language, True
+    question_id = log_question(turn, text, result)
     if result.decision is not Decision.FALLBACK:
         turn.state.data.pop(MISSES_IN_A_ROW, None)
     if result.decision is Decision.ANSWER and result.entry:
+        remember_answer(turn.state, result.entry.id, question_id)
         send_answer(turn, result.entry)
     elif result.decision is Decision.SUGGEST:
-        turn.state.data["faq_question"] = text
+        turn.records.append(Miss(question_id, "suggested", turn.services.now()))
+        turn.state.data[SUGGESTED] = {
+            "question_id": question_id,
+            "entry_ids": [entry.id for entry in result.suggestions],
+        }
         turn.say(
             turn._("I'm not sure I understood. Did you mean:"),
             *[[entry_button(turn, entry)] for entry in result.suggestions],
             [Button(turn._("None of these"), "faq:none")],
         )
     else:
-        turn.records.append(Miss(text, "fallback"))
+        turn.records.append(Miss(question_id, "fallback", turn.services.now()))
         misses = turn.state.data.get(MISSES_IN_A_ROW, 0) + 1
         if misses < HANDOFF_AFTER_MISSES:
             turn.state.data[MISSES_IN_A_ROW] = misses
@@ -68,6 +87,39 @@ async def answer_question(turn: Turn, args: list[str]) -> None:
             return
         turn.say(turn._("I still have no answer, so I am passing you to a person from our team."))
         await open_handoff(turn, "fallbacks")
+
+
+def new_question_id() -> str:
+    """64 random bits: unique in a log that grows by thousands of questions a day."""
+    return secrets.token_hex(8)
+
+
+def log_question(turn: Turn, text: str, result: FaqResult) -> str:
+    """Keep the question (masked) with the matcher's verdict; returns the id that misses and
+    votes on its answer refer to."""
+    best = result.match.best
+    question_id = new_question_id()
+    turn.records.append(
+        QuestionAsked(
+            id=question_id,
+            question=mask_personal_data(text),
+            language=turn.state.language,
+            decision=result.decision.value,
+            entry_id=best.entry_id if best else None,
+            confidence=round(result.match.confidence, 4),
+            at=turn.services.now(),
+        )
+    )
+    return question_id
+
+
+def remember_answer(state: ConversationState, entry_id: str, question_id: str) -> None:
+    """Note the question this answer was for, so a 👎 on it can name the question."""
+    answered: dict[str, Any] = state.data.setdefault(ANSWERED, {})
+    answered.pop(entry_id, None)
+    answered[entry_id] = question_id
+    for oldest in list(answered)[:-ANSWERS_REMEMBERED]:
+        del answered[oldest]
 
 
 def answer_rows(turn: Turn, entry: Entry, feedback: bool = True) -> list[list[Button]]:
@@ -103,6 +155,10 @@ async def faq_button(turn: Turn, args: list[str]) -> None:
     faq = turn.services.faq
     match args:
         case ["show", entry_id] if (entry := faq.entry(entry_id)) is not None:
+            suggested = turn.state.data.get(SUGGESTED)
+            if suggested and entry.id in suggested["entry_ids"]:
+                # The customer picked this choice for their question: its answer is for it.
+                remember_answer(turn.state, entry.id, suggested["question_id"])
             send_answer(turn, entry)
         case ["fb", entry_id, vote] if (entry := faq.entry(entry_id)) is not None and vote in (
             "0",
@@ -110,25 +166,34 @@ async def faq_button(turn: Turn, args: list[str]) -> None:
         ):
             record_feedback(turn, entry, helpful=vote == "1")
         case ["none"]:
-            question = turn.state.data.pop("faq_question", None)
-            if question:
-                turn.records.append(Miss(question, "none_of_these"))
+            suggested = turn.state.data.pop(SUGGESTED, None)
+            if suggested:
+                now = turn.services.now()
+                turn.records.append(Miss(suggested["question_id"], "none_of_these", now))
             fallback(turn)
         case _:
             await stale_button(turn, args)
 
 
 def record_feedback(turn: Turn, entry: Entry, helpful: bool) -> None:
-    """Store the vote and take the 👍/👎 pair off the answer, so it is counted once."""
+    """Store the vote and take the 👍/👎 pair off the answer, so it is counted once; a 👎
+    keeps the question that got the answer as a miss."""
     _ = turn._
-    turn.records.append(Feedback(entry.id, helpful))
+    answered: dict[str, Any] = turn.state.data.get(ANSWERED, {})
+    question_id = answered.pop(entry.id, None)
+    now = turn.services.now()
+    turn.records.append(Feedback(entry.id, helpful, now, question_id))
     turn.replace(entry.answer_in(turn.state.language), *answer_rows(turn, entry, feedback=False))
     if helpful:
         turn.notice = _("Thanks for the feedback!")
         return
+    if question_id is not None:
+        turn.records.append(Miss(question_id, "not_helpful", now, entry.id))
     turn.state.reset()
     turn.state.flow, turn.state.step = FLOW, "waiting_for_rephrase"
-    turn.state.data["entry_id"] = entry.id
+    if answered:
+        # The other answers on screen can still be voted on.
+        turn.state.data[ANSWERED] = answered
     turn.say(
         _(
             "Sorry that did not help. What were you looking for? Write it in your own words "
@@ -139,14 +204,13 @@ def record_feedback(turn: Turn, entry: Entry, helpful: bool) -> None:
 
 
 async def faq_step(turn: Turn, args: list[str]) -> None:
-    """The customer's message while the FAQ waits for a rephrasing after a 👎."""
-    entry_id = turn.state.data.get("entry_id")
-    turn.state.reset()
+    """The customer's message while the FAQ waits for a rephrasing after a 👎: a question
+    like any other (the FAQ's notes on the answers on screen stay)."""
+    turn.state.flow, turn.state.step = None, None
     text = (turn.incoming.text or "").strip()
     if turn.incoming.media or not text:
         await unsupported_media(turn, [])
         return
-    turn.records.append(Miss(text[:MAX_QUESTION_CHARS], "not_helpful", entry_id))
     await answer_question(turn, [])
 
 

@@ -5,6 +5,19 @@ from __future__ import annotations
 import re
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+# Phone numbers have 7 to 15 digits (E.164); other numbers from 6 digits on are order,
+# account or card numbers. Shorter ones (quantities, hashrates, prices, years) stay.
+PHONE_DIGITS = range(7, 16)
+LONG_NUMBER_DIGITS = 6
+PHONE = "[phone]"
+NUMBER = "[number]"
+# A run of digits with the separators people type inside phone and card numbers, standing
+# on its own: digits glued to letters ("S19j", "M50S", "3250W") are model names and specs.
+_DIGIT_RUN = re.compile(r"(?<![\w+])\+?\(?\d(?:[ ().\-]{0,2}\d)*\)?(?!\w)")
+# Long runs inside a word are identifiers all the same: "ORD20261123", "1Z999AA10123456784".
+_LONG_DIGITS = re.compile(rf"\d{{{LONG_NUMBER_DIGITS},}}")
+# Dates are not personal, and staff want them readable: 2026-11-23, 23.11.2026, 23/11/26.
+_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}")
 
 
 def mask_email(email: str) -> str:
@@ -27,3 +40,26 @@ def _mask(part: str) -> str:
 def mask_emails_in(text: str) -> str:
     """Every e-mail address in free text masked, for logs of what customers typed."""
     return _EMAIL.sub(lambda match: mask_email(match.group()), text)
+
+
+def mask_personal_data(text: str) -> str:
+    """Free text with e-mails masked and phone, order and card numbers replaced by
+    "[phone]" / "[number]", for logs kept for months (the questions `faq gaps` reads).
+
+    Model names and short figures stay readable: "S19j Pro", "M50S++", "110 TH/s", "2 units".
+    """
+    masked = _DIGIT_RUN.sub(_mask_digits, mask_emails_in(text))
+    return _LONG_DIGITS.sub(NUMBER, masked)
+
+
+def _mask_digits(match: re.Match[str]) -> str:
+    run = match.group()
+    if _DATE.fullmatch(run.strip("()")):
+        return run
+    digits = sum(char.isdigit() for char in run)
+    looks_like_phone = run.startswith(("+", "(")) or not run.isdigit()
+    if looks_like_phone and digits in PHONE_DIGITS:
+        return PHONE
+    if digits >= LONG_NUMBER_DIGITS:
+        return NUMBER
+    return run

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from handlers import faq_admin, handoff, tickets
+from collections.abc import Awaitable, Callable
+
+from handlers import digest, faq_admin, handoff, tickets
 from handlers.engine import Turn
 
 STAFF_BUTTONS = {"ticket": tickets.staff_button}
+# What the channel's timer asks about: a reminder due, a digest due.
+SYSTEM_EVENTS: dict[str, Callable[[Turn], Awaitable[None]]] = {
+    "handoff:remind": handoff.remind,
+    digest.DIGEST_EVENT: digest.post_digest,
+}
 
 
 async def staff_event(turn: Turn, args: list[str]) -> None:
-    """A rep's message or button press, or a system event: the timer's reminder check,
+    """A rep's message or button press, or a system event: one of the timer's checks, or
     the KB watcher's report."""
     incoming = turn.incoming
-    if incoming.payload == "handoff:remind":
-        await handoff.remind(turn)
+    if incoming.payload in SYSTEM_EVENTS:
+        await SYSTEM_EVENTS[incoming.payload](turn)
         return
     if incoming.payload is not None and incoming.payload.startswith(faq_admin.RELOADED):
         await faq_admin.post_reload_report(turn, incoming.payload.removeprefix(faq_admin.RELOADED))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from storage.handoffs import HandoffOpened, HandoffStore, HandoffUpdate, Said, StaffNote
@@ -37,24 +37,89 @@ class ConversationState:
 
 
 @dataclass(frozen=True)
+class QuestionAsked:
+    """A question the FAQ matcher saw and what it decided: the log `minerdesk stats` and
+    `minerdesk faq gaps` read.
+
+    `question` has personal data masked; `entry_id` is the best candidate whatever the
+    decision ("answer", "suggest" or "fallback"). The turn chooses `id`, so a Miss or
+    Feedback of a later turn can name the question.
+    """
+
+    id: str
+    question: str
+    language: str
+    decision: str
+    entry_id: str | None
+    confidence: float
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Feedback:
-    """A customer's 👍 (helpful) or 👎 on an FAQ answer."""
+    """A customer's 👍 (helpful) or 👎 on an FAQ answer, and the question it answered when
+    the chat still knew it (None: the answer came from a button, or long ago)."""
 
     entry_id: str
     helpful: bool
+    at: datetime
+    question_id: str | None = None
 
 
 @dataclass(frozen=True)
 class Miss:
-    """A question the knowledge base did not answer well: what staff should look at next.
+    """A logged question the knowledge base did not answer well: what staff should look at.
 
-    `reason` says how we know: "fallback" (no answer), "none_of_these" (suggestions
-    rejected) or "not_helpful" (the rephrasing after a 👎 on `entry_id`).
+    `reason` says how we know: "fallback" (no answer), "suggested" (not sure: choices
+    offered), "none_of_these" (the choices rejected) or "not_helpful" (a 👎 on the answer
+    `entry_id`).
     """
+
+    question_id: str
+    reason: str
+    at: datetime
+    entry_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LoggedMiss:
+    """A miss read back with its question, the chat that asked and the chat's language."""
 
     question: str
     reason: str
-    entry_id: str | None = None
+    entry_id: str | None
+    language: str
+    key: ChatKey
+    at: datetime
+    # None for misses kept before the question log (schema 6): each one a question of its own.
+    question_id: str | None
+
+
+@dataclass(frozen=True)
+class FaqStats:
+    """The FAQ's figures for a period."""
+
+    # Questions by decision ("answer", "suggest", "fallback") and by the chat's language.
+    decisions: dict[str, int]
+    languages: dict[str, int]
+    # (entry id, questions it answered), most first.
+    answered: list[tuple[str, int]]
+    # Entry id -> (👍, 👎).
+    votes: dict[str, tuple[int, int]]
+    # (masked question, times missed), most first; the same words in any case count as one.
+    missed: list[tuple[str, int]]
+
+    @property
+    def questions(self) -> int:
+        return sum(self.decisions.values())
+
+
+@dataclass(frozen=True)
+class DigestSent:
+    """The staff chat got the daily digest of `day` (in the company's time zone)."""
+
+    day: date
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -73,8 +138,10 @@ class FailedOwnershipCheck:
 
 # What a turn of conversation asks storage to keep, besides the state itself.
 Record = (
-    Feedback
+    QuestionAsked
+    | Feedback
     | Miss
+    | DigestSent
     | OrderLinked
     | FailedOwnershipCheck
     | HandoffOpened
@@ -164,8 +231,25 @@ class FeedbackStore(Protocol):
         """Entry id -> (helpful, not helpful) votes."""
         ...
 
-    async def misses(self, limit: int = 100) -> list[tuple[str, Miss]]:
-        """The newest misses with their time (ISO 8601, UTC), newest first."""
+    async def misses(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[LoggedMiss]:
+        """Misses kept at or after `since` and before `until` (tz-aware; None: no bound),
+        oldest first."""
+        ...
+
+    async def faq_stats(
+        self, since: datetime, until: datetime | None = None, top: int = 10
+    ) -> FaqStats:
+        """The FAQ's figures for questions, votes and misses at or after `since` and before
+        `until` (tz-aware; None: up to now), with the `top` answered entries and missed
+        questions."""
+        ...
+
+
+class DigestStore(Protocol):
+    async def last_digest_day(self) -> date | None:
+        """The newest day whose daily digest went to the staff chat, if any did."""
         ...
 
 
@@ -174,6 +258,7 @@ class Storage(
     InboxStore,
     OutboxStore,
     FeedbackStore,
+    DigestStore,
     OrderStore,
     HandoffStore,
     TicketStore,

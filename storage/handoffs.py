@@ -167,6 +167,7 @@ class HandoffStore(Protocol):
         """The newest staff notes on this customer's handoffs, oldest first."""
         ...
 
-    async def handoff_stats(self, since: datetime) -> HandoffStats:
-        """Figures for handoffs opened (and conversations active) since then."""
+    async def handoff_stats(self, since: datetime, until: datetime | None = None) -> HandoffStats:
+        """Figures for handoffs opened (and conversations active) at or after `since` and
+        before `until` (None: up to now)."""
         ...

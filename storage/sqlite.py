@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
@@ -19,11 +20,15 @@ import aiosqlite
 from storage.base import (
     ChatKey,
     ConversationState,
+    DigestSent,
     FailedOwnershipCheck,
+    FaqStats,
     Feedback,
     InboxUpdate,
+    LoggedMiss,
     Miss,
     OrderLinked,
+    QuestionAsked,
     QueuedMessage,
     Record,
 )
@@ -281,7 +286,36 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE conversations ADD COLUMN language_chosen INTEGER NOT NULL DEFAULT 0;
     """,
+    """
+    -- Every question the FAQ matcher sees, personal data masked; the turn chooses the id.
+    CREATE TABLE faq_questions (
+        id TEXT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        language TEXT NOT NULL,
+        question TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        entry_id TEXT,
+        confidence REAL NOT NULL,
+        asked_at TEXT NOT NULL
+    );
+    CREATE INDEX faq_questions_asked_at ON faq_questions (asked_at);
+    -- Misses and votes name the logged question; older rows have none. A miss keeps a copy
+    -- of the question's text, as older ones hold theirs, so every miss reads on its own.
+    ALTER TABLE faq_misses ADD COLUMN question_id TEXT REFERENCES faq_questions (id);
+    ALTER TABLE faq_feedback ADD COLUMN question_id TEXT REFERENCES faq_questions (id);
+    CREATE INDEX faq_misses_created_at ON faq_misses (created_at);
+    CREATE INDEX faq_feedback_created_at ON faq_feedback (created_at);
+    CREATE TABLE staff_digests (
+        day TEXT PRIMARY KEY,
+        sent_at TEXT NOT NULL
+    );
+    """,
 ]
+# Misses kept before the question log have no language: every chat was in English then.
+_LANGUAGE_BEFORE_THE_LOG = "en"
+# An upper bound later than any stored time, for periods open at the end.
+_END_OF_TIME = "9999-12-31T23:59:59.999Z"
 
 # A transcript line longer than this is cut (the context card only needs the gist).
 CHAT_LINE_MAX_CHARS = 500
@@ -324,6 +358,12 @@ def _utc_timestamp(moment: datetime) -> str:
         raise ValueError(f"naive datetime {moment!r}: pass a tz-aware one")
     utc = moment.astimezone(UTC)
     return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+
+
+def _period(since: datetime | None, until: datetime | None) -> tuple[str, str]:
+    """Bounds for `column >= ? AND column < ?` on stored times; None leaves that end open."""
+    start = "" if since is None else _utc_timestamp(since)
+    return start, _END_OF_TIME if until is None else _utc_timestamp(until)
 
 
 def _parse_timestamp(value: str) -> datetime:
@@ -553,17 +593,50 @@ class SqliteStorage:
     @staticmethod
     async def _write_record(db: aiosqlite.Connection, key: ChatKey, record: Record) -> None:
         match record:
-            case Feedback(entry_id, helpful):
+            case QuestionAsked(question_id, question, language, decision, entry_id, score, at):
                 await db.execute(
-                    "INSERT INTO faq_feedback (channel, chat_id, entry_id, helpful) "
-                    "VALUES (?, ?, ?, ?)",
-                    (key.channel, key.chat_id, entry_id, int(helpful)),
+                    """INSERT INTO faq_questions (id, channel, chat_id, language, question,
+                         decision, entry_id, confidence, asked_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (
+                        question_id,
+                        key.channel,
+                        key.chat_id,
+                        language,
+                        question,
+                        decision,
+                        entry_id,
+                        score,
+                        _utc_timestamp(at),
+                    ),
                 )
-            case Miss(question, reason, entry_id):
+            case Feedback(entry_id, helpful, at, question_id):
                 await db.execute(
-                    "INSERT INTO faq_misses (channel, chat_id, question, reason, entry_id) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (key.channel, key.chat_id, question, reason, entry_id),
+                    "INSERT INTO faq_feedback (channel, chat_id, entry_id, helpful, question_id, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        key.channel,
+                        key.chat_id,
+                        entry_id,
+                        int(helpful),
+                        question_id,
+                        _utc_timestamp(at),
+                    ),
+                )
+            case Miss(question_id, reason, at, entry_id):
+                cursor = await db.execute(
+                    """INSERT INTO faq_misses (channel, chat_id, question, reason, entry_id,
+                         question_id, created_at)
+                       SELECT ?, ?, question, ?, ?, id, ? FROM faq_questions WHERE id=?""",
+                    (key.channel, key.chat_id, reason, entry_id, _utc_timestamp(at), question_id),
+                )
+                if cursor.rowcount == 0:
+                    # A flow's bug: fail the turn rather than keep a miss nobody can read.
+                    raise ValueError(f"no logged question {question_id}")
+            case DigestSent(day, at):
+                await db.execute(
+                    "INSERT INTO staff_digests (day, sent_at) VALUES (?, ?)",
+                    (day.isoformat(), _utc_timestamp(at)),
                 )
             case OrderLinked(number):
                 # The stored spelling of the number when the order is known, so links, history
@@ -807,14 +880,71 @@ class SqliteStorage:
             rows = await cursor.fetchall()
         return {row[0]: (int(row[1]), int(row[2])) for row in rows}
 
-    async def misses(self, limit: int = 100) -> list[tuple[str, Miss]]:
+    async def misses(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[LoggedMiss]:
         async with self.db.execute(
-            "SELECT created_at, question, reason, entry_id FROM faq_misses "
-            "ORDER BY id DESC LIMIT ?",
-            (limit,),
+            """SELECT m.question, m.reason, m.entry_id, COALESCE(q.language, ?), m.channel,
+                 m.chat_id, m.created_at, m.question_id
+               FROM faq_misses m LEFT JOIN faq_questions q ON q.id = m.question_id
+               WHERE m.created_at >= ? AND m.created_at < ? ORDER BY m.created_at, m.id""",
+            (_LANGUAGE_BEFORE_THE_LOG, *_period(since, until)),
         ) as cursor:
             rows = await cursor.fetchall()
-        return [(row[0], Miss(row[1], row[2], row[3])) for row in rows]
+        return [
+            LoggedMiss(
+                question,
+                reason,
+                entry_id,
+                language,
+                ChatKey(channel, chat_id),
+                _parse_timestamp(at),
+                question_id,
+            )
+            for question, reason, entry_id, language, channel, chat_id, at, question_id in rows
+        ]
+
+    async def faq_stats(
+        self, since: datetime, until: datetime | None = None, top: int = 10
+    ) -> FaqStats:
+        period = _period(since, until)
+        decisions: Counter[str] = Counter()
+        languages: Counter[str] = Counter()
+        async with self.db.execute(
+            "SELECT decision, language, COUNT(*) FROM faq_questions "
+            "WHERE asked_at >= ? AND asked_at < ? GROUP BY decision, language",
+            period,
+        ) as cursor:
+            async for decision, language, count in cursor:
+                decisions[decision] += count
+                languages[language] += count
+        async with self.db.execute(
+            "SELECT entry_id, COUNT(*) FROM faq_questions "
+            "WHERE asked_at >= ? AND asked_at < ? AND decision='answer' "
+            "GROUP BY entry_id ORDER BY COUNT(*) DESC, entry_id LIMIT ?",
+            (*period, top),
+        ) as cursor:
+            answered = [(entry_id, count) for entry_id, count in await cursor.fetchall()]
+        async with self.db.execute(
+            "SELECT entry_id, SUM(helpful), SUM(1 - helpful) FROM faq_feedback "
+            "WHERE created_at >= ? AND created_at < ? GROUP BY entry_id",
+            period,
+        ) as cursor:
+            votes = {row[0]: (int(row[1]), int(row[2])) for row in await cursor.fetchall()}
+        # A question missed twice (suggested, then none of these) counts once.
+        async with self.db.execute(
+            """SELECT MIN(question), COUNT(DISTINCT COALESCE(question_id, 'row:' || id)) AS times
+               FROM faq_misses WHERE created_at >= ? AND created_at < ?
+               GROUP BY lower(question) ORDER BY times DESC, MIN(question) LIMIT ?""",
+            (*period, top),
+        ) as cursor:
+            missed = [(question, times) for question, times in await cursor.fetchall()]
+        return FaqStats(dict(decisions), dict(languages), answered, votes, missed)
+
+    async def last_digest_day(self) -> date | None:
+        async with self.db.execute("SELECT MAX(day) FROM staff_digests") as cursor:
+            row = await cursor.fetchone()
+        return None if row is None or row[0] is None else date.fromisoformat(row[0])
 
     async def prune(self, older_than_days: float) -> None:
         cutoff = f"-{older_than_days} days"
@@ -1112,14 +1242,14 @@ class SqliteStorage:
             for handoff_id, author, text, at in reversed(rows)
         ]
 
-    async def handoff_stats(self, since: datetime) -> HandoffStats:
+    async def handoff_stats(self, since: datetime, until: datetime | None = None) -> HandoffStats:
         """Figures for handoffs opened (and customer chats that wrote) at or after `since`
-        (tz-aware)."""
-        start = _utc_timestamp(since)
+        and before `until` (tz-aware; None: up to now)."""
+        period = _period(since, until)
         async with self.db.execute(
             "SELECT opened_at, first_staff_reply_at, rating FROM handoffs "
-            "WHERE opened_at >= ? ORDER BY opened_at, id",
-            (start,),
+            "WHERE opened_at >= ? AND opened_at < ? ORDER BY opened_at, id",
+            period,
         ) as cursor:
             rows = list(await cursor.fetchall())
         per_day: dict[str, int] = {}
@@ -1136,8 +1266,8 @@ class SqliteStorage:
                 ratings.append(rating)
         async with self.db.execute(
             "SELECT COUNT(*) FROM (SELECT DISTINCT channel, chat_id FROM chat_lines "
-            "WHERE from_customer=1 AND at >= ?)",
-            (start,),
+            "WHERE from_customer=1 AND at >= ? AND at < ?)",
+            period,
         ) as cursor:
             row = await cursor.fetchone()
         return HandoffStats(

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from handlers.messages import Incoming, Media
-from storage.base import ChatKey, ConversationState, Record
+from storage.base import ChatKey, ConversationState, Miss, QuestionAsked, Record
 from storage.orders import Condition, Order, OrderItem, OrderStatus
 from storage.sqlite import SqliteStorage
 
@@ -81,3 +81,27 @@ class Turns:
     async def __call__(self, key: ChatKey, *records: Record) -> None:
         self.count += 1
         await self.storage.save(key, ConversationState(), str(self.count), records=records)
+
+    async def asked(
+        self,
+        key: ChatKey,
+        question: str,
+        *misses: str,
+        at: datetime,
+        entry_id: str | None = None,
+        language: str = "en",
+    ) -> str:
+        """Log `question` as the FAQ does, answered unless `misses` gives the reasons it
+        was missed ("not_helpful" on `entry_id`); returns the question's id."""
+        question_id = f"q{self.count + 1}"
+        first = misses[0] if misses else None
+        decision = {"fallback": "fallback", "suggested": "suggest"}.get(first or "", "answer")
+        await self(
+            key,
+            QuestionAsked(question_id, question, language, decision, entry_id, 0.5, at),
+            *(
+                Miss(question_id, reason, at, entry_id if reason == "not_helpful" else None)
+                for reason in misses
+            ),
+        )
+        return question_id

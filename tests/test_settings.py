@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,12 @@ def test_the_media_folder_is_anchored_to_the_config_file(
 def test_a_wrong_media_setting_names_its_key(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(SettingsError, match=rf"^{key}:"):
         load_settings(write_config(tmp_path, text))
+
+
+def test_the_digest_time_is_a_time_of_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(ROOT / "config.yaml").handoff.digest_time is None
+    monkeypatch.setenv("MINERDESK_HANDOFF__DIGEST_TIME", "09:30")
+    assert load_settings().handoff.digest_time == time(9, 30)
+    monkeypatch.setenv("MINERDESK_HANDOFF__DIGEST_TIME", "25:00")
+    with pytest.raises(SettingsError, match=r"^handoff\.digest_time: "):
+        load_settings()

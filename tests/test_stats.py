@@ -7,11 +7,17 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.stats import format_figures, handoff_figures
-from storage.base import ChatKey, ConversationState
+from bot.stats import faq_figures, format_faq_figures, format_figures, handoff_figures
+from storage.base import ChatKey, ConversationState, FaqStats, Feedback
 from storage.handoffs import HandoffOpened, HandoffStats, HandoffUpdate, Said
 from storage.sqlite import SqliteStorage
+from tests.factories import Turns
 from tests.test_cli import minerdesk
+
+QUESTIONS = {
+    "instalments": "Can I pay for my order in instalments?",
+    "payment_methods": "What payment methods do you accept?",
+}
 
 
 def test_figures_from_known_handoffs() -> None:
@@ -41,6 +47,60 @@ def test_no_handoffs_say_so() -> None:
     assert "(no ratings)" in report
 
 
+def test_faq_figures_from_known_counts() -> None:
+    stats = FaqStats(
+        decisions={"answer": 14, "suggest": 4, "fallback": 2},
+        languages={"ru": 3, "en": 17},
+        answered=[("payment_methods", 9), ("instalments", 5)],
+        votes={"instalments": (3, 1), "payment_methods": (5, 0), "gone_entry": (0, 2)},
+        missed=[("do you offer hosting", 3), ("is mining profitable", 1)],
+    )
+    figures = faq_figures(stats, QUESTIONS)
+    assert figures["questions"] == 20
+    assert figures["answered"] == {"count": 14, "share": 0.7}
+    assert figures["suggested"] == {"count": 4, "share": 0.2}
+    assert figures["fallback"] == {"count": 2, "share": 0.1}
+    assert figures["languages"] == {"en": 17, "ru": 3}
+    assert figures["votes"] == [
+        {"entry_id": "gone_entry", "question": None, "up": 0, "down": 2},
+        {"entry_id": "instalments", "question": QUESTIONS["instalments"], "up": 3, "down": 1},
+        {
+            "entry_id": "payment_methods",
+            "question": QUESTIONS["payment_methods"],
+            "up": 5,
+            "down": 0,
+        },
+    ]
+    assert figures["top_answered"][0] == {
+        "entry_id": "payment_methods",
+        "question": QUESTIONS["payment_methods"],
+        "count": 9,
+    }
+    assert figures["top_missed"] == [
+        {"question": "do you offer hosting", "count": 3},
+        {"question": "is mining profitable", "count": 1},
+    ]
+    report = format_faq_figures(figures, days=30).splitlines()
+    assert report[:6] == [
+        "FAQ, last 30 days",
+        "  questions:                  20",
+        "  answered:                   14 (70.0%)",
+        "  suggestions offered:        4 (20.0%)",
+        "  fallbacks:                  2 (10.0%)",
+        "  languages:                  en 17, ru 3",
+    ]
+    assert "       9  [payment_methods] What payment methods do you accept?" in report
+    assert "       3  do you offer hosting" in report
+    assert "    0 / 2   [gone_entry] (no longer in the KB)" in report
+
+
+def test_no_questions_say_so() -> None:
+    report = format_faq_figures(faq_figures(FaqStats({}, {}, [], {}, []), {}), days=7)
+    assert "  answered:                   0\n" in report
+    assert "  languages:                  –" in report
+    assert "  most missed: –" in report
+
+
 def test_the_stats_command_reads_the_database(cli_env: dict[str, str]) -> None:
     database = Path(cli_env["MINERDESK_DATA_DIR"]) / "minerdesk.db"
     opened = datetime.now(UTC) - timedelta(hours=2)
@@ -59,6 +119,12 @@ def test_the_stats_command_reads_the_database(cli_env: dict[str, str]) -> None:
             replied = opened + timedelta(minutes=3)
             update = HandoffUpdate(handoff.id, {"first_staff_reply_at": replied, "rating": 5})
             await storage.save(customer, ConversationState(), "2", [update])
+            turn = Turns(storage)
+            await turn.asked(customer, "do you offer hosting", "fallback", at=opened)
+            voted_down = await turn.asked(
+                customer, "how do I pay", "not_helpful", at=opened, entry_id="payment_methods"
+            )
+            await turn(customer, Feedback("payment_methods", False, opened, voted_down))
 
     asyncio.run(one_answered_handoff())
     result = minerdesk("stats", "--json", env=cli_env)
@@ -67,5 +133,24 @@ def test_the_stats_command_reads_the_database(cli_env: dict[str, str]) -> None:
     assert (figures["handoffs"], figures["conversations"], figures["handoff_share"]) == (1, 1, 1.0)
     assert figures["first_reply_minutes"]["median"] == 3.0
     assert figures["satisfaction"]["ratings"] == 1
+    faq = figures["faq"]
+    assert (faq["questions"], faq["answered"], faq["fallback"]) == (
+        2,
+        {"count": 1, "share": 0.5},
+        {"count": 1, "share": 0.5},
+    )
+    assert faq["votes"] == [
+        {
+            "entry_id": "payment_methods",
+            "question": QUESTIONS["payment_methods"],
+            "up": 0,
+            "down": 1,
+        }
+    ]
+    assert faq["top_missed"] == [
+        {"question": "do you offer hosting", "count": 1},
+        {"question": "how do I pay", "count": 1},
+    ]
     human = minerdesk("stats", "--days", "7", env=cli_env)
     assert "Handoffs to sales reps, last 7 days" in human.stdout
+    assert "\n\nFAQ, last 7 days\n  questions:                  2\n" in human.stdout

@@ -67,6 +67,7 @@ from bot.media import TelegramFetcher
 from bot.ratelimit import RateLimiter, RateLimits
 from bot.serial import SerialQueues
 from bot.settings import Settings
+from handlers.digest import DIGEST_EVENT
 from handlers.faq_admin import reloaded_event
 from handlers.i18n import N_, SUPPORTED_LANGUAGES, translator
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
@@ -82,7 +83,8 @@ TYPING_AFTER_SECONDS = 0.5
 TYPING_REPEAT_SECONDS = 4.5
 # The items of an album arrive within a fraction of a second of each other.
 ALBUM_QUIET_SECONDS = 1.0
-REMINDER_CHECK_SECONDS = 30.0
+# How often the staff flows are asked whether a reminder or the daily digest is due.
+STAFF_CHECK_SECONDS = 30.0
 COMMANDS = (
     ("start", N_("Start over and show the main menu")),
     ("menu", N_("The main menu")),
@@ -535,6 +537,15 @@ def _as_new_message(edit: EditMessageText) -> SendMessage:
     return SendMessage(chat_id=edit.chat_id, text=edit.text or "", reply_markup=edit.reply_markup)
 
 
+def staff_checks(settings: Settings) -> list[str]:
+    """The system events the staff chat's timer sends through the engine: reminders, and
+    the daily digest when it is on; none without a staff chat."""
+    handoff = settings.handoff
+    if handoff.staff_chat_id is None:
+        return []
+    return ["handoff:remind"] + ([DIGEST_EVENT] if handoff.digest_time is not None else [])
+
+
 def webhook_secret(settings: Settings) -> str:
     """The configured secret, else one derived from the token (stable across restarts)."""
     secret = settings.telegram.webhook.secret
@@ -578,6 +589,7 @@ class TelegramChannel:
         self.notifier = app.order_notifier(CHANNEL, self.delivery)
         self.archive = app.media_archive(CHANNEL, TelegramFetcher(bot))
         self.staff_chat_id = app.settings.handoff.staff_chat_id
+        self._staff_checks = staff_checks(app.settings)
         self._updates = SerialQueues("telegram.updates")
         self._queued: set[str] = set()
         self._albums: dict[tuple[str, str], _Album] = {}
@@ -597,14 +609,16 @@ class TelegramChannel:
         await self.delivery.start()
         for stored in await self.app.storage.inbox(CHANNEL):
             self._submit(stored)
+        # What fell due while the bot was down goes out before anything new comes in.
+        await self._check_staff()
         receiving = asyncio.create_task(self._serve_webhook() if self.webhook else self._poll())
         notifying = asyncio.create_task(self.notifier.run())
-        reminding = asyncio.create_task(self._remind_staff())
+        checking = asyncio.create_task(self._check_staff_every_while())
         reporting = asyncio.create_task(self._report_kb_reloads())
         archiving = asyncio.create_task(self.archive.run()) if self.archive else None
         stopping = asyncio.create_task(self._stopping.wait())
         await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (receiving, notifying, reminding, reporting, archiving, stopping):
+        for task in (receiving, notifying, checking, reporting, archiving, stopping):
             if task is not None:
                 task.cancel()
         with suppress(asyncio.CancelledError):
@@ -757,13 +771,15 @@ class TelegramChannel:
             for update_id in album.update_ids:
                 self._queued.discard(update_id)
 
-    async def _remind_staff(self) -> None:
-        """Ask the handoff flow every so often whether a customer waits too long."""
-        if self.staff_chat_id is None:
-            return
+    async def _check_staff_every_while(self) -> None:
         while True:
-            await asyncio.sleep(REMINDER_CHECK_SECONDS)
-            await self._staff_system_event("handoff:remind")
+            await asyncio.sleep(STAFF_CHECK_SECONDS)
+            await self._check_staff()
+
+    async def _check_staff(self) -> None:
+        """Ask the staff flows whether a customer waits too long, or the digest is due."""
+        for payload in self._staff_checks:
+            await self._staff_system_event(payload)
 
     async def _report_kb_reloads(self) -> None:
         """Post the KB watcher's reports in the staff chat: an edit served, or rejected

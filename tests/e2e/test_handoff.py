@@ -133,3 +133,21 @@ def test_without_topics_staff_answer_by_replying(bot: BotProcess, emulator: BotA
     wait_text(emu, CUSTOMER, "How would you rate")
     assert not any("coffee" in text for text in texts(emu, CUSTOMER))
     assert emu.topics(PLAIN_GROUP) == {}
+
+
+def test_the_daily_digest_goes_to_the_staff_chat_once_across_a_restart(
+    bot: BotProcess, emulator: BotApiEmulator
+) -> None:
+    emulator.add_forum(FORUM)
+    # Due at midnight: yesterday's digest is due as soon as the bot starts.
+    bot.env["MINERDESK_HANDOFF__DIGEST_TIME"] = "00:00"
+    start_with_staff_chat(bot, FORUM)
+    wait_text(emulator, FORUM, "Daily digest")
+    bot.wait_outbox_empty()
+    assert bot.terminate() == 0
+    start_with_staff_chat(bot, FORUM)
+    # The first check runs before the bot asks for updates, so it has run by now.
+    bot.wait_outbox_empty()
+    [digest] = [text for text in texts(emulator, FORUM) if "Daily digest" in text]
+    assert "No questions to the FAQ." in digest
+    assert bot.query("SELECT COUNT(*) FROM staff_digests") == [(1,)]

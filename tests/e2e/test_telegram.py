@@ -201,7 +201,12 @@ def test_sigkill_in_the_middle_of_a_flow_and_the_flow_goes_on(
     reply = emulator.wait_messages(chat, 3)[-1]
     assert "👍" in labels(emulator, reply)  # an FAQ answer
     assert bot.query("SELECT question, reason, entry_id FROM faq_misses") == [
-        ("Which coins can I pay with?", "not_helpful", "instalments")
+        ("Can I pay for my order in instalments?", "not_helpful", "instalments")
+    ]
+    # The rephrasing was answered after the restart like any question.
+    assert bot.query("SELECT question, decision FROM faq_questions ORDER BY asked_at") == [
+        ("Can I pay for my order in instalments?", "answer"),
+        ("Which coins can I pay with?", "answer"),
     ]
     assert len(emulator.messages(chat)) == 3
 

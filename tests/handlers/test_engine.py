@@ -71,18 +71,46 @@ async def test_feedback_is_stored_and_the_vote_buttons_go_away(
     assert await storage.feedback_counts() == {"instalments": (1, 1)}
 
 
-async def test_after_a_thumbs_down_the_rephrasing_is_kept_and_answered(
+async def test_every_question_is_logged_masked_with_the_matchers_verdict(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    await said(engine, message("how can I track my package 4521987"))
+    [row] = await storage.db.execute_fetchall(
+        "SELECT channel, chat_id, language, question, decision, entry_id, confidence "
+        "FROM faq_questions"
+    )
+    assert row[:6] == (
+        "test",
+        "1",
+        "en",
+        "how can I track my package [number]",
+        "answer",
+        "track_package",
+    )
+    assert 0 < row[6] <= 1
+    assert await storage.misses() == []
+
+
+async def test_a_thumbs_down_keeps_the_question_that_got_the_answer(
     engine: Engine, storage: SqliteStorage, faq_service: FaqService
 ) -> None:
+    await said(engine, message("Can I pay for my order in instalments?", chat="3"))
     await said(engine, press("faq:fb:instalments:0", chat="3"))
     [reply] = await said(engine, message("How long does shipping take?", chat="3"))
     assert reply.text in {entry.answer for entry in faq_service.kb.entries}
-    [(_, miss)] = await storage.misses()
+    [miss] = await storage.misses()
     assert (miss.question, miss.reason, miss.entry_id) == (
-        "How long does shipping take?",
+        "Can I pay for my order in instalments?",
         "not_helpful",
         "instalments",
     )
+    [(voted_for,)] = await storage.db.execute_fetchall(
+        "SELECT q.question FROM faq_feedback f JOIN faq_questions q ON q.id = f.question_id"
+    )
+    assert voted_for == "Can I pay for my order in instalments?"
+    # The rephrasing is a question like any other, logged and answered.
+    questions = await storage.db.execute_fetchall("SELECT question FROM faq_questions")
+    assert [question for (question,) in questions][-1] == "How long does shipping take?"
     assert (await storage.load(ChatKey("test", "3"))).flow is None
 
 
@@ -90,8 +118,34 @@ async def test_unanswered_questions_are_kept_for_staff(
     engine: Engine, storage: SqliteStorage
 ) -> None:
     await said(engine, message("what is the capital of australia", chat="4"))
-    [(_, miss)] = await storage.misses()
+    [miss] = await storage.misses()
     assert (miss.question, miss.reason) == ("what is the capital of australia", "fallback")
+
+
+async def test_a_suggestion_is_a_miss_and_so_is_rejecting_it(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    [choices] = await said(engine, message("payment", chat="6"))
+    assert payloads(choices)[-1] == "faq:none"
+    await said(engine, press("faq:none", chat="6"))
+    assert [(m.question, m.reason) for m in await storage.misses()] == [
+        ("payment", "suggested"),
+        ("payment", "none_of_these"),
+    ]
+    assert len({m.question_id for m in await storage.misses()}) == 1
+
+
+async def test_a_thumbs_down_on_a_chosen_suggestion_names_the_question(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    [choices] = await said(engine, message("payment", chat="7"))
+    chosen = payloads(choices)[0].removeprefix("faq:show:")
+    await said(engine, press(f"faq:show:{chosen}", chat="7"))
+    await said(engine, press(f"faq:fb:{chosen}:0", chat="7"))
+    assert [(m.question, m.reason, m.entry_id) for m in await storage.misses()] == [
+        ("payment", "suggested", None),
+        ("payment", "not_helpful", chosen),
+    ]
 
 
 async def test_replies_are_queued_in_the_outbox_with_the_turn(

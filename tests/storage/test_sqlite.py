@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from storage.base import ChatKey, ConversationState, Feedback, InboxUpdate, Miss
+from storage.base import ChatKey, ConversationState, Feedback, InboxUpdate
 from storage.sqlite import MIGRATIONS, SqliteStorage
 
 KEY = ChatKey("telegram", "42")
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
 async def test_a_new_file_is_migrated_to_the_latest_version(storage: SqliteStorage) -> None:
@@ -49,9 +51,12 @@ async def test_the_processed_mark_is_per_channel(storage: SqliteStorage) -> None
 
 
 async def test_feedback_is_saved_with_the_turn(storage: SqliteStorage) -> None:
-    await storage.save(KEY, ConversationState(), "1", [Feedback("refunds", True)])
+    await storage.save(KEY, ConversationState(), "1", [Feedback("refunds", True, NOW)])
     await storage.save(
-        KEY, ConversationState(), "2", [Feedback("refunds", False), Feedback("shipping", True)]
+        KEY,
+        ConversationState(),
+        "2",
+        [Feedback("refunds", False, NOW), Feedback("shipping", True, NOW)],
     )
     assert await storage.feedback_counts() == {"refunds": (1, 1), "shipping": (1, 0)}
 
@@ -61,7 +66,7 @@ async def test_a_failing_turn_leaves_nothing_behind(storage: SqliteStorage) -> N
     await storage.db.execute("DROP TABLE faq_feedback")
     await storage.db.commit()
     with pytest.raises(sqlite3.OperationalError):
-        await storage.save(KEY, ConversationState(flow="repair"), "2", [Feedback("x", True)])
+        await storage.save(KEY, ConversationState(flow="repair"), "2", [Feedback("x", True, NOW)])
     assert (await storage.load(KEY)).flow == "faq"
     assert not await storage.is_processed(KEY, "2")
 
@@ -128,15 +133,6 @@ async def test_replies_wait_in_the_outbox_until_delivered_or_failed(
     await storage.mark_failed(third.id, "Forbidden: bot was blocked by the user")
     [left] = await storage.outbox("telegram")
     assert (left.id, left.key, left.body, left.parts_sent) == (second.id, KEY, {"text": "two"}, 2)
-
-
-async def test_misses_are_listed_newest_first(storage: SqliteStorage) -> None:
-    await storage.save(KEY, ConversationState(), "1", [Miss("first?", "fallback")])
-    await storage.save(KEY, ConversationState(), "2", [Miss("second?", "not_helpful", "refunds")])
-    assert [miss for _, miss in await storage.misses()] == [
-        Miss("second?", "not_helpful", "refunds"),
-        Miss("first?", "fallback"),
-    ]
 
 
 async def test_prune_forgets_old_processed_marks_only(storage: SqliteStorage) -> None:
