@@ -23,7 +23,7 @@ from handlers.i18n import (
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATED = [language for language in SUPPORTED_LANGUAGES if language != "en"]
-PLACEHOLDER = re.compile(r"\{[a-z_]*\}")
+PLACEHOLDER = re.compile(r"\{[a-z_]*(?::[^{}]*)?\}")
 TAG = re.compile(r"</?[a-z-]+")
 COMMAND = re.compile(r"(?<![\w/])/[a-z_]+")
 
