@@ -90,7 +90,7 @@ async def test_the_digest_is_posted_once_a_day_and_never_twice(
     [posted] = (await engine.handle(CHECK)).queued
     assert posted.key == ChatKey("test", STAFF)
     assert posted.body["text"].splitlines() == [
-        "📊 <b>Daily digest: Mon 23 Nov 2026</b>",
+        "📊 <b>Daily digest: Mon, 23 Nov 2026</b>",
         "Questions to the FAQ: 4 (answered 50%, suggestions 25%, fallbacks 25%)",
         "Votes on answers: 👍 1 · 👎 1",
         "Handoffs to the team: 1",
@@ -107,7 +107,7 @@ async def test_the_digest_is_posted_once_a_day_and_never_twice(
 
     clock.now = local(TUESDAY + timedelta(days=1), 9)
     [tuesday] = (await engine.handle(CHECK)).queued
-    assert "Daily digest: Tue 24 Nov 2026" in tuesday.body["text"]
+    assert "Daily digest: Tue, 24 Nov 2026" in tuesday.body["text"]
     assert (
         "Questions to the FAQ: 1 (answered 0%, suggestions 0%, fallbacks 100%)"
         in (tuesday.body["text"])
@@ -116,7 +116,7 @@ async def test_the_digest_is_posted_once_a_day_and_never_twice(
     clock.now = local(TUESDAY + timedelta(days=4), 10)
     caught_up = (await engine.handle(CHECK)).queued
     assert [m.body["text"].splitlines()[0] for m in caught_up] == [
-        f"📊 <b>Daily digest: {day} Nov 2026</b>" for day in ("Wed 25", "Thu 26", "Fri 27")
+        f"📊 <b>Daily digest: {day} Nov 2026</b>" for day in ("Wed, 25", "Thu, 26", "Fri, 27")
     ]
     assert all("No questions to the FAQ." in m.body["text"] for m in caught_up)
     assert await storage.last_digest_day() == date(2026, 11, 27)
