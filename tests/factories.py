@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from handlers.messages import Incoming, Media
+from handlers.engine import Engine
+from handlers.messages import Incoming, Media, Reply
 from storage.base import ChatKey, ConversationState, Miss, QuestionAsked, Record
 from storage.orders import Condition, Order, OrderItem, OrderStatus
 from storage.sqlite import SqliteStorage
@@ -105,3 +106,8 @@ class Turns:
             ),
         )
         return question_id
+
+
+async def said(engine: Engine, incoming: Incoming) -> list[Reply]:
+    """What the bot answers to `incoming` (the turn's replies)."""
+    return (await engine.handle(incoming)).replies

@@ -29,6 +29,25 @@ def bot(emulator: BotApiEmulator, tmp_path: Path, shared_cache: Path) -> Iterato
     yield from launched(emulator, tmp_path / "data", shared_cache)
 
 
+@pytest.fixture(scope="module")
+def shared_emulator() -> Iterator[BotApiEmulator]:
+    """One emulator for a test module's tests, with `running_bot`."""
+    with BotApiEmulator() as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def running_bot(
+    shared_emulator: BotApiEmulator, tmp_path_factory: pytest.TempPathFactory, shared_cache: Path
+) -> Iterator[BotProcess]:
+    """One bot for a module's tests that neither stop nor restart it; each uses its own chat."""
+    data = tmp_path_factory.mktemp("shared-bot") / "data"
+    for process in launched(shared_emulator, data, shared_cache):
+        process.start()
+        yield process
+        assert shared_emulator.unanswered_callbacks() == []
+
+
 def launched(emulator: BotApiEmulator, data_dir: Path, cache: Path) -> Iterator[BotProcess]:
     data_dir.mkdir()
     process = BotProcess(emulator, data_dir, cache)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.botprocess import BotProcess
-from tests.e2e.conftest import free_port, launched
+from tests.e2e.conftest import free_port
 from tests.emulator import BotApiEmulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
@@ -23,24 +21,6 @@ MENU = [
     "🔧 Repair / second return",
     "👤 Talk to a human",
 ]
-
-
-@pytest.fixture(scope="module")
-def shared_emulator() -> Iterator[BotApiEmulator]:
-    with BotApiEmulator() as emu:
-        yield emu
-
-
-@pytest.fixture(scope="module")
-def running_bot(
-    shared_emulator: BotApiEmulator, tmp_path_factory: pytest.TempPathFactory, shared_cache: Path
-) -> Iterator[BotProcess]:
-    """One bot for the tests that neither stop nor restart it; each uses its own chat."""
-    data = tmp_path_factory.mktemp("shared-bot") / "data"
-    for process in launched(shared_emulator, data, shared_cache):
-        process.start()
-        yield process
-        assert shared_emulator.unanswered_callbacks() == []
 
 
 def labels(emu: BotApiEmulator, message: dict[str, object]) -> list[str]:

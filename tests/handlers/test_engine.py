@@ -9,11 +9,11 @@ import pytest
 
 from faq.service import FaqService
 from handlers.engine import Engine, Services, Turn
-from handlers.messages import Incoming, Media, MediaKind, Reply
+from handlers.messages import Media, MediaKind, Reply
 from handlers.routes import build_router
 from storage.base import ChatKey
 from storage.sqlite import SqliteStorage
-from tests.factories import message, press
+from tests.factories import message, press, said
 
 pytestmark = pytest.mark.model
 
@@ -21,10 +21,6 @@ pytestmark = pytest.mark.model
 @pytest.fixture
 def engine(storage: SqliteStorage, faq_service: FaqService, placeholders: dict[str, str]) -> Engine:
     return Engine(storage, Services(faq_service, placeholders, storage), build_router())
-
-
-async def said(engine: Engine, incoming: Incoming) -> list[Reply]:
-    return (await engine.handle(incoming)).replies
 
 
 def payloads(reply: Reply) -> list[str]:

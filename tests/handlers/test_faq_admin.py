@@ -14,11 +14,11 @@ from faq.service import FaqService, ReloadReport
 from handlers.engine import Engine, Services, StaffDesk
 from handlers.faq_admin import MAX_PROBLEMS_SHOWN, reloaded_event, report_text
 from handlers.i18n import translator
-from handlers.messages import Incoming, Reply
+from handlers.messages import Incoming
 from handlers.routes import build_router
 from storage.base import ChatKey
 from storage.sqlite import SqliteStorage
-from tests.factories import message
+from tests.factories import message, said
 
 STAFF = "-1001"
 ADMIN = "77"
@@ -45,10 +45,6 @@ def staff_says(text: str, user: str = ADMIN, thread: str | None = None) -> Incom
 def make_engine(storage: SqliteStorage, faq: FaqService, placeholders: dict[str, str]) -> Engine:
     desk = StaffDesk(chat_id=STAFF, admin_ids=frozenset({ADMIN}))
     return Engine(storage, Services(faq, placeholders, storage, staff=desk), build_router())
-
-
-async def said(engine: Engine, incoming: Incoming) -> list[Reply]:
-    return (await engine.handle(incoming)).replies
 
 
 async def one_text(engine: Engine, incoming: Incoming) -> str:

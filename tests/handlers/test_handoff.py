@@ -15,7 +15,7 @@ from handlers.routes import build_router
 from storage.base import ChatKey
 from storage.handoffs import HandoffStatus
 from storage.sqlite import SqliteStorage
-from tests.factories import Clock, message, press
+from tests.factories import Clock, message, press, said
 
 pytestmark = pytest.mark.model
 
@@ -69,10 +69,6 @@ def staff_says(
         reply_to=reply_to,
         update_id=f"s{message_id}{text}",
     )
-
-
-async def said(engine: Engine, incoming: Incoming) -> list[Reply]:
-    return (await engine.handle(incoming)).replies
 
 
 async def open_by_button(engine: Engine, storage: SqliteStorage) -> list[Reply]:

@@ -8,11 +8,10 @@ import pytest
 from faq.service import FaqService
 from faq.text import script_language
 from handlers.engine import Engine, Services
-from handlers.messages import Incoming, Reply
 from handlers.routes import build_router
 from storage.base import ChatKey
 from storage.sqlite import SqliteStorage
-from tests.factories import message, press
+from tests.factories import message, press, said
 
 pytestmark = pytest.mark.model
 
@@ -20,10 +19,6 @@ pytestmark = pytest.mark.model
 @pytest.fixture
 def engine(storage: SqliteStorage, faq_service: FaqService, placeholders: dict[str, str]) -> Engine:
     return Engine(storage, Services(faq_service, placeholders, storage), build_router())
-
-
-async def said(engine: Engine, incoming: Incoming) -> list[Reply]:
-    return (await engine.handle(incoming)).replies
 
 
 def test_the_script_tells_russian_and_chinese_apart() -> None:

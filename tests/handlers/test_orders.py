@@ -13,7 +13,7 @@ from handlers.routes import build_router
 from storage.base import ChatKey
 from storage.orders import Condition, OrderItem, OrderStatus, Repair, StatusChange
 from storage.sqlite import SqliteStorage
-from tests.factories import Clock, message, order, press
+from tests.factories import Clock, message, order, press, said
 
 pytestmark = pytest.mark.model
 
@@ -32,10 +32,6 @@ def engine(
 ) -> Engine:
     services = Services(faq_service, placeholders, storage, clock=clock)
     return Engine(storage, services, build_router())
-
-
-async def said(engine: Engine, incoming: Incoming) -> list[Reply]:
-    return (await engine.handle(incoming)).replies
 
 
 async def one(engine: Engine, incoming: Incoming) -> Reply:

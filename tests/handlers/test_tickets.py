@@ -15,7 +15,7 @@ from storage.base import ChatKey
 from storage.orders import Condition, Order, OrderItem, OrderStatus, Repair
 from storage.sqlite import SqliteStorage
 from storage.tickets import Ticket, TicketStatus
-from tests.factories import Clock, message, order, press
+from tests.factories import Clock, message, order, press, said
 
 pytestmark = pytest.mark.model
 
@@ -42,10 +42,6 @@ def services(
 @pytest.fixture
 def engine(storage: SqliteStorage, services: Services) -> Engine:
     return Engine(storage, services, build_router())
-
-
-async def said(engine: Engine, incoming: Incoming) -> list[Reply]:
-    return (await engine.handle(incoming)).replies
 
 
 async def last(engine: Engine, incoming: Incoming) -> Reply:
