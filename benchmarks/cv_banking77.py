@@ -30,8 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("datasets", type=Path)
     args = parser.parse_args()
-    from bot.app import bundled_kb_path
-    from bot.settings import CompanySettings
+    from bot.settings import CompanySettings, bundled_kb_path
     from faq.loader import load_kb
 
     encoder = Encoder(cache_dir=ROOT / "data" / "cache")

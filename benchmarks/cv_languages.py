@@ -18,8 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.app import bundled_kb_path  # noqa: E402
-from bot.settings import CompanySettings  # noqa: E402
+from bot.settings import CompanySettings, bundled_kb_path  # noqa: E402
 from faq.encoder import Encoder, TextEncoder, UniversalEncoder  # noqa: E402
 from faq.loader import KnowledgeBase, load_kb  # noqa: E402
 from faq.matcher import Decision, Matcher, MatcherConfig  # noqa: E402

@@ -12,10 +12,6 @@ from bot.delivery import Delivery
 from bot.media import MB, Fetcher, MediaArchive
 from bot.notifier import OrderNotifier
 from bot.settings import Settings, kb_path
-
-# Where they always were for the tests and benchmarks; bot.settings has them so that the
-# commands that only read files and the database need not import the channels.
-from bot.settings import bundled_kb_path as bundled_kb_path
 from faq.encoder import Encoder, multilingual_encoder
 from faq.service import FaqService, ReloadReport, watch_kb
 from handlers.engine import Engine, Services, StaffDesk

@@ -68,18 +68,22 @@ class Entry(BaseModel):
         """The phrasings written in `language` (none where it has no translation)."""
         if language == "en":
             return self.phrasings
-        translation = self.translations.get(language)  # type: ignore[call-overload]
+        translation = self._translation(language)
         return [translation.question, *translation.alternates] if translation else []
 
     def question_in(self, language: str) -> str:
         """The question as a reader of `language` sees it; English where untranslated."""
-        translation = self.translations.get(language)  # type: ignore[call-overload]
+        translation = self._translation(language)
         return translation.question if translation else self.question
 
     def answer_in(self, language: str) -> str:
         """The answer in `language`; English where untranslated."""
-        translation = self.translations.get(language)  # type: ignore[call-overload]
+        translation = self._translation(language)
         return translation.answer if translation else self.answer
+
+    def _translation(self, language: str) -> Translation | None:
+        # Any language code may be asked for; only TranslatedLanguage ones are ever stored.
+        return self.translations.get(language)  # type: ignore[call-overload, no-any-return]
 
 
 class KbFile(BaseModel):

@@ -35,8 +35,7 @@ class FaqResult:
     also the entries of every candidate and the thresholds, from the same KB version."""
 
     match: Match
-    entry: Entry | None
-    suggestions: tuple[Entry, ...]
+    # The entries of every candidate, best first.
     ranked: tuple[Entry, ...]
     thresholds: Thresholds
     # The language the question was matched in: "ru" or "zh" when written in that script.
@@ -45,6 +44,16 @@ class FaqResult:
     @property
     def decision(self) -> Decision:
         return self.match.decision
+
+    @property
+    def entry(self) -> Entry | None:
+        """The entry to answer with (only when the decision is to answer)."""
+        return self.ranked[0] if self.decision is Decision.ANSWER and self.ranked else None
+
+    @property
+    def suggestions(self) -> tuple[Entry, ...]:
+        """The entries to offer as choices (only when the decision is to suggest)."""
+        return self.ranked if self.decision is Decision.SUGGEST else ()
 
     def as_json(self) -> dict[str, object]:
         """The object `minerdesk faq ask --json` prints."""
@@ -171,11 +180,7 @@ class FaqService:
             matches = matcher.match_many([texts[i][:MAX_QUERY_CHARS] for i in indexes])
             for index, match in zip(indexes, matches, strict=True):
                 ranked = tuple(kb.by_id[c.entry_id] for c in match.candidates)
-                entry = ranked[0] if match.decision is Decision.ANSWER and ranked else None
-                suggestions = ranked if match.decision is Decision.SUGGEST else ()
-                results[index] = FaqResult(
-                    match, entry, suggestions, ranked, matcher.thresholds, language
-                )
+                results[index] = FaqResult(match, ranked, matcher.thresholds, language)
         return [results[index] for index in range(len(texts))]
 
     async def ask_async(self, text: str) -> FaqResult:

@@ -13,7 +13,7 @@ import secrets
 from typing import Any
 
 from faq.matcher import Decision
-from faq.schema import Entry
+from faq.schema import Action, Entry
 from faq.service import FaqResult
 from handlers.engine import Turn
 from handlers.handoff import open_handoff
@@ -43,7 +43,7 @@ def entry_button(turn: Turn, entry: Entry) -> Button:
 
 
 def handoff_button(turn: Turn) -> Button:
-    return Button(turn._("👤 Talk to a human"), "flow:handoff")
+    return Button(turn._(ACTION_LABELS[Action.HANDOFF]), f"flow:{Action.HANDOFF}")
 
 
 async def answer_question(turn: Turn, args: list[str]) -> None:

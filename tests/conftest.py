@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import bundled_kb_path
-from bot.settings import CompanySettings
+from bot.settings import CompanySettings, bundled_kb_path
 from faq.encoder import Encoder, UniversalEncoder
 from faq.service import FaqService
 from storage.sqlite import SqliteStorage

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.app import bundled_kb_path
-from bot.settings import CompanySettings
+from bot.settings import CompanySettings, bundled_kb_path
 from faq.loader import load_kb
 from handlers.i18n import translator
 from tests.botprocess import BotProcess

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import bundled_kb_path
+from bot.settings import bundled_kb_path
 from tests.botprocess import BotProcess
 from tests.emulator import BotApiEmulator
 

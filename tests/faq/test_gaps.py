@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bot.app import bundled_kb_path
+from bot.settings import bundled_kb_path
 from faq.gaps import (
     ANSWER_PLACEHOLDER,
     Asked,

@@ -20,7 +20,7 @@ def problems_of(name: str, placeholders: dict[str, str]) -> list[Problem]:
 
 
 def test_the_bundled_kb_is_valid(placeholders: dict[str, str]) -> None:
-    from bot.app import bundled_kb_path
+    from bot.settings import bundled_kb_path
 
     kb, problems = check_kb(bundled_kb_path(), placeholders)
     assert kb is not None

@@ -18,11 +18,6 @@ from tests.factories import message, press, said
 pytestmark = pytest.mark.model
 
 
-@pytest.fixture
-def engine(storage: SqliteStorage, faq_service: FaqService, placeholders: dict[str, str]) -> Engine:
-    return Engine(storage, Services(faq_service, placeholders, storage), build_router())
-
-
 def payloads(reply: Reply) -> list[str]:
     return [button.payload for button in reply.flat_buttons]
 

@@ -7,18 +7,12 @@ import pytest
 
 from faq.service import FaqService
 from faq.text import script_language
-from handlers.engine import Engine, Services
-from handlers.routes import build_router
+from handlers.engine import Engine
 from storage.base import ChatKey
 from storage.sqlite import SqliteStorage
 from tests.factories import message, press, said
 
 pytestmark = pytest.mark.model
-
-
-@pytest.fixture
-def engine(storage: SqliteStorage, faq_service: FaqService, placeholders: dict[str, str]) -> Engine:
-    return Engine(storage, Services(faq_service, placeholders, storage), build_router())
 
 
 def test_the_script_tells_russian_and_chinese_apart() -> None:
