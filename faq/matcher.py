@@ -32,6 +32,7 @@ from rapidfuzz import fuzz, process
 from sklearn.linear_model import LogisticRegression
 
 from faq.encoder import TextEncoder
+from faq.spelling import Speller
 from faq.text import normalize
 
 Array = np.ndarray[Any, Any]
@@ -42,6 +43,9 @@ LEXICAL_POOL = 10
 # The head's training cost grows with phrasings x entries; past this it is left out and the
 # nearest-phrasing and lexical scores carry the matching (keeps memory and fit time bounded).
 HEAD_BUDGET = 4_000_000
+# Simulated questions are scored this many at a time: all at once, a 5,000-entry KB's
+# question x phrasing matrix alone would take gigabytes.
+SIMULATION_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,15 @@ class MatcherConfig:
     near_scale: float = 20.0
     lexical_weight: float = 0.1
     lexical_scale: float = 10.0
+    # Read unknown words as the KB's nearest ones (faq/spelling.py); off only to measure it.
+    correct_typos: bool = True
     target_unanswered: float = 0.75
     fallback_quantile: float = 0.05
     folds: int = 5
     max_simulated_per_entry: int = 20
+    # Enough simulated questions per fold to place the thresholds; on a big KB, scoring
+    # them all would make a reload take minutes. KBs up to ~100 entries ask them all.
+    max_simulated_per_fold: int = 2_000
     seed: int = 0
 
 
@@ -111,6 +120,7 @@ class Matcher:
             [i for i, entry_id in enumerate(self.entry_ids) for _ in phrasings[entry_id]],
             dtype=np.int64,
         )
+        self._speller = Speller(texts, encoder.known_words)
         vectors = encoder.encode(texts)
         normalized = [normalize(text) for text in texts]
         self._scorer = _Scorer(vectors, labels, normalized, len(self.entry_ids), self.config)
@@ -150,6 +160,8 @@ class Matcher:
     def _score(self, texts: Sequence[str]) -> tuple[_Scores | None, list[int]]:
         """Scores of the queries that have something to match (words, and a KB), and
         their positions in `texts`."""
+        if self.config.correct_typos:
+            texts = [self._speller.correct(text) for text in texts]
         queries = [normalize(text) for text in texts]
         answerable = [i for i, query in enumerate(queries) if query]
         if not answerable or not self.entry_ids:
@@ -158,9 +170,7 @@ class Matcher:
         return self._scorer.score(vectors, [queries[i] for i in answerable]), answerable
 
     def _candidates(self, fused: Array, limit: int) -> tuple[Candidate, ...]:
-        limit = min(limit, len(fused))
-        best = np.argpartition(-fused, limit - 1)[:limit]
-        best = best[np.argsort(-fused[best])]
+        best = _top(fused[None, :], limit)[0]
         return tuple(Candidate(self.entry_ids[i], round(float(fused[i]), 4)) for i in best)
 
 
@@ -183,13 +193,17 @@ class _Scorer:
         entries: int,
         config: MatcherConfig,
     ) -> None:
-        order = np.argsort(labels, kind="stable")
-        self.vectors = np.ascontiguousarray(vectors[order], dtype=np.float32)
-        self.labels = labels[order]
-        self.texts = [texts[i] for i in order]
+        if np.any(labels[1:] < labels[:-1]):
+            order = np.argsort(labels, kind="stable")
+            vectors, labels, texts = vectors[order], labels[order], [texts[i] for i in order]
+        # KBs come grouped by entry, so this is no copy (a 5,000-entry KB's is 77 MB).
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.labels = labels
+        self.texts = list(texts)
         self.entries = entries
         self.config = config
         self.present = np.unique(self.labels)
+        self.absent = np.setdiff1d(np.arange(entries), self.present)
         self.starts = np.searchsorted(self.labels, self.present)
         self.ends = np.append(self.starts[1:], len(self.labels))
         centroids = np.zeros((entries, vectors.shape[1]), dtype=np.float32)
@@ -213,7 +227,7 @@ class _Scorer:
             queries @ self.vectors.T, self.starts, axis=1
         )
         p_near = _softmax(config.near_scale * nearest)
-        p_near[:, np.setdiff1d(np.arange(self.entries), self.present)] = 0.0
+        p_near[:, self.absent] = 0.0
         if self.use_head:
             head = _softmax(queries @ self.weights.T + self.bias)
             fused = config.head_weight * head + (1 - config.head_weight) * p_near
@@ -250,9 +264,19 @@ def _softmax(logits: Array) -> Array:
     return result
 
 
+def _top(scores: Array, count: int) -> Array:
+    """Column indices of each row's `count` best scores, best first (no full sort: a big KB
+    has thousands of columns)."""
+    count = min(count, scores.shape[1])
+    best = np.argpartition(-scores, count - 1, axis=1)[:, :count]
+    order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
+    result: Array = np.take_along_axis(best, order, axis=1)
+    return result
+
+
 def _top_mass(fused: Array) -> Array:
-    top = np.sort(fused, axis=1)[:, -SUGGESTIONS:]
-    result: Array = top.sum(axis=1)
+    top = _top(fused, SUGGESTIONS)
+    result: Array = np.take_along_axis(fused, top, axis=1).sum(axis=1)
     return result
 
 
@@ -260,7 +284,7 @@ def _features(scores: _Scores) -> Array:
     """What the confidence model looks at, one row per query."""
     fused = scores.fused
     rows = np.arange(len(fused))
-    order = np.argsort(-fused, axis=1)
+    order = _top(fused, 2)
     first = fused[rows, order[:, 0]]
     second = fused[rows, order[:, 1]] if fused.shape[1] > 1 else np.zeros(len(fused))
     return np.stack(
@@ -327,7 +351,8 @@ def _simulate(
             for entry in range(entries)
         ]
     )
-    vectors, labels = vectors[kept], labels[kept]
+    # Indices into `vectors` rather than a copy of the kept rows: memory peaks here.
+    labels = labels[kept]
     texts = [texts[i] for i in kept]
     entry_fold = rng.permutation(entries) % config.folds
     row_fold = np.empty(len(labels), dtype=np.int64)
@@ -344,24 +369,28 @@ def _simulate(
         if len(np.unique(labels[training])) < 2:
             continue
         scorer = _Scorer(
-            vectors[training],
+            vectors[kept[training]],
             labels[training],
             [texts[i] for i in np.flatnonzero(training)],
             entries,
             config,
         )
         asked = np.flatnonzero(unknown | held_out)
-        scores = scorer.score(vectors[asked], [texts[i] for i in asked])
-        top3 = np.argsort(-scores.fused, axis=1)[:, :SUGGESTIONS]
-        truth, is_unknown = labels[asked], unknown[asked]
-        collected.append(
-            (
-                _features(scores),
-                ~is_unknown & (top3[:, 0] == truth),
-                is_unknown,
-                ~is_unknown & (top3 == truth[:, None]).any(axis=1),
+        if len(asked) > config.max_simulated_per_fold:
+            asked = np.sort(rng.choice(asked, config.max_simulated_per_fold, replace=False))
+        for start in range(0, len(asked), SIMULATION_BLOCK):
+            block = asked[start : start + SIMULATION_BLOCK]
+            scores = scorer.score(vectors[kept[block]], [texts[i] for i in block])
+            top3 = _top(scores.fused, SUGGESTIONS)
+            truth, is_unknown = labels[block], unknown[block]
+            collected.append(
+                (
+                    _features(scores),
+                    ~is_unknown & (top3[:, 0] == truth),
+                    is_unknown,
+                    ~is_unknown & (top3 == truth[:, None]).any(axis=1),
+                )
             )
-        )
     features, right, unknown_rows, in_top3 = (
         np.concatenate(part) for part in zip(*collected, strict=True)
     )

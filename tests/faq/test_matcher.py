@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
-from faq.matcher import Decision, Matcher
+from faq.matcher import Decision, Matcher, MatcherConfig
 from faq.service import FaqService
 
 pytestmark = pytest.mark.model
@@ -86,3 +87,36 @@ def test_a_restart_with_an_unchanged_kb_encodes_nothing(
     second._encode = lambda texts: calls.append(texts) or original(texts)  # type: ignore[method-assign]
     Matcher(second, phrasings)
     assert calls == []
+
+
+def test_a_kb_edit_encodes_only_the_changed_phrasing(
+    faq_service: FaqService, tmp_path: Path
+) -> None:
+    from faq.encoder import Encoder
+
+    encoder = Encoder(cache_dir=tmp_path / "cache")
+    phrasings = faq_service.kb.phrasings()
+    Matcher(encoder, phrasings)
+    calls: list[list[str]] = []
+    original = encoder._encode
+    encoder._encode = lambda texts: calls.append(texts) or original(texts)  # type: ignore[method-assign]
+    first = next(iter(phrasings))
+    Matcher(encoder, {**phrasings, first: [*phrasings[first], "a phrasing added by staff"]})
+    assert calls == [["a phrasing added by staff"]]
+
+
+def test_a_big_kb_calibrates_on_a_sample_of_its_simulated_questions(
+    faq_service: FaqService,
+) -> None:
+    """Past `max_simulated_per_fold`, the thresholds come from a sample (bounded reload time
+    on a 5,000-entry KB) and still sit where they separate answers from unknown questions."""
+    phrasings = faq_service.kb.phrasings()
+    sampled = Matcher(
+        faq_service.encoder,
+        phrasings,
+        dataclasses.replace(MatcherConfig(), max_simulated_per_fold=60),
+    )
+    assert 0 < sampled.thresholds.answer < 1
+    question = faq_service.kb.entries[0].question
+    assert sampled.match(question).best == faq_service.matcher.match(question).best
+    assert sampled.match("what's the weather in berlin tomorrow").decision is not Decision.ANSWER

@@ -1,0 +1,146 @@
+"""Speed and memory of the FAQ matcher: one query at a time, KBs of growing size, start-up.
+
+Usage: python benchmarks/latency.py DATASETS_DIR [--queries N] [--only NAME ...]
+
+Each scenario runs in a fresh process of its own, so its peak RSS is its own:
+
+- `banking77-10shot`: BANKING77's 10-shot KB (77 entries, 770 phrasings), its test texts asked;
+- `synthetic-770x10` and `synthetic-5000x10`: entries of 10 made-up phrasings each (random
+  customer-like sentences from the words of the shipped KB and BANKING77), asked with other
+  such sentences; content does not matter here, size does;
+- `startup`: `minerdesk faq ask` from a cold process with the embedding cache warm, i.e. the
+  bot's start (imports, both models, the shipped KB in three languages, fitting) to its first
+  answer; run twice, the first run warms the cache.
+
+Latency is per single query through `Matcher.match`, encoding included. Figures go to
+BENCHMARKS.md with the machine they ran on. The synthetic KBs' phrasings are cached in
+data/cache like any KB's, so the first run spends minutes encoding 50,000 phrasings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CACHE = ROOT / "data" / "cache"
+SCENARIOS = ("banking77-10shot", "synthetic-770x10", "synthetic-5000x10", "startup")
+SEED = 7
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("datasets", type=Path)
+    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--only", nargs="*", choices=SCENARIOS, default=list(SCENARIOS))
+    parser.add_argument("--scenario", help=argparse.SUPPRESS)  # the child process's part
+    args = parser.parse_args()
+    if args.scenario:
+        print(json.dumps(run_scenario(args.scenario, args.datasets, args.queries)))
+        return
+    from benchmarks.banking77 import machine
+
+    print(f"machine: {machine()}")
+    print("| scenario | entries | phrasings | fit s | p50 ms | p99 ms | peak RSS MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name in args.only:
+        if name == "startup":
+            continue
+        command = [sys.executable, __file__, str(args.datasets), "--queries", str(args.queries)]
+        result = subprocess.run([*command, "--scenario", name], capture_output=True, text=True)
+        if result.returncode:
+            print(f"| {name} | failed: {result.stderr.strip().splitlines()[-1]} |||||")
+            continue
+        f = json.loads(result.stdout.strip().splitlines()[-1])
+        print(
+            f"| {name} | {f['entries']:,} | {f['phrasings']:,} | {f['fit_s']:.1f} | "
+            f"{f['p50_ms']:.2f} | {f['p99_ms']:.2f} | {f['rss_mb']:.0f} |",
+            flush=True,
+        )
+    if "startup" in args.only:
+        print(f"start to first answer, warm cache: {startup_seconds():.1f} s")
+
+
+def run_scenario(name: str, datasets: Path, queries: int) -> dict[str, float]:
+    from faq.encoder import Encoder
+    from faq.matcher import Matcher
+
+    encoder = Encoder(cache_dir=CACHE)
+    if name == "banking77-10shot":
+        from faq.bench import phrasings_by_category, read_examples
+
+        kb = phrasings_by_category(read_examples(datasets / "banking77_train.csv"), shots=10)
+        asked = [e.text for e in read_examples(datasets / "banking77_test.csv")][:queries]
+    else:
+        entries = int(name.split("-")[1].split("x")[0])
+        sentences = random_sentences(datasets, entries * 10 + queries)
+        kb = {f"entry-{i}": sentences[i * 10 : i * 10 + 10] for i in range(entries)}
+        asked = sentences[entries * 10 :]
+    encoder.encode([text for texts in kb.values() for text in texts])  # cache, not timed
+    started = time.perf_counter()
+    matcher = Matcher(encoder, kb)
+    fit_seconds = time.perf_counter() - started
+    for text in asked[:20]:  # warm-up: first calls allocate
+        matcher.match(text)
+    latencies = []
+    for text in asked:
+        started = time.perf_counter()
+        matcher.match(text)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return {
+        "entries": len(kb),
+        "phrasings": sum(len(texts) for texts in kb.values()),
+        "fit_s": fit_seconds,
+        "p50_ms": float(np.percentile(latencies, 50)),
+        "p99_ms": float(np.percentile(latencies, 99)),
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def random_sentences(datasets: Path, count: int) -> list[str]:
+    """`count` distinct sentences of 4-16 words drawn from real customer vocabulary."""
+    from faq.bench import read_examples
+
+    words = sorted(
+        {
+            word
+            for example in read_examples(datasets / "banking77_train.csv")
+            for word in re.findall(r"[a-z']+", example.text.lower())
+        }
+        | {word for path in (ROOT / "faq" / "kb").glob("*.yaml") for word in _yaml_words(path)}
+    )
+    rng = random.Random(SEED)
+    sentences: set[str] = set()
+    while len(sentences) < count:
+        sentences.add(" ".join(rng.choices(words, k=rng.randint(4, 16))))
+    ordered = sorted(sentences)
+    rng.shuffle(ordered)
+    return ordered
+
+
+def _yaml_words(path: Path) -> set[str]:
+    return set(re.findall(r"[a-z]{3,}", path.read_text(encoding="utf-8").lower()))
+
+
+def startup_seconds() -> float:
+    """Wall time of `minerdesk faq ask` (start to first answer); the first run warms the cache."""
+    command = [sys.executable, "-m", "bot", "faq", "ask", "how long is the warranty on an s19"]
+    subprocess.run(command, cwd=ROOT, capture_output=True, check=True)
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, capture_output=True, check=True)
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    main()
