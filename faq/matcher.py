@@ -1,5 +1,7 @@
 """Find the entry a customer means, and decide whether to answer, suggest or admit not knowing.
 
+Before scoring, a misspelt word is read as the KB's nearest word (`faq/spelling.py`).
+
 Scoring a query against entry c (all from unit-length sentence embeddings, plus the text):
 
 - `p_head(c)`: a multinomial logistic regression fitted on the KB's phrasings;
