@@ -8,9 +8,13 @@ Each scenario runs in a fresh process of its own, so its peak RSS is its own:
 - `synthetic-770x10` and `synthetic-5000x10`: entries of 10 made-up phrasings each (random
   customer-like sentences from the words of the shipped KB and BANKING77), asked with other
   such sentences; content does not matter here, size does;
-- `startup`: `minerdesk faq ask` from a cold process with the embedding cache warm, i.e. the
-  bot's start (imports, both models, the shipped KB in three languages, fitting) to its first
-  answer; run twice, the first run warms the cache.
+- `startup`: start to first answer with a warm cache, run twice (the first run warms the
+  embedding cache and the stored fits):
+  - `minerdesk faq ask` from a cold process: imports, both models, the shipped KB in three
+    languages, its matchers, the answer (the console channel's start, without the console);
+  - `minerdesk run` on Telegram (long polling, against the Bot API emulator of
+    tests/emulator.py on 127.0.0.1) with a customer's question waiting: the process's start
+    to the emulator receiving the bot's reply.
 
 Latency is per single query through `Matcher.match`, encoding included. Figures go to
 BENCHMARKS.md with the machine they ran on. The synthetic KBs' phrasings are cached in
@@ -69,7 +73,8 @@ def main() -> None:
             flush=True,
         )
     if "startup" in args.only:
-        print(f"start to first answer, warm cache: {startup_seconds():.1f} s")
+        print(f"start to first answer, warm cache, `faq ask`: {startup_seconds():.1f} s")
+        print(f"start to first answer, warm cache, Telegram: {telegram_startup_seconds():.1f} s")
 
 
 def run_scenario(name: str, datasets: Path, queries: int) -> dict[str, float]:
@@ -140,6 +145,33 @@ def startup_seconds() -> float:
     started = time.perf_counter()
     subprocess.run(command, cwd=ROOT, capture_output=True, check=True)
     return time.perf_counter() - started
+
+
+def telegram_startup_seconds() -> float:
+    """`minerdesk run` against the emulator, to its reply to a question already waiting; the
+    first run warms the cache."""
+    import tempfile
+
+    from tests.botprocess import BotProcess
+    from tests.emulator import BotApiEmulator
+
+    with tempfile.TemporaryDirectory() as folder, BotApiEmulator() as emulator:
+        data = Path(folder) / "data"
+        data.mkdir()
+        bot = BotProcess(emulator, data, CACHE)
+        bot.env.pop("MINERDESK_FAQ__THREADS")  # the configured threads, as users run it
+        for chat in (1001, 1002):
+            emulator.send_text(chat, "how long is the warranty on an s19")
+            started = time.perf_counter()
+            bot.start(wait=False)
+            emulator.wait_until(
+                lambda chat=chat: any(to == chat for _, to, _ in emulator.sent_log),
+                timeout=300,
+                what="the bot's answer",
+            )
+            answered = min(at for at, to, _ in emulator.sent_log if to == chat)
+            bot.terminate()
+    return answered - started
 
 
 if __name__ == "__main__":

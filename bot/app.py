@@ -87,7 +87,13 @@ def build_faq(settings: Settings) -> FaqService:
     faq = settings.faq
     encoder = Encoder(faq.model, cache_dir=settings.cache_dir, threads=faq.threads)
     multilingual = multilingual_encoder(faq.multilingual_model, settings.cache_dir, faq.threads)
-    return FaqService(kb_path(settings), settings.company.placeholders(), encoder, multilingual)
+    return FaqService(
+        kb_path(settings),
+        settings.company.placeholders(),
+        encoder,
+        multilingual,
+        cache_dir=settings.cache_dir,
+    )
 
 
 def staff_desk(settings: Settings) -> StaffDesk:

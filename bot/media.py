@@ -16,13 +16,9 @@ import mimetypes
 import os
 import re
 import tempfile
-from contextlib import aclosing, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import IO, Protocol
-
-import aiohttp
-from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramNotFound
 
 from storage.tickets import MediaToStore, TicketMedia, TicketStore
 
@@ -34,10 +30,6 @@ POLL_SECONDS = 5.0
 # Files asked for per pass; a full batch is followed by another pass at once.
 BATCH = 50
 CHUNK_BYTES = 256 * 1024
-# Downloaded chunks are written to disk (in a worker thread) a few at a time.
-WRITE_BYTES = 4 * CHUNK_BYTES
-# Telegram's files are at most 20 MB (2 GB with a local Bot API server): a slow link needs time.
-DOWNLOAD_TIMEOUT_SECONDS = 600
 _KIND_EXTENSIONS = {"photo": ".jpg", "video": ".mp4"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}")
@@ -181,73 +173,13 @@ def _copy_local(source: Path, destination: Path, max_bytes: int) -> bool:
     return copy_capped(source, destination, max_bytes)
 
 
-class TelegramFetcher:
-    """Downloads Telegram files by file id: over HTTP from the cloud Bot API, or straight
-    from the disk of a local Bot API server (`telegram.local_bot_api`)."""
-
-    def __init__(self, bot: Bot, chunk_bytes: int = CHUNK_BYTES) -> None:
-        self.bot = bot
-        self.chunk_bytes = chunk_bytes
-
-    async def fetch(self, file_ref: str, destination: Path, max_bytes: int) -> bool:
-        try:
-            file = await self.bot.get_file(file_ref)
-        except (TelegramBadRequest, TelegramNotFound) as exc:
-            # "file is too big" (over 20 MB on the cloud Bot API) or an id Telegram forgot.
-            logger.info("media.telegram_refused file=%s reason=%s", file_ref, exc.message)
-            return False
-        except TelegramAPIError as exc:
-            raise FetchFailed(exc.message) from exc
-        if file.file_path is None or (file.file_size or 0) > max_bytes:
-            return False
-        api = self.bot.session.api
-        if api.is_local:
-            # A local server has already written the file to its disk: copy it from there
-            # (aiogram's `wrap_local_file` maps the server's paths to this machine's).
-            local = Path(api.wrap_local_file.to_local(file.file_path))
-            return await asyncio.to_thread(copy_capped, local, destination, max_bytes)
-        url = api.file_url(self.bot.token, file.file_path)
-        try:
-            return await self._download(url, destination, max_bytes)
-        except aiohttp.ClientResponseError as exc:
-            if exc.status == 404:
-                return False
-            raise FetchFailed(f"HTTP {exc.status} {exc.message}") from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise FetchFailed(repr(exc)) from exc
-
-    async def _download(self, url: str, destination: Path, max_bytes: int) -> bool:
-        """Stream into a temporary file beside `destination`, renamed once complete."""
-        partial = await asyncio.to_thread(_open_partial, destination)
-        try:
-            received = 0
-            buffer = bytearray()
-            stream = self.bot.session.stream_content(
-                url, timeout=DOWNLOAD_TIMEOUT_SECONDS, chunk_size=self.chunk_bytes
-            )
-            async with aclosing(stream) as chunks:
-                async for chunk in chunks:
-                    received += len(chunk)
-                    if received > max_bytes:
-                        return False
-                    buffer += chunk
-                    if len(buffer) >= WRITE_BYTES:
-                        await asyncio.to_thread(partial.write, bytes(buffer))
-                        buffer.clear()
-            await asyncio.to_thread(_finish_partial, partial, bytes(buffer), destination)
-            return True
-        finally:
-            # Deletes what is left of an unfinished download; a no-op after the rename.
-            await asyncio.to_thread(_drop_partial, partial)
-
-
 def copy_capped(source: Path, destination: Path, max_bytes: int) -> bool:
     """Copy `source` to `destination` through a temporary file beside it; False (nothing
     written) when it is bigger than `max_bytes`. Blocking: call it in a worker thread."""
     with source.open("rb") as reader:
         if os.fstat(reader.fileno()).st_size > max_bytes:
             return False
-        partial = _open_partial(destination)
+        partial = open_partial(destination)
         try:
             written = 0
             # The file may grow while it is copied: the cap holds whatever stat said.
@@ -256,27 +188,27 @@ def copy_capped(source: Path, destination: Path, max_bytes: int) -> bool:
                 if written > max_bytes:
                     return False
                 partial.write(chunk)
-            _finish_partial(partial, b"", destination)
+            finish_partial(partial, b"", destination)
             return True
         finally:
-            _drop_partial(partial)
+            drop_partial(partial)
 
 
-def _open_partial(destination: Path) -> IO[bytes]:
+def open_partial(destination: Path) -> IO[bytes]:
     destination.parent.mkdir(parents=True, exist_ok=True)
-    # Closed by _finish_partial or _drop_partial; a partial file never has the final name.
+    # Closed by finish_partial or drop_partial; a partial file never has the final name.
     return tempfile.NamedTemporaryFile(
         dir=destination.parent, prefix=f".{destination.name}.", suffix=".part", delete=False
     )
 
 
-def _finish_partial(partial: IO[bytes], tail: bytes, destination: Path) -> None:
+def finish_partial(partial: IO[bytes], tail: bytes, destination: Path) -> None:
     partial.write(tail)
     partial.close()
     os.replace(partial.name, destination)
 
 
-def _drop_partial(partial: IO[bytes]) -> None:
+def drop_partial(partial: IO[bytes]) -> None:
     partial.close()
     with suppress(FileNotFoundError):
         os.unlink(partial.name)

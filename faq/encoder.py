@@ -78,11 +78,37 @@ class _CachedEncoder:
 class Encoder(_CachedEncoder):
     """A sentence-transformers model: all-MiniLM-L6-v2 by default, for English.
 
-    Takes a model directory or a locally cached model name (never downloaded: the hub is
-    switched off before sentence-transformers is imported) and an optional cache folder.
+    Takes a model folder or a locally cached model name (never downloaded) and an optional
+    cache folder. A BERT model folder runs on numpy (faq/bert.py: a start seconds faster,
+    without torch); other models, and cached names, run on sentence-transformers.
     """
 
     def __init__(self, model: str = "", cache_dir: Path | None = None, threads: int = 0) -> None:
+        from faq.bert import NumpyBert
+
+        threads = threads or os.cpu_count() or 1
+        _single_threaded_blas()
+        location = Path(model) if model and Path(model).exists() else None
+        if not model:
+            location = default_model_path()
+        bert = NumpyBert.load(location, threads) if location else None
+        self._model = bert or _SentenceTransformer(location, model, threads)
+        self.model_id = _model_fingerprint(location, model)
+        self.dim = self._model.dim
+        self.known_words = frozenset(
+            word for word in self._model.vocabulary if word.isascii() and word.isalpha()
+        )
+        super().__init__(cache_dir)
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        return _unit(self._model.encode(texts))
+
+
+class _SentenceTransformer:
+    """Any sentence-transformers model, run by that package on torch."""
+
+    def __init__(self, location: Path | None, model: str, threads: int) -> None:
+        # The hub is switched off before sentence-transformers is imported.
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -90,12 +116,8 @@ class Encoder(_CachedEncoder):
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(threads or os.cpu_count() or 1)
-        _single_threaded_blas()
+        torch.set_num_threads(threads)
         self._torch = torch
-        location = Path(model) if model and Path(model).exists() else None
-        if not model:
-            location = default_model_path()
         try:
             from transformers.utils import logging as transformers_logging
 
@@ -108,16 +130,12 @@ class Encoder(_CachedEncoder):
                 f"faq.model: cannot load {model or location!s} offline ({exc.__class__.__name__}); "
                 "give a model folder or a name already in the local cache"
             ) from None
-        self.model_id = _model_fingerprint(location, model)
         self.dim = int(self._model.get_embedding_dimension() or 0)
-        self.known_words = frozenset(
-            word for word in self._model.tokenizer.get_vocab() if word.isascii() and word.isalpha()
-        )
+        self.vocabulary = list(self._model.tokenizer.get_vocab())
         # Torch inference is not safe to run from two threads at once on one model.
         self._lock = threading.Lock()
-        super().__init__(cache_dir)
 
-    def _encode(self, texts: list[str]) -> Vectors:
+    def encode(self, texts: list[str]) -> Vectors:
         """Run the model's modules directly: `SentenceTransformer.encode` adds milliseconds of
         bookkeeping per call, which is most of a single query's budget."""
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -129,7 +147,7 @@ class Encoder(_CachedEncoder):
                 features = self._model.preprocess([texts[i] for i in rows])
                 output = self._model.forward(features)["sentence_embedding"]
                 vectors[rows] = output.float().numpy()
-        return _unit(vectors)
+        return vectors
 
 
 class UniversalEncoder(_CachedEncoder):

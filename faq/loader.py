@@ -169,6 +169,17 @@ def _child(node: yaml.Node, key: str | int) -> tuple[int, yaml.Node] | None:
     return None
 
 
+def _parse_yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree (for line numbers) and the data, from one parse; with libyaml when
+    PyYAML has it (ten times faster: the shipped KB's files take 20 ms, not 200)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    try:
+        root = loader.get_single_node()
+        return root, None if root is None else loader.construct_document(root)
+    finally:
+        loader.dispose()
+
+
 def _load_file(path: Path, problems: list[Problem]) -> list[_Located]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -176,8 +187,7 @@ def _load_file(path: Path, problems: list[Problem]) -> list[_Located]:
         problems.append(Problem(path, 0, f"cannot read: {exc}"))
         return []
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
+        root, data = _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 0

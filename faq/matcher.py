@@ -20,22 +20,33 @@ entry for) and a share of every other entry's phrasings is held out (they play c
 questions). `answer` is the lowest confidence that leaves `target_unanswered` of the simulated
 unknown questions unanswered; `suggest` keeps `1 - fallback_quantile` of the answerable
 questions out of the fallback. The same rule runs for any KB: nothing is tuned to one data set.
+
+Given a cache folder, what fitting learns (the head, the confidence model, the thresholds) is
+stored there under a key of everything it depends on, so a restart on an unchanged KB skips
+fitting (seconds of a start, and scikit-learn's import).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rapidfuzz import fuzz, process
-from sklearn.linear_model import LogisticRegression
 
 from faq.encoder import TextEncoder
 from faq.spelling import Speller
 from faq.text import normalize
+
+logger = logging.getLogger(__name__)
 
 Array = np.ndarray[Any, Any]
 SUGGESTIONS = 3
@@ -48,6 +59,8 @@ HEAD_BUDGET = 4_000_000
 # Simulated questions are scored this many at a time: all at once, a 5,000-entry KB's
 # question x phrasing matrix alone would take gigabytes.
 SIMULATION_BLOCK = 256
+# Stored fits kept in the cache folder: every KB edit writes new ones (one per language).
+KEPT_FITS = 24
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,7 @@ class Matcher:
         encoder: TextEncoder,
         phrasings: Mapping[str, list[str]],
         config: MatcherConfig | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.encoder = encoder
         self.config = config or MatcherConfig()
@@ -125,10 +139,20 @@ class Matcher:
         self._speller = Speller(texts, encoder.known_words)
         vectors = encoder.encode(texts)
         normalized = [normalize(text) for text in texts]
-        self._scorer = _Scorer(vectors, labels, normalized, len(self.entry_ids), self.config)
-        self._confidence, self.thresholds = _calibrate(
-            vectors, labels, normalized, len(self.entry_ids), self.config
+        entries = len(self.entry_ids)
+        store = (
+            _FitStore(cache_dir, encoder.model_id, self.config, phrasings) if cache_dir else None
         )
+        fit = store.load(entries, vectors.shape[1]) if store else None
+        self._scorer = _Scorer(
+            vectors, labels, normalized, entries, self.config, fit.head if fit else None
+        )
+        if fit is None:
+            confidence, thresholds = _calibrate(vectors, labels, normalized, entries, self.config)
+            fit = _Fit(self._scorer.head, confidence, thresholds)
+            if store:
+                store.save(fit)
+        self._confidence, self.thresholds = fit.confidence, fit.thresholds
 
     def match(self, text: str) -> Match:
         """Rank the entries for `text` and decide what to do with the best one."""
@@ -184,8 +208,30 @@ class _Scores:
     centroid: Array  # cosine to each entry's centroid
 
 
+@dataclass(frozen=True)
+class _Head:
+    """The logistic-regression head: a weight row and a bias per entry."""
+
+    weights: Array  # (entries, dim)
+    bias: Array  # (entries,)
+
+    @classmethod
+    def fit(cls, vectors: Array, labels: Array, entries: int, config: MatcherConfig) -> _Head:
+        # Imported here: a start on a stored fit never needs scikit-learn (0.8 s to import).
+        from sklearn.linear_model import LogisticRegression
+
+        weights = np.zeros((entries, vectors.shape[1]), dtype=np.float32)
+        bias = np.full(entries, -1e4, dtype=np.float32)  # entries absent here never win
+        head = LogisticRegression(C=config.head_c, max_iter=300, tol=1e-3)
+        head.fit(vectors, labels)
+        weights[head.classes_] = head.coef_.astype(np.float32)
+        bias[head.classes_] = head.intercept_.astype(np.float32)
+        return cls(weights, bias)
+
+
 class _Scorer:
-    """The three scores for a batch of queries, against phrasings grouped by entry."""
+    """The three scores for a batch of queries, against phrasings grouped by entry; the head
+    is fitted here unless given."""
 
     def __init__(
         self,
@@ -194,6 +240,7 @@ class _Scorer:
         texts: Sequence[str],
         entries: int,
         config: MatcherConfig,
+        head: _Head | None = None,
     ) -> None:
         if np.any(labels[1:] < labels[:-1]):
             order = np.argsort(labels, kind="stable")
@@ -213,14 +260,9 @@ class _Scorer:
         self.centroids = centroids / np.maximum(
             np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12
         )
-        self.weights = np.zeros((entries, vectors.shape[1]), dtype=np.float32)
-        self.bias = np.full(entries, -1e4, dtype=np.float32)  # entries absent here never win
-        self.use_head = len(self.present) > 1 and len(self.labels) * entries <= HEAD_BUDGET
-        if self.use_head:
-            head = LogisticRegression(C=config.head_c, max_iter=300, tol=1e-3)
-            head.fit(self.vectors, self.labels)
-            self.weights[head.classes_] = head.coef_.astype(np.float32)
-            self.bias[head.classes_] = head.intercept_.astype(np.float32)
+        self.head: _Head | None = None
+        if len(self.present) > 1 and len(self.labels) * entries <= HEAD_BUDGET:
+            self.head = head or _Head.fit(self.vectors, self.labels, entries, config)
 
     def score(self, queries: Array, query_texts: Sequence[str]) -> _Scores:
         config = self.config
@@ -230,8 +272,8 @@ class _Scorer:
         )
         p_near = _softmax(config.near_scale * nearest)
         p_near[:, self.absent] = 0.0
-        if self.use_head:
-            head = _softmax(queries @ self.weights.T + self.bias)
+        if self.head is not None:
+            head = _softmax(queries @ self.head.weights.T + self.head.bias)
             fused = config.head_weight * head + (1 - config.head_weight) * p_near
         else:
             head, fused = p_near, p_near
@@ -317,6 +359,8 @@ def _calibrate(
     vectors: Array, labels: Array, texts: Sequence[str], entries: int, config: MatcherConfig
 ) -> tuple[_Confidence, Thresholds]:
     """Fit the confidence model and the thresholds on simulated questions (module docstring)."""
+    from sklearn.linear_model import LogisticRegression
+
     if entries < 3:
         # Too small to simulate unknown questions: answer only the clearest cases.
         return _Confidence(np.zeros(6), 0.0), Thresholds(answer=0.5, suggest=0.0)
@@ -397,3 +441,82 @@ def _simulate(
         np.concatenate(part) for part in zip(*collected, strict=True)
     )
     return features, right, unknown_rows, in_top3
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """All that fitting learns from a KB (the rest is read off its vectors at load)."""
+
+    head: _Head | None
+    confidence: _Confidence
+    thresholds: Thresholds
+
+
+class _FitStore:
+    """One fit per file in the cache folder, named by a hash of everything it depends on:
+    the model, the hyper-parameters, the phrasings by entry, this module's code and
+    scikit-learn's version. An edited KB or an upgrade then never reuses a stale fit."""
+
+    def __init__(
+        self,
+        folder: Path,
+        model_id: str,
+        config: MatcherConfig,
+        phrasings: Mapping[str, list[str]],
+    ) -> None:
+        digest = hashlib.sha256()
+        digest.update(Path(__file__).read_bytes())
+        for part in (model_id, repr(config), metadata.version("scikit-learn")):
+            digest.update(part.encode())
+        digest.update(json.dumps(list(phrasings.items()), ensure_ascii=False).encode())
+        self.folder = folder
+        self.path = folder / f"fit-{digest.hexdigest()[:32]}.npz"
+
+    def load(self, entries: int, dim: int) -> _Fit | None:
+        """The stored fit, or None when there is none (or it cannot be used)."""
+        if not self.path.is_file():
+            return None
+        try:
+            with np.load(self.path) as stored:
+                fit = _Fit(
+                    _Head(stored["head_weights"], stored["head_bias"])
+                    if stored["head_weights"].size
+                    else None,
+                    _Confidence(stored["confidence_weights"], float(stored["confidence_bias"])),
+                    Thresholds(float(stored["answer"]), float(stored["suggest"])),
+                )
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("faq.fit_unreadable path=%s error=%s", self.path, exc)
+            return None
+        if fit.head is not None and fit.head.weights.shape != (entries, dim):
+            logger.warning("faq.fit_unreadable path=%s error=shape", self.path)
+            return None
+        os.utime(self.path)  # recently used: kept by `_prune`
+        return fit
+
+    def save(self, fit: _Fit) -> None:
+        """Write atomically (a reader never sees half a file), then drop the oldest fits."""
+        head = fit.head or _Head(np.zeros((0, 0), np.float32), np.zeros(0, np.float32))
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
+            with partial.open("wb") as file:
+                np.savez(
+                    file,
+                    head_weights=head.weights,
+                    head_bias=head.bias,
+                    confidence_weights=fit.confidence.weights,
+                    confidence_bias=fit.confidence.bias,
+                    answer=fit.thresholds.answer,
+                    suggest=fit.thresholds.suggest,
+                )
+            partial.replace(self.path)
+            self._prune()
+        except OSError as exc:
+            # Only the next start's speed depends on it.
+            logger.warning("faq.fit_not_saved path=%s error=%s", self.path, exc)
+
+    def _prune(self) -> None:
+        fits = sorted(self.folder.glob("fit-*.npz"), key=lambda path: path.stat().st_mtime_ns)
+        for old in fits[:-KEPT_FITS]:
+            old.unlink(missing_ok=True)

@@ -118,11 +118,13 @@ class FaqService:
         placeholders: Mapping[str, str],
         encoder: TextEncoder,
         multilingual: TextEncoder | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.kb_path = kb_path
         self.placeholders = dict(placeholders)
         self.encoder = encoder
         self.multilingual = multilingual
+        self.cache_dir = cache_dir  # where the matchers' fits are kept between starts
         # The files as last read, and as read for the version serving now (they differ
         # after a rejected edit).
         self._fingerprint = self._files_fingerprint()
@@ -145,13 +147,15 @@ class FaqService:
         any error."""
         kb, warnings = load_kb_with_warnings(self.kb_path, self.placeholders)
         english = kb.phrasings("en")
-        matchers = {"en": Matcher(self.encoder, english)}
+        matchers = {"en": Matcher(self.encoder, english, cache_dir=self.cache_dir)}
         for language in TRANSLATED_LANGUAGES:
             own = kb.phrasings(language)
             phrasings = {
                 entry_id: own.get(entry_id, []) + texts for entry_id, texts in english.items()
             }
-            matchers[language] = Matcher(self.multilingual or self.encoder, phrasings)
+            matchers[language] = Matcher(
+                self.multilingual or self.encoder, phrasings, cache_dir=self.cache_dir
+            )
         for language, matcher in matchers.items():
             logger.info(
                 "faq.loaded language=%s entries=%d path=%s answer_threshold=%.3f "

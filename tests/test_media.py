@@ -14,12 +14,12 @@ from aiogram import Bot
 from pydantic import SecretStr
 
 from bot.channels.telegram import make_bot
+from bot.channels.telegram_files import TelegramFetcher
 from bot.media import (
     MB,
     FetchFailed,
     LocalFileFetcher,
     MediaArchive,
-    TelegramFetcher,
     extension,
 )
 from bot.settings import Settings, TelegramSettings

@@ -62,8 +62,8 @@ from aiohttp import web
 
 from bot.app import App
 from bot.channels.html_split import split_html
+from bot.channels.telegram_files import TelegramFetcher
 from bot.delivery import Delivery, RetryAfter, TemporaryFailure, Undeliverable
-from bot.media import TelegramFetcher
 from bot.ratelimit import RateLimiter, RateLimits
 from bot.serial import SerialQueues
 from bot.settings import Settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,75 @@ def test_a_big_kb_calibrates_on_a_sample_of_its_simulated_questions(
     question = faq_service.kb.entries[0].question
     assert sampled.match(question).best == faq_service.matcher.match(question).best
     assert sampled.match("what's the weather in berlin tomorrow").decision is not Decision.ANSWER
+
+
+def stored_fits(cache: Path) -> list[Path]:
+    return sorted(cache.glob("fit-*.npz"))
+
+
+def with_stored_answer_threshold(path: Path, answer: float) -> None:
+    """Rewrite a stored fit's answer threshold: a matcher that shows it has read the file."""
+    import numpy as np
+
+    with np.load(path) as stored:
+        arrays = dict(stored)
+    arrays["answer"] = np.float64(answer)
+    with path.open("wb") as file:
+        np.savez(file, **arrays)
+
+
+def test_a_restart_on_an_unchanged_kb_uses_the_stored_fit(
+    faq_service: FaqService, tmp_path: Path
+) -> None:
+    phrasings, cache = faq_service.kb.phrasings(), tmp_path / "cache"
+    fitted = Matcher(faq_service.encoder, phrasings, cache_dir=cache)
+    [stored] = stored_fits(cache)
+    restarted = Matcher(faq_service.encoder, phrasings, cache_dir=cache)
+    assert restarted.thresholds == fitted.thresholds
+    for question in ("how long is the warranty", "my hashboard died", "pizza near me"):
+        assert restarted.match(question) == fitted.match(question)
+    with_stored_answer_threshold(stored, 0.123)
+    assert Matcher(faq_service.encoder, phrasings, cache_dir=cache).thresholds.answer == 0.123
+
+
+def test_an_edited_kb_or_another_setting_is_fitted_again(
+    faq_service: FaqService, tmp_path: Path
+) -> None:
+    phrasings, cache = faq_service.kb.phrasings(), tmp_path / "cache"
+    Matcher(faq_service.encoder, phrasings, cache_dir=cache)
+    [stored] = stored_fits(cache)
+    with_stored_answer_threshold(stored, 0.123)
+    first = next(iter(phrasings))
+    edited = {**phrasings, first: [*phrasings[first], "a phrasing added by staff"]}
+    stricter = dataclasses.replace(MatcherConfig(), target_unanswered=0.9)
+    assert Matcher(faq_service.encoder, edited, cache_dir=cache).thresholds.answer != 0.123
+    assert Matcher(faq_service.encoder, phrasings, stricter, cache).thresholds.answer != 0.123
+    assert len(stored_fits(cache)) == 3
+
+
+def test_an_unreadable_stored_fit_is_fitted_again_and_replaced(
+    faq_service: FaqService, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    phrasings, cache = faq_service.kb.phrasings(), tmp_path / "cache"
+    fitted = Matcher(faq_service.encoder, phrasings, cache_dir=cache)
+    [stored] = stored_fits(cache)
+    stored.write_bytes(b"half a file")
+    again = Matcher(faq_service.encoder, phrasings, cache_dir=cache)
+    assert again.thresholds == fitted.thresholds
+    assert "faq.fit_unreadable" in caplog.text
+    assert Matcher(faq_service.encoder, phrasings, cache_dir=cache).thresholds == fitted.thresholds
+    assert stored_fits(cache) == [stored]
+
+
+def test_old_fits_are_dropped_from_the_cache(faq_service: FaqService, tmp_path: Path) -> None:
+    from faq.matcher import KEPT_FITS
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for number in range(KEPT_FITS + 5):
+        old = cache / f"fit-old{number}.npz"
+        old.write_bytes(b"")
+        os.utime(old, (1_700_000_000 + number, 1_700_000_000 + number))  # old0 the oldest
+    Matcher(faq_service.encoder, faq_service.kb.phrasings(), cache_dir=cache)
+    assert len(stored_fits(cache)) == KEPT_FITS
+    assert not (cache / "fit-old0.npz").exists()
