@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz, process
 
+import faq.text
 from faq.encoder import TextEncoder
 from faq.spelling import Speller
 from faq.text import normalize
@@ -454,8 +455,9 @@ class _Fit:
 
 class _FitStore:
     """One fit per file in the cache folder, named by a hash of everything it depends on:
-    the model, the hyper-parameters, the phrasings by entry, this module's code and
-    scikit-learn's version. An edited KB or an upgrade then never reuses a stale fit."""
+    the model, the hyper-parameters, the phrasings by entry, the code that scores and fits
+    (this module and the text normalisation) and the versions of the libraries in it. An
+    edited KB or an upgrade then never reuses a stale fit."""
 
     def __init__(
         self,
@@ -465,8 +467,10 @@ class _FitStore:
         phrasings: Mapping[str, list[str]],
     ) -> None:
         digest = hashlib.sha256()
-        digest.update(Path(__file__).read_bytes())
-        for part in (model_id, repr(config), metadata.version("scikit-learn")):
+        for module in (__file__, faq.text.__file__):
+            digest.update(Path(module).read_bytes())
+        libraries = [metadata.version(name) for name in ("scikit-learn", "rapidfuzz", "numpy")]
+        for part in (model_id, repr(config), *libraries):
             digest.update(part.encode())
         digest.update(json.dumps(list(phrasings.items()), ensure_ascii=False).encode())
         self.folder = folder
