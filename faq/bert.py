@@ -18,7 +18,7 @@ import ctypes.util
 import json
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ class NumpyBert:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_tokens)
         weights = {
-            name.removeprefix("bert."): tensor.astype(np.float32)
+            name.removeprefix("bert."): tensor.astype(np.float32, copy=False)
             for name, tensor in load_file(str(folder / "model.safetensors")).items()
         }
         self.word = weights["embeddings.word_embeddings.weight"]
@@ -108,20 +108,9 @@ class NumpyBert:
         """Pooled vectors of `texts`, in order; shortest first in passes of similar length."""
         encodings = self.tokenizer.encode_batch(list(texts))
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         with self._lock, self._blas.limit(limits=self.threads, user_api="blas"):
-            start = 0
-            while start < len(order):
-                end = start + 1
-                # Sorted by length, so the pass's last row is its longest.
-                while (
-                    end < len(order)
-                    and (end - start + 1) * len(encodings[order[end]].ids) <= TOKEN_BUDGET
-                ):
-                    end += 1
-                rows = order[start:end]
+            for rows in _passes([len(encoding.ids) for encoding in encodings]):
                 vectors[rows] = self._forward([encodings[i] for i in rows])
-                start = end
         return vectors
 
     def _forward(self, encodings: Sequence[Any]) -> Array:
@@ -192,6 +181,21 @@ class _Layer:
         flat = _layer_norm(inner @ weight + bias + flat, *self.output_norm, epsilon)
         result: Array = flat.reshape(count, length, dim)
         return result
+
+
+def _passes(lengths: Sequence[int]) -> Iterator[list[int]]:
+    """Row numbers by pass: shortest first, each pass within `TOKEN_BUDGET` once padded to
+    its longest row (a longer row goes alone)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    rows: list[int] = []
+    for index in order:
+        # Sorted by length, so the row joining is the pass's longest.
+        if rows and (len(rows) + 1) * lengths[index] > TOKEN_BUDGET:
+            yield rows
+            rows = []
+        rows.append(index)
+    if rows:
+        yield rows
 
 
 def _keep_freed_memory() -> None:

@@ -211,6 +211,16 @@ def _model_fingerprint(
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
+def save_npz(path: Path, **arrays: Any) -> None:
+    """Write `arrays` to `path` through a temporary file renamed over it: a reader (another
+    process, too) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    with partial.open("wb") as file:
+        np.savez(file, **arrays)
+    partial.replace(path)
+
+
 def _text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
@@ -243,10 +253,6 @@ class _EmbeddingCache:
         return np.stack([self._vectors[_text_key(t)] for t in texts])
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         keys = np.array(list(self._vectors))
-        vectors = np.stack(list(self._vectors.values()))
-        partial = self.path.with_suffix(".tmp.npz")
-        np.savez(partial, keys=keys, vectors=vectors)
-        partial.replace(self.path)
+        save_npz(self.path, keys=keys, vectors=np.stack(list(self._vectors.values())))
         logger.info("faq.cache_saved path=%s vectors=%d", self.path, len(keys))

@@ -28,6 +28,7 @@ fitting (seconds of a start, and scikit-learn's import).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -43,7 +44,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 import faq.text
-from faq.encoder import TextEncoder
+from faq.encoder import TextEncoder, save_npz
 from faq.spelling import Speller
 from faq.text import normalize
 
@@ -466,11 +467,8 @@ class _FitStore:
         config: MatcherConfig,
         phrasings: Mapping[str, list[str]],
     ) -> None:
-        digest = hashlib.sha256()
-        for module in (__file__, faq.text.__file__):
-            digest.update(Path(module).read_bytes())
-        libraries = [metadata.version(name) for name in ("scikit-learn", "rapidfuzz", "numpy")]
-        for part in (model_id, repr(config), *libraries):
+        digest = hashlib.sha256(_fitting_code_version().encode())
+        for part in (model_id, repr(config)):
             digest.update(part.encode())
         digest.update(json.dumps(list(phrasings.items()), ensure_ascii=False).encode())
         self.folder = folder
@@ -502,19 +500,15 @@ class _FitStore:
         """Write atomically (a reader never sees half a file), then drop the oldest fits."""
         head = fit.head or _Head(np.zeros((0, 0), np.float32), np.zeros(0, np.float32))
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
-            with partial.open("wb") as file:
-                np.savez(
-                    file,
-                    head_weights=head.weights,
-                    head_bias=head.bias,
-                    confidence_weights=fit.confidence.weights,
-                    confidence_bias=fit.confidence.bias,
-                    answer=fit.thresholds.answer,
-                    suggest=fit.thresholds.suggest,
-                )
-            partial.replace(self.path)
+            save_npz(
+                self.path,
+                head_weights=head.weights,
+                head_bias=head.bias,
+                confidence_weights=fit.confidence.weights,
+                confidence_bias=fit.confidence.bias,
+                answer=fit.thresholds.answer,
+                suggest=fit.thresholds.suggest,
+            )
             self._prune()
         except OSError as exc:
             # Only the next start's speed depends on it.
@@ -524,3 +518,15 @@ class _FitStore:
         fits = sorted(self.folder.glob("fit-*.npz"), key=lambda path: path.stat().st_mtime_ns)
         for old in fits[:-KEPT_FITS]:
             old.unlink(missing_ok=True)
+
+
+@functools.cache
+def _fitting_code_version() -> str:
+    """The code that scores and fits (this module, the text normalisation) and the libraries
+    in it: read once per process, not at every reload."""
+    digest = hashlib.sha256()
+    for module in (__file__, faq.text.__file__):
+        digest.update(Path(module).read_bytes())
+    for library in ("scikit-learn", "rapidfuzz", "numpy"):
+        digest.update(metadata.version(library).encode())
+    return digest.hexdigest()
