@@ -1,79 +1,71 @@
-"""BERT sentence models (all-MiniLM-L6-v2 and its kin) run with numpy instead of torch.
+"""BERT sentence models (all-MiniLM-L6-v2 and its kin) run on ONNX Runtime instead of torch.
 
-Why: importing torch and sentence-transformers takes 3.5 s of the bot's start, against 0.2 s
-to load this; and it encodes a single query faster (p50 8.7 against 10.8 ms on the 2-core
-machine, a dozen tokens), batches too (BENCHMARKS.md). The vectors agree with
-sentence-transformers' to within 1e-6 (tests/faq/test_bert.py), so cached vectors stay valid
-either way.
+Why: importing torch and sentence-transformers takes 3.5 s of the bot's start, against well
+under a second for this; and a single query encodes about twice as fast as on numpy or torch
+(p50 5.5 against 13 ms on the 2-core machine, BENCHMARKS.md): ONNX Runtime's fused attention,
+layer-norm and GELU kernels, and its small-matrix products, are what a one-question batch
+needs. The vectors agree with sentence-transformers' to within 1e-6
+(tests/faq/test_bert.py), so cached vectors stay valid either way.
 
 Only what sentence-transformers does for such a model is done here: the tokenizer's
-`tokenizer.json`, the BERT encoder, mean or CLS pooling. A model folder of any other shape
-returns None from `NumpyBert.load` and is run by sentence-transformers.
+`tokenizer.json`, the BERT encoder, mean or CLS pooling. The graph is built from the folder's
+`model.safetensors` (`_graph`), once per model: it is stored in the cache folder, so later
+starts neither build it nor import the `onnx` package (1.2 s). A model folder of any other
+shape returns None from `OnnxBert.load` and is run by sentence-transformers.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
-import math
+import logging
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
+
+logger = logging.getLogger(__name__)
 
 Array = np.ndarray[Any, np.dtype[np.float32]]
-# Rows x tokens per forward pass. Small enough that a pass's activations stay in the CPU's
-# cache (256 x 1,536 floats: 1.5 MB): passes of 4,096 ran twice slower per text on the
-# 2-core machine, passes of 128-256 fastest. A longer text goes alone.
+# Rows x tokens per forward pass: similar lengths together, so a pass pads little, and
+# small enough that a pass's activations stay in the CPU's cache. A longer text goes alone.
 TOKEN_BUDGET = 256
 _TRANSFORMER = "sentence_transformers.models.Transformer"
 _POOLING = "sentence_transformers.models.Pooling"
 _NORMALIZE = "sentence_transformers.models.Normalize"
 
 
-class NumpyBert:
+class OnnxBert:
     """A sentence-transformers BERT model folder: text in, pooled (not normalised) vectors out."""
 
     def __init__(
-        self, folder: Path, config: dict[str, Any], pooling: str, max_tokens: int, threads: int
+        self,
+        folder: Path,
+        config: dict[str, Any],
+        pooling: str,
+        max_tokens: int,
+        threads: int,
+        graph_file: Path | None,
     ) -> None:
-        from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
         self.dim = int(config["hidden_size"])
-        self.heads = int(config["num_attention_heads"])
-        self.epsilon = float(config["layer_norm_eps"])
         self.pooling = pooling
-        _keep_freed_memory()
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         # The file may carry fixed padding and a shorter cut: sentence-transformers ignores
-        # both, and pads each batch to its longest text (so do we, in `_forward`).
+        # both, and pads each pass to its longest text (so do we, in `_forward`).
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_tokens)
-        weights = {
-            name.removeprefix("bert."): tensor.astype(np.float32, copy=False)
-            for name, tensor in load_file(str(folder / "model.safetensors")).items()
-        }
-        self.word = weights["embeddings.word_embeddings.weight"]
-        self.position = weights["embeddings.position_embeddings.weight"]
-        self.token_type = weights["embeddings.token_type_embeddings.weight"]
-        self.embedding_norm = _norm(weights, "embeddings.LayerNorm")
-        layers = range(config["num_hidden_layers"])
-        self.layers = [_Layer(weights, f"encoder.layer.{i}.") for i in layers]
-        # The process keeps BLAS on one thread (the matcher's products are small); the
-        # model's are not, and take `threads` while it runs, one encode at a time.
-        self.threads = threads
-        self._blas = ThreadpoolController()
+        self._session = _session(folder, config, pooling, graph_file, threads)
+        # One encode at a time: each takes all `threads`.
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, folder: Path, threads: int) -> NumpyBert | None:
+    def load(cls, folder: Path, threads: int, graph_file: Path | None = None) -> OnnxBert | None:
         """The model in `folder`, or None when it is not a BERT model with mean or CLS
-        pooling (sentence-transformers runs those)."""
+        pooling (sentence-transformers runs those). Its graph is stored in `graph_file`."""
         try:
             modules = json.loads((folder / "modules.json").read_text())
             config = json.loads((folder / "config.json").read_text())
@@ -98,7 +90,7 @@ class NumpyBert:
             int(settings.get("max_seq_length") or config["max_position_embeddings"]),
             int(config["max_position_embeddings"]),
         )
-        return cls(folder, config, pooling, max_tokens, threads)
+        return cls(folder, config, pooling, max_tokens, threads, graph_file)
 
     @property
     def vocabulary(self) -> list[str]:
@@ -108,7 +100,7 @@ class NumpyBert:
         """Pooled vectors of `texts`, in order; shortest first in passes of similar length."""
         encodings = self.tokenizer.encode_batch(list(texts))
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
-        with self._lock, self._blas.limit(limits=self.threads, user_api="blas"):
+        with self._lock:
             for rows in _passes([len(encoding.ids) for encoding in encodings]):
                 vectors[rows] = self._forward([encodings[i] for i in rows])
         return vectors
@@ -117,70 +109,211 @@ class NumpyBert:
         count, length = len(encodings), max(len(e.ids) for e in encodings)
         ids = np.zeros((count, length), dtype=np.int64)
         types = np.zeros((count, length), dtype=np.int64)
-        mask = np.zeros((count, length), dtype=np.float32)
+        mask = np.zeros((count, length), dtype=np.int32)
         for row, encoding in enumerate(encodings):
             ids[row, : len(encoding.ids)] = encoding.ids
             types[row, : len(encoding.ids)] = encoding.type_ids
-            mask[row, : len(encoding.ids)] = 1.0
-        hidden = self.word[ids] + self.position[:length] + self.token_type[types]
-        hidden = _layer_norm(hidden, *self.embedding_norm, self.epsilon)
-        # Padding gets no attention: a large negative logit before the softmax.
-        padding = ((1.0 - mask) * -1e9)[:, None, None, :]
-        for layer in self.layers:
-            hidden = layer.forward(hidden, padding, self.heads, self.epsilon)
-        if self.pooling == "cls":
-            pooled: Array = hidden[:, 0]
-            return pooled
-        summed = (hidden * mask[..., None]).sum(axis=1)
-        mean: Array = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
-        return mean
+            mask[row, : len(encoding.ids)] = 1
+        feeds = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+        pooled: Array = self._session.run(["pooled"], feeds)[0]
+        return pooled
 
 
-class _Layer:
-    """One transformer block: self-attention, then the feed-forward part, each with a
-    residual connection and layer norm (post-norm, as BERT)."""
+def _session(
+    folder: Path, config: dict[str, Any], pooling: str, graph_file: Path | None, threads: int
+) -> Any:
+    """An ONNX Runtime session on the model's graph: the one stored in `graph_file` when it is
+    there and readable, else one built now (and stored there for the next start)."""
+    import onnxruntime
 
-    def __init__(self, weights: dict[str, Array], prefix: str) -> None:
-        attention = prefix + "attention."
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
 
-        def dense(name: str) -> tuple[Array, Array]:
-            # Stored as (out, in); transposed once so every product is rows @ (in, out).
-            return (
-                np.ascontiguousarray(weights[f"{name}.weight"].T),
-                weights[f"{name}.bias"],
-            )
+    def session(model: bytes | str) -> Any:
+        return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
-        projections = [dense(f"{attention}self.{part}") for part in ("query", "key", "value")]
-        # Query, key and value in one product.
-        self.qkv = np.ascontiguousarray(np.concatenate([w for w, _ in projections], axis=1))
-        self.qkv_bias = np.concatenate([b for _, b in projections])
-        self.attention_out = dense(f"{attention}output.dense")
-        self.attention_norm = _norm(weights, f"{attention}output.LayerNorm")
-        self.intermediate = dense(f"{prefix}intermediate.dense")
-        self.output = dense(f"{prefix}output.dense")
-        self.output_norm = _norm(weights, f"{prefix}output.LayerNorm")
+    if graph_file is not None and graph_file.is_file():
+        try:
+            return session(str(graph_file))
+        except Exception as exc:  # ONNX Runtime's errors derive from Exception only
+            logger.warning("faq.graph_unreadable path=%s error=%s", graph_file, exc)
+    graph = _graph(folder, config, pooling)
+    if graph_file is not None:
+        try:
+            graph_file.parent.mkdir(parents=True, exist_ok=True)
+            partial = graph_file.with_name(f"{graph_file.name}.{os.getpid()}.partial")
+            partial.write_bytes(graph)
+            partial.replace(graph_file)  # atomic: another process never reads half a graph
+        except OSError as exc:
+            logger.warning("faq.graph_not_saved path=%s error=%s", graph_file, exc)
+    return session(graph)
 
-    def forward(self, hidden: Array, padding: Array, heads: int, epsilon: float) -> Array:
-        count, length, dim = hidden.shape
-        size = dim // heads
-        flat = hidden.reshape(count * length, dim)  # one matrix product for the whole batch
-        qkv = (flat @ self.qkv + self.qkv_bias).reshape(count, length, 3, heads, size)
-        query = qkv[:, :, 0].transpose(0, 2, 1, 3)
-        key = qkv[:, :, 1].transpose(0, 2, 3, 1)
-        value = qkv[:, :, 2].transpose(0, 2, 1, 3)
-        logits = query @ key / np.float32(math.sqrt(size)) + padding
-        logits -= logits.max(axis=-1, keepdims=True)
-        attention = np.exp(logits)
-        attention /= attention.sum(axis=-1, keepdims=True)
-        context = (attention @ value).transpose(0, 2, 1, 3).reshape(count * length, dim)
-        weight, bias = self.attention_out
-        flat = _layer_norm(context @ weight + bias + flat, *self.attention_norm, epsilon)
-        weight, bias = self.intermediate
-        inner = _gelu(flat @ weight + bias)
-        weight, bias = self.output
-        flat = _layer_norm(inner @ weight + bias + flat, *self.output_norm, epsilon)
-        result: Array = flat.reshape(count, length, dim)
-        return result
+
+def _graph(folder: Path, config: dict[str, Any], pooling: str) -> bytes:
+    """The BERT encoder and its pooling as a serialised ONNX model, weights inside.
+
+    Post-norm BERT as in the `transformers` code, with ONNX Runtime's fused operators
+    (com.microsoft Attention, SkipLayerNormalization, BiasGelu: exact erf GELU). Inputs are
+    (rows, tokens) token ids, token types and an int32 mask; the output, `pooled`, is
+    (rows, hidden size).
+    """
+    from onnx import TensorProto, helper, numpy_helper
+    from safetensors.numpy import load_file
+
+    weights = {
+        name.removeprefix("bert."): tensor.astype(np.float32, copy=False)
+        for name, tensor in load_file(str(folder / "model.safetensors")).items()
+    }
+    dim, heads = int(config["hidden_size"]), int(config["num_attention_heads"])
+    epsilon = float(config["layer_norm_eps"])
+    initializers: list[Any] = []
+    nodes: list[Any] = []
+
+    def constant(name: str, value: Any) -> str:
+        initializers.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def op(kind: str, inputs: list[str], output: str = "", **attributes: Any) -> str:
+        output = output or f"{kind}_{len(nodes)}"
+        domain = "" if kind in _STANDARD_OPS else "com.microsoft"
+        nodes.append(helper.make_node(kind, inputs, [output], domain=domain, **attributes))
+        return output
+
+    def tensor(name: str) -> str:
+        return constant(name, weights[name])
+
+    def matrix(name: str) -> str:
+        # Stored as (out, in); products here are rows @ (in, out).
+        return constant(name, np.ascontiguousarray(weights[name].T))
+
+    def norm(prefix: str) -> list[str]:
+        return [tensor(f"{prefix}.weight"), tensor(f"{prefix}.bias")]
+
+    shape = op("Shape", ["input_ids"])
+    length = op("Gather", [shape, constant("axis_one", np.array(1, np.int64))], axis=0)
+    positions = op(
+        "Range",
+        [constant("zero", np.array(0, np.int64)), length, constant("one", np.array(1, np.int64))],
+    )
+
+    def embedding(table: str, indices: str) -> str:
+        return op("Gather", [tensor(f"embeddings.{table}.weight"), indices])
+
+    embedded = op(
+        "Add",
+        [
+            op(
+                "Add",
+                [
+                    embedding("word_embeddings", "input_ids"),
+                    embedding("position_embeddings", positions),
+                ],
+            ),
+            embedding("token_type_embeddings", "token_type_ids"),
+        ],
+    )
+    hidden = op(
+        "LayerNormalization",
+        [embedded, *norm("embeddings.LayerNorm")],
+        axis=-1,
+        epsilon=epsilon,
+    )
+    for layer in range(int(config["num_hidden_layers"])):
+        prefix = f"encoder.layer.{layer}."
+        parts = [f"{prefix}attention.self.{part}" for part in ("query", "key", "value")]
+        qkv = constant(
+            f"{prefix}qkv.weight",
+            np.concatenate([weights[f"{part}.weight"].T for part in parts], axis=1),
+        )
+        qkv_bias = constant(
+            f"{prefix}qkv.bias", np.concatenate([weights[f"{part}.bias"] for part in parts])
+        )
+        # Padding gets no attention: the operator reads the int32 mask itself.
+        context = op("Attention", [hidden, qkv, qkv_bias, "attention_mask"], num_heads=heads)
+        hidden = op(
+            "SkipLayerNormalization",
+            [
+                op("MatMul", [context, matrix(f"{prefix}attention.output.dense.weight")]),
+                hidden,
+                *norm(f"{prefix}attention.output.LayerNorm"),
+                tensor(f"{prefix}attention.output.dense.bias"),
+            ],
+            epsilon=epsilon,
+        )
+        inner = op(
+            "BiasGelu",
+            [
+                op("MatMul", [hidden, matrix(f"{prefix}intermediate.dense.weight")]),
+                tensor(f"{prefix}intermediate.dense.bias"),
+            ],
+        )
+        hidden = op(
+            "SkipLayerNormalization",
+            [
+                op("MatMul", [inner, matrix(f"{prefix}output.dense.weight")]),
+                hidden,
+                *norm(f"{prefix}output.LayerNorm"),
+                tensor(f"{prefix}output.dense.bias"),
+            ],
+            epsilon=epsilon,
+        )
+    if pooling == "cls":
+        first = op("Gather", [hidden, constant("token_zero", np.array(0, np.int64))], axis=1)
+        op("Identity", [first], "pooled")
+    else:
+        mask = op(
+            "Unsqueeze",
+            [
+                op("Cast", ["attention_mask"], to=TensorProto.FLOAT),
+                constant("last", np.array([-1], np.int64)),
+            ],
+        )
+        tokens_axis = constant("tokens_axis", np.array([1], np.int64))
+        summed = op("ReduceSum", [op("Mul", [hidden, mask]), tokens_axis], keepdims=0)
+        counted = op("ReduceSum", [mask, tokens_axis], keepdims=0)
+        counted = op("Max", [counted, constant("tiny", np.array(1e-9, np.float32))])
+        op("Div", [summed, counted], "pooled")
+    inputs = [
+        helper.make_tensor_value_info(name, kind, ["rows", "tokens"])
+        for name, kind in (
+            ("input_ids", TensorProto.INT64),
+            ("token_type_ids", TensorProto.INT64),
+            ("attention_mask", TensorProto.INT32),
+        )
+    ]
+    output = helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["rows", dim])
+    model = helper.make_model(
+        helper.make_graph(nodes, "sentence_bert", inputs, [output], initializers),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+        # IR 8: read by every ONNX Runtime since 1.14.
+        ir_version=8,
+    )
+    serialised: bytes = model.SerializeToString()
+    return serialised
+
+
+_STANDARD_OPS = frozenset(
+    {
+        "Add",
+        "Cast",
+        "Div",
+        "Gather",
+        "Identity",
+        "LayerNormalization",
+        "MatMul",
+        "Max",
+        "Mul",
+        "Range",
+        "ReduceSum",
+        "Shape",
+        "Unsqueeze",
+    }
+)
+
+
+# Part of a stored graph's name; bumped whenever `_graph` builds a different graph.
+GRAPH_VERSION = 1
 
 
 def _passes(lengths: Sequence[int]) -> Iterator[list[int]]:
@@ -198,26 +331,6 @@ def _passes(lengths: Sequence[int]) -> Iterator[list[int]]:
         yield rows
 
 
-def _keep_freed_memory() -> None:
-    """Have glibc's malloc keep freed blocks of up to 32 MB for reuse (process-wide).
-
-    A pass allocates temporaries of a few MB. By default glibc returns such blocks to the
-    system and its threshold for doing so moves with what the process freed last (the USE
-    model's first call moves it), so the same batch took 1.6 or 3.3 ms per text depending
-    on what ran before: every temporary started as fresh pages. A fixed threshold keeps it
-    at the fast figure. Elsewhere than glibc this does nothing.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
-        libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024 * 1024)
-    except (OSError, AttributeError):
-        pass
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
-
-
 def _pooling_mode(config: dict[str, Any]) -> str | None:
     modes = {name for name, on in config.items() if name.startswith("pooling_mode_") and on}
     return {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}.get(
@@ -227,41 +340,3 @@ def _pooling_mode(config: dict[str, Any]) -> str | None:
 
 def _read_json(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text())) if path.is_file() else {}
-
-
-def _norm(weights: dict[str, Array], name: str) -> tuple[Array, Array]:
-    return weights[f"{name}.weight"], weights[f"{name}.bias"]
-
-
-def _layer_norm(x: Array, gain: Array, bias: Array, epsilon: float) -> Array:
-    centred = x - x.mean(axis=-1, keepdims=True)
-    variance = (centred * centred).mean(axis=-1, keepdims=True)
-    result: Array = centred / np.sqrt(variance + epsilon) * gain + bias
-    return result
-
-
-def _gelu(x: Array) -> Array:
-    """BERT's exact GELU, x·Φ(x), with erf to 1.5e-7 (Abramowitz and Stegun 7.1.26): numpy
-    has no erf, and scipy's is slower than this on float32. In place where it can be: on a
-    batch these passes over memory cost as much as the matrix products."""
-    z = np.abs(x)
-    z *= np.float32(1 / math.sqrt(2))
-    # Past 4, erf is 1 in float32, and exp(-z²) would go subnormal (slow arithmetic).
-    np.minimum(z, np.float32(4), out=z)
-    t = z * np.float32(0.3275911)
-    t += np.float32(1)
-    np.reciprocal(t, out=t)
-    tail = t * np.float32(1.061405429)
-    for coefficient in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
-        tail += np.float32(coefficient)
-        tail *= t
-    np.square(z, out=z)
-    np.negative(z, out=z)
-    np.exp(z, out=z)
-    tail *= z
-    # tail is now 2·(1 - Φ(|x|)); Φ(x) = 1/2 + sign(x)·(1/2 - (1 - Φ(|x|))), no branch.
-    np.subtract(np.float32(0.5), tail * np.float32(0.5), out=tail)
-    np.copysign(tail, x, out=tail)
-    tail += np.float32(0.5)
-    tail *= x
-    return tail

@@ -79,21 +79,23 @@ class Encoder(_CachedEncoder):
     """A sentence-transformers model: all-MiniLM-L6-v2 by default, for English.
 
     Takes a model folder or a locally cached model name (never downloaded) and an optional
-    cache folder. A BERT model folder runs on numpy (faq/bert.py: a start seconds faster,
-    without torch); other models, and cached names, run on sentence-transformers.
+    cache folder. A BERT model folder runs on ONNX Runtime (faq/bert.py: a start seconds
+    faster, without torch, and twice as fast per query); other models, and cached names, run
+    on sentence-transformers.
     """
 
     def __init__(self, model: str = "", cache_dir: Path | None = None, threads: int = 0) -> None:
-        from faq.bert import NumpyBert
+        from faq.bert import GRAPH_VERSION, OnnxBert
 
         threads = threads or os.cpu_count() or 1
         _single_threaded_blas()
         location = Path(model) if model and Path(model).exists() else None
         if not model:
             location = default_model_path()
-        bert = NumpyBert.load(location, threads) if location else None
-        self._model = bert or _SentenceTransformer(location, model, threads)
         self.model_id = _model_fingerprint(location, model)
+        graph = cache_dir / f"bert-{self.model_id}-{GRAPH_VERSION}.onnx" if cache_dir else None
+        bert = OnnxBert.load(location, threads, graph) if location else None
+        self._model = bert or _SentenceTransformer(location, model, threads)
         self.dim = self._model.dim
         self.known_words = frozenset(
             word for word in self._model.vocabulary if word.isascii() and word.isalpha()

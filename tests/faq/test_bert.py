@@ -1,4 +1,5 @@
-"""The numpy BERT runner computes what sentence-transformers does, and knows what it cannot run."""
+"""The ONNX Runtime BERT runner computes what sentence-transformers does, keeps its graph for
+the next start, and knows what it cannot run."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from faq.bert import NumpyBert
+from faq.bert import OnnxBert
 from faq.encoder import Encoder, default_model_path
 
 # Short, empty, blank, Cyrillic, Chinese, emoji, identifiers, and one past the 256-token cut.
@@ -57,7 +58,7 @@ def unit(vectors: np.ndarray) -> np.ndarray:
 
 
 def test_mean_pooling_matches_sentence_transformers() -> None:
-    bert = NumpyBert.load(default_model_path(), threads=1)
+    bert = OnnxBert.load(default_model_path(), threads=1)
     assert bert is not None
     assert bert.pooling == "mean"
     ours = unit(bert.encode(TEXTS))
@@ -71,14 +72,14 @@ def test_cls_pooling_matches_sentence_transformers(tmp_path: Path) -> None:
         pooling_mode_mean_tokens=False,
         pooling_mode_cls_token=True,
     )
-    bert = NumpyBert.load(folder, threads=1)
+    bert = OnnxBert.load(folder, threads=1)
     assert bert is not None
     assert bert.pooling == "cls"
     np.testing.assert_allclose(unit(bert.encode(TEXTS)), reference(folder), atol=1e-5)
 
 
 def test_a_batch_longer_than_one_pass_keeps_every_text_in_its_row() -> None:
-    bert = NumpyBert.load(default_model_path(), threads=1)
+    bert = OnnxBert.load(default_model_path(), threads=1)
     assert bert is not None
     texts = [f"order {i} shipped from warehouse {'far ' * (i % 40)}" for i in range(300)]
     together = bert.encode(texts)
@@ -101,7 +102,7 @@ def test_a_model_of_another_shape_is_left_to_sentence_transformers(
 ) -> None:
     folder = model_copy(tmp_path)
     edit_json(folder / file, **change)
-    assert NumpyBert.load(folder, threads=1) is None
+    assert OnnxBert.load(folder, threads=1) is None
 
 
 def test_an_extra_module_or_a_missing_file_is_left_to_sentence_transformers(
@@ -111,13 +112,13 @@ def test_an_extra_module_or_a_missing_file_is_left_to_sentence_transformers(
     modules = json.loads((folder / "modules.json").read_text())
     dense = {"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"}
     (folder / "modules.json").write_text(json.dumps([*modules, dense]))
-    assert NumpyBert.load(folder, threads=1) is None
+    assert OnnxBert.load(folder, threads=1) is None
     (folder / "modules.json").write_text(json.dumps(modules))
     (folder / "tokenizer.json").unlink()
-    assert NumpyBert.load(folder, threads=1) is None
+    assert OnnxBert.load(folder, threads=1) is None
 
 
-def test_a_folder_numpy_cannot_run_still_loads_through_sentence_transformers(
+def test_a_folder_it_cannot_run_still_loads_through_sentence_transformers(
     tmp_path: Path,
 ) -> None:
     folder = model_copy(tmp_path)
@@ -138,12 +139,51 @@ def test_the_default_model_answers_without_importing_torch() -> None:
         "loaded = {'torch', 'sentence_transformers', 'transformers'} & set(sys.modules)\n"
         "sys.exit(f'loaded {sorted(loaded)}' if loaded else 0)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", check],
+    result = run_python(check)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_graph_is_stored_so_a_later_start_neither_builds_it_nor_imports_onnx(
+    tmp_path: Path,
+) -> None:
+    check = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from faq.encoder import Encoder\n"
+        f"encoder = Encoder(cache_dir=Path({str(tmp_path)!r}))\n"
+        "vector = encoder.encode_queries(['where is my order'])\n"
+        "print('onnx' in sys.modules, repr(vector[0, :4].tolist()))\n"
+    )
+    first, second = run_python(check), run_python(check)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    built, first_vector = first.stdout.split(maxsplit=1)
+    reused, second_vector = second.stdout.split(maxsplit=1)
+    assert (built, reused) == ("True", "False")
+    assert first_vector == second_vector
+    assert [path.suffix for path in tmp_path.glob("bert-*")] == [".onnx"]
+
+
+def test_an_unreadable_stored_graph_is_rebuilt_and_replaced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    graph = tmp_path / "bert.onnx"
+    graph.write_bytes(b"half a file")
+    bert = OnnxBert.load(default_model_path(), threads=1, graph_file=graph)
+    assert bert is not None
+    assert "faq.graph_unreadable" in caplog.text
+    expected = OnnxBert.load(default_model_path(), threads=1)
+    assert expected is not None
+    np.testing.assert_allclose(bert.encode(TEXTS[:1]), expected.encode(TEXTS[:1]), atol=1e-6)
+    assert graph.stat().st_size > 10_000_000  # the whole model, weights inside
