@@ -85,7 +85,10 @@ def order_rules(settings: Settings) -> OrderRules:
 def build_faq(settings: Settings) -> FaqService:
     """Load the model (offline) and the KB; blocking, so call it in a worker thread."""
     faq = settings.faq
-    encoder = Encoder(faq.model, cache_dir=settings.cache_dir, threads=faq.threads)
+    model = settings.english_model()
+    # Which model serves is worth a line: `faq train` changes it without a config edit.
+    logger.info("faq.model english=%s", model or "all-MiniLM-L6-v2 (shipped)")
+    encoder = Encoder(model, cache_dir=settings.cache_dir, threads=faq.threads)
     multilingual = multilingual_encoder(faq.multilingual_model, settings.cache_dir, faq.threads)
     return FaqService(
         kb_path(settings),

@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
@@ -172,7 +173,19 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--shots", type=int, default=None, help="use the first N texts per category")
     bench.add_argument("--oos-label", default=None, help="test category that means out of scope")
     bench.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    bench.add_argument(
+        "--fine-tune",
+        action="store_true",
+        help="fine-tune the model on the training file first, as `faq train` does on the KB",
+    )
     bench.set_defaults(handler=_faq_bench)
+
+    train = faq.add_parser(
+        "train",
+        help="fine-tune the English model on the KB's phrasings (CPU, minutes); "
+        "the bot uses it from its next start",
+    )
+    train.set_defaults(handler=_faq_train)
     return parser
 
 
@@ -314,14 +327,41 @@ def _faq_bench(args: argparse.Namespace, settings: Settings) -> int:
         train, test = read_examples(args.train), read_examples(args.test)
     except (OSError, ValueError) as exc:
         raise _Fatal(str(exc)) from None
-    encoder = Encoder(settings.faq.model, settings.cache_dir, settings.faq.threads)
-    matcher = Matcher(encoder, phrasings_by_category(train, args.shots, args.oos_label))
-    figures = evaluate(matcher.match, test, args.oos_label)
+    kb = phrasings_by_category(train, args.shots, args.oos_label)
+    with tempfile.TemporaryDirectory() as folder:
+        if args.fine_tune:
+            from faq.train import fine_tune
+
+            tuned = Path(folder) / "model"
+            report = fine_tune(settings.faq.model, kb, tuned, threads=settings.faq.threads)
+            print(f"fine-tuned in {report.seconds:.0f} s ({report.steps} steps)", file=sys.stderr)
+            # A throw-away model: its vectors are not worth caching.
+            encoder = Encoder(str(tuned), None, settings.faq.threads)
+        else:
+            encoder = Encoder(settings.faq.model, settings.cache_dir, settings.faq.threads)
+        matcher = Matcher(encoder, kb)
+        figures = evaluate(matcher.match, test, args.oos_label)
     if args.json:
         print(json.dumps(figures))
     else:
         for name, value in figures.items():
             print(f"{name:>18}: {value}")
+    return EXIT_OK
+
+
+def _faq_train(args: argparse.Namespace, settings: Settings) -> int:
+    from faq.loader import load_kb
+    from faq.train import fine_tune
+
+    kb = load_kb(kb_path(settings), settings.company.placeholders())
+    out = settings.tuned_model_dir
+    print(f"fine-tuning on {kb_path(settings)} (CPU; minutes)...", file=sys.stderr, flush=True)
+    report = fine_tune(settings.faq.model, kb.phrasings(), out, threads=settings.faq.threads)
+    print(
+        f"fine-tuned on {report.phrasings} phrasings of {report.entries} entries in "
+        f"{report.seconds:.0f} s: {out}\n"
+        "The bot uses it from its next start. Delete that folder to go back to the base model."
+    )
     return EXIT_OK
 
 

@@ -278,6 +278,19 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
 
+    @property
+    def tuned_model_dir(self) -> Path:
+        """Where `minerdesk faq train` saves the English model fine-tuned on the KB."""
+        return self.data_dir / "models" / "tuned"
+
+    def english_model(self) -> str:
+        """The English model the bot runs: the one `faq train` fine-tuned from `faq.model`
+        when there is one, else `faq.model` itself (empty: the shipped all-MiniLM-L6-v2)."""
+        from faq.train import trained_from
+
+        tuned = self.tuned_model_dir
+        return str(tuned) if trained_from(tuned) == self.faq.model else self.faq.model
+
 
 def bundled_kb_path() -> Path:
     """The knowledge base shipped with the package (faq/kb)."""

@@ -32,6 +32,8 @@ Array = np.ndarray[Any, np.dtype[np.float32]]
 # Rows x tokens per forward pass: similar lengths together, so a pass pads little, and
 # small enough that a pass's activations stay in the CPU's cache. A longer text goes alone.
 TOKEN_BUDGET = 256
+# Graphs kept in the cache folder (`_prune_graphs`).
+KEPT_GRAPHS = 3
 _TRANSFORMER = "sentence_transformers.models.Transformer"
 _POOLING = "sentence_transformers.models.Pooling"
 _NORMALIZE = "sentence_transformers.models.Normalize"
@@ -135,7 +137,9 @@ def _session(
 
     if graph_file is not None and graph_file.is_file():
         try:
-            return session(str(graph_file))
+            loaded = session(str(graph_file))
+            os.utime(graph_file)  # recently used: kept by `_prune_graphs`
+            return loaded
         except Exception as exc:  # ONNX Runtime's errors derive from Exception only
             logger.warning("faq.graph_unreadable path=%s error=%s", graph_file, exc)
     graph = _graph(folder, config, pooling)
@@ -145,9 +149,18 @@ def _session(
             partial = graph_file.with_name(f"{graph_file.name}.{os.getpid()}.partial")
             partial.write_bytes(graph)
             partial.replace(graph_file)  # atomic: another process never reads half a graph
+            _prune_graphs(graph_file.parent)
         except OSError as exc:
             logger.warning("faq.graph_not_saved path=%s error=%s", graph_file, exc)
     return session(graph)
+
+
+def _prune_graphs(folder: Path) -> None:
+    """Keep the `KEPT_GRAPHS` most recently used graphs: each `faq train` makes a new model,
+    and each graph holds the whole model (90 MB for all-MiniLM-L6-v2)."""
+    graphs = sorted(folder.glob("bert-*.onnx"), key=lambda path: path.stat().st_mtime_ns)
+    for old in graphs[:-KEPT_GRAPHS]:
+        old.unlink(missing_ok=True)
 
 
 def _graph(folder: Path, config: dict[str, Any], pooling: str) -> bytes:
