@@ -58,10 +58,11 @@ KB = {
 
 def test_an_epoch_deals_every_phrasing_once_with_a_positive_in_its_batch() -> None:
     groups = [[f"entry {e} text {i}" for i in range(size)] for e, size in enumerate([9, 2, 5, 13])]
-    config = TrainConfig(entries_per_batch=3, phrasings_per_entry=4)
+    config = TrainConfig(entries_per_batch=3, phrasings_per_entry=4, max_phrasings_per_epoch=10)
     batches = _batches(groups, config, random.Random(0))
     dealt = [text for texts, _ in batches for text in texts]
-    assert sorted(dealt) == sorted(text for group in groups for text in group)
+    assert len(dealt) == len(set(dealt)) == 9 + 2 + 5 + 10
+    assert Counter(text.split()[1] for text in dealt) == {"0": 9, "1": 2, "2": 5, "3": 10}
     for texts, labels in batches:
         counts = Counter(labels)
         assert len(counts) <= 3
