@@ -99,7 +99,8 @@ def test_ask_json_shape_for_one_question_and_for_stdin(cli_env: dict[str, str]) 
 
 
 @pytest.mark.model
-def test_bench_json_shape(cli_env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("tuning", [(), ("--fine-tune",)], ids=["frozen", "fine-tuned"])
+def test_bench_json_shape(cli_env: dict[str, str], tmp_path: Path, tuning: tuple[str, ...]) -> None:
     train = tmp_path / "train.csv"
     test = tmp_path / "test.csv"
     train.write_text(
@@ -128,9 +129,11 @@ def test_bench_json_shape(cli_env: dict[str, str], tmp_path: Path) -> None:
         "--oos-label",
         "oos",
         "--json",
+        *tuning,
         env=cli_env,
     )
     assert result.returncode == 0, result.stderr
+    assert ("fine-tuned in" in result.stderr) == bool(tuning)
     figures = json.loads(result.stdout)
     assert set(figures) == BENCH_KEYS
     assert figures["n"] == 3
