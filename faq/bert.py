@@ -203,6 +203,19 @@ def _graph(folder: Path, config: dict[str, Any], pooling: str) -> bytes:
     def norm(prefix: str) -> list[str]:
         return [tensor(f"{prefix}.weight"), tensor(f"{prefix}.bias")]
 
+    def dense_add_norm(x: str, residual: str, prefix: str) -> str:
+        """layer_norm(x @ dense + bias + residual), as one fused operator after the product."""
+        return op(
+            "SkipLayerNormalization",
+            [
+                op("MatMul", [x, matrix(f"{prefix}.dense.weight")]),
+                residual,
+                *norm(f"{prefix}.LayerNorm"),
+                tensor(f"{prefix}.dense.bias"),
+            ],
+            epsilon=epsilon,
+        )
+
     shape = op("Shape", ["input_ids"])
     length = op("Gather", [shape, constant("axis_one", np.array(1, np.int64))], axis=0)
     positions = op(
@@ -244,16 +257,7 @@ def _graph(folder: Path, config: dict[str, Any], pooling: str) -> bytes:
         )
         # Padding gets no attention: the operator reads the int32 mask itself.
         context = op("Attention", [hidden, qkv, qkv_bias, "attention_mask"], num_heads=heads)
-        hidden = op(
-            "SkipLayerNormalization",
-            [
-                op("MatMul", [context, matrix(f"{prefix}attention.output.dense.weight")]),
-                hidden,
-                *norm(f"{prefix}attention.output.LayerNorm"),
-                tensor(f"{prefix}attention.output.dense.bias"),
-            ],
-            epsilon=epsilon,
-        )
+        hidden = dense_add_norm(context, hidden, f"{prefix}attention.output")
         inner = op(
             "BiasGelu",
             [
@@ -261,16 +265,7 @@ def _graph(folder: Path, config: dict[str, Any], pooling: str) -> bytes:
                 tensor(f"{prefix}intermediate.dense.bias"),
             ],
         )
-        hidden = op(
-            "SkipLayerNormalization",
-            [
-                op("MatMul", [inner, matrix(f"{prefix}output.dense.weight")]),
-                hidden,
-                *norm(f"{prefix}output.LayerNorm"),
-                tensor(f"{prefix}output.dense.bias"),
-            ],
-            epsilon=epsilon,
-        )
+        hidden = dense_add_norm(inner, hidden, f"{prefix}output")
     if pooling == "cls":
         first = op("Gather", [hidden, constant("token_zero", np.array(0, np.int64))], axis=1)
         op("Identity", [first], "pooled")
