@@ -26,13 +26,16 @@ from typing import Any
 
 import numpy as np
 
+from faq.encoder import keep_recent, write_atomically
+
 logger = logging.getLogger(__name__)
 
 Array = np.ndarray[Any, np.dtype[np.float32]]
 # Rows x tokens per forward pass: similar lengths together, so a pass pads little, and
 # small enough that a pass's activations stay in the CPU's cache. A longer text goes alone.
 TOKEN_BUDGET = 256
-# Graphs kept in the cache folder (`_prune_graphs`).
+# Graphs kept in the cache folder: each `faq train` makes a new model, and each graph holds
+# the whole model (90 MB for all-MiniLM-L6-v2).
 KEPT_GRAPHS = 3
 _TRANSFORMER = "sentence_transformers.models.Transformer"
 _POOLING = "sentence_transformers.models.Pooling"
@@ -138,29 +141,18 @@ def _session(
     if graph_file is not None and graph_file.is_file():
         try:
             loaded = session(str(graph_file))
-            os.utime(graph_file)  # recently used: kept by `_prune_graphs`
+            os.utime(graph_file)  # recently used: kept by `keep_recent`
             return loaded
         except Exception as exc:  # ONNX Runtime's errors derive from Exception only
             logger.warning("faq.graph_unreadable path=%s error=%s", graph_file, exc)
     graph = _graph(folder, config, pooling)
     if graph_file is not None:
         try:
-            graph_file.parent.mkdir(parents=True, exist_ok=True)
-            partial = graph_file.with_name(f"{graph_file.name}.{os.getpid()}.partial")
-            partial.write_bytes(graph)
-            partial.replace(graph_file)  # atomic: another process never reads half a graph
-            _prune_graphs(graph_file.parent)
+            write_atomically(graph_file, lambda file: file.write(graph))
+            keep_recent(graph_file.parent, "bert-*.onnx", KEPT_GRAPHS)
         except OSError as exc:
             logger.warning("faq.graph_not_saved path=%s error=%s", graph_file, exc)
     return session(graph)
-
-
-def _prune_graphs(folder: Path) -> None:
-    """Keep the `KEPT_GRAPHS` most recently used graphs: each `faq train` makes a new model,
-    and each graph holds the whole model (90 MB for all-MiniLM-L6-v2)."""
-    graphs = sorted(folder.glob("bert-*.onnx"), key=lambda path: path.stat().st_mtime_ns)
-    for old in graphs[:-KEPT_GRAPHS]:
-        old.unlink(missing_ok=True)
 
 
 def _graph(folder: Path, config: dict[str, Any], pooling: str) -> bytes:

@@ -6,9 +6,9 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -89,9 +89,7 @@ class Encoder(_CachedEncoder):
 
         threads = threads or os.cpu_count() or 1
         _single_threaded_blas()
-        location = Path(model) if model and Path(model).exists() else None
-        if not model:
-            location = default_model_path()
+        location = model_folder(model)
         self.model_id = _model_fingerprint(location, model)
         graph = cache_dir / f"bert-{self.model_id}-{GRAPH_VERSION}.onnx" if cache_dir else None
         bert = OnnxBert.load(location, threads, graph) if location else None
@@ -106,32 +104,44 @@ class Encoder(_CachedEncoder):
         return _unit(self._model.encode(texts))
 
 
+def model_folder(model: str) -> Path | None:
+    """The folder of a `faq.model` value: the shipped model's for "", the path when it is
+    one; None for a name (sentence-transformers looks it up in its local cache)."""
+    if not model:
+        return default_model_path()
+    return Path(model) if Path(model).exists() else None
+
+
+def load_sentence_transformer(location: Path | None, model: str, threads: int) -> Any:
+    """A sentence-transformers model from `location`, or the cached name `model`, on the CPU
+    and offline (the hub is switched off before the package is imported)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    torch.set_num_threads(threads)
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        return SentenceTransformer(str(location or model), device="cpu", local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFound(
+            f"faq.model: cannot load {model or location!s} offline ({exc.__class__.__name__}); "
+            "give a model folder or a name already in the local cache"
+        ) from None
+
+
 class _SentenceTransformer:
     """Any sentence-transformers model, run by that package on torch."""
 
     def __init__(self, location: Path | None, model: str, threads: int) -> None:
-        # The hub is switched off before sentence-transformers is imported.
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        import torch
-        from sentence_transformers import SentenceTransformer
+        self._model = load_sentence_transformer(location, model, threads)
+        import torch  # imported by the loader already; only named here
 
-        torch.set_num_threads(threads)
         self._torch = torch
-        try:
-            from transformers.utils import logging as transformers_logging
-
-            transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-            self._model = SentenceTransformer(
-                str(location or model), device="cpu", local_files_only=True
-            )
-        except (OSError, ValueError) as exc:
-            raise ModelNotFound(
-                f"faq.model: cannot load {model or location!s} offline ({exc.__class__.__name__}); "
-                "give a model folder or a name already in the local cache"
-            ) from None
         self.dim = int(self._model.get_embedding_dimension() or 0)
         self.vocabulary = list(self._model.tokenizer.get_vocab())
         # Torch inference is not safe to run from two threads at once on one model.
@@ -213,14 +223,27 @@ def _model_fingerprint(
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def save_npz(path: Path, **arrays: Any) -> None:
-    """Write `arrays` to `path` through a temporary file renamed over it: a reader (another
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Have `write` fill a temporary file, then rename it over `path`: a reader (another
     process, too) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     with partial.open("wb") as file:
-        np.savez(file, **arrays)
+        write(file)
     partial.replace(path)
+
+
+def save_npz(path: Path, **arrays: Any) -> None:
+    """`arrays` written atomically to `path`."""
+    write_atomically(path, lambda file: np.savez(file, **arrays))
+
+
+def keep_recent(folder: Path, pattern: str, count: int) -> None:
+    """Delete all but the `count` most recently used files of `folder` matching `pattern`
+    (their users touch them on use)."""
+    files = sorted(folder.glob(pattern), key=lambda path: path.stat().st_mtime_ns)
+    for old in files[:-count]:
+        old.unlink(missing_ok=True)
 
 
 def _text_key(text: str) -> str:

@@ -44,7 +44,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 import faq.text
-from faq.encoder import TextEncoder, save_npz
+from faq.encoder import TextEncoder, keep_recent, save_npz
 from faq.spelling import Speller
 from faq.text import normalize
 
@@ -493,7 +493,7 @@ class _FitStore:
         if fit.head is not None and fit.head.weights.shape != (entries, dim):
             logger.warning("faq.fit_unreadable path=%s error=shape", self.path)
             return None
-        os.utime(self.path)  # recently used: kept by `_prune`
+        os.utime(self.path)  # recently used: kept by `keep_recent`
         return fit
 
     def save(self, fit: _Fit) -> None:
@@ -509,15 +509,10 @@ class _FitStore:
                 answer=fit.thresholds.answer,
                 suggest=fit.thresholds.suggest,
             )
-            self._prune()
+            keep_recent(self.folder, "fit-*.npz", KEPT_FITS)
         except OSError as exc:
             # Only the next start's speed depends on it.
             logger.warning("faq.fit_not_saved path=%s error=%s", self.path, exc)
-
-    def _prune(self) -> None:
-        fits = sorted(self.folder.glob("fit-*.npz"), key=lambda path: path.stat().st_mtime_ns)
-        for old in fits[:-KEPT_FITS]:
-            old.unlink(missing_ok=True)
 
 
 @functools.cache

@@ -78,25 +78,15 @@ def fine_tune(
 ) -> TrainReport:
     """Fine-tune the model `base` (a `faq.model` value: "" for the shipped model) on entry
     id -> phrasings and save it to `out`, replacing what was there only once complete."""
-    from faq.encoder import default_model_path
+    import torch
+
+    from faq.encoder import load_sentence_transformer, model_folder
 
     config = config or TrainConfig()
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-
     started = time.perf_counter()
     torch.manual_seed(config.seed)
-    torch.set_num_threads(threads or os.cpu_count() or 1)
-    folder = Path(base) if base else default_model_path()
-    base_folder = folder if folder.is_dir() else None  # else a cached model name
-    model = SentenceTransformer(str(base_folder or base), device="cpu", local_files_only=True)
+    base_folder = model_folder(base)
+    model = load_sentence_transformer(base_folder, base, threads or os.cpu_count() or 1)
     groups = [list(dict.fromkeys(texts)) for texts in phrasings.values()]
     groups = [texts for texts in groups if len(texts) >= 2]  # an only phrasing has no positive
     batches = _batches(groups, config, random.Random(config.seed))
