@@ -89,8 +89,10 @@ def fine_tune(
     model = load_sentence_transformer(base_folder, base, threads or os.cpu_count() or 1)
     groups = [list(dict.fromkeys(texts)) for texts in phrasings.values()]
     groups = [texts for texts in groups if len(texts) >= 2]  # an only phrasing has no positive
-    batches = _batches(groups, config, random.Random(config.seed))
-    steps = len(batches) * config.epochs
+    # One generator for every epoch, so each epoch deals a new sample in a new order.
+    rng = random.Random(config.seed)
+    epochs = [_batches(groups, config, rng) for _ in range(config.epochs)]
+    steps = sum(map(len, epochs))
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
     warmup = max(1, int(steps * config.warmup_share))
     # Linear warm-up, then linear decay to zero.
@@ -99,10 +101,7 @@ def fine_tune(
         lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup))),
     )
     model.train()
-    rng = random.Random(config.seed)
-    for epoch in range(config.epochs):
-        if epoch:
-            batches = _batches(groups, config, rng)
+    for batches in epochs:
         for texts, labels in batches:
             features = model.preprocess(texts)
             vectors = model(features)["sentence_embedding"]
