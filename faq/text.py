@@ -27,3 +27,9 @@ def script_language(text: str) -> str | None:
     if not han and not cyrillic:
         return None
     return "zh" if han >= cyrillic else "ru"
+
+
+def word_count(text: str) -> int:
+    """Words in `text`, reckoning two Chinese characters a word (Chinese has no spaces)."""
+    han = len(_HAN.findall(text))
+    return (han + 1) // 2 + len(_HAN.sub(" ", normalize(text)).split())

@@ -193,3 +193,96 @@ def test_old_fits_are_dropped_from_the_cache(faq_service: FaqService, tmp_path: 
     Matcher(faq_service.encoder, faq_service.kb.phrasings(), cache_dir=cache)
     assert len(stored_fits(cache)) == KEPT_FITS
     assert not (cache / "fit-old0.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("message", "entry_id"),
+    [
+        (
+            "Hello, my farm runs thirty S19 units on a hydro setup and my electrician says the "
+            "wiring is fine, the room is cool and the firmware is stock. Yesterday one unit "
+            "stopped hashing completely. How long does a repair take?",
+            "repair_period",
+        ),
+        (
+            "I have been mining since 2017 and I have seen every kind of market, prices go up "
+            "and down and I know the drill. What is your refund policy?",
+            "refund_policy",
+        ),
+    ],
+)
+def test_a_question_wrapped_in_context_is_answered_when_its_clause_agrees(
+    faq_service: FaqService, message: str, entry_id: str
+) -> None:
+    matcher = faq_service.matcher
+    whole, _ = matcher._score([message])
+    assert whole is not None
+    # Embedded whole, the context drowns the question: alone, this would not be answered.
+    assert matcher._confidence.predict(whole)[0] < matcher.thresholds.answer
+    result = matcher.match(message)
+    assert result.decision is Decision.ANSWER
+    assert result.best is not None
+    assert result.best.entry_id == entry_id
+    # Clauses only back the decision: the ranking stays the whole message's.
+    assert list(result.candidates) == matcher.rank(message, 3)
+
+
+def test_a_long_message_about_nothing_in_the_kb_is_not_answered(
+    faq_service: FaqService,
+) -> None:
+    message = (
+        "Hello. It is raining here today and my dog is sick. Who won the football world cup "
+        "last year? Also, what is a good pizza place near the station?"
+    )
+    assert faq_service.ask(message).decision is not Decision.ANSWER
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("How long does a repair take?", []),
+        ("hi there. how long does a repair take?", []),  # "hi there" is too short alone
+        (
+            "My unit stopped hashing yesterday. How long does a repair take?",
+            ["My unit stopped hashing yesterday.", "How long does a repair take?"],
+        ),
+        ("first line of context here\nand the question on its own line", None),
+        ("我的矿机昨天坏了。保修期是多久？", ["我的矿机昨天坏了", "保修期是多久"]),
+    ],
+)
+def test_clauses_of_a_long_message(message: str, expected: list[str] | None) -> None:
+    from faq.matcher import clauses
+
+    if expected is None:
+        expected = message.split("\n")
+    assert clauses(message) == expected
+
+
+def test_the_head_weight_is_chosen_by_the_kbs_cross_validation_and_stored(
+    faq_service: FaqService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faq import matcher as matcher_module
+
+    phrasings, cache = faq_service.kb.phrasings(), tmp_path / "cache"
+    chosen: list[float] = []
+    choose = matcher_module._choose_head_weight
+
+    def recording(*args: object) -> float:
+        chosen.append(choose(*args))  # type: ignore[arg-type]
+        return chosen[-1]
+
+    monkeypatch.setattr(matcher_module, "_choose_head_weight", recording)
+    fitted = Matcher(faq_service.encoder, phrasings, cache_dir=cache)
+    assert len(chosen) == 1
+    assert chosen[0] in matcher_module.HEAD_WEIGHTS
+    assert fitted._scorer.head_weight == chosen[0]
+    # A restart reads the weight with the rest of the fit: no cross-validation again.
+    restarted = Matcher(faq_service.encoder, phrasings, cache_dir=cache)
+    assert len(chosen) == 1
+    assert restarted._scorer.head_weight == chosen[0]
+
+
+def test_a_fixed_head_weight_is_used_as_it_is(faq_service: FaqService) -> None:
+    fixed = dataclasses.replace(MatcherConfig(), head_weight=0.55)
+    matcher = Matcher(faq_service.encoder, faq_service.kb.phrasings(), fixed)
+    assert matcher._scorer.head_weight == 0.55
