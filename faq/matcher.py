@@ -98,6 +98,9 @@ class MatcherConfig:
     lexical_scale: float = 10.0
     # Read unknown words as the KB's nearest ones (faq/spelling.py); off only to measure it.
     correct_typos: bool = True
+    # Let a long message's clauses back its best entry (module docstring); off only to
+    # measure it.
+    back_with_clauses: bool = True
     target_unanswered: float = 0.75
     fallback_quantile: float = 0.05
     folds: int = 5
@@ -222,6 +225,8 @@ class Matcher:
     ) -> Array:
         """`confidences`, raised for the unsure messages one of whose clauses agrees on the
         best entry (module docstring)."""
+        if not self.config.back_with_clauses:
+            return confidences
         asked = [
             (row, clause)
             for row, text in enumerate(texts)
