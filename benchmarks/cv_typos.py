@@ -139,9 +139,12 @@ def main() -> None:
             read_examples(args.datasets / "banking77_train.csv"), shots=10
         ),
     }
+    before = dataclasses.replace(MatcherConfig(), head_weight=0.7, back_with_question=False)
     designs = {
-        "without the speller": dataclasses.replace(MatcherConfig(), correct_typos=False),
-        "with the speller (shipped)": MatcherConfig(),
+        "without the speller": dataclasses.replace(before, correct_typos=False),
+        "speller, head weight 0.7 (shipped to 2026-12-02)": before,
+        "+ head weight chosen per KB": dataclasses.replace(before, head_weight=None),
+        "+ question sentence backs long messages (shipped)": MatcherConfig(),
     }
     columns = [f"{v} {m}" for v in VARIANTS for m in ("top-1", "right", "wrong")]
     print("| KB | design | " + " | ".join(columns) + " | unknown answered |")

@@ -21,10 +21,12 @@ entries together score below `thresholds.suggest`; otherwise `suggest` the three
 
 Long messages: a customer often wraps the question in context ("I bought two S19s from you in
 March. One of them ..."). Embedded whole, the question's signal is diluted, and the matcher is
-unsure even when its best entry is right. So a message that falls short of `answer` and has
-several clauses has each clause scored too; a clause whose best entry is the message's own
-raises the confidence to the mean of the two (one lucky clause never answers alone). Only the
-decision can change: the ranking is always the whole message's.
+unsure even when its best entry is right. So when a message of several sentences falls short
+of `answer`, its question sentence (the last one ending in a question mark, else the last
+one) is scored alone; if its best entry is the message's own, the confidence rises to the
+mean of the two (the sentence never answers alone). Only the decision can change: the ranking
+is always the whole message's. One sentence, not every clause: scoring them all doubled the
+time of the slowest queries (BENCHMARKS.md).
 
 The confidence model and both thresholds are fitted on the KB itself, by simulation: in each of
 `folds` folds, a group of entries is removed (their phrasings play questions nobody wrote an
@@ -80,10 +82,10 @@ KEPT_FITS = 24
 # middle of the grid. BANKING77's training data: 0.7 ranks best with 10 phrasings an entry,
 # 0.5 with all of them (about 130).
 HEAD_WEIGHTS = (0.3, 0.5, 0.7, 0.9)
-# Where a long message is cut into clauses (Latin and Chinese punctuation, line breaks), and
-# the words a clause needs to be scored alone ("hi there" is not worth a model call).
-_CLAUSE_BREAK = re.compile(r"(?<=[.!?;:,])\s+|[。！？；，]|\n+")
-MIN_CLAUSE_WORDS = 3
+# Where a long message is cut into sentences (Latin and Chinese punctuation, line breaks), and
+# the words a sentence needs to count ("Hi there!" is not one).
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])|\n+")
+MIN_SENTENCE_WORDS = 3
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,9 @@ class MatcherConfig:
     lexical_scale: float = 10.0
     # Read unknown words as the KB's nearest ones (faq/spelling.py); off only to measure it.
     correct_typos: bool = True
-    # Let a long message's clauses back its best entry (module docstring); off only to
-    # measure it.
-    back_with_clauses: bool = True
+    # Let a long message's question sentence back its best entry (module docstring); off
+    # only to measure it.
+    back_with_question: bool = True
     target_unanswered: float = 0.75
     fallback_quantile: float = 0.05
     folds: int = 5
@@ -204,7 +206,7 @@ class Matcher:
         matches = [Match(Decision.FALLBACK, ())] * len(texts)
         if scores is None:
             return matches
-        confidences = self._backed_by_clauses(
+        confidences = self._backed_by_question(
             [texts[i] for i in answerable], scores, self._confidence.predict(scores)
         )
         masses = _top_mass(scores.fused)
@@ -220,32 +222,32 @@ class Matcher:
             matches[index] = Match(decision, candidates, confidence)
         return matches
 
-    def _backed_by_clauses(
+    def _backed_by_question(
         self, texts: Sequence[str], scores: _Scores, confidences: Array
     ) -> Array:
-        """`confidences`, raised for the unsure messages one of whose clauses agrees on the
-        best entry (module docstring)."""
-        if not self.config.back_with_clauses:
+        """`confidences`, raised for the unsure messages whose question sentence agrees on
+        the best entry (module docstring)."""
+        if not self.config.back_with_question:
             return confidences
         asked = [
-            (row, clause)
+            (row, sentence)
             for row, text in enumerate(texts)
             if confidences[row] < self.thresholds.answer
-            for clause in clauses(text)
+            and (sentence := question_sentence(text)) is not None
         ]
         if not asked:
             return confidences
-        clause_scores, scored = self._score([clause for _, clause in asked])
-        if clause_scores is None:
+        sentence_scores, scored = self._score([sentence for _, sentence in asked])
+        if sentence_scores is None:
             return confidences
         best = scores.fused.argmax(axis=1)
-        clause_best = clause_scores.fused.argmax(axis=1)
-        clause_confidences = self._confidence.predict(clause_scores)
+        sentence_best = sentence_scores.fused.argmax(axis=1)
+        sentence_confidences = self._confidence.predict(sentence_scores)
         raised = confidences.copy()
         for position, index in enumerate(scored):
             row = asked[index][0]
-            if clause_best[position] == best[row]:
-                backed = (confidences[row] + clause_confidences[position]) / 2
+            if sentence_best[position] == best[row]:
+                backed = (confidences[row] + sentence_confidences[position]) / 2
                 raised[row] = max(raised[row], backed)
         return raised
 
@@ -379,11 +381,15 @@ class _Scorer:
         return lexical
 
 
-def clauses(text: str) -> list[str]:
-    """The clauses of a long message worth scoring alone; none for a one-clause message."""
-    parts = [part.strip() for part in _CLAUSE_BREAK.split(text)]
-    parts = [part for part in parts if word_count(part) >= MIN_CLAUSE_WORDS]
-    return parts if len(parts) >= 2 else []
+def question_sentence(text: str) -> str | None:
+    """The sentence of a longer message that most likely asks its question: the last one
+    ending in a question mark, else the last one. None for a one-sentence message."""
+    sentences = [part.strip() for part in _SENTENCE_END.split(text)]
+    sentences = [part for part in sentences if word_count(part) >= MIN_SENTENCE_WORDS]
+    if len(sentences) < 2:
+        return None
+    questions = [part for part in sentences if part.endswith(("?", "？"))]
+    return (questions or sentences)[-1]
 
 
 def _softmax(logits: Array) -> Array:
