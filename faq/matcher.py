@@ -455,11 +455,9 @@ def _choose_head_weight(
         return config.head_weight
     if len(labels) * entries > HEAD_BUDGET:  # no head: the weight weighs nothing
         return middle
-    rng = np.random.default_rng(config.seed)
-    fold_of = np.empty(len(labels), dtype=np.int64)
-    for entry in range(entries):
-        rows = np.flatnonzero(labels == entry)
-        fold_of[rows] = rng.permutation(len(rows)) % config.folds
+    fold_of = _folds_within_entries(
+        labels, entries, config.folds, np.random.default_rng(config.seed)
+    )
     counts = np.bincount(labels, minlength=entries)
     right = np.zeros(len(HEAD_WEIGHTS), dtype=np.int64)
     for fold in range(config.folds):
@@ -490,6 +488,17 @@ def _choose_head_weight(
         key=lambda i: (-right[i], abs(HEAD_WEIGHTS[i] - middle)),
     )
     return HEAD_WEIGHTS[ranked[0]]
+
+
+def _folds_within_entries(
+    labels: Array, entries: int, folds: int, rng: np.random.Generator
+) -> Array:
+    """A fold number per phrasing, dealt evenly among each entry's phrasings."""
+    fold_of = np.empty(len(labels), dtype=np.int64)
+    for entry in range(entries):
+        rows = np.flatnonzero(labels == entry)
+        fold_of[rows] = rng.permutation(len(rows)) % folds
+    return fold_of
 
 
 def _calibrate(
@@ -550,10 +559,7 @@ def _simulate(
     labels = labels[kept]
     texts = [texts[i] for i in kept]
     entry_fold = rng.permutation(entries) % config.folds
-    row_fold = np.empty(len(labels), dtype=np.int64)
-    for entry in range(entries):
-        rows = np.flatnonzero(labels == entry)
-        row_fold[rows] = rng.permutation(len(rows)) % config.folds
+    row_fold = _folds_within_entries(labels, entries, config.folds, rng)
     collected: list[tuple[Array, Array, Array, Array]] = []
     for fold in range(config.folds):
         unknown = entry_fold[labels] == fold
