@@ -342,10 +342,7 @@ class _Scorer:
 
     def score(self, queries: Array, query_texts: Sequence[str]) -> _Scores:
         head, p_near, nearest = self.semantic(queries)
-        if self.head is not None:
-            fused = self.head_weight * head + (1 - self.head_weight) * p_near
-        else:
-            fused = p_near
+        fused = p_near if self.head is None else _fuse(head, p_near, self.head_weight)
         lexical_weight = self.config.lexical_weight
         fused = (1 - lexical_weight) * fused + lexical_weight * self._lexical(fused, query_texts)
         return _Scores(fused, head, nearest, queries @ self.centroids.T)
@@ -391,6 +388,12 @@ def question_sentence(text: str) -> str | None:
         return None
     questions = [part for part in sentences if part.endswith(("?", "？"))]
     return (questions or sentences)[-1]
+
+
+def _fuse(head: Array, p_near: Array, head_weight: float) -> Array:
+    """The semantic score: the head's and the nearest phrasing's probabilities, weighted."""
+    result: Array = head_weight * head + (1 - head_weight) * p_near
+    return result
 
 
 def _softmax(logits: Array) -> Array:
@@ -459,7 +462,7 @@ def _choose_head_weight(
         labels, entries, config.folds, np.random.default_rng(config.seed)
     )
     counts = np.bincount(labels, minlength=entries)
-    right = np.zeros(len(HEAD_WEIGHTS), dtype=np.int64)
+    right = dict.fromkeys(HEAD_WEIGHTS, 0)
     for fold in range(config.folds):
         # An entry's only phrasing cannot be asked: nothing would be left to find it by.
         asked = (fold_of == fold) & (counts[labels] > 1)
@@ -480,14 +483,11 @@ def _choose_head_weight(
         for start in range(0, len(rows), SIMULATION_BLOCK):
             block = rows[start : start + SIMULATION_BLOCK]
             head, p_near, _ = scorer.semantic(vectors[block])
-            for i, weight in enumerate(HEAD_WEIGHTS):
-                best = (weight * head + (1 - weight) * p_near).argmax(axis=1)
-                right[i] += int((best == labels[block]).sum())
-    ranked = sorted(
-        range(len(HEAD_WEIGHTS)),
-        key=lambda i: (-right[i], abs(HEAD_WEIGHTS[i] - DEFAULT_HEAD_WEIGHT)),
-    )
-    return HEAD_WEIGHTS[ranked[0]]
+            for weight in HEAD_WEIGHTS:
+                best = _fuse(head, p_near, weight).argmax(axis=1)
+                right[weight] += int((best == labels[block]).sum())
+    # Most right wins; a tie goes to the weight nearest the default.
+    return max(HEAD_WEIGHTS, key=lambda weight: (right[weight], -abs(weight - DEFAULT_HEAD_WEIGHT)))
 
 
 def _folds_within_entries(
