@@ -220,7 +220,8 @@ def _faq_validate(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_PROBLEMS
     print(
         f"OK: {len(kb.entries)} entries in {len(kb_files(path))} file(s), "
-        f"{sum(len(e.phrasings) for e in kb.entries)} phrasings"
+        f"{sum(len(e.phrasings) for e in kb.entries)} phrasings, "
+        f"{len(kb.off_topic)} off-topic questions"
     )
     return EXIT_OK
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from rapidfuzz import fuzz, process
 
 from faq.schema import LANGUAGES, MIN_ALTERNATES, TRANSLATED_LANGUAGES, Entry, KbFile
-from faq.text import normalize
+from faq.text import normalize, script_language
 
 # Phrasings of two different entries this similar (rapidfuzz ratio on normalised text)
 # make the matcher's choice between them a coin toss.
@@ -69,6 +69,8 @@ class KnowledgeBase:
     """The validated entries, with placeholders filled in from the settings."""
 
     entries: tuple[Entry, ...]
+    # Questions no entry answers, in any of the KB's languages (faq/matcher.py).
+    off_topic: tuple[str, ...] = ()
     by_id: Mapping[str, Entry] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -79,6 +81,13 @@ class KnowledgeBase:
         learns from); entries without that translation are left out."""
         by_entry = {entry.id: entry.phrasings_in(language) for entry in self.entries}
         return {entry_id: texts for entry_id, texts in by_entry.items() if texts}
+
+    def off_topic_in(self, language: str) -> list[str]:
+        """The off-topic phrasings the matcher of `language` learns from: those in Latin
+        script, and those in the language's own (as its entries have the English phrasings
+        besides their own)."""
+        own = None if language == "en" else language
+        return [text for text in self.off_topic if script_language(text) in (None, own)]
 
 
 def kb_files(path: Path) -> list[Path]:
@@ -115,16 +124,20 @@ def check_kb(
         return None, [Problem(path, 0, "no *.yaml files in this folder")]
     problems: list[Problem] = []
     located: list[_Located] = []
+    off_topic: list[_OffTopic] = []
     for file in files:
-        located.extend(_load_file(file, problems))
+        file_entries, file_off_topic = _load_file(file, problems)
+        located.extend(file_entries)
+        off_topic.extend(file_off_topic)
     problems.extend(_cross_entry_problems(located))
+    problems.extend(_off_topic_conflicts(located, off_topic))
     for item in located:
         problems.extend(_answer_problems(item, placeholders))
         problems.extend(_translation_problems(item))
     if any(p.severity == "error" for p in problems):
         return None, problems
     entries = tuple(_with_placeholders(item.entry, placeholders) for item in located)
-    return KnowledgeBase(entries), problems
+    return KnowledgeBase(entries, tuple(item.text for item in off_topic)), problems
 
 
 @dataclass(frozen=True)
@@ -136,6 +149,13 @@ class _Located:
 
     def line(self, *keys: str | int) -> int:
         return self.lines.line(("entries", self.index, *keys))
+
+
+@dataclass(frozen=True)
+class _OffTopic:
+    text: str
+    path: Path
+    line: int
 
 
 class _LineMap:
@@ -180,23 +200,28 @@ def _parse_yaml(text: str) -> tuple[yaml.Node | None, Any]:
         loader.dispose()
 
 
-def _load_file(path: Path, problems: list[Problem]) -> list[_Located]:
+def _load_file(path: Path, problems: list[Problem]) -> tuple[list[_Located], list[_OffTopic]]:
+    """The file's entries and off-topic phrasings; its problems are added to `problems`."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(path, 0, f"cannot read: {exc}"))
-        return []
+        return [], []
     try:
         root, data = _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 0
         problems.append(Problem(path, line, f"not valid YAML: {getattr(exc, 'problem', exc)}"))
-        return []
+        return [], []
     lines = _LineMap(root)
     if not isinstance(data, dict):
-        problems.append(Problem(path, 1, "expected a mapping with an `entries:` list at the top"))
-        return []
+        problems.append(
+            Problem(
+                path, 1, "expected a mapping with an `entries:` or `off_topic:` list at the top"
+            )
+        )
+        return [], []
     try:
         kb_file = KbFile.model_validate(data)
     except ValidationError as exc:
@@ -204,15 +229,23 @@ def _load_file(path: Path, problems: list[Problem]) -> list[_Located]:
             where = ".".join(str(part) for part in error["loc"])
             message = error["msg"]
             if error["type"] == "extra_forbidden":
-                allowed = (
-                    "question, alternates, answer"
-                    if "translations" in error["loc"]
-                    else "id, category, question, alternates, answer, related, action, translations"
-                )
+                if len(error["loc"]) == 1:
+                    allowed = "entries, off_topic"
+                elif "translations" in error["loc"]:
+                    allowed = "question, alternates, answer"
+                else:
+                    allowed = (
+                        "id, category, question, alternates, answer, related, action, translations"
+                    )
                 message = f"unknown key (allowed: {allowed})"
             problems.append(Problem(path, lines.line(error["loc"]), f"{where}: {message}"))
-        return []
-    return [_Located(entry, path, lines, index) for index, entry in enumerate(kb_file.entries)]
+        return [], []
+    entries = [_Located(entry, path, lines, index) for index, entry in enumerate(kb_file.entries)]
+    off_topic = [
+        _OffTopic(text, path, lines.line(("off_topic", index)))
+        for index, text in enumerate(kb_file.off_topic)
+    ]
+    return entries, off_topic
 
 
 def _cross_entry_problems(located: list[_Located]) -> list[Problem]:
@@ -279,6 +312,39 @@ def _conflicting_phrasings(located: list[_Located]) -> list[Problem]:
                     "the matcher could not tell them apart",
                 )
             )
+    return problems
+
+
+def _off_topic_conflicts(located: list[_Located], off_topic: list[_OffTopic]) -> list[Problem]:
+    """Off-topic phrasings near-identical to an entry's phrasing (in any language): the
+    matcher could not tell answering from not answering."""
+    if not off_topic:
+        return []
+    owners = [
+        (item, loc, phrasing)
+        for item in located
+        for language in LANGUAGES
+        for loc, phrasing in _phrasing_locations(item.entry, language)
+    ]
+    scores = process.cdist(
+        [normalize(item.text) for item in off_topic],
+        [normalize(phrasing) for _, _, phrasing in owners],
+        scorer=fuzz.ratio,
+        score_cutoff=CONFLICT_SIMILARITY,
+        workers=-1,
+    )
+    problems: list[Problem] = []
+    for i, j in zip(*scores.nonzero(), strict=True):
+        item, loc, phrasing = owners[j]
+        problems.append(
+            Problem(
+                off_topic[i].path,
+                off_topic[i].line,
+                f"off-topic phrasing {off_topic[i].text!r} is near-identical to {phrasing!r} of "
+                f"{item.entry.id!r} ({item.path}:{item.line(*loc)}); the matcher could not "
+                "tell whether to answer",
+            )
+        )
     return problems
 
 

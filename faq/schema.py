@@ -91,4 +91,7 @@ class KbFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    entries: list[Entry]
+    entries: list[Entry] = Field(default_factory=list)
+    # Questions no entry answers, which the bot must not answer (faq/matcher.py), in any of
+    # the KB's languages.
+    off_topic: list[NonEmpty] = Field(default_factory=list)

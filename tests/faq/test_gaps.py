@@ -162,7 +162,7 @@ def assert_pasted_draft_validates(
     assert errors_in_new_file() == []
     for path in kb_folder.glob("*.yaml"):
         kb_file = yaml.safe_load(path.read_text(encoding="utf-8"))
-        for entry in kb_file["entries"]:
+        for entry in kb_file.get("entries", []):
             entry["alternates"] += alternates.get(entry["id"], [])
         path.write_text(yaml.safe_dump(kb_file, allow_unicode=True), encoding="utf-8")
     kb, problems = check_kb(kb_folder, placeholders)

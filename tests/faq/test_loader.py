@@ -196,3 +196,55 @@ def test_near_identical_phrasings_conflict_within_a_language(
     )
     assert any("'cover' of 'guarantee'" in message for _, line, message in conflicts if line == 5)
     assert not any("Гарантия" in message for _, _, message in conflicts)
+
+
+OFF_TOPIC = """\
+# What the bot must not answer.
+off_topic:
+  - what is the bitcoin price today
+  - which pool has the lowest fees
+  - How long is the warranty??
+  - какой пул лучше
+  - 比特币现在多少钱
+"""
+
+
+def test_off_topic_questions_load_from_any_file_and_go_to_their_languages_matchers(
+    tmp_path: Path, placeholders: dict[str, str]
+) -> None:
+    (tmp_path / "entries.yaml").write_text(TRANSLATED.replace("answr", "answer"), "utf-8")
+    (tmp_path / "off_topic.yaml").write_text(
+        OFF_TOPIC.replace("  - How long is the warranty??\n", ""), "utf-8"
+    )
+    kb = load_kb(tmp_path, placeholders)
+    english = ["what is the bitcoin price today", "which pool has the lowest fees"]
+    assert kb.off_topic_in("en") == english
+    assert kb.off_topic_in("ru") == [*english, "какой пул лучше"]
+    assert kb.off_topic_in("zh") == [*english, "比特币现在多少钱"]
+    assert [entry.id for entry in kb.entries] == ["warranty"]
+
+
+def test_an_off_topic_question_near_identical_to_a_phrasing_is_refused(
+    tmp_path: Path, placeholders: dict[str, str]
+) -> None:
+    (tmp_path / "entries.yaml").write_text(TRANSLATED.replace("answr", "answer"), "utf-8")
+    (tmp_path / "off_topic.yaml").write_text(OFF_TOPIC, "utf-8")
+    kb, problems = check_kb(tmp_path, placeholders)
+    [problem] = [p for p in problems if p.severity == "error"]
+    assert kb is None
+    assert (problem.path.name, problem.line) == ("off_topic.yaml", 5)
+    assert (
+        "off-topic phrasing 'How long is the warranty??' is near-identical to "
+        "'How long is the warranty?' of 'warranty' (" in problem.message
+    )
+    assert f"{tmp_path / 'entries.yaml'}:4)" in problem.message
+
+
+def test_an_unknown_top_level_key_names_the_allowed_ones(
+    tmp_path: Path, placeholders: dict[str, str]
+) -> None:
+    (tmp_path / "off_topic.yaml").write_text(OFF_TOPIC.replace("off_topic:", "offtopic:"), "utf-8")
+    _, problems = check_kb(tmp_path, placeholders)
+    [problem] = problems
+    assert problem.line == 2
+    assert problem.message == "offtopic: unknown key (allowed: entries, off_topic)"
