@@ -15,6 +15,14 @@ phrasings an entry the head generalises better, with a hundred the nearest phras
 more. So the weight is chosen per KB from `HEAD_WEIGHTS`, by 5-fold cross-validation on its
 own phrasings (`_choose_head_weight`), and stored with the fit.
 
+Off-topic phrasings (questions staff listed as ones no entry answers, e.g. the bitcoin price):
+a query whose nearest phrasing (best cosine) is one of them falls back whatever its
+confidence. Without them a question close to the shop's business but answered by no entry
+lands on its nearest entry, often confidently. They are not classes of the head: as one class
+they taught it a broad "mining chatter" direction that swallowed real questions (a fifth of
+the Russian held-out ones), and as a class each they did no better on training data than the
+nearest phrasing while making a reload of the shipped KB half as slow again (BENCHMARKS.md).
+
 Deciding: a small logistic "is the top entry right?" model maps six features of the scores to a
 confidence. `answer` when it reaches `thresholds.answer`; otherwise `fallback` when the three best
 entries together score below `thresholds.suggest`; otherwise `suggest` the three best.
@@ -31,9 +39,11 @@ time of the slowest queries (BENCHMARKS.md).
 The confidence model and both thresholds are fitted on the KB itself, by simulation: in each of
 `folds` folds, a group of entries is removed (their phrasings play questions nobody wrote an
 entry for) and a share of every other entry's phrasings is held out (they play customers'
-questions). `answer` is the lowest confidence that leaves `target_unanswered` of the simulated
-unknown questions unanswered; `suggest` keeps `1 - fallback_quantile` of the answerable
-questions out of the fallback. The same rule runs for any KB: nothing is tuned to one data set.
+questions). The off-topic phrasings always stay in: a removed entry's phrasing they catch
+falls back, as it would live. `answer` is the lowest confidence that leaves `target_unanswered`
+of the simulated unknown questions unanswered (the caught ones count as unanswered);
+`suggest` keeps `1 - fallback_quantile` of the answerable questions out of the fallback. The
+same rule runs for any KB: nothing is tuned to one data set.
 
 Given a cache folder, what fitting learns (the head, the confidence model, the thresholds) is
 stored there under a key of everything it depends on, so a restart on an unchanged KB skips
@@ -157,6 +167,7 @@ class Matcher:
         phrasings: Mapping[str, list[str]],
         config: MatcherConfig | None = None,
         cache_dir: Path | None = None,
+        off_topic: Sequence[str] = (),
     ) -> None:
         self.encoder = encoder
         self.config = config or MatcherConfig()
@@ -166,12 +177,16 @@ class Matcher:
             [i for i, entry_id in enumerate(self.entry_ids) for _ in phrasings[entry_id]],
             dtype=np.int64,
         )
-        self._speller = Speller(texts, encoder.known_words)
+        # Their words too: "halvign" should read "halving" before it is found off-topic.
+        self._speller = Speller([*texts, *off_topic], encoder.known_words)
         vectors = encoder.encode(texts)
+        off_topic_vectors = encoder.encode(list(off_topic))
         normalized = [normalize(text) for text in texts]
         entries = len(self.entry_ids)
         store = (
-            _FitStore(cache_dir, encoder.model_id, self.config, phrasings) if cache_dir else None
+            _FitStore(cache_dir, encoder.model_id, self.config, phrasings, off_topic)
+            if cache_dir
+            else None
         )
         fit = store.load(entries, vectors.shape[1]) if store else None
         head_weight = (
@@ -187,11 +202,10 @@ class Matcher:
             self.config,
             head_weight,
             fit.head if fit else None,
+            off_topic_vectors,
         )
         if fit is None:
-            confidence, thresholds = _calibrate(
-                vectors, labels, normalized, entries, self.config, head_weight
-            )
+            confidence, thresholds = _calibrate(self._scorer)
             fit = _Fit(self._scorer.head, head_weight, confidence, thresholds)
             if store:
                 store.save(fit)
@@ -207,13 +221,18 @@ class Matcher:
         matches = [Match(Decision.FALLBACK, ())] * len(texts)
         if scores is None:
             return matches
+        caught = scores.caught
+        confidences = self._confidence.predict(scores)
+        confidences[caught] = 0.0
         confidences = self._backed_by_question(
-            [texts[i] for i in answerable], scores, self._confidence.predict(scores)
+            [texts[i] for i in answerable], scores, confidences, caught
         )
         masses = _top_mass(scores.fused)
         for row, index in enumerate(answerable):
             confidence = float(confidences[row])
-            if confidence >= self.thresholds.answer:
+            if caught[row]:
+                decision = Decision.FALLBACK
+            elif confidence >= self.thresholds.answer:
                 decision = Decision.ANSWER
             elif masses[row] < self.thresholds.suggest:
                 decision = Decision.FALLBACK
@@ -224,16 +243,17 @@ class Matcher:
         return matches
 
     def _backed_by_question(
-        self, texts: Sequence[str], scores: _Scores, confidences: Array
+        self, texts: Sequence[str], scores: _Scores, confidences: Array, caught: Array
     ) -> Array:
         """`confidences`, raised for the unsure messages whose question sentence agrees on
-        the best entry (module docstring)."""
+        the best entry (module docstring); an off-topic message is left as it is."""
         if not self.config.back_with_question:
             return confidences
         asked = [
             (row, sentence)
             for row, text in enumerate(texts)
             if confidences[row] < self.thresholds.answer
+            and not caught[row]
             and (sentence := question_sentence(text)) is not None
         ]
         if not asked:
@@ -280,6 +300,7 @@ class _Scores:
     head: Array
     nearest: Array  # best cosine per entry
     centroid: Array  # cosine to each entry's centroid
+    caught: Array  # an off-topic phrasing is nearer than every entry's: falls back
 
 
 @dataclass(frozen=True)
@@ -316,6 +337,7 @@ class _Scorer:
         config: MatcherConfig,
         head_weight: float,
         head: _Head | None = None,
+        off_topic_vectors: Array | None = None,
     ) -> None:
         if np.any(labels[1:] < labels[:-1]):
             order = np.argsort(labels, kind="stable")
@@ -336,6 +358,7 @@ class _Scorer:
         self.centroids = centroids / np.maximum(
             np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12
         )
+        self.off_topic_vectors = off_topic_vectors
         self.head: _Head | None = None
         if len(self.present) > 1 and len(self.labels) * entries <= HEAD_BUDGET:
             self.head = head or _Head.fit(self.vectors, self.labels, entries, config)
@@ -345,7 +368,17 @@ class _Scorer:
         fused = p_near if self.head is None else _fuse(head, p_near, self.head_weight)
         lexical_weight = self.config.lexical_weight
         fused = (1 - lexical_weight) * fused + lexical_weight * self._lexical(fused, query_texts)
-        return _Scores(fused, head, nearest, queries @ self.centroids.T)
+        return _Scores(
+            fused, head, nearest, queries @ self.centroids.T, self._caught(queries, nearest)
+        )
+
+    def _caught(self, queries: Array, nearest: Array) -> Array:
+        """Whether each query's nearest phrasing is an off-topic one."""
+        off_topic = self.off_topic_vectors
+        if off_topic is None or not len(off_topic):
+            return np.zeros(len(queries), dtype=bool)
+        result: Array = (queries @ off_topic.T).max(axis=1) > nearest.max(axis=1)
+        return result
 
     def semantic(self, queries: Array) -> tuple[Array, Array, Array]:
         """`p_head` (`p_near` when there is no head), `p_near` and the best cosine per entry."""
@@ -501,29 +534,25 @@ def _folds_within_entries(
     return fold_of
 
 
-def _calibrate(
-    vectors: Array,
-    labels: Array,
-    texts: Sequence[str],
-    entries: int,
-    config: MatcherConfig,
-    head_weight: float,
-) -> tuple[_Confidence, Thresholds]:
-    """Fit the confidence model and the thresholds on simulated questions (module docstring)."""
+def _calibrate(kb_scorer: _Scorer) -> tuple[_Confidence, Thresholds]:
+    """Fit the confidence model and the thresholds on simulated questions (module docstring),
+    from the phrasings, settings and off-topic phrasings of the KB's scorer."""
     from sklearn.linear_model import LogisticRegression
 
-    if entries < 3:
+    config = kb_scorer.config
+    if kb_scorer.entries < 3:
         # Too small to simulate unknown questions: answer only the clearest cases.
         return _Confidence(np.zeros(6), 0.0), Thresholds(answer=0.5, suggest=0.0)
-    features, right, unknown, in_top3 = _simulate(
-        vectors, labels, texts, entries, config, head_weight
-    )
-    mean, spread = features.mean(axis=0), features.std(axis=0) + 1e-6
+    features, right, unknown, in_top3, caught = _simulate(kb_scorer)
+    # A caught question falls back whatever its confidence: the model learns from the rest.
+    scored = ~caught
+    mean, spread = features[scored].mean(axis=0), features[scored].std(axis=0) + 1e-6
     model = LogisticRegression(C=1.0, max_iter=1000)
-    model.fit((features - mean) / spread, right.astype(int))
+    model.fit((features[scored] - mean) / spread, right[scored].astype(int))
     weights = model.coef_[0] / spread
     confidence = _Confidence(weights, float(model.intercept_[0] - (weights * mean).sum()))
     simulated = 1 / (1 + np.exp(-(features @ confidence.weights + confidence.bias)))
+    simulated[caught] = 0.0
     unknown_confidence = np.sort(simulated[unknown])
     if len(unknown_confidence):
         index = int(np.ceil(config.target_unanswered * len(unknown_confidence))) - 1
@@ -539,28 +568,26 @@ def _calibrate(
     return confidence, Thresholds(answer=answer, suggest=suggest)
 
 
-def _simulate(
-    vectors: Array,
-    labels: Array,
-    texts: Sequence[str],
-    entries: int,
-    config: MatcherConfig,
-    head_weight: float,
-) -> tuple[Array, Array, Array, Array]:
-    """Score held-out phrasings as questions: features, top-1 right, unknown, right in top 3."""
+def _simulate(kb_scorer: _Scorer) -> tuple[Array, Array, Array, Array, Array]:
+    """Score the KB's held-out phrasings as questions: features, top-1 right, unknown, right in
+    top 3, caught as off-topic. Off-topic phrasings are never removed nor asked: they catch
+    what they would catch live."""
+    vectors, entries, config = kb_scorer.vectors, kb_scorer.entries, kb_scorer.config
     rng = np.random.default_rng(config.seed)
     kept = np.concatenate(
         [
-            rng.permutation(np.flatnonzero(labels == entry))[: config.max_simulated_per_entry]
+            rng.permutation(np.flatnonzero(kb_scorer.labels == entry))[
+                : config.max_simulated_per_entry
+            ]
             for entry in range(entries)
         ]
     )
     # Indices into `vectors` rather than a copy of the kept rows: memory peaks here.
-    labels = labels[kept]
-    texts = [texts[i] for i in kept]
+    labels = kb_scorer.labels[kept]
+    texts = [kb_scorer.texts[i] for i in kept]
     entry_fold = rng.permutation(entries) % config.folds
     row_fold = _folds_within_entries(labels, entries, config.folds, rng)
-    collected: list[tuple[Array, Array, Array, Array]] = []
+    collected: list[tuple[Array, Array, Array, Array, Array]] = []
     for fold in range(config.folds):
         unknown = entry_fold[labels] == fold
         counts = np.bincount(labels[~unknown], minlength=entries)
@@ -575,7 +602,8 @@ def _simulate(
             [texts[i] for i in np.flatnonzero(training)],
             entries,
             config,
-            head_weight,
+            kb_scorer.head_weight,
+            off_topic_vectors=kb_scorer.off_topic_vectors,
         )
         asked = np.flatnonzero(unknown | held_out)
         if len(asked) > config.max_simulated_per_fold:
@@ -591,12 +619,13 @@ def _simulate(
                     ~is_unknown & (top3[:, 0] == truth),
                     is_unknown,
                     ~is_unknown & (top3 == truth[:, None]).any(axis=1),
+                    scores.caught,
                 )
             )
-    features, right, unknown_rows, in_top3 = (
+    features, right, unknown_rows, in_top3, caught = (
         np.concatenate(part) for part in zip(*collected, strict=True)
     )
-    return features, right, unknown_rows, in_top3
+    return features, right, unknown_rows, in_top3, caught
 
 
 @dataclass(frozen=True)
@@ -611,9 +640,9 @@ class _Fit:
 
 class _FitStore:
     """One fit per file in the cache folder, named by a hash of everything it depends on:
-    the model, the hyper-parameters, the phrasings by entry, the code that scores and fits
-    (this module and the text normalisation) and the versions of the libraries in it. An
-    edited KB or an upgrade then never reuses a stale fit."""
+    the model, the hyper-parameters, the phrasings by entry and the off-topic ones, the code
+    that scores and fits (this module and the text normalisation) and the versions of the
+    libraries in it. An edited KB or an upgrade then never reuses a stale fit."""
 
     def __init__(
         self,
@@ -621,11 +650,13 @@ class _FitStore:
         model_id: str,
         config: MatcherConfig,
         phrasings: Mapping[str, list[str]],
+        off_topic: Sequence[str],
     ) -> None:
         digest = hashlib.sha256(_fitting_code_version().encode())
         for part in (model_id, repr(config)):
             digest.update(part.encode())
-        digest.update(json.dumps(list(phrasings.items()), ensure_ascii=False).encode())
+        texts = [list(phrasings.items()), list(off_topic)]
+        digest.update(json.dumps(texts, ensure_ascii=False).encode())
         self.folder = folder
         self.path = folder / f"fit-{digest.hexdigest()[:32]}.npz"
 

@@ -147,14 +147,21 @@ class FaqService:
         any error."""
         kb, warnings = load_kb_with_warnings(self.kb_path, self.placeholders)
         english = kb.phrasings("en")
-        matchers = {"en": Matcher(self.encoder, english, cache_dir=self.cache_dir)}
+        matchers = {
+            "en": Matcher(
+                self.encoder, english, cache_dir=self.cache_dir, off_topic=kb.off_topic_in("en")
+            )
+        }
         for language in TRANSLATED_LANGUAGES:
             own = kb.phrasings(language)
             phrasings = {
                 entry_id: own.get(entry_id, []) + texts for entry_id, texts in english.items()
             }
             matchers[language] = Matcher(
-                self.multilingual or self.encoder, phrasings, cache_dir=self.cache_dir
+                self.multilingual or self.encoder,
+                phrasings,
+                cache_dir=self.cache_dir,
+                off_topic=kb.off_topic_in(language),
             )
         for language, matcher in matchers.items():
             logger.info(

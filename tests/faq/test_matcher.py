@@ -119,7 +119,7 @@ def test_a_big_kb_calibrates_on_a_sample_of_its_simulated_questions(
     )
     assert 0 < sampled.thresholds.answer < 1
     question = faq_service.kb.entries[0].question
-    assert sampled.match(question).best == faq_service.matcher.match(question).best
+    assert sampled.rank(question, 1) == Matcher(faq_service.encoder, phrasings).rank(question, 1)
     assert sampled.match("what's the weather in berlin tomorrow").decision is not Decision.ANSWER
 
 
@@ -291,3 +291,60 @@ def test_a_fixed_head_weight_is_used_as_it_is(faq_service: FaqService) -> None:
     fixed = dataclasses.replace(MatcherConfig(), head_weight=0.55)
     matcher = Matcher(faq_service.encoder, faq_service.kb.phrasings(), fixed)
     assert matcher._scorer.head_weight == 0.55
+
+
+def test_an_off_topic_question_falls_back_instead_of_a_wrong_answer(
+    faq_service: FaqService,
+) -> None:
+    """Staff list questions the shop has no answer for; a customer's rewording of one falls
+    back instead of getting the nearest entry's answer, and the entries it resembles are still
+    answered."""
+    phrasings = faq_service.kb.phrasings()
+    question = "which wallet is best for keeping my coins"
+    plain = Matcher(faq_service.encoder, phrasings).match(question)
+    # The nearest entry is about which wallet to pay from: a wrong answer, given confidently.
+    assert plain.decision is Decision.ANSWER
+    assert plain.best is not None
+    assert plain.best.entry_id == "coinbase_commercial_account"
+
+    off_topic = ["what is the best wallet to keep my coins safe", "usdt to dollar rate right now"]
+    guarded = Matcher(faq_service.encoder, phrasings, off_topic=off_topic)
+    match = guarded.match(question)
+    assert (match.decision, match.confidence) == (Decision.FALLBACK, 0.0)
+    assert [c.entry_id for c in match.candidates][:1] == ["coinbase_commercial_account"]
+    assert all(candidate.entry_id in phrasings for candidate in match.candidates)
+    for asked in (
+        "what wallet do i need to pay for my order with crypto",
+        "can i pay with my coinbase wallet",
+    ):
+        answered = guarded.match(asked)
+        assert answered.decision is Decision.ANSWER, (asked, answered)
+        assert answered.best is not None
+        assert answered.best.entry_id == "coinbase_commercial_account"
+
+
+def test_the_shipped_off_topic_questions_guard_every_language(faq_service: FaqService) -> None:
+    for question in (
+        "how much is one bitcoin worth now",
+        "сколько сейчас стоит биткоин",
+        "比特币现在什么价格",
+    ):
+        result = faq_service.ask(question)
+        assert (result.decision, result.match.confidence) == (Decision.FALLBACK, 0.0), question
+
+
+def test_editing_the_off_topic_questions_fits_again(
+    faq_service: FaqService, tmp_path: Path
+) -> None:
+    phrasings, cache = faq_service.kb.phrasings(), tmp_path / "cache"
+    Matcher(faq_service.encoder, phrasings, cache_dir=cache, off_topic=["btc price?"])
+    [stored] = stored_fits(cache)
+    with_stored_answer_threshold(stored, 0.123)
+    same = Matcher(faq_service.encoder, phrasings, cache_dir=cache, off_topic=["btc price?"])
+    assert same.thresholds.answer == 0.123
+    edited = ["btc price?", "tell me a joke"]
+    assert (
+        Matcher(faq_service.encoder, phrasings, cache_dir=cache, off_topic=edited).thresholds.answer
+        != 0.123
+    )
+    assert Matcher(faq_service.encoder, phrasings, cache_dir=cache).thresholds.answer != 0.123
