@@ -256,6 +256,8 @@ def _print_result(result: FaqResult) -> None:
 
     best, language = result.match.best, result.language
     print(f"{result.decision.value} (score {best.score if best else 0:.3f}, {language})")
+    if result.match.off_topic is not None:
+        print(f"off-topic: nearest to {result.match.off_topic!r} in the KB's off-topic questions")
     if result.entry:
         entry = result.entry
         print(f"[{entry.id}] {entry.question_in(language)}")

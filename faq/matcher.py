@@ -143,6 +143,9 @@ class Match:
     decision: Decision
     candidates: tuple[Candidate, ...]
     confidence: float = 0.0
+    # The KB's off-topic question nearer than every entry's phrasings (the decision is then
+    # fallback), for staff asking why.
+    off_topic: str | None = None
 
     @property
     def best(self) -> Candidate | None:
@@ -180,7 +183,8 @@ class Matcher:
         # Their words too: "halvign" should read "halving" before it is found off-topic.
         self._speller = Speller([*texts, *off_topic], encoder.known_words)
         vectors = encoder.encode(texts)
-        off_topic_vectors = encoder.encode(list(off_topic))
+        self.off_topic = list(off_topic)
+        off_topic_vectors = encoder.encode(self.off_topic)
         normalized = [normalize(text) for text in texts]
         entries = len(self.entry_ids)
         store = (
@@ -221,7 +225,7 @@ class Matcher:
         matches = [Match(Decision.FALLBACK, ())] * len(texts)
         if scores is None:
             return matches
-        caught = scores.caught
+        caught = scores.off_topic >= 0
         confidences = self._confidence.predict(scores)
         confidences[caught] = 0.0
         confidences = self._backed_by_question(
@@ -239,7 +243,8 @@ class Matcher:
             else:
                 decision = Decision.SUGGEST
             candidates = self._candidates(scores.fused[row], SUGGESTIONS)
-            matches[index] = Match(decision, candidates, confidence)
+            nearest_off_topic = self.off_topic[scores.off_topic[row]] if caught[row] else None
+            matches[index] = Match(decision, candidates, confidence, nearest_off_topic)
         return matches
 
     def _backed_by_question(
@@ -300,7 +305,8 @@ class _Scores:
     head: Array
     nearest: Array  # best cosine per entry
     centroid: Array  # cosine to each entry's centroid
-    caught: Array  # an off-topic phrasing is nearer than every entry's: falls back
+    # The off-topic phrasing nearer than every entry's (the query falls back), else -1.
+    off_topic: Array
 
 
 @dataclass(frozen=True)
@@ -369,16 +375,19 @@ class _Scorer:
         lexical_weight = self.config.lexical_weight
         fused = (1 - lexical_weight) * fused + lexical_weight * self._lexical(fused, query_texts)
         return _Scores(
-            fused, head, nearest, queries @ self.centroids.T, self._caught(queries, nearest)
+            fused, head, nearest, queries @ self.centroids.T, self._off_topic(queries, nearest)
         )
 
-    def _caught(self, queries: Array, nearest: Array) -> Array:
-        """Whether each query's nearest phrasing is an off-topic one."""
-        off_topic = self.off_topic_vectors
-        if off_topic is None or not len(off_topic):
-            return np.zeros(len(queries), dtype=bool)
-        result: Array = (queries @ off_topic.T).max(axis=1) > nearest.max(axis=1)
-        return result
+    def _off_topic(self, queries: Array, nearest: Array) -> Array:
+        """Per query, the off-topic phrasing nearer than every entry's phrasings, else -1."""
+        found = np.full(len(queries), -1, dtype=np.int64)
+        if self.off_topic_vectors is None or not len(self.off_topic_vectors):
+            return found
+        similarity = queries @ self.off_topic_vectors.T
+        best = similarity.argmax(axis=1)
+        caught = similarity[np.arange(len(queries)), best] > nearest.max(axis=1)
+        found[caught] = best[caught]
+        return found
 
     def semantic(self, queries: Array) -> tuple[Array, Array, Array]:
         """`p_head` (`p_near` when there is no head), `p_near` and the best cosine per entry."""
@@ -619,7 +628,7 @@ def _simulate(kb_scorer: _Scorer) -> tuple[Array, Array, Array, Array, Array]:
                     ~is_unknown & (top3[:, 0] == truth),
                     is_unknown,
                     ~is_unknown & (top3 == truth[:, None]).any(axis=1),
-                    scores.caught,
+                    scores.off_topic >= 0,
                 )
             )
     features, right, unknown_rows, in_top3, caught = (

@@ -171,6 +171,12 @@ def match_text(_: Translate, question: str, result: FaqResult) -> str:
     if not match.candidates:
         lines.append(_("Nothing to match: the text has no words."))
         return "\n".join(lines)
+    if match.off_topic is not None:
+        lines.append(
+            _("Off-topic: nearest to <i>{question}</i> in the KB's off-topic questions.").format(
+                question=html.escape(match.off_topic)
+            )
+        )
     top_score = sum(candidate.score for candidate in match.candidates)
     lines += [
         _("Confidence {confidence:.2f}; answers at {answer:.2f} or more.").format(

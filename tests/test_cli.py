@@ -99,6 +99,16 @@ def test_ask_json_shape_for_one_question_and_for_stdin(cli_env: dict[str, str]) 
 
 
 @pytest.mark.model
+def test_ask_says_which_off_topic_question_stopped_an_answer(cli_env: dict[str, str]) -> None:
+    result = minerdesk("faq", "ask", "how much is one bitcoin worth now", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    decision, reason = result.stdout.splitlines()
+    assert decision.startswith("fallback (score ")
+    assert reason.startswith("off-topic: nearest to '")
+    assert reason.endswith("' in the KB's off-topic questions")
+
+
+@pytest.mark.model
 @pytest.mark.parametrize("tuning", [(), ("--fine-tune",)], ids=["frozen", "fine-tuned"])
 def test_bench_json_shape(cli_env: dict[str, str], tmp_path: Path, tuning: tuple[str, ...]) -> None:
     train = tmp_path / "train.csv"

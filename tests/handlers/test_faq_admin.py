@@ -187,7 +187,7 @@ async def test_customers_never_learn_of_the_staff_commands(engine: Engine, text:
     [
         ("how long does delivery take", "answer", "delivery_time"),
         ("payment", "suggest", "payment_methods"),
-        ("what is the capital of australia", "fallback", None),
+        ("recommend me a good pizza place", "fallback", None),
     ],
 )
 async def test_faq_test_shows_the_decision_its_figures_and_the_top_three(
@@ -214,6 +214,21 @@ async def test_faq_test_shows_the_decision_its_figures_and_the_top_three(
         assert line == f"{rank}. <code>{entry.id}</code> {candidate.score:.3f}: {question}"
     if best is not None:
         assert ranked[0].startswith(f"1. <code>{best}</code>")
+
+
+@pytest.mark.model
+async def test_faq_test_names_the_off_topic_question_that_stopped_an_answer(
+    engine: Engine, faq_service: FaqService
+) -> None:
+    question = "how much is one bitcoin worth now"
+    off_topic = faq_service.ask(question).match.off_topic
+    assert off_topic in faq_service.kb.off_topic
+    lines = (await one_text(engine, staff_says(f"/faq_test {question}"))).splitlines()
+    assert lines[1].startswith("Decision: <b>fallback</b>")
+    assert lines[2] == (
+        f"Off-topic: nearest to <i>{html.escape(off_topic)}</i> in the KB's off-topic questions."
+    )
+    assert lines[3].startswith("Confidence 0.00;")
 
 
 @pytest.mark.model
