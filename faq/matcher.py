@@ -21,7 +21,7 @@ confidence. Without them a question close to the shop's business but answered by
 lands on its nearest entry, often confidently. They are not classes of the head: as one class
 they taught it a broad "mining chatter" direction that swallowed real questions (a fifth of
 the Russian held-out ones), and as a class each they did no better on training data than the
-nearest phrasing while making a reload of the shipped KB half as slow again (BENCHMARKS.md).
+nearest phrasing, and a reload of the shipped KB took half as long again (BENCHMARKS.md).
 
 Deciding: a small logistic "is the top entry right?" model maps six features of the scores to a
 confidence. `answer` when it reaches `thresholds.answer`; otherwise `fallback` when the three best
