@@ -553,11 +553,16 @@ def _calibrate(kb_scorer: _Scorer) -> tuple[_Confidence, Thresholds]:
         # Too small to simulate unknown questions: answer only the clearest cases.
         return _Confidence(np.zeros(6), 0.0), Thresholds(answer=0.5, suggest=0.0)
     features, right, unknown, in_top3, caught = _simulate(kb_scorer)
-    # A caught question falls back whatever its confidence: the model learns from the rest.
-    scored = ~caught
-    mean, spread = features[scored].mean(axis=0), features[scored].std(axis=0) + 1e-6
+    # A caught question falls back whatever its confidence: the model learns from the rest,
+    # unless they are all right or all wrong (a small KB whose off-topic phrasings catch every
+    # unknown question): then from all.
+    learn = ~caught if len(np.unique(right[~caught])) == 2 else np.ones_like(caught)
+    if len(np.unique(right[learn])) < 2:
+        # Nothing to tell right from wrong by: answer only the clearest cases, as above.
+        return _Confidence(np.zeros(6), 0.0), Thresholds(answer=0.5, suggest=0.0)
+    mean, spread = features[learn].mean(axis=0), features[learn].std(axis=0) + 1e-6
     model = LogisticRegression(C=1.0, max_iter=1000)
-    model.fit((features[scored] - mean) / spread, right[scored].astype(int))
+    model.fit((features[learn] - mean) / spread, right[learn].astype(int))
     weights = model.coef_[0] / spread
     confidence = _Confidence(weights, float(model.intercept_[0] - (weights * mean).sum()))
     simulated = 1 / (1 + np.exp(-(features @ confidence.weights + confidence.bias)))

@@ -348,3 +348,26 @@ def test_editing_the_off_topic_questions_fits_again(
         != 0.123
     )
     assert Matcher(faq_service.encoder, phrasings, cache_dir=cache).thresholds.answer != 0.123
+
+
+def test_a_small_kb_whose_off_topic_questions_catch_every_unknown_one_still_fits(
+    faq_service: FaqService,
+) -> None:
+    """Its simulated questions that are not caught are all answered right: the confidence
+    model then learns from all of them rather than failing the reload."""
+    phrasings = {
+        "warranty": ["how long is the warranty", "warranty period", "warranty length"],
+        "tracking": ["where is my parcel", "track my package", "tracking number"],
+        "crypto": ["can i pay with bitcoin", "crypto payment", "pay in usdt"],
+    }
+    off_topic = [
+        "how long is the warranty of my phone",
+        "where is my parcel from amazon",
+        "pay with bitcoin on amazon",
+    ]
+    matcher = Matcher(faq_service.encoder, phrasings, off_topic=off_topic)
+    match = matcher.match("please track my package")
+    assert match.best is not None
+    assert match.best.entry_id == "tracking"
+    assert match.off_topic is None
+    assert matcher.match("where is my parcel from amazon please").off_topic in off_topic
