@@ -98,11 +98,9 @@ def development_figures(
     import yaml
 
     questions = yaml.safe_load(DEV_QUESTIONS.read_text(encoding="utf-8"))
-    english = kb.phrasings("en")
     figures = {}
     for language, encoder in encoders.items():
-        own = kb.phrasings(language) if language != "en" else {}
-        phrasings = {entry: own.get(entry, []) + texts for entry, texts in english.items()}
+        phrasings = kb.matched_phrasings(language)
         off_topic = kb.off_topic_in(language) if use_off_topic else []
         matcher = Matcher(encoder, phrasings, off_topic=off_topic)
         asked = [row for row in questions if row["language"] == language]

@@ -228,7 +228,7 @@ class _KbSpace:
     def __init__(self, encoder: TextEncoder, kb: KnowledgeBase, language: str) -> None:
         self.encoder = encoder
         self.entries = kb.entries
-        known = [_known_phrasings(entry, language) for entry in kb.entries]
+        known = [entry.matched_phrasings(language) for entry in kb.entries]
         texts = [text for phrasings in known for text in phrasings]
         self.labels = np.array(
             [i for i, phrasings in enumerate(known) for _ in phrasings], dtype=np.int64
@@ -428,11 +428,6 @@ class _Phrasings:
             number += 1
             entry_id = f"{slug}_{number}"
         return entry_id
-
-
-def _known_phrasings(entry: Entry, language: str) -> list[str]:
-    """What the matcher of `language` learns from for `entry` (see FaqService)."""
-    return entry.phrasings if language == "en" else entry.phrasings_in(language) + entry.phrasings
 
 
 def _slug(question: str) -> str:

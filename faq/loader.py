@@ -82,6 +82,10 @@ class KnowledgeBase:
         by_entry = {entry.id: entry.phrasings_in(language) for entry in self.entries}
         return {entry_id: texts for entry_id, texts in by_entry.items() if texts}
 
+    def matched_phrasings(self, language: str) -> dict[str, list[str]]:
+        """Entry id -> what the matcher of `language` learns it from (`Entry.matched_phrasings`)."""
+        return {entry.id: entry.matched_phrasings(language) for entry in self.entries}
+
     def off_topic_in(self, language: str) -> list[str]:
         """The off-topic phrasings the matcher of `language` learns from: those in Latin
         script, and those in the language's own (as its entries have the English phrasings

@@ -182,9 +182,11 @@ class Matcher:
         )
         # Their words too: "halvign" should read "halving" before it is found off-topic.
         self._speller = Speller([*texts, *off_topic], encoder.known_words)
-        vectors = encoder.encode(texts)
         self.off_topic = list(off_topic)
-        off_topic_vectors = encoder.encode(self.off_topic)
+        # One call: each reads the encoder's on-disk cache whole.
+        vectors, off_topic_vectors = np.split(
+            encoder.encode([*texts, *self.off_topic]), [len(texts)]
+        )
         normalized = [normalize(text) for text in texts]
         entries = len(self.entry_ids)
         store = (

@@ -71,6 +71,14 @@ class Entry(BaseModel):
         translation = self._translation(language)
         return [translation.question, *translation.alternates] if translation else []
 
+    def matched_phrasings(self, language: str) -> list[str]:
+        """What the matcher of `language` learns this entry from: its phrasings in that
+        language and, for a translated language, the English ones too (an entry not yet
+        translated is still found)."""
+        if language == "en":
+            return self.phrasings
+        return self.phrasings_in(language) + self.phrasings
+
     def question_in(self, language: str) -> str:
         """The question as a reader of `language` sees it; English where untranslated."""
         translation = self._translation(language)

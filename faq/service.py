@@ -15,7 +15,7 @@ from pathlib import Path
 from faq.encoder import TextEncoder
 from faq.loader import KbInvalid, KnowledgeBase, Problem, kb_files, load_kb_with_warnings
 from faq.matcher import Decision, Match, Matcher, Thresholds
-from faq.schema import TRANSLATED_LANGUAGES, Entry
+from faq.schema import LANGUAGES, Entry
 from faq.text import script_language
 
 logger = logging.getLogger(__name__)
@@ -146,23 +146,15 @@ class FaqService:
         """The KB, a fitted matcher per language and the KB's warnings; raise KbInvalid on
         any error."""
         kb, warnings = load_kb_with_warnings(self.kb_path, self.placeholders)
-        english = kb.phrasings("en")
         matchers = {
-            "en": Matcher(
-                self.encoder, english, cache_dir=self.cache_dir, off_topic=kb.off_topic_in("en")
-            )
-        }
-        for language in TRANSLATED_LANGUAGES:
-            own = kb.phrasings(language)
-            phrasings = {
-                entry_id: own.get(entry_id, []) + texts for entry_id, texts in english.items()
-            }
-            matchers[language] = Matcher(
-                self.multilingual or self.encoder,
-                phrasings,
+            language: Matcher(
+                self.encoder if language == "en" else self.multilingual or self.encoder,
+                kb.matched_phrasings(language),
                 cache_dir=self.cache_dir,
                 off_topic=kb.off_topic_in(language),
             )
+            for language in LANGUAGES
+        }
         for language, matcher in matchers.items():
             logger.info(
                 "faq.loaded language=%s entries=%d path=%s answer_threshold=%.3f "
