@@ -8,6 +8,9 @@ Each scenario runs in a fresh process of its own, so its peak RSS is its own:
 - `synthetic-770x10` and `synthetic-5000x10`: entries of 10 made-up phrasings each (random
   customer-like sentences from the words of the shipped KB and BANKING77), asked with other
   such sentences; content does not matter here, size does;
+- `reload`: a staff edit to the shipped KB (a new alternate), from saving the file to the bot
+  serving the new KB: `FaqService` and its watcher (`faq.reload_interval_seconds`) as the bot
+  runs them, with a warm cache; three edits, each a new phrasing to encode and a new fit;
 - `startup`: start to first answer with a warm cache, run twice (the first run warms the
   embedding cache and the stored fits):
   - `minerdesk faq ask` from a cold process: imports, both models, the shipped KB in three
@@ -39,7 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 CACHE = ROOT / "data" / "cache"
-SCENARIOS = ("banking77-10shot", "synthetic-770x10", "synthetic-5000x10", "startup")
+SCENARIOS = ("banking77-10shot", "synthetic-770x10", "synthetic-5000x10", "reload", "startup")
+# Timed from the outside and printed after the table, not as a row of it.
+TIMED = ("reload", "startup")
 SEED = 7
 
 
@@ -59,7 +64,7 @@ def main() -> None:
     print("| scenario | entries | phrasings | fit s | p50 ms | p99 ms | peak RSS MB |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in args.only:
-        if name == "startup":
+        if name in TIMED:
             continue
         command = [sys.executable, __file__, str(args.datasets), "--queries", str(args.queries)]
         result = subprocess.run([*command, "--scenario", name], capture_output=True, text=True)
@@ -72,6 +77,9 @@ def main() -> None:
             f"{f['p50_ms']:.2f} | {f['p99_ms']:.2f} | {f['rss_mb']:.0f} |",
             flush=True,
         )
+    if "reload" in args.only:
+        seconds = ", ".join(f"{s:.1f}" for s in reload_seconds())
+        print(f"staff edit saved to new KB serving (shipped KB, warm cache): {seconds} s")
     if "startup" in args.only:
         print(f"start to first answer, warm cache, `faq ask`: {startup_seconds():.1f} s")
         print(f"start to first answer, warm cache, Telegram: {telegram_startup_seconds():.1f} s")
@@ -136,6 +144,53 @@ def random_sentences(datasets: Path, count: int) -> list[str]:
 
 def _yaml_words(path: Path) -> set[str]:
     return set(re.findall(r"[a-z]{3,}", path.read_text(encoding="utf-8").lower()))
+
+
+def reload_seconds(edits: int = 3) -> list[float]:
+    """Seconds from saving an edit of a copy of the shipped KB to the watcher's reload report."""
+    import asyncio
+    import shutil
+    import tempfile
+
+    from bot.settings import bundled_kb_path, load_settings
+    from faq.encoder import Encoder, UniversalEncoder
+    from faq.service import FaqService, ReloadReport, watch_kb
+
+    settings = load_settings(ROOT / "config.yaml")
+    with tempfile.TemporaryDirectory() as folder:
+        kb = Path(folder) / "kb"
+        shutil.copytree(bundled_kb_path(), kb)
+        service = FaqService(
+            kb,
+            settings.company.placeholders(),
+            Encoder(cache_dir=CACHE),
+            UniversalEncoder(CACHE),
+            cache_dir=CACHE,
+        )
+
+        async def measure() -> list[float]:
+            reports: asyncio.Queue[ReloadReport] = asyncio.Queue()
+            interval = settings.faq.reload_interval_seconds
+            watcher = asyncio.create_task(watch_kb(service, interval, reports.put_nowait))
+            seconds = []
+            for edit in range(edits):
+                await asyncio.sleep(interval * random.random())  # staff save at any moment
+                edited = kb / "warranty.yaml"
+                text = edited.read_text(encoding="utf-8")
+                phrasing = f"is the warranty the same for batch {edit} {time.time()}"
+                new = f"alternates:\n      - {phrasing}\n"
+                started = time.perf_counter()
+                edited.write_text(text.replace("alternates:\n", new, 1), encoding="utf-8")
+                report = await reports.get()
+                assert report.accepted, report.problems
+                seconds.append(time.perf_counter() - started)
+            watcher.cancel()
+            return seconds
+
+        try:
+            return asyncio.run(measure())
+        finally:
+            service.close()
 
 
 def startup_seconds() -> float:
