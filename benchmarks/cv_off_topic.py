@@ -15,9 +15,9 @@ the same hand, so this flatters them.
 
 2. The development questions (tests/data/dev_questions.yaml: 372 questions in English, Russian
 and Chinese, in scope with their entry or out of scope, written in two batches by hands that saw
-neither the off-topic phrasings nor the held-out questions), asked to the shipped KB's matcher of their
-language with and without the off-topic phrasings. Designs are chosen on these two; the
-held-out check (benchmarks/shipped_kb.py) is the independent one.
+neither the off-topic phrasings nor the held-out questions), asked to the shipped KB's matcher
+of their language with and without the off-topic phrasings. Designs are chosen on these two;
+the held-out check (benchmarks/shipped_kb.py) is the independent one.
 """
 
 from __future__ import annotations
