@@ -1,6 +1,6 @@
 """Choose matcher hyper-parameters by cross-validation on training data only.
 
-Usage: python benchmarks/cv_banking77.py DATASETS_DIR [--only lexical|head]
+Usage: python benchmarks/cv_banking77.py DATASETS_DIR [--only lexical|head|target]
 
 Three KBs: BANKING77's 10-shot KB (first 10 training texts per category), its full training
 set (about 130 an entry), and the shipped KB's own phrasings (its alternates carry the typos
@@ -8,6 +8,12 @@ and short forms customers use). Each is split into 5 folds per entry; each fold'
 are asked against a matcher fitted on the rest. Prints top-1 accuracy per lexical weight (the
 10-shot and shipped KBs) and per head weight, fixed or chosen per KB by the matcher's own
 cross-validation (all three). No test file or held-out question is read.
+
+`--only target`: the out-of-scope operating point (`target_unanswered`) on training data. The
+benchmark's 15 out-of-scope categories are left out whole; of the other 62, 15 drawn at random
+play out of scope; the KB is the first 10 texts of the remaining 47; the questions are the
+next 40 training texts of all 62 (unused by the 10-shot KB). Prints out-of-scope recall and
+in_scope_accuracy (answered right / in-scope questions) per target, for 3 draws.
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from faq.bench import phrasings_by_category, read_examples  # noqa: E402
 from faq.encoder import Encoder  # noqa: E402
-from faq.matcher import Matcher, MatcherConfig  # noqa: E402
+from faq.matcher import Decision, Matcher, MatcherConfig  # noqa: E402
 
 FOLDS = 5
 LEXICAL_WEIGHTS = (0.0, 0.05, 0.1, 0.2)
@@ -32,8 +40,11 @@ HEAD_WEIGHTS: tuple[float | None, ...] = (0.3, 0.5, 0.7, 0.9, None)  # None: cho
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("datasets", type=Path)
-    parser.add_argument("--only", choices=["lexical", "head"])
+    parser.add_argument("--only", choices=["lexical", "head", "target"])
     args = parser.parse_args()
+    if args.only == "target":
+        operating_points(Encoder(cache_dir=ROOT / "data" / "cache"), args.datasets)
+        return
     from bot.settings import CompanySettings, bundled_kb_path
     from faq.loader import load_kb
 
@@ -71,6 +82,46 @@ def cross_validate(
                 right += bool(best) and best[0].entry_id == category
                 asked += 1
     print(f"  {design:<28} cv top-1 accuracy={right / asked:.4f} (n={asked})", flush=True)
+
+
+TARGETS = (0.65, 0.7, 0.75, 0.8)
+DRAWS, PLAYING_OOS, SHOTS, QUESTIONS_PER_CATEGORY = 3, 15, 10, 40
+
+
+def operating_points(encoder: Encoder, datasets: Path) -> None:
+    from benchmarks.banking77 import held_out_categories
+
+    train = datasets / "banking77_train.csv"
+    texts: dict[str, list[str]] = {}
+    for example in read_examples(train):
+        texts.setdefault(example.category, []).append(example.text)
+    left_out = set(held_out_categories(train))
+    categories = sorted(category for category in texts if category not in left_out)
+    print("| draw | target_unanswered | oos_recall | in_scope_accuracy |")
+    print("| --- | --- | --- | --- |")
+    for draw in range(DRAWS):
+        rng = np.random.default_rng(100 + draw)
+        playing_oos = set(rng.choice(categories, PLAYING_OOS, replace=False).tolist())
+        kb = {c: texts[c][:SHOTS] for c in categories if c not in playing_oos}
+        questions = [
+            (text, None if category in playing_oos else category)
+            for category in categories
+            for text in texts[category][SHOTS : SHOTS + QUESTIONS_PER_CATEGORY]
+        ]
+        for target in TARGETS:
+            config = dataclasses.replace(MatcherConfig(), target_unanswered=target)
+            matches = Matcher(encoder, kb, config).match_many([text for text, _ in questions])
+            answered = [match.decision is Decision.ANSWER for match in matches]
+            oos = [not a for a, (_, c) in zip(answered, questions, strict=True) if c is None]
+            in_scope_right = [
+                a and match.best is not None and match.best.entry_id == c
+                for a, match, (_, c) in zip(answered, matches, questions, strict=True)
+                if c is not None
+            ]
+            print(
+                f"| {draw} | {target} | {np.mean(oos):.4f} | {np.mean(in_scope_right):.4f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
