@@ -11,6 +11,7 @@ import pytest
 
 from faq.matcher import Decision
 from faq.service import FaqService, ReloadReport, watch_kb
+from tests.kb_edits import cut_alternates
 
 pytestmark = pytest.mark.model
 
@@ -26,12 +27,6 @@ NEW_ENTRY = """
       - office hours?
       - business hours of your shop
     answer: We are open Monday to Friday.
-"""
-
-
-TWO_ALTERNATES = """    alternates:
-      - can i pay in parts
-      - split payment
 """
 
 
@@ -57,16 +52,6 @@ def edit(path: Path, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-def cut_alternates(path: Path, entry_id: str) -> str:
-    """Leave the entry two alternates (it needs 6); returns the new text."""
-    text = path.read_text(encoding="utf-8")
-    start = text.index("    alternates:", text.index(f"id: {entry_id}"))
-    end = text.index("    answer:", start)
-    text = text[:start] + TWO_ALTERNATES + text[end:]
-    path.write_text(text, encoding="utf-8")
-    return text
-
-
 def line_of(text: str, fragment: str) -> int:
     return text[: text.index(fragment)].count("\n") + 1
 
@@ -80,9 +65,14 @@ async def answered_with(service: FaqService, question: str, entry_id: str) -> bo
     )
 
 
+# Bounds a hang, not the speed: the 10 s goal for a reload is a benchmark figure
+# (benchmarks/latency.py --only reload), and a loaded 2-core machine can take longer.
+RELOAD_TIMEOUT = 30
+
+
 async def wait_until_answered(service: FaqService, question: str, entry_id: str) -> None:
     """Polls: the watcher has no event to wait on, it polls the files itself."""
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(RELOAD_TIMEOUT):
         while not await answered_with(service, question, entry_id):  # noqa: ASYNC110
             await asyncio.sleep(0.2)
 
@@ -101,7 +91,7 @@ async def test_an_invalid_edit_keeps_the_last_good_kb(
     payment.write_text(
         good.replace("  - id: instalments", "  - id: instalments\n    oops: 1"), encoding="utf-8"
     )
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(RELOAD_TIMEOUT):
         while "faq.reload_rejected" not in caplog.text:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
     assert "payment.yaml" in caplog.text
@@ -158,13 +148,13 @@ def test_a_report_names_the_files_added_changed_and_removed(editable_faq: FaqSer
 
 def test_a_rejected_reload_locates_its_problems_and_keeps_serving(editable_faq: FaqService) -> None:
     kb = editable_faq.kb_path
-    payment = cut_alternates(kb / "payment.yaml", "instalments")
+    line = cut_alternates(kb / "payment.yaml", "instalments")
 
     report = editable_faq.reload()
     assert not report.accepted
     assert report.changed == ("payment.yaml",)
     first, *knock_on = report.problems
-    assert (str(first.path), first.line) == ("payment.yaml", line_of(payment, TWO_ALTERNATES))
+    assert (str(first.path), first.line) == ("payment.yaml", line)
     assert "at least 6 items" in first.message
     # payment.yaml is refused whole, so the entries of other files lose related entries.
     assert ("shipping.yaml", "related: no entry has the id 'instalments'") in [
