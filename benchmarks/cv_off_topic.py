@@ -13,9 +13,10 @@ removed entries' questions answered, off-topic questions answered. No test file 
 customer question is read. The off-topic phrasings held out were written with the others, by
 the same hand, so this flatters them.
 
-2. The development questions (tests/data/dev_questions.yaml: 372 questions in English, Russian
-and Chinese, in scope with their entry or out of scope, written in two batches by hands that saw
-neither the off-topic phrasings nor the held-out questions), asked to the shipped KB's matcher
+2. The development questions (tests/data/dev_questions.yaml: 512 questions in English, Russian
+and Chinese, in scope with their entry or out of scope, written in three batches by hands that
+saw neither the off-topic phrasings nor the held-out questions; the third is out-of-scope
+questions next to an entry), asked to the shipped KB's matcher
 of their language with and without the off-topic phrasings. Designs are chosen on these two;
 the held-out check (benchmarks/shipped_kb.py) is the independent one.
 """
