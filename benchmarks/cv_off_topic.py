@@ -129,7 +129,8 @@ def main() -> None:
     from bot.settings import CompanySettings, bundled_kb_path
     from faq.loader import load_kb
 
-    encoder = Encoder(cache_dir=ROOT / "data" / "cache")
+    cache = ROOT / "data" / "cache"
+    encoder = Encoder(cache_dir=cache)
     kb = load_kb(bundled_kb_path(), CompanySettings().placeholders())
     phrasings, off_topic = kb.phrasings(), kb.off_topic_in("en")
     print(f"{len(phrasings)} entries, {len(off_topic)} off-topic phrasings, {args.seeds} seeds")
@@ -154,7 +155,6 @@ def main() -> None:
         mean = {key: np.mean([run[key] for run in runs]) for key in runs[0]}
         print(f"| {design} | " + " | ".join(f"{mean[c]:.3f}" for c in columns) + " |", flush=True)
 
-    cache = ROOT / "data" / "cache"
     multilingual = UniversalEncoder(cache)
     encoders: dict[str, TextEncoder] = {"en": encoder, "ru": multilingual, "zh": multilingual}
     print(f"\nDevelopment questions ({DEV_QUESTIONS.name}):")

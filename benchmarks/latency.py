@@ -88,7 +88,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder)
         if "reload" in args.only:
-            seconds = ", ".join(f"{s:.1f}" for s in reload_seconds(data / "cache"))
+            seconds = ", ".join(f"{s:.1f}" for s in reload_seconds(data))
             print(f"staff edit saved to new KB serving (shipped KB, warm cache): {seconds} s")
         if "startup" in args.only:
             print(f"start to first answer, warm cache, `faq ask`: {startup_seconds(data):.1f} s")
@@ -157,28 +157,24 @@ def _yaml_words(path: Path) -> set[str]:
     return set(re.findall(r"[a-z]{3,}", path.read_text(encoding="utf-8").lower()))
 
 
-def reload_seconds(cache: Path, edits: int = 3) -> list[float]:
-    """Seconds from saving an edit of a copy of the shipped KB to the watcher's reload report;
-    the first start warms `cache` (not timed)."""
+def reload_seconds(data: Path, edits: int = 3) -> list[float]:
+    """Seconds from saving an edit of a copy of the shipped KB to the watcher's reload report,
+    the FAQ built as the bot builds it with its data folder at `data`; the first build warms
+    the cache (not timed)."""
     import asyncio
     import shutil
     import tempfile
 
+    from bot.app import build_faq
     from bot.settings import bundled_kb_path, load_settings
-    from faq.encoder import Encoder, UniversalEncoder
-    from faq.service import FaqService, ReloadReport, watch_kb
+    from faq.service import ReloadReport, watch_kb
 
     settings = load_settings(ROOT / "config.yaml")
     with tempfile.TemporaryDirectory() as folder:
         kb = Path(folder) / "kb"
         shutil.copytree(bundled_kb_path(), kb)
-        service = FaqService(
-            kb,
-            settings.company.placeholders(),
-            Encoder(cache_dir=cache),
-            UniversalEncoder(cache),
-            cache_dir=cache,
-        )
+        faq = settings.faq.model_copy(update={"kb_path": kb})
+        service = build_faq(settings.model_copy(update={"data_dir": data, "faq": faq}))
 
         async def measure() -> list[float]:
             reports: asyncio.Queue[ReloadReport] = asyncio.Queue()

@@ -489,7 +489,10 @@ class _Confidence:
         self.weights, self.bias = weights, bias
 
     def predict(self, scores: _Scores) -> Array:
-        result: Array = 1 / (1 + np.exp(-(_features(scores) @ self.weights + self.bias)))
+        return self.of_features(_features(scores))
+
+    def of_features(self, features: Array) -> Array:
+        result: Array = 1 / (1 + np.exp(-(features @ self.weights + self.bias)))
         return result
 
 
@@ -567,7 +570,7 @@ def _calibrate(kb_scorer: _Scorer) -> tuple[_Confidence, Thresholds]:
     model.fit((features[learn] - mean) / spread, right[learn].astype(int))
     weights = model.coef_[0] / spread
     confidence = _Confidence(weights, float(model.intercept_[0] - (weights * mean).sum()))
-    simulated = 1 / (1 + np.exp(-(features @ confidence.weights + confidence.bias)))
+    simulated = confidence.of_features(features)
     simulated[caught] = 0.0
     unknown_confidence = np.sort(simulated[unknown])
     if len(unknown_confidence):
