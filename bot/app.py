@@ -96,6 +96,7 @@ def build_faq(settings: Settings) -> FaqService:
         encoder,
         multilingual,
         cache_dir=settings.cache_dir,
+        target_unanswered=faq.target_unanswered,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -20,6 +20,8 @@ from pydantic import (
     field_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from faq.schema import Language
 
 ENV_PREFIX = "MINERDESK_"
 CONFIG_ENV = "MINERDESK_CONFIG"
@@ -147,6 +149,11 @@ class FaqSettings(Section):
     threads: int = Field(default=0, ge=0)
     # How often the running bot looks for edited KB files (seconds).
     reload_interval_seconds: float = Field(default=2.0, gt=0)
+    # Per language, overrides faq.service.TARGET_UNANSWERED: the share of questions no entry
+    # covers that the bot should leave unanswered (higher: fewer wrong answers, more "not sure").
+    target_unanswered: dict[Language, Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=dict
+    )
 
 
 class OrdersApiSettings(Section):
@@ -374,7 +381,8 @@ def _anchor_relative_paths(settings: Settings, base: Path) -> None:
 
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
-    key = ".".join(str(part) for part in error["loc"])
+    # pydantic adds "[key]" to the location of a mapping's wrong key; the key itself says it.
+    key = ".".join(str(part) for part in error["loc"] if part != "[key]")
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = "unknown setting (check the spelling against config.yaml)"

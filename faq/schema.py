@@ -13,7 +13,8 @@ MIN_ALTERNATES = 6
 # carries the others as translations (`faq validate` warns where one is missing).
 TranslatedLanguage = Literal["ru", "zh"]
 TRANSLATED_LANGUAGES: tuple[str, ...] = get_args(TranslatedLanguage)
-LANGUAGES: tuple[str, ...] = ("en", *TRANSLATED_LANGUAGES)
+Language = Literal["en", TranslatedLanguage]
+LANGUAGES: tuple[str, ...] = get_args(Language)
 
 # Ids travel in button payloads, which Telegram caps at 64 bytes.
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=40)]

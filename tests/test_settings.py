@@ -68,6 +68,8 @@ def test_storage_url_picks_the_database_file(tmp_path: Path) -> None:
         ("telegram:\n  api_base_url: not a url\n", "telegram.api_base_url"),
         ("company:\n  support_email: nobody\n", "company.support_email"),
         ("telegram:\n  token: '1:abc'\n", "telegram.token"),
+        ("faq:\n  target_unanswered: {ru: 1.5}\n", "faq.target_unanswered.ru"),
+        ("faq:\n  target_unanswered: {fr: 0.8}\n", "faq.target_unanswered.fr"),
     ],
 )
 def test_a_wrong_value_names_its_key(tmp_path: Path, text: str, key: str) -> None:

@@ -1,4 +1,5 @@
-"""Questions asked at once are answered in batches, exactly as if asked one by one."""
+"""The FAQ service: questions asked at once are answered as if asked one by one; each
+language answers with its own caution."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import asyncio
 
 import pytest
 
-from faq.service import FaqService
+from bot.settings import bundled_kb_path
+from faq.encoder import Encoder, UniversalEncoder
+from faq.service import TARGET_UNANSWERED, FaqService
 
 pytestmark = pytest.mark.model
 
@@ -19,6 +22,7 @@ QUESTIONS = [
     "?!",
     "Do you ship to Russia?",
 ]
+QUESTIONS_IN = {"en": "Can I pay with USDT?", "ru": "Можно оплатить в USDT?"}
 
 
 async def test_concurrent_questions_get_the_answers_they_would_get_alone(
@@ -53,3 +57,30 @@ async def test_a_failing_batch_fails_its_askers_and_the_next_batch_runs(
     with pytest.raises(RuntimeError):
         await faq_service.ask_async("boom")
     assert (await faq_service.ask_async("Can I pay with USDT?")).entry is not None
+
+
+def test_each_language_answers_with_its_own_caution(
+    faq_service: FaqService,
+    encoder: Encoder,
+    multilingual_encoder: UniversalEncoder,
+    placeholders: dict[str, str],
+) -> None:
+    """Russian is stricter than English by default; config.yaml can change one language."""
+    as_english = FaqService(
+        bundled_kb_path(),
+        placeholders,
+        encoder,
+        multilingual_encoder,
+        target_unanswered={"ru": TARGET_UNANSWERED["en"]},
+    )
+    try:
+        for language in ("ru", "en"):
+            question = QUESTIONS_IN[language]
+            shipped, overridden = faq_service.ask(question), as_english.ask(question)
+            assert shipped.language == overridden.language == language
+            if language == "ru":
+                assert shipped.thresholds.answer > overridden.thresholds.answer
+            else:
+                assert shipped.thresholds == overridden.thresholds
+    finally:
+        as_english.close()
