@@ -135,7 +135,7 @@ class FaqService:
         self.multilingual = multilingual
         self.cache_dir = cache_dir  # where the matchers' fits are kept between starts
         targets = {**TARGET_UNANSWERED, **(target_unanswered or {})}
-        self.configs: dict[str, MatcherConfig] = {
+        self._configs: dict[str, MatcherConfig] = {
             language: MatcherConfig(target_unanswered=target)
             for language, target in targets.items()
         }
@@ -164,7 +164,7 @@ class FaqService:
             language: Matcher(
                 self.encoder if language == "en" else self.multilingual or self.encoder,
                 kb.matched_phrasings(language),
-                self.configs[language],
+                self._configs[language],
                 cache_dir=self.cache_dir,
                 off_topic=kb.off_topic_in(language),
             )
