@@ -167,6 +167,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     gaps.set_defaults(handler=_faq_gaps)
 
+    check = faq.add_parser(
+        "check",
+        help="ask labelled questions (YAML) and count, per language, right and wrong answers "
+        "and out-of-scope questions answered",
+    )
+    check.add_argument(
+        "questions",
+        type=Path,
+        help="YAML list of {text, entry_id (null: out of scope), style (optional)}",
+    )
+    check.add_argument(
+        "--targets",
+        type=_targets,
+        default=None,
+        metavar="T1,T2,...",
+        help="compare these values of faq.target_unanswered (each for every language) "
+        "instead of the configured ones",
+    )
+    check.add_argument("--json", action="store_true", help="print one JSON object per row")
+    check.set_defaults(handler=_faq_check)
+
     bench = faq.add_parser("bench", help="accuracy and latency on a labelled train/test pair")
     bench.add_argument("--train", type=Path, required=True, help="CSV with columns text,category")
     bench.add_argument("--test", type=Path, required=True, help="CSV with columns text,category")
@@ -264,6 +285,69 @@ def _print_result(result: FaqResult) -> None:
         print(to_plain_text(entry.answer_in(language)))
     for entry, candidate in zip(result.suggestions, result.match.candidates, strict=False):
         print(f"  ? [{entry.id}] {entry.question_in(language)} ({candidate.score:.3f})")
+
+
+def _targets(text: str) -> list[float]:
+    try:
+        targets = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected numbers such as 0.75,0.85") from None
+    if not all(0 < target < 1 for target in targets):
+        raise argparse.ArgumentTypeError("each target must be between 0 and 1")
+    return targets
+
+
+def _faq_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import build_faq
+    from faq.holdout import QuestionsInvalid, evaluate_holdout, load_holdout
+    from faq.loader import load_kb
+    from faq.schema import LANGUAGES
+
+    try:
+        questions = load_holdout(args.questions)
+    except QuestionsInvalid as exc:
+        raise _Fatal(str(exc)) from None
+    # Checked before the model loads: a typo in an id should not cost a minute.
+    known = {
+        entry.id for entry in load_kb(kb_path(settings), settings.company.placeholders()).entries
+    }
+    unknown = sorted({q.expected for q in questions if q.expected is not None} - known)
+    if unknown:
+        raise _Fatal(f"{args.questions}: entry_id not in the KB: {', '.join(unknown)}")
+    # None: the configured targets; a number: that target for every language.
+    for target in args.targets or [None]:
+        faq = settings.faq
+        if target is not None:
+            faq = faq.model_copy(update={"target_unanswered": dict.fromkeys(LANGUAGES, target)})
+        service = build_faq(settings.model_copy(update={"faq": faq}))
+        try:
+            tallies = evaluate_holdout(service, questions).by_language()
+        finally:
+            service.close()
+        for language, tally in tallies.items():
+            if args.json:
+                print(json.dumps({"target": target, "language": language, **tally}), flush=True)
+            else:
+                _print_tally("configured" if target is None else f"{target:g}", language, tally)
+    return EXIT_OK
+
+
+def _print_tally(target: str, language: str, tally: dict[str, int]) -> None:
+    def share(count: int, of: int) -> str:
+        return f"{count} ({count / of:.1%})" if of else "0"
+
+    in_scope, out_of_scope = tally["in_scope"], tally["out_of_scope"]
+    answered_out_of_scope = share(tally["out_of_scope_answered"], out_of_scope)
+    print(
+        f"target {target}, {language}: {in_scope} in scope: "
+        f"correct {share(tally['correct'], in_scope)}, "
+        f"wrong {share(tally['wrong'], in_scope)}, "
+        f"right entry suggested {share(tally['suggested_right'], in_scope)}, "
+        f"wrong entries suggested {share(tally['suggested_wrong'], in_scope)}, "
+        f"fallback {share(tally['fallback'], in_scope)}; "
+        f"{out_of_scope} out of scope: answered {answered_out_of_scope}",
+        flush=True,
+    )
 
 
 def _faq_gaps(args: argparse.Namespace, settings: Settings) -> int:

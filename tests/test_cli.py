@@ -11,6 +11,16 @@ import pytest
 
 DATA = Path(__file__).resolve().parent / "data"
 ASK_KEYS = {"decision", "language", "entry_id", "score", "answer", "suggestions"}
+CHECK_KEYS = {
+    "in_scope",
+    "correct",
+    "wrong",
+    "suggested_right",
+    "suggested_wrong",
+    "fallback",
+    "out_of_scope",
+    "out_of_scope_answered",
+}
 BENCH_KEYS = {"n", "accuracy", "in_scope_accuracy", "oos_recall", "answer_rate", "p50_ms", "p99_ms"}
 
 
@@ -149,3 +159,57 @@ def test_bench_json_shape(cli_env: dict[str, str], tmp_path: Path, tuning: tuple
     assert figures["n"] == 3
     assert 0 <= figures["accuracy"] <= 1
     assert figures["p99_ms"] >= figures["p50_ms"] > 0
+
+
+CHECK_QUESTIONS = """
+- {text: "how long does shipping take to europe", entry_id: delivery_time, style: plain}
+- {text: "can i pay with usdt", entry_id: payment_methods}
+- {text: "Можно оплатить в USDT?", entry_id: payment_methods}
+- {text: "what is the capital of australia", entry_id: null}
+"""
+
+
+@pytest.mark.model
+def test_check_counts_outcomes_per_language(cli_env: dict[str, str], tmp_path: Path) -> None:
+    questions = tmp_path / "questions.yaml"
+    questions.write_text(CHECK_QUESTIONS, encoding="utf-8")
+    result = minerdesk(
+        "faq", "check", str(questions), "--targets", "0.5,0.95", "--json", env=cli_env
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(row["target"], row["language"]) for row in rows] == [
+        (0.5, "en"),
+        (0.5, "ru"),
+        (0.95, "en"),
+        (0.95, "ru"),
+    ]
+    for row in rows:
+        assert set(row) == {"target", "language", *CHECK_KEYS}
+        outcomes = row["correct"] + row["wrong"] + row["suggested_right"] + row["suggested_wrong"]
+        assert outcomes + row["fallback"] == row["in_scope"]
+        assert row["out_of_scope_answered"] <= row["out_of_scope"]
+    loose, strict = rows[0], rows[2]
+    assert (loose["in_scope"], loose["out_of_scope"]) == (2, 1)
+    # A stricter target never answers more.
+    assert strict["correct"] + strict["wrong"] <= loose["correct"] + loose["wrong"]
+    assert strict["out_of_scope_answered"] <= loose["out_of_scope_answered"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- {text: hi}\n", "question 1: expected `text` and `entry_id`"),
+        ("- {text: hi, entry_id: no_such_entry}\n", "entry_id not in the KB: no_such_entry"),
+        ("just words\n", "expected a YAML list of questions"),
+    ],
+)
+def test_check_names_what_is_wrong_with_the_questions(
+    cli_env: dict[str, str], tmp_path: Path, text: str, message: str
+) -> None:
+    questions = tmp_path / "questions.yaml"
+    questions.write_text(text, encoding="utf-8")
+    result = minerdesk("faq", "check", str(questions), env=cli_env)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
