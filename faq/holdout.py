@@ -1,5 +1,5 @@
-"""Scoring a KB on labelled customer questions: the shipped KB's held-out check (a benchmark
-and a test) and `minerdesk faq check` on a deployment's own questions."""
+"""Scoring a KB on labelled customer questions: the shipped KB's held-out check
+(benchmarks/shipped_kb.py) and `minerdesk faq check` on a deployment's own questions."""
 
 from __future__ import annotations
 
@@ -83,9 +83,15 @@ def load_holdout(path: Path) -> list[Question]:
         raise QuestionsInvalid(f"{path}: expected a YAML list of questions")
     questions = []
     for number, row in enumerate(rows, start=1):
-        if not (isinstance(row, dict) and isinstance(row.get("text"), str) and "entry_id" in row):
+        if not (
+            isinstance(row, dict)
+            and isinstance(row.get("text"), str)
+            and "entry_id" in row
+            and isinstance(row["entry_id"], str | None)
+        ):
             raise QuestionsInvalid(
-                f"{path}: question {number}: expected `text` and `entry_id` (null: out of scope)"
+                f"{path}: question {number}: expected `text` and `entry_id` (an entry's id, or "
+                "null: out of scope)"
             )
         questions.append(Question(row["text"], row["entry_id"], str(row.get("style", ""))))
     return questions

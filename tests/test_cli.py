@@ -200,6 +200,7 @@ def test_check_counts_outcomes_per_language(cli_env: dict[str, str], tmp_path: P
     ("text", "message"),
     [
         ("- {text: hi}\n", "question 1: expected `text` and `entry_id`"),
+        ("- {text: hi, entry_id: null}\n- {text: yo, entry_id: 7}\n", "question 2: expected"),
         ("- {text: hi, entry_id: no_such_entry}\n", "entry_id not in the KB: no_such_entry"),
         ("just words\n", "expected a YAML list of questions"),
     ],
