@@ -301,7 +301,7 @@ def _faq_check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_faq
     from faq.holdout import QuestionsInvalid, evaluate_holdout, load_holdout
     from faq.loader import load_kb
-    from faq.schema import LANGUAGES
+    from faq.service import TARGET_UNANSWERED
 
     try:
         questions = load_holdout(args.questions)
@@ -314,21 +314,27 @@ def _faq_check(args: argparse.Namespace, settings: Settings) -> int:
     unknown = sorted({q.expected for q in questions if q.expected is not None} - known)
     if unknown:
         raise _Fatal(f"{args.questions}: entry_id not in the KB: {', '.join(unknown)}")
-    # None: the configured targets; a number: that target for every language.
-    for target in args.targets or [None]:
-        faq = settings.faq
-        if target is not None:
-            faq = faq.model_copy(update={"target_unanswered": dict.fromkeys(LANGUAGES, target)})
-        service = build_faq(settings.model_copy(update={"faq": faq}))
-        try:
-            tallies = evaluate_holdout(service, questions).by_language()
-        finally:
-            service.close()
-        for language, tally in tallies.items():
-            if args.json:
-                print(json.dumps({"target": target, "language": language, **tally}), flush=True)
-            else:
-                _print_tally("configured" if target is None else f"{target:g}", language, tally)
+    configured = build_faq(settings)
+    try:
+        # None: the configured targets; a number: that target for every language.
+        for target in args.targets or [None]:
+            service = (
+                configured
+                if target is None
+                else configured.with_targets(dict.fromkeys(TARGET_UNANSWERED, target))
+            )
+            try:
+                tallies = evaluate_holdout(service, questions).by_language()
+            finally:
+                if service is not configured:
+                    service.close()
+            for language, tally in tallies.items():
+                if args.json:
+                    print(json.dumps({"target": target, "language": language, **tally}), flush=True)
+                else:
+                    _print_tally("configured" if target is None else f"{target:g}", language, tally)
+    finally:
+        configured.close()
     return EXIT_OK
 
 

@@ -149,8 +149,8 @@ class FaqSettings(Section):
     threads: int = Field(default=0, ge=0)
     # How often the running bot looks for edited KB files (seconds).
     reload_interval_seconds: float = Field(default=2.0, gt=0)
-    # Per language, overrides faq.service.TARGET_UNANSWERED: the share of questions no entry
-    # covers that the bot should leave unanswered (higher: fewer wrong answers, more "not sure").
+    # Per language, overrides faq.service.TARGET_UNANSWERED: the share of simulated unknown
+    # questions the matcher leaves unanswered (higher: fewer wrong answers, more "not sure").
     target_unanswered: dict[Language, Annotated[float, Field(gt=0, lt=1)]] = Field(
         default_factory=dict
     )

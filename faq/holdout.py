@@ -34,6 +34,19 @@ class Outcome:
     language: str  # the language it was matched in
 
 
+# What `HoldoutReport.by_language` counts, in the order `faq check` prints it.
+TALLY_KEYS = (
+    "in_scope",
+    "correct",
+    "wrong",
+    "suggested_right",
+    "suggested_wrong",
+    "fallback",
+    "out_of_scope",
+    "out_of_scope_answered",
+)
+
+
 @dataclass(frozen=True)
 class HoldoutReport:
     in_scope: list[Outcome]
@@ -50,50 +63,42 @@ class HoldoutReport:
         for outcome in self.out_of_scope:
             tally = tallies.setdefault(outcome.language, Counter())
             tally["out_of_scope"] += 1
-            tally["out_of_scope_answered"] += outcome.kind == "wrong"
+            if outcome.kind == "wrong":  # any answer to it is a wrong one
+                tally["out_of_scope_answered"] += 1
         return {
             language: {key: tally[key] for key in TALLY_KEYS}
             for language, tally in sorted(tallies.items())
         }
 
 
-TALLY_KEYS = (
-    "in_scope",
-    "correct",
-    "wrong",
-    "suggested_right",
-    "suggested_wrong",
-    "fallback",
-    "out_of_scope",
-    "out_of_scope_answered",
-)
-
-
 class QuestionsInvalid(Exception):
-    """The questions file cannot be used; the message says where and why."""
+    """The questions file cannot be used; the message (one line) says where and why."""
 
 
 def load_holdout(path: Path) -> list[Question]:
     """Questions from a YAML list of {text, entry_id (null = out of scope), style}."""
     try:
-        rows = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+        # The node tree gives the line each question starts on; the values, the rest.
+        root, rows = yaml.compose(text), yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as exc:
         raise QuestionsInvalid(f"{path}: cannot read it: {exc}") from None
-    if not isinstance(rows, list) or not rows:
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise QuestionsInvalid(f"{path}: {where}{problem}") from None
+    if root is None or not isinstance(rows, list) or not rows:
         raise QuestionsInvalid(f"{path}: expected a YAML list of questions")
     questions = []
-    for number, row in enumerate(rows, start=1):
-        if not (
-            isinstance(row, dict)
-            and isinstance(row.get("text"), str)
-            and "entry_id" in row
-            and isinstance(row["entry_id"], str | None)
-        ):
-            raise QuestionsInvalid(
-                f"{path}: question {number}: expected `text` and `entry_id` (an entry's id, or "
-                "null: out of scope)"
-            )
-        questions.append(Question(row["text"], row["entry_id"], str(row.get("style", ""))))
+    for node, row in zip(root.value, rows, strict=True):
+        where = f"{path}: line {node.start_mark.line + 1}"
+        if not (isinstance(row, dict) and isinstance(row.get("text"), str) and "entry_id" in row):
+            raise QuestionsInvalid(f"{where}: expected `text` and `entry_id`")
+        expected = row["entry_id"]
+        if not (expected is None or (isinstance(expected, str) and expected)):
+            raise QuestionsInvalid(f"{where}: `entry_id` must be an entry's id, or null")
+        questions.append(Question(row["text"], expected, str(row.get("style") or "")))
     return questions
 
 

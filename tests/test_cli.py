@@ -164,9 +164,15 @@ def test_bench_json_shape(cli_env: dict[str, str], tmp_path: Path, tuning: tuple
 CHECK_QUESTIONS = """
 - {text: "how long does shipping take to europe", entry_id: delivery_time, style: plain}
 - {text: "can i pay with usdt", entry_id: payment_methods}
-- {text: "Можно оплатить в USDT?", entry_id: payment_methods}
 - {text: "what is the capital of australia", entry_id: null}
+- {text: "Какие способы оплаты вы принимаете?", entry_id: payment_methods}
+- {text: "а гарантия на асик сколько?", entry_id: warranty_period, style: slang}
+- {text: "какая столица австралии", entry_id: null}
 """
+
+
+def tally(**counts: int) -> dict[str, int]:
+    return {key: counts.get(key, 0) for key in CHECK_KEYS}
 
 
 @pytest.mark.model
@@ -177,30 +183,31 @@ def test_check_counts_outcomes_per_language(cli_env: dict[str, str], tmp_path: P
         "faq", "check", str(questions), "--targets", "0.5,0.95", "--json", env=cli_env
     )
     assert result.returncode == 0, result.stderr
-    rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(row["target"], row["language"]) for row in rows] == [
-        (0.5, "en"),
-        (0.5, "ru"),
-        (0.95, "en"),
-        (0.95, "ru"),
-    ]
-    for row in rows:
-        assert set(row) == {"target", "language", *CHECK_KEYS}
-        outcomes = row["correct"] + row["wrong"] + row["suggested_right"] + row["suggested_wrong"]
-        assert outcomes + row["fallback"] == row["in_scope"]
-        assert row["out_of_scope_answered"] <= row["out_of_scope"]
-    loose, strict = rows[0], rows[2]
-    assert (loose["in_scope"], loose["out_of_scope"]) == (2, 1)
-    # A stricter target never answers more.
-    assert strict["correct"] + strict["wrong"] <= loose["correct"] + loose["wrong"]
-    assert strict["out_of_scope_answered"] <= loose["out_of_scope_answered"]
+    rows = {
+        (row.pop("target"), row.pop("language")): row
+        for row in map(json.loads, result.stdout.splitlines())
+    }
+    assert list(rows) == [(0.5, "en"), (0.5, "ru"), (0.95, "en"), (0.95, "ru")]
+    clear = tally(in_scope=2, correct=2, out_of_scope=1)
+    assert rows[0.5, "en"] == rows[0.95, "en"] == rows[0.5, "ru"] == clear
+    # The slangy Russian question is answered at 0.5 and only offered at 0.95.
+    assert rows[0.95, "ru"] == tally(in_scope=2, correct=1, suggested_right=1, out_of_scope=1)
+
+
+def test_check_refuses_a_target_outside_0_to_1(cli_env: dict[str, str], tmp_path: Path) -> None:
+    result = minerdesk(
+        "faq", "check", str(tmp_path / "q.yaml"), "--targets", "0.8,1.5", env=cli_env
+    )
+    assert result.returncode == 2
+    assert "each target must be between 0 and 1" in result.stderr
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("- {text: hi}\n", "question 1: expected `text` and `entry_id`"),
-        ("- {text: hi, entry_id: null}\n- {text: yo, entry_id: 7}\n", "question 2: expected"),
+        ("- {text: hi}\n", "questions.yaml: line 1: expected `text` and `entry_id`"),
+        ("- {text: hi, entry_id: null}\n- {text: yo, entry_id: 7}\n", "line 2: `entry_id` must be"),
+        ("- {text: hi, entry_id: [x\n", "questions.yaml: line 2: expected ','"),
         ("- {text: hi, entry_id: no_such_entry}\n", "entry_id not in the KB: no_such_entry"),
         ("just words\n", "expected a YAML list of questions"),
     ],
@@ -213,4 +220,5 @@ def test_check_names_what_is_wrong_with_the_questions(
     result = minerdesk("faq", "check", str(questions), env=cli_env)
     assert result.returncode == 2
     assert message in result.stderr
+    assert result.stderr.count("\n") == 1  # one line, no traceback
     assert result.stdout == ""

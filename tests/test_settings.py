@@ -81,6 +81,12 @@ def test_a_wrong_value_names_its_key(tmp_path: Path, text: str, key: str) -> Non
     assert "1:abc" not in message
 
 
+def test_a_language_s_caution_is_set_alone(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, "faq:\n  target_unanswered: {ru: 0.9}\n"))
+    # Only Russian's is overridden; FaqService keeps the shipped values for the others.
+    assert settings.faq.target_unanswered == {"ru": 0.9}
+
+
 def test_a_wrong_environment_value_names_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MINERDESK_FAQ__THREADS", "-1")
     with pytest.raises(SettingsError, match=r"^faq\.threads:"):

@@ -4,11 +4,12 @@ language answers with its own caution."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from bot.settings import bundled_kb_path
-from faq.encoder import Encoder, UniversalEncoder
+from bot.app import build_faq
+from bot.settings import load_settings
 from faq.service import TARGET_UNANSWERED, FaqService
 
 pytestmark = pytest.mark.model
@@ -59,24 +60,28 @@ async def test_a_failing_batch_fails_its_askers_and_the_next_batch_runs(
 
 
 def test_each_language_answers_with_its_own_caution(
-    faq_service: FaqService,
-    encoder: Encoder,
-    multilingual_encoder: UniversalEncoder,
-    placeholders: dict[str, str],
+    faq_service: FaqService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Russian is stricter than English by default; config.yaml can change one language."""
-    as_english = FaqService(
-        bundled_kb_path(),
-        placeholders,
-        encoder,
-        multilingual_encoder,
-        target_unanswered={"ru": TARGET_UNANSWERED["en"]},
-    )
-    russian, english = "Можно оплатить в USDT?", "Can I pay with USDT?"
+    """Russian and Chinese are stricter than English by default; the setting changes one
+    language and leaves the others as shipped."""
+    monkeypatch.setenv("MINERDESK_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MINERDESK_FAQ__TARGET_UNANSWERED__RU", str(TARGET_UNANSWERED["en"]))
+    as_english = build_faq(load_settings())
+    questions = {
+        "en": "Can I pay with USDT?",
+        "ru": "Можно оплатить в USDT?",
+        "zh": "可以用USDT付款吗？",
+    }
     try:
-        assert faq_service.ask(russian).language == "ru"
-        shipped, overridden = faq_service.ask(russian), as_english.ask(russian)
-        assert shipped.thresholds.answer > overridden.thresholds.answer
-        assert faq_service.ask(english).thresholds == as_english.ask(english).thresholds
+        shipped = {language: faq_service.ask(text) for language, text in questions.items()}
+        changed = {language: as_english.ask(text) for language, text in questions.items()}
+        assert {language: result.language for language, result in shipped.items()} == {
+            "en": "en",
+            "ru": "ru",
+            "zh": "zh",
+        }
+        assert shipped["ru"].thresholds.answer > changed["ru"].thresholds.answer
+        assert shipped["en"].thresholds == changed["en"].thresholds
+        assert shipped["zh"].thresholds == changed["zh"].thresholds
     finally:
         as_english.close()
