@@ -15,7 +15,7 @@ from pathlib import Path
 from faq.encoder import TextEncoder
 from faq.loader import KbInvalid, KnowledgeBase, Problem, kb_files, load_kb_with_warnings
 from faq.matcher import Decision, Match, Matcher, MatcherConfig, Thresholds
-from faq.schema import LANGUAGES, Entry, Language
+from faq.schema import Entry, Language
 from faq.text import script_language
 
 logger = logging.getLogger(__name__)
@@ -139,11 +139,8 @@ class FaqService:
         self.encoder = encoder
         self.multilingual = multilingual
         self.cache_dir = cache_dir  # where the matchers' fits are kept between starts
+        # Every language's target (TARGET_UNANSWERED names them all): one matcher each.
         self._targets = {**TARGET_UNANSWERED, **(target_unanswered or {})}
-        self._configs: dict[str, MatcherConfig] = {
-            language: MatcherConfig(target_unanswered=target)
-            for language, target in self._targets.items()
-        }
         # The files as last read, and as read for the version serving now (they differ
         # after a rejected edit).
         self._fingerprint = self._files_fingerprint()
@@ -165,15 +162,15 @@ class FaqService:
         """The KB, a fitted matcher per language and the KB's warnings; raise KbInvalid on
         any error."""
         kb, warnings = load_kb_with_warnings(self.kb_path, self.placeholders)
-        matchers = {
+        matchers: dict[str, Matcher] = {
             language: Matcher(
                 self.encoder if language == "en" else self.multilingual or self.encoder,
                 kb.matched_phrasings(language),
-                self._configs[language],
+                MatcherConfig(target_unanswered=target),
                 cache_dir=self.cache_dir,
                 off_topic=kb.off_topic_in(language),
             )
-            for language in LANGUAGES
+            for language, target in self._targets.items()
         }
         for language, matcher in matchers.items():
             logger.info(

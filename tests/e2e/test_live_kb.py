@@ -11,7 +11,7 @@ import pytest
 from bot.settings import bundled_kb_path
 from tests.botprocess import BotProcess
 from tests.emulator import BotApiEmulator
-from tests.kb_edits import cut_alternates
+from tests.kb_edits import RELOAD_TIMEOUT, cut_alternates
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
@@ -22,9 +22,6 @@ CUSTOMER = 3001
 QUESTION = "Can I pay for my order in instalments?"
 OLD_ANSWER = "full payment is required"
 NEW_ANSWER = "full payment is due when you order"
-# Bounds a hang, not the speed: the promise of a saved edit answering within 10 s is measured
-# by benchmarks/latency.py --only reload, and a loaded 2-core machine can take longer.
-RELOAD_TIMEOUT = 30
 
 
 def texts(emu: BotApiEmulator, chat: int) -> list[str]:

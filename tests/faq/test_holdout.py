@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from faq.holdout import HoldoutReport, Kind, Outcome
+from faq.holdout import TALLY_KEYS, HoldoutReport, Kind, Outcome
 
 
 def outcome(kind: Kind, language: str, expected: str | None = "payment_methods") -> Outcome:
@@ -24,19 +24,7 @@ def test_outcomes_are_counted_per_language() -> None:
             outcome("suggested_wrong", "zh", expected=None),
         ],
     )
-    zeros = dict.fromkeys(
-        [
-            "in_scope",
-            "correct",
-            "wrong",
-            "suggested_right",
-            "suggested_wrong",
-            "fallback",
-            "out_of_scope",
-            "out_of_scope_answered",
-        ],
-        0,
-    )
+    zeros = dict.fromkeys(TALLY_KEYS, 0)
     assert report.by_language() == {
         "en": {
             **zeros,

@@ -11,7 +11,7 @@ import pytest
 
 from faq.matcher import Decision
 from faq.service import FaqService, ReloadReport, watch_kb
-from tests.kb_edits import cut_alternates
+from tests.kb_edits import RELOAD_TIMEOUT, cut_alternates
 
 pytestmark = pytest.mark.model
 
@@ -63,11 +63,6 @@ async def answered_with(service: FaqService, question: str, entry_id: str) -> bo
         and result.entry is not None
         and result.entry.id == entry_id
     )
-
-
-# Bounds a hang, not the speed: the 10 s goal for a reload is a benchmark figure
-# (benchmarks/latency.py --only reload), and a loaded 2-core machine can take longer.
-RELOAD_TIMEOUT = 30
 
 
 async def wait_until_answered(service: FaqService, question: str, entry_id: str) -> None:
