@@ -17,6 +17,9 @@ logger = logging.getLogger(__name__)
 
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 BATCH_SIZE = 64
+# Models whose phrasing vectors stay on disk, the most recently used: the English model, its
+# last two fine-tunes (`faq train`; a rollback then encodes nothing) and the multilingual one.
+KEPT_EMBEDDINGS = 4
 
 
 class ModelNotFound(Exception):
@@ -251,7 +254,9 @@ def _text_key(text: str) -> str:
 
 
 class _EmbeddingCache:
-    """One .npz file per model: text hashes and their vectors."""
+    """One .npz file per model: text hashes and their vectors. A model's file keeps every
+    phrasing it has ever encoded (1.5 KB each for MiniLM), so it grows only by what staff add
+    or reword; the files of models no longer used are dropped (`KEPT_EMBEDDINGS`)."""
 
     def __init__(self, folder: Path, model_id: str, dim: int) -> None:
         self.path = folder / f"embeddings-{model_id}.npz"
@@ -264,6 +269,8 @@ class _EmbeddingCache:
                 self._vectors = dict(zip(keys.tolist(), vectors, strict=True))
             except (OSError, ValueError, KeyError) as exc:
                 logger.warning("faq.cache_unreadable path=%s error=%s", self.path, exc)
+            else:
+                os.utime(self.path)  # recently used: kept by `keep_recent`
 
     def missing(self, texts: Sequence[str]) -> list[str]:
         return list(dict.fromkeys(t for t in texts if _text_key(t) not in self._vectors))
@@ -280,4 +287,5 @@ class _EmbeddingCache:
     def save(self) -> None:
         keys = np.array(list(self._vectors))
         save_npz(self.path, keys=keys, vectors=np.stack(list(self._vectors.values())))
+        keep_recent(self.path.parent, "embeddings-*.npz", KEPT_EMBEDDINGS)
         logger.info("faq.cache_saved path=%s vectors=%d", self.path, len(keys))
