@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from faq.holdout import HoldoutReport, evaluate_holdout, load_holdout  # noqa: E402
+from faq.holdout import HoldoutReport, evaluate_holdout, load_holdout, miss_line  # noqa: E402
 
 
 def main() -> None:
@@ -69,11 +69,11 @@ def print_report(report: HoldoutReport, show_misses: bool) -> None:
     counts = Counter(outcome.kind for outcome in in_scope)
     print(f"in scope: {len(in_scope)} questions")
     for kind in ("correct", "wrong", "suggested_right", "suggested_wrong", "fallback"):
-        print(f"  {kind:>16}: {counts[kind]:4d}  {counts[kind] / len(in_scope):7.1%}")
+        print(f"  {kind:>16}: {counts[kind]:4d}  {counts[kind] / max(len(in_scope), 1):7.1%}")
     answered_oos = sum(outcome.kind == "wrong" for outcome in oos)
     print(
         f"out of scope: {len(oos)} questions, answered (should not be): {answered_oos} "
-        f"({answered_oos / len(oos):.1%})"
+        f"({answered_oos / max(len(oos), 1):.1%})"
     )
     by_style: dict[str, Counter[str]] = {}
     for outcome in in_scope:
@@ -85,14 +85,8 @@ def print_report(report: HoldoutReport, show_misses: bool) -> None:
         )
     )
     if show_misses:
-        for outcome in [*in_scope, *oos]:
-            if outcome.kind != "correct" and not (
-                outcome.expected is None and outcome.kind != "wrong"
-            ):
-                print(
-                    f"  {outcome.kind:>16} want={outcome.expected} got={outcome.got} "
-                    f"score={outcome.score:.3f} :: {outcome.text[:90]}"
-                )
+        for outcome in report.misses():
+            print(miss_line(outcome))
 
 
 if __name__ == "__main__":

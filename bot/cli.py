@@ -21,6 +21,7 @@ from bot.settings import Settings, SettingsError, kb_path, load_settings
 from storage.tickets import TicketStatus
 
 if TYPE_CHECKING:
+    from faq.holdout import Outcome
     from faq.service import FaqResult
     from storage.base import LoggedMiss
     from storage.tickets import Ticket
@@ -185,6 +186,12 @@ def _parser() -> argparse.ArgumentParser:
         help="compare these values of faq.target_unanswered (each for every language) "
         "instead of the configured ones",
     )
+    check.add_argument(
+        "--misses",
+        action="store_true",
+        help="also list the questions that went wrong, worst first: wrong answers, out-of-scope "
+        "questions answered, wrong suggestions, fallbacks, right suggestions",
+    )
     check.add_argument("--json", action="store_true", help="print one JSON object per row")
     check.set_defaults(handler=_faq_check)
 
@@ -299,7 +306,7 @@ def _targets(text: str) -> list[float]:
 
 def _faq_check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_faq
-    from faq.holdout import QuestionsInvalid, evaluate_holdout, load_holdout
+    from faq.holdout import QuestionsInvalid, evaluate_holdout, load_holdout, miss_line
     from faq.loader import load_kb
     from faq.service import TARGET_UNANSWERED
 
@@ -324,18 +331,36 @@ def _faq_check(args: argparse.Namespace, settings: Settings) -> int:
                 else configured.with_targets(dict.fromkeys(TARGET_UNANSWERED, target))
             )
             try:
-                tallies = evaluate_holdout(service, questions).by_language()
+                report = evaluate_holdout(service, questions)
             finally:
                 if service is not configured:
                     service.close()
-            for language, tally in tallies.items():
+            for language, tally in report.by_language().items():
+                misses = (
+                    [o for o in report.misses() if o.language == language] if args.misses else []
+                )
                 if args.json:
-                    print(json.dumps({"target": target, "language": language, **tally}), flush=True)
+                    row: dict[str, object] = {"target": target, "language": language, **tally}
+                    if args.misses:
+                        row["misses"] = [_miss_as_json(outcome) for outcome in misses]
+                    print(json.dumps(row, ensure_ascii=False), flush=True)
                 else:
                     _print_tally("configured" if target is None else f"{target:g}", language, tally)
+                    for outcome in misses:
+                        print(miss_line(outcome), flush=True)
     finally:
         configured.close()
     return EXIT_OK
+
+
+def _miss_as_json(outcome: Outcome) -> dict[str, object]:
+    return {
+        "kind": outcome.miss,
+        "text": outcome.text,
+        "expected": outcome.expected,
+        "got": outcome.got,
+        "score": outcome.score,
+    }
 
 
 def _print_tally(target: str, language: str, tally: dict[str, int]) -> None:

@@ -33,6 +33,14 @@ class Outcome:
     kind: Kind
     language: str  # the language it was matched in
 
+    @property
+    def miss(self) -> str | None:
+        """How the question went wrong, named as in `MISS_KINDS`; None when it went right
+        (answered correctly, or out of scope and not answered)."""
+        if self.expected is None:
+            return "out_of_scope_answered" if self.kind == "wrong" else None
+        return None if self.kind == "correct" else self.kind
+
 
 # What `HoldoutReport.by_language` counts, in the order `faq check` prints it.
 TALLY_KEYS = (
@@ -45,6 +53,10 @@ TALLY_KEYS = (
     "out_of_scope",
     "out_of_scope_answered",
 )
+
+# The ways a question goes wrong, worst first: a wrong answer misleads, a suggestion of the
+# right entry costs a tap.
+MISS_KINDS = ("wrong", "out_of_scope_answered", "suggested_wrong", "fallback", "suggested_right")
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,12 @@ class HoldoutReport:
             language: {key: tally[key] for key in TALLY_KEYS}
             for language, tally in sorted(tallies.items())
         }
+
+    def misses(self) -> list[Outcome]:
+        """The questions that went wrong, worst kind first (`MISS_KINDS`), in file order
+        within a kind."""
+        missed = [outcome for outcome in (*self.in_scope, *self.out_of_scope) if outcome.miss]
+        return sorted(missed, key=lambda outcome: MISS_KINDS.index(str(outcome.miss)))
 
 
 class QuestionsInvalid(Exception):
@@ -130,4 +148,16 @@ def _outcome(service: FaqService, question: Question) -> Outcome:
         question.style,
         kind,
         result.language,
+    )
+
+
+def miss_line(outcome: Outcome, width: int = 100) -> str:
+    """A missed question on one line: how it went wrong, the entry expected and the best one
+    found, its score and the text (cut at `width` characters)."""
+    text = " ".join(outcome.text.split())  # a line break in a question would split the line
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return (
+        f"  {outcome.miss:<21} expected={outcome.expected or '-'} got={outcome.got or '-'} "
+        f"score={outcome.score:.3f}  {text}"
     )

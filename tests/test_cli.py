@@ -194,6 +194,33 @@ def test_check_counts_outcomes_per_language(cli_env: dict[str, str], tmp_path: P
     assert rows[0.95, "ru"] == tally(in_scope=2, correct=1, suggested_right=1, out_of_scope=1)
 
 
+@pytest.mark.model
+def test_check_lists_the_misses(cli_env: dict[str, str], tmp_path: Path) -> None:
+    questions = tmp_path / "questions.yaml"
+    questions.write_text(CHECK_QUESTIONS, encoding="utf-8")
+    check = ("faq", "check", str(questions), "--targets", "0.95", "--misses")
+    result = minerdesk(*check, "--json", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    en, ru = map(json.loads, result.stdout.splitlines())
+    assert en["misses"] == []
+    [miss] = ru["misses"]
+    assert miss == {
+        "kind": "suggested_right",
+        "text": "а гарантия на асик сколько?",
+        "expected": "warranty_period",
+        "got": "warranty_period",
+        "score": miss["score"],
+    }
+    assert set(ru) == CHECK_KEYS | {"target", "language", "misses"}
+
+    result = minerdesk(*check, env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[2:] == [
+        f"  suggested_right       expected=warranty_period got=warranty_period "
+        f"score={miss['score']:.3f}  а гарантия на асик сколько?"
+    ]
+
+
 def test_check_refuses_a_target_outside_0_to_1(cli_env: dict[str, str], tmp_path: Path) -> None:
     result = minerdesk(
         "faq", "check", str(tmp_path / "q.yaml"), "--targets", "0.8,1.5", env=cli_env
