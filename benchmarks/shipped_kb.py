@@ -56,7 +56,7 @@ def main() -> None:
         for language, report in reports.items():
             counts = Counter(outcome.kind for outcome in report.in_scope)
             n = len(report.in_scope)
-            oos = sum(outcome.kind == "wrong" for outcome in report.out_of_scope)
+            oos = sum(bool(outcome.miss) for outcome in report.out_of_scope)
             print(
                 f"{language:>8}  {counts['correct'] / n:7.1%}  "
                 f"{(counts['correct'] + counts['suggested_right']) / n:20.1%}  "
@@ -70,7 +70,7 @@ def print_report(report: HoldoutReport, show_misses: bool) -> None:
     print(f"in scope: {len(in_scope)} questions")
     for kind in ("correct", "wrong", "suggested_right", "suggested_wrong", "fallback"):
         print(f"  {kind:>16}: {counts[kind]:4d}  {counts[kind] / max(len(in_scope), 1):7.1%}")
-    answered_oos = sum(outcome.kind == "wrong" for outcome in oos)
+    answered_oos = sum(bool(outcome.miss) for outcome in oos)
     print(
         f"out of scope: {len(oos)} questions, answered (should not be): {answered_oos} "
         f"({answered_oos / max(len(oos), 1):.1%})"

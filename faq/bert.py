@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from faq.encoder import keep_recent, write_atomically
+from faq.encoder import keep_recent, touch, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +140,7 @@ def _session(
     if graph_file is not None and graph_file.is_file():
         try:
             loaded = session(str(graph_file))
-            os.utime(graph_file)  # recently used: kept by `keep_recent`
+            touch(graph_file)
             return loaded
         except Exception as exc:  # ONNX Runtime's errors derive from Exception only
             logger.warning("faq.graph_unreadable path=%s error=%s", graph_file, exc)

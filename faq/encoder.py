@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -17,8 +18,10 @@ logger = logging.getLogger(__name__)
 
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 BATCH_SIZE = 64
-# Models whose phrasing vectors stay on disk, the most recently used: the English model, its
-# last two fine-tunes (`faq train`; a rollback then encodes nothing) and the multilingual one.
+# Models whose phrasing vectors stay on disk: the 4 most recently used. A bot uses two (the
+# English model or its fine-tune, and the multilingual one). A fine-tune that `faq train`
+# replaces is never read again, so its file goes after 4 newer ones are used; after a few
+# trainings so may the base model's, and going back to it then encodes the KB once.
 KEPT_EMBEDDINGS = 4
 
 
@@ -243,10 +246,22 @@ def save_npz(path: Path, **arrays: Any) -> None:
 
 def keep_recent(folder: Path, pattern: str, count: int) -> None:
     """Delete all but the `count` most recently used files of `folder` matching `pattern`
-    (their users touch them on use)."""
-    files = sorted(folder.glob(pattern), key=lambda path: path.stat().st_mtime_ns)
-    for old in files[:-count]:
+    (their users `touch` them on use)."""
+    used = []
+    for path in folder.glob(pattern):
+        try:
+            used.append((path.stat().st_mtime_ns, path))
+        except FileNotFoundError:  # another process deleted it since the listing
+            continue
+    for _, old in sorted(used)[:-count]:
         old.unlink(missing_ok=True)
+
+
+def touch(path: Path) -> None:
+    """Mark `path` as used now, so `keep_recent` keeps it; on a cache that cannot be written
+    only that order is lost."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 def _text_key(text: str) -> str:
@@ -255,7 +270,7 @@ def _text_key(text: str) -> str:
 
 class _EmbeddingCache:
     """One .npz file per model: text hashes and their vectors. A model's file keeps every
-    phrasing it has ever encoded (1.5 KB each for MiniLM), so it grows only by what staff add
+    phrasing it has ever encoded (1.7 KB each for MiniLM), so it grows only by what staff add
     or reword; the files of models no longer used are dropped (`KEPT_EMBEDDINGS`)."""
 
     def __init__(self, folder: Path, model_id: str, dim: int) -> None:
@@ -270,7 +285,7 @@ class _EmbeddingCache:
             except (OSError, ValueError, KeyError) as exc:
                 logger.warning("faq.cache_unreadable path=%s error=%s", self.path, exc)
             else:
-                os.utime(self.path)  # recently used: kept by `keep_recent`
+                touch(self.path)
 
     def missing(self, texts: Sequence[str]) -> list[str]:
         return list(dict.fromkeys(t for t in texts if _text_key(t) not in self._vectors))
@@ -286,6 +301,11 @@ class _EmbeddingCache:
 
     def save(self) -> None:
         keys = np.array(list(self._vectors))
-        save_npz(self.path, keys=keys, vectors=np.stack(list(self._vectors.values())))
-        keep_recent(self.path.parent, "embeddings-*.npz", KEPT_EMBEDDINGS)
+        try:
+            save_npz(self.path, keys=keys, vectors=np.stack(list(self._vectors.values())))
+            keep_recent(self.path.parent, "embeddings-*.npz", KEPT_EMBEDDINGS)
+        except OSError as exc:
+            # Only the next start's speed depends on it: the vectors are in hand.
+            logger.warning("faq.cache_not_saved path=%s error=%s", self.path, exc)
+            return
         logger.info("faq.cache_saved path=%s vectors=%d", self.path, len(keys))

@@ -75,7 +75,7 @@ class HoldoutReport:
         for outcome in self.out_of_scope:
             tally = tallies.setdefault(outcome.language, Counter())
             tally["out_of_scope"] += 1
-            if outcome.kind == "wrong":  # any answer to it is a wrong one
+            if outcome.miss:  # answered: it should not have been
                 tally["out_of_scope_answered"] += 1
         return {
             language: {key: tally[key] for key in TALLY_KEYS}
@@ -152,8 +152,8 @@ def _outcome(service: FaqService, question: Question) -> Outcome:
 
 
 def miss_line(outcome: Outcome, width: int = 100) -> str:
-    """A missed question on one line: how it went wrong, the entry expected and the best one
-    found, its score and the text (cut at `width` characters)."""
+    """A missed question (`outcome.miss` set) on one line: how it went wrong, the entry
+    expected and the best one found, its score and the text (cut at `width` characters)."""
     text = " ".join(outcome.text.split())  # a line break in a question would split the line
     if len(text) > width:
         text = text[: width - 1] + "…"

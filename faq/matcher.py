@@ -56,7 +56,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -69,7 +68,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 import faq.text
-from faq.encoder import TextEncoder, keep_recent, save_npz
+from faq.encoder import TextEncoder, keep_recent, save_npz, touch
 from faq.spelling import Speller
 from faq.text import normalize, word_count
 
@@ -699,7 +698,7 @@ class _FitStore:
         if fit.head is not None and fit.head.weights.shape != (entries, dim):
             logger.warning("faq.fit_unreadable path=%s error=shape", self.path)
             return None
-        os.utime(self.path)  # recently used: kept by `keep_recent`
+        touch(self.path)
         return fit
 
     def save(self, fit: _Fit) -> None:

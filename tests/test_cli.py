@@ -195,30 +195,47 @@ def test_check_counts_outcomes_per_language(cli_env: dict[str, str], tmp_path: P
 
 
 @pytest.mark.model
-def test_check_lists_the_misses(cli_env: dict[str, str], tmp_path: Path) -> None:
+def test_check_lists_the_misses_under_each_row(cli_env: dict[str, str], tmp_path: Path) -> None:
     questions = tmp_path / "questions.yaml"
-    questions.write_text(CHECK_QUESTIONS, encoding="utf-8")
+    human = "is there an actual human here or just a bot?"
+    questions.write_text(
+        CHECK_QUESTIONS + f'- {{text: "{human}", entry_id: talk_to_human}}\n', encoding="utf-8"
+    )
     check = ("faq", "check", str(questions), "--targets", "0.95", "--misses")
     result = minerdesk(*check, "--json", env=cli_env)
     assert result.returncode == 0, result.stderr
     en, ru = map(json.loads, result.stdout.splitlines())
-    assert en["misses"] == []
-    [miss] = ru["misses"]
-    assert miss == {
+    assert set(ru) == CHECK_KEYS | {"target", "language", "misses"}
+    # At 0.95 both are only offered, with the right entry among the choices.
+    [en_miss], [ru_miss] = en["misses"], ru["misses"]
+    assert {key: en_miss[key] for key in ("kind", "text", "expected", "got")} == {
+        "kind": "suggested_right",
+        "text": human,
+        "expected": "talk_to_human",
+        "got": "talk_to_human",
+    }
+    assert {key: ru_miss[key] for key in ("kind", "text", "expected", "got")} == {
         "kind": "suggested_right",
         "text": "а гарантия на асик сколько?",
         "expected": "warranty_period",
         "got": "warranty_period",
-        "score": miss["score"],
     }
-    assert set(ru) == CHECK_KEYS | {"target", "language", "misses"}
+    assert 0 < en_miss["score"] < 1
+    assert 0 < ru_miss["score"] < 1
 
     result = minerdesk(*check, env=cli_env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[2:] == [
+    en_tally, en_line, ru_tally, ru_line = result.stdout.splitlines()
+    assert en_tally.startswith("target 0.95, en: 3 in scope: correct 2")
+    assert en_line == (
+        f"  suggested_right       expected=talk_to_human got=talk_to_human "
+        f"score={en_miss['score']:.3f}  {human}"
+    )
+    assert ru_tally.startswith("target 0.95, ru: 2 in scope: correct 1")
+    assert ru_line == (
         f"  suggested_right       expected=warranty_period got=warranty_period "
-        f"score={miss['score']:.3f}  а гарантия на асик сколько?"
-    ]
+        f"score={ru_miss['score']:.3f}  а гарантия на асик сколько?"
+    )
 
 
 def test_check_refuses_a_target_outside_0_to_1(cli_env: dict[str, str], tmp_path: Path) -> None:
