@@ -54,29 +54,28 @@ def main() -> None:
     if len(reports) > 1:
         print("language  correct  correct-or-suggested  out-of-scope answered")
         for language, report in reports.items():
-            counts = Counter(outcome.kind for outcome in report.in_scope)
-            n = len(report.in_scope)
-            oos = sum(bool(outcome.miss) for outcome in report.out_of_scope)
+            tally = report.tally()
+            n = tally["in_scope"]
             print(
-                f"{language:>8}  {counts['correct'] / n:7.1%}  "
-                f"{(counts['correct'] + counts['suggested_right']) / n:20.1%}  "
-                f"{oos / len(report.out_of_scope):22.1%}"
+                f"{language:>8}  {tally['correct'] / n:7.1%}  "
+                f"{(tally['correct'] + tally['suggested_right']) / n:20.1%}  "
+                f"{tally['out_of_scope_answered'] / tally['out_of_scope']:22.1%}"
             )
 
 
 def print_report(report: HoldoutReport, show_misses: bool) -> None:
-    in_scope, oos = report.in_scope, report.out_of_scope
-    counts = Counter(outcome.kind for outcome in in_scope)
-    print(f"in scope: {len(in_scope)} questions")
+    tally = report.tally()
+    in_scope, oos = tally["in_scope"], tally["out_of_scope"]
+    print(f"in scope: {in_scope} questions")
     for kind in ("correct", "wrong", "suggested_right", "suggested_wrong", "fallback"):
-        print(f"  {kind:>16}: {counts[kind]:4d}  {counts[kind] / max(len(in_scope), 1):7.1%}")
-    answered_oos = sum(bool(outcome.miss) for outcome in oos)
+        print(f"  {kind:>16}: {tally[kind]:4d}  {tally[kind] / max(in_scope, 1):7.1%}")
+    answered_oos = tally["out_of_scope_answered"]
     print(
-        f"out of scope: {len(oos)} questions, answered (should not be): {answered_oos} "
-        f"({answered_oos / max(len(oos), 1):.1%})"
+        f"out of scope: {oos} questions, answered (should not be): {answered_oos} "
+        f"({answered_oos / max(oos, 1):.1%})"
     )
     by_style: dict[str, Counter[str]] = {}
-    for outcome in in_scope:
+    for outcome in report.in_scope:
         by_style.setdefault(outcome.style, Counter())[outcome.kind] += 1
     print(
         "correct by style: "

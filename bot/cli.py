@@ -335,18 +335,17 @@ def _faq_check(args: argparse.Namespace, settings: Settings) -> int:
             finally:
                 if service is not configured:
                     service.close()
+            misses = report.misses() if args.misses else []
             for language, tally in report.by_language().items():
-                misses = (
-                    [o for o in report.misses() if o.language == language] if args.misses else []
-                )
+                in_language = [outcome for outcome in misses if outcome.language == language]
                 if args.json:
                     row: dict[str, object] = {"target": target, "language": language, **tally}
                     if args.misses:
-                        row["misses"] = [_miss_as_json(outcome) for outcome in misses]
+                        row["misses"] = [_miss_as_json(outcome) for outcome in in_language]
                     print(json.dumps(row, ensure_ascii=False), flush=True)
                 else:
                     _print_tally("configured" if target is None else f"{target:g}", language, tally)
-                    for outcome in misses:
+                    for outcome in in_language:
                         print(miss_line(outcome), flush=True)
     finally:
         configured.close()

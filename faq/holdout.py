@@ -42,7 +42,7 @@ class Outcome:
         return None if self.kind == "correct" else self.kind
 
 
-# What `HoldoutReport.by_language` counts, in the order `faq check` prints it.
+# What `HoldoutReport.tally` counts, in the order `faq check` prints it.
 TALLY_KEYS = (
     "in_scope",
     "correct",
@@ -64,22 +64,28 @@ class HoldoutReport:
     in_scope: list[Outcome]
     out_of_scope: list[Outcome]
 
-    def by_language(self) -> dict[str, dict[str, int]]:
-        """Per language: questions in scope, what each got, questions out of scope and how
-        many of those were answered (they should not be)."""
-        tallies: dict[str, Counter[str]] = {}
+    def tally(self) -> dict[str, int]:
+        """Questions in scope, what each got, questions out of scope and how many of those
+        were answered (they should not be), keyed as `TALLY_KEYS`."""
+        counts: Counter[str] = Counter()
         for outcome in self.in_scope:
-            tally = tallies.setdefault(outcome.language, Counter())
-            tally["in_scope"] += 1
-            tally[outcome.kind] += 1
+            counts["in_scope"] += 1
+            counts[outcome.kind] += 1
         for outcome in self.out_of_scope:
-            tally = tallies.setdefault(outcome.language, Counter())
-            tally["out_of_scope"] += 1
+            counts["out_of_scope"] += 1
             if outcome.miss:  # answered: it should not have been
-                tally["out_of_scope_answered"] += 1
+                counts["out_of_scope_answered"] += 1
+        return {key: counts[key] for key in TALLY_KEYS}
+
+    def by_language(self) -> dict[str, dict[str, int]]:
+        """`tally` per language the questions were matched in."""
+        languages = sorted({o.language for o in (*self.in_scope, *self.out_of_scope)})
         return {
-            language: {key: tally[key] for key in TALLY_KEYS}
-            for language, tally in sorted(tallies.items())
+            language: HoldoutReport(
+                [o for o in self.in_scope if o.language == language],
+                [o for o in self.out_of_scope if o.language == language],
+            ).tally()
+            for language in languages
         }
 
     def misses(self) -> list[Outcome]:
