@@ -9,6 +9,7 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bot bot
+COPY domain domain
 COPY faq faq
 COPY handlers handlers
 COPY storage storage

@@ -5,7 +5,7 @@
     GET   /api/orders/{number}   the order as stored, with its status history
 
 Every request needs `Authorization: Bearer <MINERDESK_ORDERS__API__TOKEN>`. The order
-format is `handlers.order_feed`'s, the same as `minerdesk orders import` reads. A status
+format is `domain.order_feed`'s, the same as `minerdesk orders import` reads. A status
 change is told to the chats linked to the order by the channel's notifier.
 """
 
@@ -20,8 +20,9 @@ from typing import Any
 
 from aiohttp import web
 
-from handlers.order_feed import RecordInvalid, apply_patch, order_from_record
-from storage.orders import Order, OrderStore, order_to_record
+from domain.order_feed import RecordInvalid, apply_patch, order_from_record
+from domain.orders import Order, order_to_record
+from storage.orders import OrderStore
 
 logger = logging.getLogger(__name__)
 

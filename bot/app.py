@@ -12,15 +12,14 @@ from bot.delivery import Delivery
 from bot.media import MB, Fetcher, MediaArchive
 from bot.notifier import OrderNotifier
 from bot.settings import Settings, kb_path
+from domain.hours import BusinessHours
+from domain.orders import Order, OrderRules
 from faq.encoder import Encoder, multilingual_encoder
 from faq.service import FaqService, ReloadReport, watch_kb
 from handlers.engine import Engine, Services, StaffDesk
-from handlers.hours import BusinessHours
 from handlers.messages import Reply
-from handlers.order_rules import OrderRules
 from handlers.orders import status_notice
 from handlers.routes import build_router
-from storage.orders import Order
 from storage.sqlite import SqliteStorage
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 from bot.ratelimit import RateLimiter
 from bot.serial import SerialQueues
-from storage.base import ChatKey, OutboxStore, QueuedMessage
+from domain.chats import ChatKey
+from storage.base import OutboxStore, QueuedMessage
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import IO, Protocol
 
-from storage.tickets import MediaToStore, TicketMedia, TicketStore
+from domain.tickets import TicketMedia
+from storage.tickets import MediaToStore, TicketStore
 
 logger = logging.getLogger(__name__)
 

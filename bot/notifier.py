@@ -15,9 +15,9 @@ from collections.abc import Callable
 from contextlib import suppress
 
 from bot.delivery import Delivery
+from domain.orders import Order
 from handlers.messages import Reply
 from storage.base import Storage
-from storage.orders import Order
 
 logger = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from domain.identifiers import email_address
 from faq.schema import Language
 
 ENV_PREFIX = "MINERDESK_"
@@ -72,8 +73,7 @@ class CompanySettings(Section):
     @field_validator("support_email")
     @classmethod
     def _looks_like_email(cls, value: str) -> str:
-        local, _, domain = value.partition("@")
-        if not local or "." not in domain:
+        if email_address(value) != value:
             raise ValueError("expected an e-mail address like support@your-company.com")
         return value
 

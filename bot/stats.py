@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from storage.base import FaqStats
-from storage.handoffs import HandoffStats
+from domain.faq_log import FaqStats
+from domain.handoffs import HandoffStats
 
 
 def handoff_figures(stats: HandoffStats, days: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from storage.tickets import Ticket, TicketMedia
+from domain.tickets import Ticket, TicketMedia
 
 FIXED_COLUMNS = (
     "id",

@@ -29,13 +29,14 @@ import yaml
 from rapidfuzz import fuzz, process
 from sklearn.cluster import AgglomerativeClustering
 
+from domain.chats import ChatKey
+from domain.faq_log import LoggedMiss
 from faq.encoder import TextEncoder, Vectors
 from faq.loader import CONFLICT_SIMILARITY, KnowledgeBase, kb_files
 from faq.matcher import Decision, Match
 from faq.schema import MIN_ALTERNATES, Entry
 from faq.service import FaqService
 from faq.text import normalize
-from storage.base import ChatKey, LoggedMiss
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ import html
 import logging
 from datetime import date, datetime, time, timedelta
 
+from domain.faq_log import FaqStats
+from domain.handoffs import DigestSent
 from handlers.engine import Turn
 from handlers.i18n import format_date
-from storage.base import DigestSent, FaqStats
 
 logger = logging.getLogger(__name__)
 

@@ -9,21 +9,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 
+from domain.chats import ChatKey, ConversationState
+from domain.handoffs import Said
+from domain.hours import BusinessHours
+from domain.orders import OrderRules
+from domain.privacy import mask_emails_in
 from faq.service import FaqService
-from handlers.hours import BusinessHours
 from handlers.i18n import Translate, supported_language, translator
 from handlers.messages import Button, Incoming, Reply
-from handlers.order_rules import OrderRules
-from handlers.privacy import mask_emails_in
-from storage.base import (
-    ChatKey,
-    ConversationState,
-    ConversationStore,
-    QueuedMessage,
-    Record,
-    Storage,
-)
-from storage.handoffs import Said
+from storage.base import ConversationStore, QueuedMessage, Record, Storage
 
 logger = logging.getLogger(__name__)
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from domain.chats import ConversationState
+from domain.faq_log import Feedback, Miss, QuestionAsked
+from domain.privacy import mask_personal_data
 from faq.matcher import Decision
 from faq.schema import Action, Entry
 from faq.service import FaqResult
@@ -20,8 +23,6 @@ from handlers.handoff import open_handoff
 from handlers.i18n import N_
 from handlers.menu import menu_button, stale_button, unsupported_media
 from handlers.messages import Button
-from handlers.privacy import mask_personal_data
-from storage.base import ConversationState, Feedback, Miss, QuestionAsked
 
 FLOW = "faq"
 MAX_RELATED = 3

@@ -17,13 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from faq.loader import fill_placeholders
-from handlers.engine import Services, Turn
-from handlers.i18n import N_, Translate
-from handlers.menu import menu_button
-from handlers.messages import Button, Media, MediaKind
-from storage.base import ChatKey
-from storage.tickets import (
+from domain.chats import ChatKey
+from domain.tickets import (
     Ticket,
     TicketAnswered,
     TicketKind,
@@ -34,6 +29,11 @@ from storage.tickets import (
     TicketStatusSet,
     new_ticket_id,
 )
+from faq.loader import fill_placeholders
+from handlers.engine import Services, Turn
+from handlers.i18n import N_, Translate
+from handlers.menu import menu_button
+from handlers.messages import Button, Media, MediaKind
 
 FLOW = "ticket"
 ASKING, CONFIRMING, REVIEWING = "waiting_for_answer", "waiting_for_file_order", "waiting_for_submit"

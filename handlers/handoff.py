@@ -17,14 +17,14 @@ import math
 import re
 from datetime import datetime
 
+from domain.chats import ChatKey
+from domain.handoffs import Handoff, HandoffOpened, HandoffStatus, HandoffUpdate, StaffNote
+from domain.privacy import mask_email
+from domain.tickets import OPEN as OPEN_TICKETS
 from handlers.engine import Services, Turn
-from handlers.i18n import Translate, format_date, translator
+from handlers.i18n import Translate, describe_hours, format_date, translator
 from handlers.menu import main_menu, menu_button, stale_button
 from handlers.messages import Button, Incoming, Reply
-from handlers.privacy import mask_email
-from storage.base import ChatKey
-from storage.handoffs import Handoff, HandoffOpened, HandoffStatus, HandoffUpdate, StaffNote
-from storage.tickets import OPEN as OPEN_TICKETS
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def _expectation(language: str, services: Services, now: datetime) -> str:
             "Our team is offline now (hours: {hours}); a sales rep will answer after we open "
             "on {day} at {time}."
         ).format(
-            hours=hours.describe(language),
+            hours=describe_hours(hours, language),
             day=format_date(opening.date(), language),
             time=opening.strftime("%H:%M"),
         )

@@ -18,6 +18,7 @@ from babel.dates import format_skeleton, get_day_names
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+from domain.hours import BusinessHours, clock
 from faq.schema import LANGUAGES
 
 DEFAULT_LANGUAGE = "en"
@@ -78,3 +79,24 @@ def weekday_names(language: str) -> list[str]:
     """Short weekday names, Monday first: "Mon", "пн", "周一"."""
     names = get_day_names("abbreviated", locale=_BABEL_LOCALES.get(language, "en_GB"))
     return [names[day] for day in range(7)]
+
+
+def describe_hours(hours: BusinessHours, language: str = "en") -> str:
+    """The schedule in one line for customers of `language`, e.g. "Mon–Fri 09:00–18:00
+    (UTC)", "пн–пт 09:00–18:00 (UTC)"."""
+    zone = getattr(hours.zone, "key", None) or str(hours.zone)
+    if not hours.days:
+        _ = translator(language)
+        return _("Closed ({zone})").format(zone=zone)
+    runs: list[list[int]] = []
+    for day in sorted(hours.days):
+        if runs and runs[-1][-1] == day - 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    day_name = weekday_names(language)
+    names = ", ".join(
+        day_name[run[0]] if len(run) == 1 else f"{day_name[run[0]]}–{day_name[run[-1]]}"
+        for run in runs
+    )
+    return f"{names} {clock(hours.opens)}–{clock(hours.closes)} ({zone})"

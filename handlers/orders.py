@@ -12,23 +12,18 @@ from __future__ import annotations
 import logging
 from datetime import date
 
+from domain.identifiers import email_address, order_lookup
+from domain.order_dates import Expectation, Stage, expect, last_tracking_news, tracking_is_stale
+from domain.orders import ON_THE_WAY, Order, OrderStatus
+from domain.privacy import mask_email
 from faq.schema import Action
 from handlers.engine import Services, Turn
 from handlers.faq import ACTION_LABELS, entry_button, handoff_button
 from handlers.i18n import Translate, format_date, translator
 from handlers.menu import menu_button, stale_button
 from handlers.messages import Button, Reply
-from handlers.order_rules import Expectation, Stage, expect, last_tracking_news, tracking_is_stale
-from handlers.ownership import (
-    EMAIL,
-    locked_out_minutes,
-    order_lookup,
-    owned_orders,
-    prove_with_email,
-)
-from handlers.privacy import mask_email
+from handlers.ownership import locked_out_minutes, owned_orders, prove_with_email
 from handlers.warranty import warranty_card
-from storage.orders import ON_THE_WAY, Order, OrderStatus
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +128,7 @@ async def order_step(turn: Turn, args: list[str]) -> None:
 
 async def _check_email(turn: Turn, email: str) -> None:
     _ = turn._
-    if not EMAIL.match(email):
+    if email_address(email) is None:
         turn.say(
             _("That does not look like an e-mail address. Please send the one on the order."),
             [menu_button(turn)],

@@ -9,26 +9,17 @@ in an hour pause look-ups for the chat.
 from __future__ import annotations
 
 import logging
-import math
-import re
-from datetime import timedelta
 
+from domain.orders import Order
+from domain.ownership import (
+    CHECK_WINDOW,
+    FailedOwnershipCheck,
+    OrderLinked,
+    minutes_until,
+)
 from handlers.engine import Services, Turn
-from handlers.order_feed import ORDER_NUMBER
-from storage.base import FailedOwnershipCheck, OrderLinked
-from storage.orders import Order
 
 logger = logging.getLogger(__name__)
-
-CHECK_WINDOW = timedelta(hours=1)
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
-
-
-def order_lookup(text: str) -> str | None:
-    """An order number (or serial number) as typed, "#" dropped; None when the text is not
-    a short code worth a look-up."""
-    lookup = text.strip().removeprefix("#").strip()
-    return lookup if ORDER_NUMBER.fullmatch(lookup) else None
 
 
 async def find_orders(services: Services, lookup: str) -> list[Order]:
@@ -54,10 +45,6 @@ async def locked_out_minutes(turn: Turn) -> int | None:
         return None
     logger.warning("orders.locked_out chat=%s", turn.key.chat_id)
     return minutes_until(failures[-allowed] + CHECK_WINDOW - now)
-
-
-def minutes_until(wait: timedelta) -> int:
-    return max(1, math.ceil(wait.total_seconds() / 60))
 
 
 async def prove_with_email(turn: Turn, lookup: str, email: str) -> list[Order] | int:

@@ -8,9 +8,16 @@ repair: which checks apply to which part, and the warranty the customer can expe
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from functools import partial
 
+from domain.chats import ChatKey
+from domain.identifiers import email_address, order_lookup, serial_number
+from domain.orders import Order, OrderItem
+from domain.privacy import mask_email
+from domain.tickets import TicketKind
+from domain.warranty import Coverage, machine_warranty
 from handlers.engine import Services, Turn
 from handlers.forms import (
     NO,
@@ -27,23 +34,11 @@ from handlers.forms import (
     at_least,
 )
 from handlers.i18n import N_, translator
-from handlers.order_rules import Coverage, machine_warranty
 from handlers.orders import say_locked_out
-from handlers.ownership import (
-    EMAIL,
-    locked_out_minutes,
-    order_lookup,
-    owned_orders,
-    prove_with_email,
-)
-from handlers.privacy import mask_email
+from handlers.ownership import locked_out_minutes, owned_orders, prove_with_email
 from handlers.warranty import machine_sentence
-from storage.base import ChatKey
-from storage.orders import Order, OrderItem
-from storage.tickets import TicketKind
 
 # Serial numbers on ASIC stickers are 8-32 letters and digits (Bitmain's are 17 to 18).
-_SERIAL = re.compile(r"[A-Z0-9][A-Z0-9-]{6,30}[A-Z0-9]")
 
 # Runs once the order of a ticket is known to be the customer's (or known not to be):
 # False when it ended the form.
@@ -148,18 +143,70 @@ VOID_QUESTIONS = (
 )
 
 
-def serial_number(text: str) -> str | None:
-    """An SN as printed on the sticker: upper case, 8-32 letters, digits and dashes."""
-    # "SN: JYZZ…" and "S/N JYZZ…" as copied from a label; an SN may itself start with SN.
-    text = re.sub(r"^\s*S/?N\s*[:#]\s*|^\s*S/?N\s+", "", text, flags=re.IGNORECASE)
-    serial = "".join(text.split()).upper()
-    if not _SERIAL.fullmatch(serial) or sum(char.isdigit() for char in serial) < 3:
+def label_serial(text: str) -> str | None:
+    """A serial number as a customer copies it from the sticker: long enough, and with
+    enough digits, not to be a word typed by mistake."""
+    serial = serial_number(text)
+    if serial is None or not 8 <= len(serial) <= 32 or sum(c.isdigit() for c in serial) < 3:
         return None
     return serial
 
 
-def email_address(text: str) -> str | None:
-    return text.strip() if EMAIL.match(text.strip()) else None
+class OrderCheck(StrEnum):
+    """What became of the order number a ticket gave (its `order_verified` answer)."""
+
+    VERIFIED = "yes"
+    # Not linked to the chat yet: the order's e-mail is asked next.
+    UNPROVED = "no"
+    # A wrong e-mail, or the chat is locked out: the service team checks the serial instead.
+    FAILED = "failed"
+
+
+async def _check_order(after_verified: OrderHook, turn: Turn, draft: Draft) -> bool:
+    """The order number was given (or skipped): a linked order is verified at once."""
+    number = draft.answers.get("order", SKIPPED)
+    if number == SKIPPED:
+        draft.answer("order_verified", None)
+        return await after_verified(turn, draft, None)
+    owned = await owned_orders(turn, number)
+    if owned:
+        draft.answer("order", owned[0].number)
+        draft.answer("order_verified", OrderCheck.VERIFIED)
+        return await after_verified(turn, draft, owned[0])
+    draft.answer("order_verified", OrderCheck.UNPROVED)
+    draft.answer("order_email", None)
+    return True
+
+
+async def _check_email(after_verified: OrderHook, turn: Turn, draft: Draft) -> bool:
+    """The order's e-mail was given (or skipped): prove the order, or say why not."""
+    email = draft.answers.get("order_email", SKIPPED)
+    if email == SKIPPED:
+        return await after_verified(turn, draft, None)
+    minutes = await locked_out_minutes(turn)
+    proved = (
+        minutes
+        if minutes is not None
+        else await prove_with_email(turn, draft.answers.get("order", ""), email)
+    )
+    # Only the proof is kept, not the address.
+    draft.answer("order_email", mask_email(email))
+    if isinstance(proved, int):
+        say_locked_out(turn, proved)
+    elif not proved:
+        turn.say(
+            turn._(
+                "That e-mail does not match the order, so I cannot check the warranty "
+                "here; our service team will check it with the serial number."
+            )
+        )
+    if isinstance(proved, int) or not proved:
+        draft.answer("order_verified", OrderCheck.FAILED)
+        return await after_verified(turn, draft, None)
+    draft.answer("order", proved[0].number)
+    draft.answer("order_verified", OrderCheck.VERIFIED)
+    turn.say(turn._("✅ Order {number} verified.").format(number=proved[0].number))
+    return await after_verified(turn, draft, proved[0])
 
 
 def order_questions(
@@ -168,51 +215,6 @@ def order_questions(
     """The optional order number and, for an order not yet linked to the chat, its
     e-mail address; `after_verified` runs once the order is proved (or not) to be theirs.
     Both are asked only `when` that holds."""
-
-    async def check_order(turn: Turn, draft: Draft) -> bool:
-        number = draft.answers.get("order", SKIPPED)
-        if number == SKIPPED:
-            draft.answer("order_verified", None)
-            return await after_verified(turn, draft, None)
-        owned = await owned_orders(turn, number)
-        if owned:
-            draft.answer("order", owned[0].number)
-            draft.answer("order_verified", YES)
-            return await after_verified(turn, draft, owned[0])
-        draft.answer("order_verified", NO)
-        draft.answer("order_email", None)
-        return True
-
-    async def check_email(turn: Turn, draft: Draft) -> bool:
-        email = draft.answers.get("order_email", SKIPPED)
-        if email == SKIPPED:
-            return await after_verified(turn, draft, None)
-        minutes = await locked_out_minutes(turn)
-        proved = (
-            minutes
-            if minutes is not None
-            else await prove_with_email(turn, draft.answers.get("order", ""), email)
-        )
-        # Only the proof is kept, not the address.
-        draft.answer("order_email", mask_email(email))
-        if isinstance(proved, int):
-            say_locked_out(turn, proved)
-            draft.answer("order_verified", "failed")
-            return await after_verified(turn, draft, None)
-        if not proved:
-            turn.say(
-                turn._(
-                    "That e-mail does not match the order, so I cannot check the warranty "
-                    "here; our service team will check it with the serial number."
-                )
-            )
-            draft.answer("order_verified", "failed")
-            return await after_verified(turn, draft, None)
-        draft.answer("order", proved[0].number)
-        draft.answer("order_verified", YES)
-        turn.say(turn._("✅ Order {number} verified.").format(number=proved[0].number))
-        return await after_verified(turn, draft, proved[0])
-
     return (
         Question(
             "order",
@@ -228,7 +230,7 @@ def order_questions(
             ),
             skip=N_("I don't have it"),
             when=when,
-            after=check_order,
+            after=partial(_check_order, after_verified),
         ),
         Question(
             "order_email",
@@ -242,8 +244,10 @@ def order_questions(
                 "That does not look like an e-mail address. Please send the one on the order."
             ),
             skip=N_("Skip"),
-            when=lambda answers: when(answers) and answers.get("order_verified") == NO,
-            after=check_email,
+            when=lambda answers: (
+                when(answers) and answers.get("order_verified") == OrderCheck.UNPROVED
+            ),
+            after=partial(_check_email, after_verified),
             editable=False,
         ),
     )
@@ -305,7 +309,7 @@ async def _machine(
     else the one of the model, else the only one."""
     linked = await services.store.linked_orders(key)
     serial = answers.get("serial", "")
-    if answers.get("order_verified") == YES:
+    if answers.get("order_verified") == OrderCheck.VERIFIED:
         orders = [order for order in linked if order.number == answers.get("order")]
     else:
         orders = [order for order in linked if order.has_serial(serial)]
@@ -356,7 +360,7 @@ FORM = Form(
                 "What is the machine's serial number (SN)? It is on the sticker on the case. "
                 "Type it, or send a photo of the sticker."
             ),
-            parse=serial_number,
+            parse=label_serial,
             invalid=N_(
                 "A serial number is 8 to 32 letters and digits, like JYZZB0UBDJBBJ0584. "
                 "Please type it again, or send a photo of the sticker."

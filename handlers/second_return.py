@@ -14,6 +14,11 @@ import re
 from collections.abc import Callable
 from datetime import date
 
+from domain.chats import ChatKey
+from domain.identifiers import service_ticket_id
+from domain.orders import Order, Repair
+from domain.tickets import TicketKind, TicketStatus, TicketStatusSet
+from domain.warranty import Coverage, repair_warranty
 from handlers.engine import Services, Turn
 from handlers.faq import handoff_button
 from handlers.forms import (
@@ -33,13 +38,8 @@ from handlers.forms import (
 from handlers.i18n import N_, format_date, translator
 from handlers.menu import menu_button
 from handlers.messages import Button
-from handlers.order_rules import Coverage, repair_warranty
 from handlers.repair import order_questions
-from storage.base import ChatKey
-from storage.orders import Order, Repair
-from storage.tickets import TicketKind, TicketStatus, TicketStatusSet
 
-_TICKET_ID = re.compile(r"[A-Z0-9][A-Z0-9/_.-]{2,39}")
 _TRACKING = re.compile(r"[A-Z0-9][A-Z0-9-]{3,39}")
 MAX_QUANTITY = 100
 
@@ -59,11 +59,6 @@ CHECKS = {
         N_("Power the PSU off for 30 minutes, then power it on again and retry."),
     ),
 }
-
-
-def first_ticket_id(text: str) -> str | None:
-    ticket = "".join(text.split()).upper().removeprefix("#")
-    return ticket if _TICKET_ID.fullmatch(ticket) else None
 
 
 def tracking_number(text: str) -> str | None:
@@ -207,7 +202,7 @@ FORM = Form(
             N_(
                 "What is the ID of the first repair ticket? It is in the e-mails about that repair."
             ),
-            parse=first_ticket_id,
+            parse=service_ticket_id,
             invalid=N_("A ticket ID is a short code of letters and digits. Please send it again."),
             max_chars=60,
             after=_find_in_linked_orders,

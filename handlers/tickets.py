@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import logging
 
+from domain.tickets import DECIDABLE, REVISABLE, Ticket, TicketKind, TicketStatus, TicketStatusSet
 from handlers import forms, repair, second_return
 from handlers.engine import Turn
 from handlers.faq import handoff_button
@@ -21,14 +22,6 @@ from handlers.handoff import customer_translator, in_topic, rep_name, topic_name
 from handlers.i18n import N_, Translate, format_date, translator
 from handlers.menu import menu_button, stale_button
 from handlers.messages import Button, Media, MediaKind, Reply
-from storage.tickets import (
-    DECIDABLE,
-    REVISABLE,
-    Ticket,
-    TicketKind,
-    TicketStatus,
-    TicketStatusSet,
-)
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What the warranty of a verified order covers, written for the customer.
 
 The rules (180 days from shipment, none for used or refurbished machines, 30 days for a
-repaired part) live in `handlers.order_rules`; this module only words them. The repair
+repaired part) live in `domain.warranty`; this module only words them. The repair
 flow reuses `warranty_lines` for its pre-check.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
+from domain.orders import Order, OrderItem, OrderRules, Repair
+from domain.warranty import Coverage, Warranty, machine_warranty, repair_warranty
 from handlers.i18n import Translate, format_date
-from handlers.order_rules import Coverage, OrderRules, Warranty, machine_warranty, repair_warranty
-from storage.orders import Order, OrderItem, Repair
 
 # The manufacturer's look-up page is configured per brand; customers and shops spell
 # brands many ways, so a brand matches a key found anywhere in "brand model".

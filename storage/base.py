@@ -3,138 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from storage.handoffs import HandoffOpened, HandoffStore, HandoffUpdate, Said, StaffNote
+from domain.chats import ChatKey, ConversationState
+from domain.faq_log import FaqStats, Feedback, LoggedMiss, Miss, QuestionAsked
+from domain.handoffs import DigestSent, HandoffOpened, HandoffUpdate, Said, StaffNote
+from domain.ownership import FailedOwnershipCheck, OrderLinked
+from domain.tickets import TicketRecord
+from storage.handoffs import HandoffStore
 from storage.orders import OrderStore
-from storage.tickets import TicketRecord, TicketStore
-
-
-@dataclass(frozen=True)
-class ChatKey:
-    """A conversation is identified by its channel and the chat's id on that channel."""
-
-    channel: str
-    chat_id: str
-
-
-@dataclass
-class ConversationState:
-    """Where a chat is: the flow it is in, the step the bot waits on, and what it collected."""
-
-    flow: str | None = None
-    step: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-    language: str = "en"
-    # Set by /language: the messenger's language code no longer overrides `language`.
-    language_chosen: bool = False
-
-    def reset(self) -> None:
-        """Leave the current flow, forgetting what it collected."""
-        self.flow, self.step, self.data = None, None, {}
-
-
-@dataclass(frozen=True)
-class QuestionAsked:
-    """A question the FAQ matcher saw and what it decided: the log `minerdesk stats` and
-    `minerdesk faq gaps` read.
-
-    `question` has personal data masked; `entry_id` is the best candidate whatever the
-    decision ("answer", "suggest" or "fallback"). The turn chooses `id`, so a Miss or
-    Feedback of a later turn can name the question.
-    """
-
-    id: str
-    question: str
-    language: str
-    decision: str
-    entry_id: str | None
-    confidence: float
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Feedback:
-    """A customer's 👍 (helpful) or 👎 on an FAQ answer, and the question it answered when
-    the chat still knew it (None: the answer came from a button, or long ago)."""
-
-    entry_id: str
-    helpful: bool
-    at: datetime
-    question_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Miss:
-    """A logged question the knowledge base did not answer well: what staff should look at.
-
-    `reason` says how we know: "fallback" (no answer), "suggested" (not sure: choices
-    offered), "none_of_these" (the choices rejected) or "not_helpful" (a 👎 on the answer
-    `entry_id`).
-    """
-
-    question_id: str
-    reason: str
-    at: datetime
-    entry_id: str | None = None
-
-
-@dataclass(frozen=True)
-class LoggedMiss:
-    """A miss read back with its question, the chat that asked and the chat's language."""
-
-    question: str
-    reason: str
-    entry_id: str | None
-    language: str
-    key: ChatKey
-    at: datetime
-    # None for misses kept before the question log (schema 6): each one a question of its own.
-    question_id: str | None
-
-
-@dataclass(frozen=True)
-class FaqStats:
-    """The FAQ's figures for a period."""
-
-    # Questions by decision ("answer", "suggest", "fallback") and by the chat's language.
-    decisions: dict[str, int]
-    languages: dict[str, int]
-    # (entry id, questions it answered), most first.
-    answered: list[tuple[str, int]]
-    # Entry id -> (👍, 👎).
-    votes: dict[str, tuple[int, int]]
-    # (masked question, times missed), most first; the same words in any case count as one.
-    missed: list[tuple[str, int]]
-
-    @property
-    def questions(self) -> int:
-        return sum(self.decisions.values())
-
-
-@dataclass(frozen=True)
-class DigestSent:
-    """The staff chat got the daily digest of `day` (in the company's time zone)."""
-
-    day: date
-    at: datetime
-
-
-@dataclass(frozen=True)
-class OrderLinked:
-    """The chat proved it owns this order (by its e-mail): later look-ups skip the check."""
-
-    number: str
-
-
-@dataclass(frozen=True)
-class FailedOwnershipCheck:
-    """A wrong order number or e-mail; too many in an hour lock the chat out for a while."""
-
-    at: datetime
-
+from storage.tickets import TicketStore
 
 # What a turn of conversation asks storage to keep, besides the state itself.
 Record = (

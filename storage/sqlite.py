@@ -17,24 +17,12 @@ from typing import Any, Self
 
 import aiosqlite
 
-from storage.base import (
-    ChatKey,
-    ConversationState,
-    DigestSent,
-    FailedOwnershipCheck,
-    FaqStats,
-    Feedback,
-    InboxUpdate,
-    LoggedMiss,
-    Miss,
-    OrderLinked,
-    QuestionAsked,
-    QueuedMessage,
-    Record,
-)
-from storage.handoffs import (
+from domain.chats import ChatKey, ConversationState
+from domain.faq_log import FaqStats, Feedback, LoggedMiss, Miss, QuestionAsked
+from domain.handoffs import (
     HANDOFF_FIELDS,
     ChatLine,
+    DigestSent,
     Handoff,
     HandoffOpened,
     HandoffStats,
@@ -43,17 +31,15 @@ from storage.handoffs import (
     Said,
     StaffNote,
 )
-from storage.orders import (
+from domain.orders import (
     Order,
-    OrderNotice,
     OrderStatus,
-    SaveResult,
     StatusChange,
     order_from_trusted_record,
     order_to_record,
 )
-from storage.tickets import (
-    MediaToStore,
+from domain.ownership import FailedOwnershipCheck, OrderLinked
+from domain.tickets import (
     Ticket,
     TicketAnswered,
     TicketEvent,
@@ -64,6 +50,9 @@ from storage.tickets import (
     TicketStatus,
     TicketStatusSet,
 )
+from storage.base import InboxUpdate, QueuedMessage, Record
+from storage.orders import OrderNotice, SaveResult
+from storage.tickets import MediaToStore
 
 logger = logging.getLogger(__name__)
 

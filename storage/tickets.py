@@ -9,157 +9,18 @@ per item too.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from storage.base import ChatKey
-
-
-class TicketKind(StrEnum):
-    REPAIR = "repair"
-    # A repaired part failed again within its 30 days.
-    SECOND_RETURN = "second_return"
-
-
-class TicketStatus(StrEnum):
-    # Being collected in the chat; staff have not seen it.
-    DRAFT = "draft"
-    # Submitted, waiting for staff (the seed's "pending"); the customer may still revise.
-    PENDING = "pending"
-    # Staff asked for more; the customer revises and sends it again.
-    NEEDS_INFO = "needs_info"
-    CONFIRMED = "confirmed"
-    REJECTED = "rejected"
-    # Left before submitting: cancelled, solved by the checks, or not eligible.
-    CANCELLED = "cancelled"
-
-
-# Statuses in which the customer can still change the ticket.
-REVISABLE = frozenset({TicketStatus.DRAFT, TicketStatus.PENDING, TicketStatus.NEEDS_INFO})
-# Statuses in which staff can decide on it.
-DECIDABLE = frozenset({TicketStatus.PENDING, TicketStatus.NEEDS_INFO})
-# Submitted and not finished: shown to staff in the handoff context card.
-OPEN = frozenset({TicketStatus.PENDING, TicketStatus.NEEDS_INFO, TicketStatus.CONFIRMED})
-
-# Crockford's base32 without I, L, O and U: nothing to misread or mistype.
-_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_ID_PREFIX = {TicketKind.REPAIR: "R", TicketKind.SECOND_RETURN: "S"}
-
-
-def new_ticket_id(kind: TicketKind) -> str:
-    """A short id customers can read out, and 40 random bits nobody can guess: R-7KQ4-M2XP."""
-    chars = "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
-    return f"{_ID_PREFIX[kind]}-{chars[:4]}-{chars[4:]}"
-
-
-def normalise_ticket_id(text: str) -> str:
-    """A ticket id as typed (any case, O for 0, I or L for 1, without dashes) in its
-    canonical form; text that cannot be one of our ids comes back upper-cased and stripped."""
-    raw = "".join(text.split()).upper().replace("-", "")
-    if len(raw) != 9 or raw[0] not in _ID_PREFIX.values():
-        return text.strip().upper()
-    body = raw[1:].replace("O", "0").replace("I", "1").replace("L", "1")
-    if any(char not in _ID_ALPHABET for char in body):
-        return text.strip().upper()
-    return f"{raw[0]}-{body[:4]}-{body[4:]}"
-
-
-@dataclass(frozen=True)
-class TicketMedia:
-    """A file given for a ticket, referenced by the channel's file id (Telegram) or path
-    (console); a video too big for the bot is a `link` instead. `stored_path` is set when
-    a copy was kept on disk (`media.store_path`)."""
-
-    kind: str
-    file_ref: str = ""
-    size: int | None = None
-    mime: str | None = None
-    file_name: str | None = None
-    link: str | None = None
-    stored_path: str | None = None
-
-
-@dataclass(frozen=True)
-class TicketEvent:
-    """One line of a ticket's history: who did what, when."""
-
-    at: datetime
-    # "customer", or the staff member's name.
-    actor: str
-    # opened, answered, media, submitted, revised, confirmed, asked_for_more, rejected,
-    # cancelled.
-    action: str
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Ticket:
-    id: str
-    key: ChatKey
-    kind: TicketKind
-    status: TicketStatus
-    created_at: datetime
-    updated_at: datetime
-    # The customer's answers by question name (texts, chosen values, "yes"/"no").
-    answers: Mapping[str, str] = field(default_factory=dict)
-    # Files by question name, in the order given.
-    media: Mapping[str, tuple[TicketMedia, ...]] = field(default_factory=dict)
-    submitted_at: datetime | None = None
-    # How many times it was submitted: 1 after the first submit, +1 per revision sent.
-    revision: int = 0
-    # The last staff decision's author and message (what to add, why it was rejected).
-    decided_by: str | None = None
-    staff_note: str | None = None
-
-
-@dataclass(frozen=True)
-class TicketOpened:
-    """Record: a new draft ticket for the turn's chat."""
-
-    ticket_id: str
-    kind: TicketKind
-    at: datetime
-
-
-@dataclass(frozen=True)
-class TicketAnswered:
-    """Record: set (or with None, remove) one answer."""
-
-    ticket_id: str
-    name: str
-    value: str | None
-    at: datetime
-
-
-@dataclass(frozen=True)
-class TicketMediaSet:
-    """Record: the files of one question, replacing those it had."""
-
-    ticket_id: str
-    name: str
-    media: tuple[TicketMedia, ...]
-    at: datetime
-
-
-@dataclass(frozen=True)
-class TicketStatusSet:
-    """Record: a change of status by `actor`, added to the history with `detail`.
-
-    To PENDING it also sets `submitted_at` (the first time) and adds one to `revision`;
-    a staff decision (confirmed, needs_info, rejected) sets `decided_by` to the actor and
-    `staff_note` to the detail.
-    """
-
-    ticket_id: str
-    status: TicketStatus
-    actor: str
-    at: datetime
-    detail: str = ""
+from domain.chats import ChatKey
+from domain.tickets import (
+    Ticket,
+    TicketEvent,
+    TicketMedia,
+    TicketStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -204,6 +65,3 @@ class TicketStore(Protocol):
         be copied (too big once downloaded, or gone), so it is not tried again. A file the
         customer replaced meanwhile is left alone."""
         ...
-
-
-TicketRecord = TicketOpened | TicketAnswered | TicketMediaSet | TicketStatusSet

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from domain.chats import ChatKey, ConversationState
+from domain.faq_log import Miss, QuestionAsked
+from domain.orders import Condition, Order, OrderItem, OrderStatus
 from handlers.engine import Engine
 from handlers.messages import Incoming, Media, Reply
-from storage.base import ChatKey, ConversationState, Miss, QuestionAsked, Record
-from storage.orders import Condition, Order, OrderItem, OrderStatus
+from storage.base import Record
 from storage.sqlite import SqliteStorage
 
 _update_ids = itertools.count(1)

@@ -12,7 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.api import MAX_BODY_BYTES, orders_api
-from storage.base import ChatKey, ConversationState, OrderLinked
+from domain.chats import ChatKey, ConversationState
+from domain.ownership import OrderLinked
 from storage.sqlite import SqliteStorage
 
 Client = TestClient[web.Request, web.Application]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.channels.console import ConsoleSender, file_paths, read_line
+from domain.chats import ChatKey
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
-from storage.base import ChatKey
 
 
 def chat(lines: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

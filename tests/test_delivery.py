@@ -16,7 +16,8 @@ from bot.delivery import (
     Undeliverable,
 )
 from bot.serial import SerialQueues
-from storage.base import ChatKey, ConversationState, QueuedMessage
+from domain.chats import ChatKey, ConversationState
+from storage.base import QueuedMessage
 from storage.sqlite import SqliteStorage
 
 FAST = RetryPolicy(first_delay=0.01, max_delay=0.02, max_failures=3)

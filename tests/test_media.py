@@ -23,15 +23,9 @@ from bot.media import (
     extension,
 )
 from bot.settings import Settings, TelegramSettings
-from storage.base import ChatKey, ConversationState
+from domain.chats import ChatKey, ConversationState
+from domain.tickets import Ticket, TicketKind, TicketMedia, TicketMediaSet, TicketOpened
 from storage.sqlite import SqliteStorage
-from storage.tickets import (
-    Ticket,
-    TicketKind,
-    TicketMedia,
-    TicketMediaSet,
-    TicketOpened,
-)
 from tests.emulator import BotApiEmulator
 
 CHAT = 42

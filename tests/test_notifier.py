@@ -10,9 +10,10 @@ from typing import Any
 
 from bot.delivery import Delivery
 from bot.notifier import OrderNotifier
+from domain.chats import ChatKey, ConversationState
+from domain.orders import Order, OrderStatus
+from domain.ownership import OrderLinked
 from handlers.messages import Reply
-from storage.base import ChatKey, ConversationState, OrderLinked
-from storage.orders import Order, OrderStatus
 from storage.sqlite import SqliteStorage
 from tests.factories import order
 from tests.test_delivery import ScriptedSender

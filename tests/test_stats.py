@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.stats import faq_figures, format_faq_figures, format_figures, handoff_figures
-from storage.base import ChatKey, ConversationState, FaqStats, Feedback
-from storage.handoffs import HandoffOpened, HandoffStats, HandoffUpdate, Said
+from domain.chats import ChatKey, ConversationState
+from domain.faq_log import FaqStats, Feedback
+from domain.handoffs import HandoffOpened, HandoffStats, HandoffUpdate, Said
 from storage.sqlite import SqliteStorage
 from tests.factories import Turns
 from tests.test_cli import minerdesk

@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.tickets_export import FIXED_COLUMNS, write_tickets_csv
-from handlers.tickets import EXPORT_ANSWER_ORDER
-from storage.base import ChatKey, ConversationState, Record
-from storage.sqlite import SqliteStorage
-from storage.tickets import (
+from domain.chats import ChatKey, ConversationState
+from domain.tickets import (
     Ticket,
     TicketAnswered,
     TicketKind,
@@ -27,6 +25,9 @@ from storage.tickets import (
     TicketStatus,
     TicketStatusSet,
 )
+from handlers.tickets import EXPORT_ANSWER_ORDER
+from storage.base import Record
+from storage.sqlite import SqliteStorage
 from tests.test_cli import minerdesk
 
 CUSTOMER = ChatKey("telegram", "42")

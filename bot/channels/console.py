@@ -18,8 +18,9 @@ from typing import TextIO
 from bot.app import App
 from bot.delivery import Delivery
 from bot.media import LocalFileFetcher
+from domain.chats import ChatKey
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
-from storage.base import ChatKey, QueuedMessage
+from storage.base import QueuedMessage
 
 CHANNEL = "console"
 _LINK = re.compile(r'<a\s+href="([^"]*)"\s*>(.*?)</a>', re.DOTALL)

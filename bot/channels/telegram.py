@@ -67,11 +67,12 @@ from bot.delivery import Delivery, RetryAfter, TemporaryFailure, Undeliverable
 from bot.ratelimit import RateLimiter, RateLimits
 from bot.serial import SerialQueues
 from bot.settings import Settings
+from domain.chats import ChatKey
 from handlers.digest import DIGEST_EVENT
 from handlers.faq_admin import reloaded_event
 from handlers.i18n import N_, SUPPORTED_LANGUAGES, translator
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
-from storage.base import ChatKey, InboxUpdate, QueuedMessage
+from storage.base import InboxUpdate, QueuedMessage
 from storage.handoffs import HandoffStore
 
 logger = logging.getLogger(__name__)

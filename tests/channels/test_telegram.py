@@ -23,8 +23,9 @@ from bot.channels.telegram import (
 )
 from bot.delivery import RetryAfter, TemporaryFailure, Undeliverable
 from bot.settings import Settings, TelegramSettings
+from domain.chats import ChatKey
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
-from storage.base import ChatKey, QueuedMessage
+from storage.base import QueuedMessage
 from tests.emulator import BotApiEmulator
 
 CHAT = 501

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from bot.settings import bundled_kb_path
+from domain.chats import ChatKey
 from faq.gaps import (
     ANSWER_PLACEHOLDER,
     Asked,
@@ -26,7 +27,6 @@ from faq.gaps import (
 )
 from faq.loader import check_kb
 from faq.service import FaqService
-from storage.base import ChatKey
 from storage.sqlite import SqliteStorage
 from tests.factories import Turns
 from tests.test_cli import minerdesk

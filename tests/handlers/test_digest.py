@@ -8,13 +8,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from domain.chats import ChatKey
+from domain.faq_log import Feedback
+from domain.handoffs import HandoffOpened
 from faq.service import FaqService
 from handlers.digest import DIGEST_EVENT, MAX_CATCH_UP_DAYS, days_due
 from handlers.engine import Engine, Services, StaffDesk
 from handlers.messages import Incoming
 from handlers.routes import build_router
-from storage.base import ChatKey, Feedback
-from storage.handoffs import HandoffOpened
 from storage.sqlite import SqliteStorage
 from tests.factories import Clock, Turns
 

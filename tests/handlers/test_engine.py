@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from domain.chats import ChatKey
 from faq.service import FaqService
 from handlers.engine import Engine, Services, Turn
 from handlers.messages import Media, MediaKind, Reply
 from handlers.routes import build_router
-from storage.base import ChatKey
 from storage.sqlite import SqliteStorage
 from tests.factories import message, press, said
 

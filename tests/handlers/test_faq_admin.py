@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from domain.chats import ChatKey
 from faq.loader import Problem
 from faq.service import FaqService, ReloadReport
 from handlers.engine import Engine, Services, StaffDesk
@@ -16,7 +17,6 @@ from handlers.faq_admin import MAX_PROBLEMS_SHOWN, reloaded_event, report_text
 from handlers.i18n import translator
 from handlers.messages import Incoming
 from handlers.routes import build_router
-from storage.base import ChatKey
 from storage.sqlite import SqliteStorage
 from tests.factories import message, said
 

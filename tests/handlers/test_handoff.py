@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.chats import ChatKey
+from domain.handoffs import HandoffStatus
 from faq.service import FaqService
 from handlers.engine import Engine, Services, StaffDesk
 from handlers.handoff import asks_for_human
 from handlers.messages import Incoming, Media, MediaKind, Reply
 from handlers.routes import build_router
-from storage.base import ChatKey
-from storage.handoffs import HandoffStatus
 from storage.sqlite import SqliteStorage
 from tests.factories import Clock, message, press, said
 

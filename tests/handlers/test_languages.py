@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from domain.chats import ChatKey
 from faq.service import FaqService
 from faq.text import script_language
 from handlers.engine import Engine
-from storage.base import ChatKey
 from storage.sqlite import SqliteStorage
 from tests.factories import message, press, said
 

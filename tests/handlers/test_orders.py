@@ -6,12 +6,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from domain.chats import ChatKey
+from domain.orders import Condition, OrderItem, OrderStatus, Repair, StatusChange
 from faq.service import FaqService
 from handlers.engine import Engine, Services
 from handlers.messages import Incoming, Media, MediaKind, Reply
 from handlers.routes import build_router
-from storage.base import ChatKey
-from storage.orders import Condition, OrderItem, OrderStatus, Repair, StatusChange
 from storage.sqlite import SqliteStorage
 from tests.factories import Clock, message, order, press, said
 

@@ -7,14 +7,14 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from domain.chats import ChatKey
+from domain.orders import Condition, Order, OrderItem, OrderStatus, Repair
+from domain.tickets import Ticket, TicketStatus
 from faq.service import FaqService
 from handlers.engine import Engine, Services, StaffDesk
 from handlers.messages import Incoming, Media, MediaKind, Reply
 from handlers.routes import build_router
-from storage.base import ChatKey
-from storage.orders import Condition, Order, OrderItem, OrderStatus, Repair
 from storage.sqlite import SqliteStorage
-from storage.tickets import Ticket, TicketStatus
 from tests.factories import Clock, message, order, press, said
 
 pytestmark = pytest.mark.model

@@ -8,16 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from storage.base import (
-    ChatKey,
-    ConversationState,
-    DigestSent,
-    Feedback,
-    LoggedMiss,
-    Miss,
-    QuestionAsked,
-)
-from storage.handoffs import HandoffOpened
+from domain.chats import ChatKey, ConversationState
+from domain.faq_log import Feedback, LoggedMiss, Miss, QuestionAsked
+from domain.handoffs import DigestSent, HandoffOpened
 from storage.sqlite import MIGRATIONS, SqliteStorage
 from tests.factories import Turns
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.base import ChatKey, ConversationState
-from storage.handoffs import (
+from domain.chats import ChatKey, ConversationState
+from domain.handoffs import (
     ChatLine,
     Handoff,
     HandoffOpened,

@@ -9,17 +9,10 @@ from typing import Any
 
 import pytest
 
-from storage.base import ChatKey, ConversationState, FailedOwnershipCheck, OrderLinked
-from storage.orders import (
-    Condition,
-    Order,
-    OrderItem,
-    OrderNotice,
-    OrderStatus,
-    Repair,
-    SaveResult,
-    StatusChange,
-)
+from domain.chats import ChatKey, ConversationState
+from domain.orders import Condition, Order, OrderItem, OrderStatus, Repair, StatusChange
+from domain.ownership import FailedOwnershipCheck, OrderLinked
+from storage.orders import OrderNotice, SaveResult
 from storage.sqlite import MIGRATIONS, SqliteStorage
 
 KEY = ChatKey("telegram", "42")

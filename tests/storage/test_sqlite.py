@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from storage.base import ChatKey, ConversationState, Feedback, InboxUpdate
+from domain.chats import ChatKey, ConversationState
+from domain.faq_log import Feedback
+from storage.base import InboxUpdate
 from storage.sqlite import MIGRATIONS, SqliteStorage
 
 KEY = ChatKey("telegram", "42")

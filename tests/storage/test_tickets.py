@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from storage.base import ChatKey, ConversationState, Record
-from storage.handoffs import HandoffOpened
-from storage.sqlite import MIGRATIONS, SqliteStorage
-from storage.tickets import (
-    MediaToStore,
+from domain.chats import ChatKey, ConversationState
+from domain.handoffs import HandoffOpened
+from domain.tickets import (
     Ticket,
     TicketAnswered,
     TicketEvent,
@@ -23,6 +21,9 @@ from storage.tickets import (
     TicketStatus,
     TicketStatusSet,
 )
+from storage.base import Record
+from storage.sqlite import MIGRATIONS, SqliteStorage
+from storage.tickets import MediaToStore
 from tests.factories import Turns
 
 CUSTOMER = ChatKey("telegram", "42")

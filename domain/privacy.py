@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+from domain.identifiers import EMAIL
+
 # Phone numbers have 7 to 15 digits (E.164); other numbers from 6 digits on are order,
 # account or card numbers. Shorter ones (quantities, hashrates, prices, years) stay.
 PHONE_DIGITS = range(7, 16)
@@ -39,7 +40,7 @@ def _mask(part: str) -> str:
 
 def mask_emails_in(text: str) -> str:
     """Every e-mail address in free text masked, for logs of what customers typed."""
-    return _EMAIL.sub(lambda match: mask_email(match.group()), text)
+    return EMAIL.sub(lambda match: mask_email(match.group()), text)
 
 
 def mask_personal_data(text: str) -> str:

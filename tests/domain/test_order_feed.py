@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from handlers.order_feed import (
+from domain.order_feed import (
     FileProblem,
     OrdersFileError,
     RecordInvalid,
@@ -17,7 +17,7 @@ from handlers.order_feed import (
     order_from_record,
     read_orders_file,
 )
-from storage.orders import (
+from domain.orders import (
     Condition,
     Order,
     OrderItem,

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from handlers.hours import BusinessHours
+from domain.hours import BusinessHours
+from handlers.i18n import describe_hours
 
 HONG_KONG = ZoneInfo("Asia/Hong_Kong")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -368,4 +369,4 @@ def test_open_seconds_rejects_naive_datetimes() -> None:
     ],
 )
 def test_describe(hours: BusinessHours, expected: str) -> None:
-    assert hours.describe() == expected
+    assert describe_hours(hours) == expected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.privacy import mask_email, mask_personal_data
+from domain.privacy import mask_email, mask_personal_data
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from storage.orders import (
+from domain.identifiers import ORDER_NUMBER, email_address, serial_number
+from domain.orders import (
     Condition,
     Order,
     OrderItem,
@@ -58,9 +59,6 @@ CSV_REQUIRED = ("number", "email", "status", "brand", "model")
 
 MAX_NAME = 80
 # Numbers travel in button payloads ("orders:warranty:<number>"), capped at 64 bytes.
-ORDER_NUMBER = re.compile(r"[A-Za-z0-9_/#.-]{1,40}")
-EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
-SERIAL = re.compile(r"[A-Z0-9-]{4,40}")
 SERIAL_SEPARATORS = re.compile(r"[\s,;]+")
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 STATUS_ALIASES = {"preorder": OrderStatus.PRE_ORDER, "canceled": OrderStatus.CANCELLED}
@@ -291,7 +289,7 @@ def _order_number(value: Any) -> str:
 
 
 def _email(value: Any) -> str:
-    if not (isinstance(value, str) and EMAIL.fullmatch(value)):
+    if not (isinstance(value, str) and email_address(value) == value):
         raise _Bad(f"{_show(value)} is not an email address (expected name@domain.tld)")
     return value
 
@@ -337,10 +335,10 @@ def _serials(value: Any) -> tuple[str, ...]:
         raise _Bad(f"expected a list of serial numbers or one string, got {_show(value)}")
     serials = []
     for serial in value:
-        cleaned = serial.strip().upper() if isinstance(serial, str) else serial
-        if cleaned == "":
+        if isinstance(serial, str) and not serial.strip():
             continue
-        if not (isinstance(cleaned, str) and SERIAL.fullmatch(cleaned)):
+        cleaned = serial_number(serial) if isinstance(serial, str) else None
+        if cleaned is None:
             raise _Bad(
                 f"{_show(serial)} is not a serial number (expected 4-40 letters, digits and -)"
             )

@@ -1,8 +1,4 @@
-"""The distributor's promises about orders (dispatch, delivery, warranty) as plain date arithmetic.
-
-Pure functions with no I/O, so the tracking and warranty flows answer the same way everywhere
-and the rules can be tested day by day.
-"""
+"""Business days, and what a customer can expect of an order from its dates."""
 
 from __future__ import annotations
 
@@ -11,24 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
-from storage.orders import ON_THE_WAY, Condition, Order, OrderItem, OrderStatus, Repair
+from domain.orders import ON_THE_WAY, Order, OrderRules, OrderStatus
 
 # Monday is 0, so Saturday and Sunday are 5 and 6.
 _WEEKEND = frozenset({5, 6})
-
-
-@dataclass(frozen=True)
-class OrderRules:
-    """The windows and warranty terms the distributor promises; one place to change them."""
-
-    dispatch_business_days: tuple[int, int] = (3, 7)
-    delivery_business_days: tuple[int, int] = (5, 10)
-    ddp_delivery_business_days: int = 15
-    warranty_days: int = 180
-    repaired_part_warranty_days: int = 30
-    stale_after_days: int = 7
-    # Non-working days besides Saturday and Sunday.
-    holidays: frozenset[date] = frozenset()
 
 
 def is_business_day(day: date, holidays: Collection[date] = ()) -> bool:
@@ -48,17 +30,6 @@ def add_business_days(start: date, days: int, holidays: Collection[date] = ()) -
         if is_business_day(day, holidays):
             remaining -= 1
     return day
-
-
-def business_days_between(start: date, end: date, holidays: Collection[date] = ()) -> int:
-    """How many business days pass after `start` up to and including `end` (0 if none)."""
-    count = 0
-    day = start + timedelta(days=1)
-    while day <= end:
-        if is_business_day(day, holidays):
-            count += 1
-        day += timedelta(days=1)
-    return count
 
 
 class Stage(StrEnum):
@@ -150,52 +121,3 @@ def tracking_is_stale(order: Order, now: datetime, rules: OrderRules) -> bool:
     if news is None:
         return False
     return _as_utc(now) - news > timedelta(days=rules.stale_after_days)
-
-
-class Coverage(StrEnum):
-    """Whether a warranty claim can be accepted, and if not, why."""
-
-    ACTIVE = "active"
-    EXPIRED = "expired"
-    NONE = "none"
-    NOT_STARTED = "not_started"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class Warranty:
-    """A warranty's state on a given day; `ends_on` is the last covered day."""
-
-    coverage: Coverage
-    starts_on: date | None = None
-    ends_on: date | None = None
-    days_left: int = 0
-
-
-_NOT_SHIPPED = frozenset({OrderStatus.PAID, OrderStatus.PRE_ORDER, OrderStatus.PROCESSING})
-_CLOSED = frozenset({OrderStatus.CANCELLED, OrderStatus.REFUNDED})
-
-
-def _calendar_warranty(starts_on: date, days: int, today: date) -> Warranty:
-    ends_on = starts_on + timedelta(days=days)
-    if today <= ends_on:
-        return Warranty(Coverage.ACTIVE, starts_on, ends_on, (ends_on - today).days)
-    return Warranty(Coverage.EXPIRED, starts_on, ends_on)
-
-
-def machine_warranty(order: Order, item: OrderItem, today: date, rules: OrderRules) -> Warranty:
-    """The distributor's warranty on one machine of the order, which runs from shipment."""
-    if item.condition in (Condition.USED, Condition.REFURBISHED):
-        return Warranty(Coverage.NONE)
-    if order.status in _CLOSED:
-        return Warranty(Coverage.UNKNOWN)
-    if order.status in _NOT_SHIPPED:
-        return Warranty(Coverage.NOT_STARTED)
-    if order.shipped_on is None:
-        return Warranty(Coverage.UNKNOWN)
-    return _calendar_warranty(order.shipped_on, rules.warranty_days, today)
-
-
-def repair_warranty(repair: Repair, today: date, rules: OrderRules) -> Warranty:
-    """The short warranty on a repaired part, which runs from the repair's shipment."""
-    return _calendar_warranty(repair.shipped_on, rules.repaired_part_warranty_days, today)

@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from handlers.i18n import translator, weekday_names
-
 # Monday is 0, as for date.weekday().
 
 # How far next_opening looks before deciding the shop never opens.
@@ -25,7 +23,7 @@ def _require_aware(moment: datetime, name: str) -> None:
         raise ValueError(f"{name} must be timezone-aware, got {moment!r}")
 
 
-def _clock(value: time) -> str:
+def clock(value: time) -> str:
     """A wall-clock time as HH:MM, keeping seconds only when they are set."""
     if value.second or value.microsecond:
         return value.isoformat()
@@ -108,23 +106,3 @@ class BusinessHours:
             if overlap > timedelta():
                 total += overlap
         return total.total_seconds()
-
-    def describe(self, language: str = "en") -> str:
-        """The schedule in one line for customers of `language`, e.g. "Mon–Fri 09:00–18:00
-        (UTC)", "пн–пт 09:00–18:00 (UTC)"."""
-        zone = getattr(self.zone, "key", None) or str(self.zone)
-        if not self.days:
-            _ = translator(language)
-            return _("Closed ({zone})").format(zone=zone)
-        runs: list[list[int]] = []
-        for day in sorted(self.days):
-            if runs and runs[-1][-1] == day - 1:
-                runs[-1].append(day)
-            else:
-                runs.append([day])
-        day_name = weekday_names(language)
-        names = ", ".join(
-            day_name[run[0]] if len(run) == 1 else f"{day_name[run[0]]}–{day_name[run[-1]]}"
-            for run in runs
-        )
-        return f"{names} {_clock(self.opens)}–{_clock(self.closes)} ({zone})"

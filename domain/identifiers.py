@@ -1,0 +1,40 @@
+"""The identifiers customers and the shop give us, each read by one parser: e-mail
+addresses, order numbers, serial numbers and the service centre's ticket ids."""
+
+from __future__ import annotations
+
+import re
+
+# name@domain.tld; `\w` takes accented and non-Latin letters, as mail servers do.
+EMAIL = re.compile(r"[\w.%+'\-]{1,64}@(?:[\w\-]+\.)+[\w\-]{2,}")
+ORDER_NUMBER = re.compile(r"[A-Za-z0-9_/#.-]{1,40}")
+SERIAL = re.compile(r"[A-Z0-9-]{4,40}")
+# "SN: JYZZ…", "S/N JYZZ…" as copied from a label; an SN may itself start with "SN".
+_SERIAL_LABEL = re.compile(r"^\s*S/?N\s*[:#]\s*|^\s*S/?N\s+", re.IGNORECASE)
+SERVICE_TICKET_ID = re.compile(r"[A-Z0-9][A-Z0-9/_.-]{2,39}")
+
+
+def email_address(text: str) -> str | None:
+    """The address, trimmed, when `text` is exactly one e-mail address."""
+    address = text.strip()
+    return address if EMAIL.fullmatch(address) else None
+
+
+def order_lookup(text: str) -> str | None:
+    """An order number (or serial number) as typed, "#" dropped; None when the text is not
+    a short code worth a look-up."""
+    lookup = text.strip().removeprefix("#").strip()
+    return lookup if ORDER_NUMBER.fullmatch(lookup) else None
+
+
+def serial_number(text: str) -> str | None:
+    """A serial number in its canonical form (upper case, no spaces, a label's "SN:"
+    dropped), or None when `text` cannot be one."""
+    serial = "".join(_SERIAL_LABEL.sub("", text).split()).upper()
+    return serial if SERIAL.fullmatch(serial) else None
+
+
+def service_ticket_id(text: str) -> str | None:
+    """The service centre's repair ticket id as typed ("#rt-2291" -> "RT-2291")."""
+    ticket = "".join(text.split()).upper().removeprefix("#")
+    return ticket if SERVICE_TICKET_ID.fullmatch(ticket) else None
