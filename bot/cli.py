@@ -18,15 +18,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.settings import Settings, SettingsError, kb_path, load_settings
-from storage.tickets import TicketStatus
+from domain.tickets import TicketStatus
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from domain.faq_log import LoggedMiss
+    from domain.tickets import Ticket
     from faq.holdout import Outcome
     from faq.service import FaqResult
-    from storage.base import LoggedMiss
-    from storage.tickets import Ticket
 
 logger = logging.getLogger("minerdesk")
+# What argparse's add_subparsers returns (generic only for type checkers).
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -79,11 +83,43 @@ def _parser() -> argparse.ArgumentParser:
         help="config file (default: $MINERDESK_CONFIG or ./config.yaml)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_serving(commands)
+    _add_orders(commands)
+    _add_stats(commands)
+    _add_tickets(commands)
+    faq = commands.add_parser(
+        "faq", help="knowledge base tools", description="Knowledge base tools."
+    ).add_subparsers(dest="faq_command", metavar="FAQ_COMMAND", required=True)
+    _add_faq_editing(faq)
+    _add_faq_measuring(faq)
+    return parser
 
-    chat = commands.add_parser("chat", help="talk to the bot in this terminal")
-    chat.set_defaults(handler=_chat)
 
-    run = commands.add_parser("run", help="serve customers on Telegram (long polling)")
+def _command(
+    commands: Commands, name: str, summary: str, details: str = ""
+) -> argparse.ArgumentParser:
+    """A sub-command whose `--help` gives the summary and then the details."""
+    return commands.add_parser(
+        name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {details}".strip()
+    )
+
+
+def _add_serving(commands: Commands) -> None:
+    _command(
+        commands,
+        "chat",
+        "talk to the bot in this terminal",
+        "Type a button's number to press it, or a file path to send a photo or video "
+        "(several paths on one line are an album). State is kept in the database, so the "
+        "next run resumes. Ctrl-D or Ctrl-C ends it.",
+    ).set_defaults(handler=_chat)
+    run = _command(
+        commands,
+        "run",
+        "serve customers on Telegram (long polling)",
+        "The token comes from MINERDESK_TELEGRAM__TOKEN. SIGTERM or Ctrl-C finish the turns "
+        "and deliveries under way (up to telegram.shutdown_grace_seconds) and exit 0.",
+    )
     run.add_argument(
         "--webhook",
         action="store_true",
@@ -91,26 +127,50 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
-    orders = commands.add_parser("orders", help="the shop's orders").add_subparsers(
-        dest="orders_command", metavar="ORDERS_COMMAND", required=True
-    )
-    import_orders = orders.add_parser(
-        "import", help="add or update orders from a CSV, JSON or JSON Lines file"
+
+def _add_orders(commands: Commands) -> None:
+    orders = commands.add_parser(
+        "orders", help="the shop's orders", description="The shop's orders."
+    ).add_subparsers(dest="orders_command", metavar="ORDERS_COMMAND", required=True)
+    import_orders = _command(
+        orders,
+        "import",
+        "add or update orders from a CSV, JSON or JSON Lines file",
+        "Idempotent: an unchanged order changes nothing. A bad record is reported as "
+        "FILE:LINE: ... and the rest still imports (exit 1 if anything was reported). The "
+        "running bot tells linked chats about status changes.",
     )
     import_orders.add_argument("file", type=Path, help="orders file (.csv, .json, .jsonl)")
     import_orders.set_defaults(handler=_orders_import)
 
-    stats = commands.add_parser(
-        "stats", help="handoff and FAQ figures: volume, reply times, ratings, answers, misses"
+
+def _add_stats(commands: Commands) -> None:
+    stats = _command(
+        commands,
+        "stats",
+        "handoff and FAQ figures: volume, reply times, ratings, answers, misses",
+        "Handoffs per day, the share of conversations handed off, time to the first staff "
+        "reply (median, p90), satisfaction; FAQ questions by decision and language, the "
+        "most answered entries, the most missed questions, votes per entry.",
     )
     stats.add_argument("--days", type=int, default=30, help="the period, ending now (default 30)")
     stats.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     stats.set_defaults(handler=_stats)
 
+
+def _add_tickets(commands: Commands) -> None:
     tickets = commands.add_parser(
-        "tickets", help="repair and second-return tickets"
+        "tickets", help="repair and second-return tickets", description="Tickets."
     ).add_subparsers(dest="tickets_command", metavar="TICKETS_COMMAND", required=True)
-    export = tickets.add_parser("export", help="write tickets as CSV for the service centre")
+    export = _command(
+        tickets,
+        "export",
+        "write tickets as CSV for the service centre",
+        "UTF-8, one row per ticket, oldest first: id, kind, status, chat, times (ISO 8601 "
+        "UTC), revision, the last staff decision and note, one column per answer and one "
+        "media:<question> column per file question. Cells that would start a spreadsheet "
+        "formula get a leading '. Does not load the model.",
+    )
     export.add_argument(
         "--status",
         action="extend",
@@ -138,22 +198,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(handler=_tickets_export)
 
-    faq = commands.add_parser("faq", help="knowledge base tools").add_subparsers(
-        dest="faq_command", metavar="FAQ_COMMAND", required=True
+
+def _add_faq_editing(faq: Commands) -> None:
+    """The commands staff use while editing the KB."""
+    validate = _command(
+        faq,
+        "validate",
+        "check the KB files; exit 1 on any error",
+        "Prints file:line: error: ... for every problem (YAML, unknown keys, missing fields, "
+        "duplicate ids, HTML Telegram would reject, unknown placeholders, near-identical "
+        "phrasings of two entries) and warnings for missing translations.",
     )
-    validate = faq.add_parser("validate", help="check the KB files; exit 1 on any error")
     validate.add_argument(
         "path", nargs="?", type=Path, help="KB folder or file (default: faq.kb_path)"
     )
     validate.set_defaults(handler=_faq_validate)
-
-    ask = faq.add_parser("ask", help="match a question (or one per stdin line)")
+    ask = _command(
+        faq,
+        "ask",
+        "match a question (or one per stdin line)",
+        "With --json: {decision, language, entry_id, score, answer, suggestions}. Without "
+        "TEXT: one question per stdin line, the model loaded once.",
+    )
     ask.add_argument("text", nargs="?", help="the question; omitted: read one per line from stdin")
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
     ask.set_defaults(handler=_faq_ask)
-
-    gaps = faq.add_parser(
-        "gaps", help="group what the FAQ missed by meaning; print a YAML draft for the KB"
+    gaps = _command(
+        faq,
+        "gaps",
+        "group what the FAQ missed by meaning; print a YAML draft for the KB",
+        "New alternates for existing entries and new entries for questions no entry covers, "
+        "each with how often, in how many chats, why and in which languages it was missed.",
     )
     gaps.add_argument("--days", type=int, default=30, help="the period, ending now (default 30)")
     gaps.add_argument(
@@ -167,11 +242,24 @@ def _parser() -> argparse.ArgumentParser:
         "--output", "-o", default="-", metavar="FILE", help="YAML file to write (default: stdout)"
     )
     gaps.set_defaults(handler=_faq_gaps)
+    _command(
+        faq,
+        "train",
+        "fine-tune the English model on the KB's phrasings (CPU, minutes)",
+        "Saves it to <data_dir>/models/tuned; the bot uses it from its next start, while "
+        "faq.model is the model it was trained from. Delete the folder to go back.",
+    ).set_defaults(handler=_faq_train)
 
-    check = faq.add_parser(
+
+def _add_faq_measuring(faq: Commands) -> None:
+    """The commands that measure how well the FAQ answers."""
+    check = _command(
+        faq,
         "check",
-        help="ask labelled questions (YAML) and count, per language, right and wrong answers "
+        "ask labelled questions (YAML) and count, per language, right and wrong answers "
         "and out-of-scope questions answered",
+        "The file is a YAML list of {text, entry_id} (entry_id null: no entry should answer). "
+        "A malformed file or an unknown entry_id stops it before the model loads (exit 2).",
     )
     check.add_argument(
         "questions",
@@ -194,8 +282,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--json", action="store_true", help="print one JSON object per row")
     check.set_defaults(handler=_faq_check)
-
-    bench = faq.add_parser("bench", help="accuracy and latency on a labelled train/test pair")
+    bench = _command(
+        faq,
+        "bench",
+        "accuracy and latency on a labelled train/test pair",
+        "Thresholds are fitted on the training file only.",
+    )
     bench.add_argument("--train", type=Path, required=True, help="CSV with columns text,category")
     bench.add_argument("--test", type=Path, required=True, help="CSV with columns text,category")
     bench.add_argument("--shots", type=int, default=None, help="use the first N texts per category")
@@ -207,14 +299,6 @@ def _parser() -> argparse.ArgumentParser:
         help="fine-tune the model on the training file first, as `faq train` does on the KB",
     )
     bench.set_defaults(handler=_faq_bench)
-
-    train = faq.add_parser(
-        "train",
-        help="fine-tune the English model on the KB's phrasings (CPU, minutes); "
-        "the bot uses it from its next start",
-    )
-    train.set_defaults(handler=_faq_train)
-    return parser
 
 
 def _configure_logging(settings: Settings, quiet: bool) -> None:
@@ -483,7 +567,7 @@ def _faq_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _orders_import(args: argparse.Namespace, settings: Settings) -> int:
-    from handlers.order_feed import OrdersFileError, read_orders_file
+    from domain.order_feed import OrdersFileError, read_orders_file
     from storage.sqlite import SqliteStorage
 
     try:
