@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
 
 .DEFAULT_GOAL := help
-.PHONY: help install chat run test lint format i18n bench bench-load clean check-cpu
+.PHONY: help install chat run test test-fast lint format i18n bench bench-load clean check-cpu
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ run: install  ## serve customers on Telegram (needs MINERDESK_TELEGRAM__TOKEN)
 
 test: install  ## run the whole test suite
 	$(VENV)/bin/pytest -q
+
+test-fast: install  ## the tests that need no model and start no process (under a minute)
+	MINERDESK_TEST_FAST=1 $(VENV)/bin/pytest -q -m "not model and not subprocess and not e2e"
 
 lint: install  ## ruff (check and format) and mypy
 	$(VENV)/bin/ruff check .

@@ -1,11 +1,20 @@
-"""Shared fixtures: the real embedding model and the bundled KB, loaded once per session."""
+"""Shared fixtures: the real embedding model and the bundled KB, loaded once per session.
+
+Markers follow the fixtures a test uses: one that reaches a model fixture is `model`, one
+that reaches a subprocess fixture is `subprocess`, anything under tests/e2e is `e2e`.
+`make test-fast` deselects all three and, with MINERDESK_TEST_FAST=1, makes loading a
+model or starting a process fail, so a test that does either without its fixture shows.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +26,36 @@ from tests.factories import Turns
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+MODEL_FIXTURES = frozenset({"encoder", "multilingual_encoder", "faq_service", "editable_faq"})
+SUBPROCESS_FIXTURES = frozenset({"cli_env"})
+FAST = os.environ.get("MINERDESK_TEST_FAST") == "1"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & MODEL_FIXTURES:
+            item.add_marker(pytest.mark.model)
+        if used & SUBPROCESS_FIXTURES:
+            item.add_marker(pytest.mark.subprocess)
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=FAST)
+def _nothing_slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the fast suite, loading a model or starting a process is a test's mistake."""
+
+    def refuse(what: str) -> Any:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            pytest.fail(f"the fast suite {what}: use the fixture that marks it (tests/conftest.py)")
+
+        return refused
+
+    monkeypatch.setattr("faq.encoder.Encoder.__init__", refuse("loaded a model"))
+    monkeypatch.setattr("faq.encoder.UniversalEncoder.__init__", refuse("loaded a model"))
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("started a process"))
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", refuse("started a process"))
 
 
 @pytest.fixture(scope="session")

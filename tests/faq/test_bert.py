@@ -15,6 +15,9 @@ from sentence_transformers import SentenceTransformer
 from faq.bert import OnnxBert
 from faq.encoder import Encoder, default_model_path
 
+# Every test here loads the model itself, some in a fresh interpreter.
+pytestmark = [pytest.mark.model, pytest.mark.subprocess]
+
 # Short, empty, blank, Cyrillic, Chinese, emoji, identifiers, and one past the 256-token cut.
 TEXTS = [
     "how long is the warranty on an s19",
