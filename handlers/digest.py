@@ -20,7 +20,7 @@ from handlers.i18n import format_date
 
 logger = logging.getLogger(__name__)
 
-DIGEST_EVENT = "digest:post"
+DIGEST_EVENT = "digest_due"
 TOP_MISSES = 5
 MAX_CATCH_UP_DAYS = 7
 

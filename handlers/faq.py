@@ -34,8 +34,12 @@ HANDOFF_AFTER_MISSES = 2
 MISSES_IN_A_ROW = "misses_in_a_row"
 # The question whose "Did you mean" choices are on screen: {"question_id", "entry_ids"}.
 SUGGESTED = "faq_suggested"
-# Entry id -> the question it answered, for the newest answers still open to a vote.
+# The newest answers shown with a 👍/👎 pair, by the token their buttons carry: the entry
+# and the question it answered (None for an answer opened from a button). A vote counts
+# only for a token here, and takes it away: one vote per answer shown.
 ANSWERED = "faq_answered"
+# Tokens already voted on, so a second press is thanked rather than called stale.
+VOTED = "faq_voted"
 ANSWERS_REMEMBERED = 5
 
 
@@ -66,8 +70,7 @@ async def answer_question(turn: Turn, args: list[str]) -> None:
     if result.decision is not Decision.FALLBACK:
         turn.state.data.pop(MISSES_IN_A_ROW, None)
     if result.decision is Decision.ANSWER and result.entry:
-        remember_answer(turn.state, result.entry.id, question_id)
-        send_answer(turn, result.entry)
+        send_answer(turn, result.entry, question_id)
     elif result.decision is Decision.SUGGEST:
         turn.records.append(Miss(question_id, "suggested", turn.services.now()))
         turn.state.data[SUGGESTED] = {
@@ -114,30 +117,35 @@ def log_question(turn: Turn, text: str, result: FaqResult) -> str:
     return question_id
 
 
-def remember_answer(state: ConversationState, entry_id: str, question_id: str) -> None:
-    """Note the question this answer was for, so a 👎 on it can name the question."""
-    answered: dict[str, Any] = state.data.setdefault(ANSWERED, {})
-    answered.pop(entry_id, None)
-    answered[entry_id] = question_id
-    for oldest in list(answered)[:-ANSWERS_REMEMBERED]:
-        del answered[oldest]
+def _remember(state: ConversationState, key: str, token: str, value: Any) -> None:
+    """Add to one of the chat's short lists of recent answers, dropping the oldest."""
+    remembered: dict[str, Any] = state.data.setdefault(key, {})
+    remembered[token] = value
+    for oldest in list(remembered)[:-ANSWERS_REMEMBERED]:
+        del remembered[oldest]
 
 
-def answer_rows(turn: Turn, entry: Entry, feedback: bool = True) -> list[list[Button]]:
-    """Buttons under an answer: its flow, related entries, and (until used) feedback."""
+def answer_rows(turn: Turn, entry: Entry, vote_token: str | None) -> list[list[Button]]:
+    """Buttons under an answer: its flow, related entries, and the 👍/👎 pair of this
+    showing of it (none once voted)."""
     faq = turn.services.faq
     rows: list[list[Button]] = []
     if entry.action:
         rows.append([Button(turn._(ACTION_LABELS[entry.action]), f"flow:{entry.action}")])
     related = [faq.entry(entry_id) for entry_id in entry.related[:MAX_RELATED]]
     rows += [[entry_button(turn, item)] for item in related if item]
-    if feedback:
-        rows.append([Button("👍", f"faq:fb:{entry.id}:1"), Button("👎", f"faq:fb:{entry.id}:0")])
+    if vote_token is not None:
+        rows.append(
+            [Button("👍", f"faq:fb:{vote_token}:1"), Button("👎", f"faq:fb:{vote_token}:0")]
+        )
     return rows
 
 
-def send_answer(turn: Turn, entry: Entry) -> None:
-    turn.say(entry.answer_in(turn.state.language), *answer_rows(turn, entry))
+def send_answer(turn: Turn, entry: Entry, question_id: str | None = None) -> None:
+    """Show the answer, open to one vote that will name `question_id` (if any)."""
+    token = secrets.token_hex(4)
+    _remember(turn.state, ANSWERED, token, [entry.id, question_id])
+    turn.say(entry.answer_in(turn.state.language), *answer_rows(turn, entry, token))
 
 
 def fallback(turn: Turn) -> None:
@@ -156,16 +164,12 @@ async def faq_button(turn: Turn, args: list[str]) -> None:
     faq = turn.services.faq
     match args:
         case ["show", entry_id] if (entry := faq.entry(entry_id)) is not None:
-            suggested = turn.state.data.get(SUGGESTED)
-            if suggested and entry.id in suggested["entry_ids"]:
-                # The customer picked this choice for their question: its answer is for it.
-                remember_answer(turn.state, entry.id, suggested["question_id"])
-            send_answer(turn, entry)
-        case ["fb", entry_id, vote] if (entry := faq.entry(entry_id)) is not None and vote in (
-            "0",
-            "1",
-        ):
-            record_feedback(turn, entry, helpful=vote == "1")
+            suggested = turn.state.data.get(SUGGESTED) or {"entry_ids": ()}
+            # A choice picked for the customer's question: its answer is for that question.
+            chosen = entry.id in suggested["entry_ids"]
+            send_answer(turn, entry, suggested["question_id"] if chosen else None)
+        case ["fb", token, ("0" | "1") as vote]:
+            await _vote(turn, token, helpful=vote == "1")
         case ["none"]:
             suggested = turn.state.data.pop(SUGGESTED, None)
             if suggested:
@@ -176,25 +180,39 @@ async def faq_button(turn: Turn, args: list[str]) -> None:
             await stale_button(turn, args)
 
 
-def record_feedback(turn: Turn, entry: Entry, helpful: bool) -> None:
-    """Store the vote and take the 👍/👎 pair off the answer, so it is counted once; a 👎
-    keeps the question that got the answer as a miss."""
-    _ = turn._
+async def _vote(turn: Turn, token: str, helpful: bool) -> None:
+    """A 👍/👎 press: counted when it is the first for an answer this chat was shown."""
     answered: dict[str, Any] = turn.state.data.get(ANSWERED, {})
-    question_id = answered.pop(entry.id, None)
+    shown = answered.pop(token, None)
+    entry = turn.services.faq.entry(shown[0]) if shown else None
+    if shown is None or entry is None:
+        if token in turn.state.data.get(VOTED, {}):
+            turn.notice = turn._("Your vote is already counted.")
+        else:
+            # Forged, or older than the answers remembered: nothing is counted.
+            await stale_button(turn, ["fb", token])
+        return
+    _remember(turn.state, VOTED, token, True)
+    record_feedback(turn, entry, shown[1], helpful)
+
+
+def record_feedback(turn: Turn, entry: Entry, question_id: str | None, helpful: bool) -> None:
+    """Store the vote and take the 👍/👎 pair off the answer; a 👎 keeps the question that
+    got the answer as a miss."""
+    _ = turn._
     now = turn.services.now()
     turn.records.append(Feedback(entry.id, helpful, now, question_id))
-    turn.replace(entry.answer_in(turn.state.language), *answer_rows(turn, entry, feedback=False))
+    turn.replace(entry.answer_in(turn.state.language), *answer_rows(turn, entry, None))
     if helpful:
         turn.notice = _("Thanks for the feedback!")
         return
     if question_id is not None:
         turn.records.append(Miss(question_id, "not_helpful", now, entry.id))
+    # The other answers on screen can still be voted on, each once.
+    votes = {key: turn.state.data[key] for key in (ANSWERED, VOTED) if key in turn.state.data}
     turn.state.reset()
     turn.state.flow, turn.state.step = FLOW, "waiting_for_rephrase"
-    if answered:
-        # The other answers on screen can still be voted on.
-        turn.state.data[ANSWERED] = answered
+    turn.state.data.update(votes)
     turn.say(
         _(
             "Sorry that did not help. What were you looking for? Write it in your own words "

@@ -23,7 +23,7 @@ from handlers.i18n import N_, Translate
 
 logger = logging.getLogger(__name__)
 
-RELOADED = "faq:reloaded:"
+RELOADED = "kb_reloaded:"
 # A KB broken in many places would fill the staff chat; the first problems show what is
 # wrong, and `minerdesk faq validate` lists them all.
 MAX_PROBLEMS_SHOWN = 20
@@ -35,7 +35,7 @@ DECISIONS = {
 
 
 def reloaded_event(report: ReloadReport) -> str:
-    """The payload of the staff chat's system event that posts the watcher's `report`."""
+    """The staff chat's system event that posts the watcher's `report`."""
     return f"{RELOADED}{report.attempt}"
 
 

@@ -51,8 +51,13 @@ def asks_for_human(text: str) -> bool:
 
 
 async def start_handoff(turn: Turn, args: list[str]) -> None:
-    """`flow:handoff[:<order number>]`: the menu, answer buttons and order cards."""
-    await open_handoff(turn, "order" if args else "asked", order_number=args[0] if args else None)
+    """`flow:handoff[:<order number>]`: the menu, answer buttons and order cards. Only an
+    order the chat proved it owns goes on the card: a payload can be forged."""
+    linked = {order.number for order in await turn.services.store.linked_orders(turn.key)}
+    order_number = args[0] if args and args[0] in linked else None
+    if args and order_number is None:
+        logger.warning("handoff.unverified_order_ignored chat=%s", turn.key.chat_id)
+    await open_handoff(turn, "asked" if order_number is None else "order", order_number)
 
 
 async def open_handoff(turn: Turn, reason: str, order_number: str | None = None) -> None:
@@ -396,6 +401,9 @@ async def rate(turn: Turn, args: list[str]) -> None:
             turn.replace(_("Thank you for rating us {stars}!").format(stars="⭐" * rating))
         case _:
             await stale_button(turn, args)
+
+
+REMIND_EVENT = "reminders_due"
 
 
 async def remind(turn: Turn) -> None:

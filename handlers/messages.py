@@ -59,6 +59,10 @@ class Incoming:
     # An album arrives as one update per item; the channel merges them into one Incoming
     # and these are the other items' update ids.
     merged_update_ids: tuple[str, ...] = ()
+    # An event the application raises itself (a timer's check, the KB watcher's report).
+    # Channels never set it from what a messenger delivers, so nobody can forge one the
+    # way a button's payload can be forged.
+    system: str | None = None
 
     @property
     def update_ids(self) -> tuple[str, ...]:

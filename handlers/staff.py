@@ -5,25 +5,36 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from handlers import digest, faq_admin, handoff, tickets
-from handlers.engine import Turn
+from handlers.engine import StaffDesk, Turn
+from handlers.messages import Incoming
 
 STAFF_BUTTONS = {"ticket": tickets.staff_button}
-# What the channel's timer asks about: a reminder due, a digest due.
+# What the timer asks about: a reminder due, a digest due.
 SYSTEM_EVENTS: dict[str, Callable[[Turn], Awaitable[None]]] = {
-    "handoff:remind": handoff.remind,
+    handoff.REMIND_EVENT: handoff.remind,
     digest.DIGEST_EVENT: digest.post_digest,
 }
+
+
+def due_checks(desk: StaffDesk) -> list[str]:
+    """The system events the staff chat's timer raises: reminders, and the daily digest
+    when it is on; none without a staff chat."""
+    if desk.chat_id is None:
+        return []
+    return [handoff.REMIND_EVENT] + ([digest.DIGEST_EVENT] if desk.digest_at is not None else [])
+
+
+def system_event(channel: str, staff_chat_id: str, event: str) -> Incoming:
+    """What a channel hands the engine for one of the application's own events."""
+    return Incoming(channel, staff_chat_id, "system", staff=True, system=event)
 
 
 async def staff_event(turn: Turn, args: list[str]) -> None:
     """A rep's message or button press, or a system event: one of the timer's checks, or
     the KB watcher's report."""
     incoming = turn.incoming
-    if incoming.payload in SYSTEM_EVENTS:
-        await SYSTEM_EVENTS[incoming.payload](turn)
-        return
-    if incoming.payload is not None and incoming.payload.startswith(faq_admin.RELOADED):
-        await faq_admin.post_reload_report(turn, incoming.payload.removeprefix(faq_admin.RELOADED))
+    if incoming.system is not None:
+        await _system_event(turn, incoming.system)
         return
     staff_chat = turn.services.staff.chat_id
     if staff_chat is None or incoming.chat_id != staff_chat:
@@ -41,3 +52,10 @@ async def staff_event(turn: Turn, args: list[str]) -> None:
     if await faq_admin.staff_command(turn):
         return
     await handoff.staff_message(turn)
+
+
+async def _system_event(turn: Turn, event: str) -> None:
+    if event in SYSTEM_EVENTS:
+        await SYSTEM_EVENTS[event](turn)
+    elif event.startswith(faq_admin.RELOADED):
+        await faq_admin.post_reload_report(turn, event.removeprefix(faq_admin.RELOADED))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import logging
+from typing import Any
 
 from domain.tickets import DECIDABLE, REVISABLE, Ticket, TicketKind, TicketStatus, TicketStatusSet
 from handlers import forms, repair, second_return
@@ -21,7 +22,7 @@ from handlers.forms import Draft, Form
 from handlers.handoff import customer_translator, in_topic, rep_name, topic_name
 from handlers.i18n import N_, Translate, format_date, translator
 from handlers.menu import menu_button, stale_button
-from handlers.messages import Button, Media, MediaKind, Reply
+from handlers.messages import Button, Incoming, Media, MediaKind, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -399,12 +400,14 @@ async def staff_button(turn: Turn, args: list[str]) -> None:
     if action == "confirm":
         await _decide(turn, ticket, TicketStatus.CONFIRMED, "", turn.incoming.message_id)
         return
-    # Asking for more and rejecting need words for the customer: the rep's next message.
+    # Asking for more and rejecting need words for the customer: the rep's next message in
+    # the card's topic (in another topic the rep is talking to another customer).
     waiting = turn.state.data.setdefault("awaiting", {})
     waiting[turn.incoming.user_id] = {
         "ticket": ticket.id,
         "action": action,
         "card": turn.incoming.message_id,
+        "thread": turn.incoming.thread_id,
     }
     question = (
         "what the customer should add or change"
@@ -425,7 +428,7 @@ async def staff_reply(turn: Turn) -> bool:
     """A rep's message that answers "what should the customer add" or "why rejected"."""
     waiting = turn.state.data.get("awaiting", {})
     pending = waiting.get(turn.incoming.user_id)
-    if pending is None:
+    if pending is None or not _answers_card(turn.incoming, pending):
         return False
     ticket = await turn.services.store.ticket(pending["ticket"])
     staff_chat, incoming = turn.key.chat_id, turn.incoming
@@ -449,6 +452,15 @@ async def staff_reply(turn: Turn) -> bool:
     status = TicketStatus.NEEDS_INFO if pending["action"] == "more" else TicketStatus.REJECTED
     await _decide(turn, ticket, status, text, pending.get("card"))
     return True
+
+
+def _answers_card(incoming: Incoming, pending: dict[str, Any]) -> bool:
+    """Whether a rep's message is where the decision's words are expected: in the card's
+    topic; in a chat without topics, anything but a reply to some other message (which is
+    how reps answer customers there)."""
+    if incoming.thread_id != pending.get("thread"):
+        return False
+    return incoming.thread_id is not None or incoming.reply_to in (None, pending.get("card"))
 
 
 async def _decide(

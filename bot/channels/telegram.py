@@ -68,10 +68,10 @@ from bot.ratelimit import RateLimiter, RateLimits
 from bot.serial import SerialQueues
 from bot.settings import Settings
 from domain.chats import ChatKey
-from handlers.digest import DIGEST_EVENT
 from handlers.faq_admin import reloaded_event
 from handlers.i18n import N_, SUPPORTED_LANGUAGES, translator
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
+from handlers.staff import due_checks, system_event
 from storage.base import InboxUpdate, QueuedMessage
 from storage.handoffs import HandoffStore
 
@@ -538,15 +538,6 @@ def _as_new_message(edit: EditMessageText) -> SendMessage:
     return SendMessage(chat_id=edit.chat_id, text=edit.text or "", reply_markup=edit.reply_markup)
 
 
-def staff_checks(settings: Settings) -> list[str]:
-    """The system events the staff chat's timer sends through the engine: reminders, and
-    the daily digest when it is on; none without a staff chat."""
-    handoff = settings.handoff
-    if handoff.staff_chat_id is None:
-        return []
-    return ["handoff:remind"] + ([DIGEST_EVENT] if handoff.digest_time is not None else [])
-
-
 def webhook_secret(settings: Settings) -> str:
     """The configured secret, else one derived from the token (stable across restarts)."""
     secret = settings.telegram.webhook.secret
@@ -590,7 +581,7 @@ class TelegramChannel:
         self.notifier = app.order_notifier(CHANNEL, self.delivery)
         self.archive = app.media_archive(CHANNEL, TelegramFetcher(bot))
         self.staff_chat_id = app.settings.handoff.staff_chat_id
-        self._staff_checks = staff_checks(app.settings)
+        self._staff_checks = due_checks(app.services.staff)
         self._updates = SerialQueues("telegram.updates")
         self._queued: set[str] = set()
         self._albums: dict[tuple[str, str], _Album] = {}
@@ -779,8 +770,8 @@ class TelegramChannel:
 
     async def _check_staff(self) -> None:
         """Ask the staff flows whether a customer waits too long, or the digest is due."""
-        for payload in self._staff_checks:
-            await self._staff_system_event(payload)
+        for name in self._staff_checks:
+            await self._staff_system_event(name)
 
     async def _report_kb_reloads(self) -> None:
         """Post the KB watcher's reports in the staff chat: an edit served, or rejected
@@ -794,15 +785,15 @@ class TelegramChannel:
             assert report is not None, "kb_reported is set with a report"
             await self._staff_system_event(reloaded_event(report))
 
-    async def _staff_system_event(self, payload: str) -> None:
+    async def _staff_system_event(self, name: str) -> None:
         """Run a system event through the staff chat's flows, like a rep's message, so what
         it posts goes through the outbox."""
         assert self.staff_chat_id is not None
-        event = Incoming(CHANNEL, str(self.staff_chat_id), "system", payload=payload, staff=True)
+        event = system_event(CHANNEL, str(self.staff_chat_id), name)
         try:
             outcome = await self.app.engine.handle(event)
         except Exception:
-            logger.exception("telegram.staff_event_failed event=%s", payload)
+            logger.exception("telegram.staff_event_failed event=%s", name)
             return
         for message in outcome.queued:
             self.delivery.enqueue(message)

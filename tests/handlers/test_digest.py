@@ -14,8 +14,8 @@ from domain.handoffs import HandoffOpened
 from faq.service import FaqService
 from handlers.digest import DIGEST_EVENT, MAX_CATCH_UP_DAYS, days_due
 from handlers.engine import Engine, Services, StaffDesk
-from handlers.messages import Incoming
 from handlers.routes import build_router
+from handlers.staff import system_event
 from storage.sqlite import SqliteStorage
 from tests.factories import Clock, Turns
 
@@ -23,7 +23,7 @@ NINE = time(9, 0)
 TUESDAY = date(2026, 11, 24)
 STAFF = "-1001"
 HONG_KONG = ZoneInfo("Asia/Hong_Kong")
-CHECK = Incoming("test", STAFF, "system", payload=DIGEST_EVENT, staff=True)
+CHECK = system_event("test", STAFF, DIGEST_EVENT)
 
 
 def local(day: date, hour: int, minute: int = 0) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,18 @@ pytestmark = pytest.mark.model
 
 def payloads(reply: Reply) -> list[str]:
     return [button.payload for button in reply.flat_buttons]
+
+
+def vote(answer: Reply, helpful: bool) -> str:
+    """The payload of the answer's 👍 or 👎."""
+    thumbs = {"👍": True, "👎": False}
+    [payload] = [b.payload for b in answer.flat_buttons if thumbs.get(b.label) is helpful]
+    return payload
+
+
+async def answered(engine: Engine, question: str, chat: str) -> Reply:
+    [answer] = await said(engine, message(question, chat=chat))
+    return answer
 
 
 async def test_start_greets_with_the_main_menu(engine: Engine) -> None:
@@ -44,19 +57,22 @@ async def test_a_question_gets_its_answer_with_related_and_feedback_buttons(
     assert [f"faq:show:{related}" for related in entry.related[:3]] == [
         b for b in buttons if b.startswith("faq:show:")
     ]
-    assert buttons[-2:] == ["faq:fb:instalments:1", "faq:fb:instalments:0"]
+    assert re.fullmatch(r"faq:fb:[0-9a-f]{8}:1", buttons[-2])
+    assert buttons[-1] == buttons[-2].removesuffix("1") + "0"
 
 
 async def test_feedback_is_stored_and_the_vote_buttons_go_away(
     engine: Engine, storage: SqliteStorage, faq_service: FaqService
 ) -> None:
-    thumbs_up = await engine.handle(press("faq:fb:instalments:1", chat="2", message_id="41"))
+    first = await answered(engine, "Can I pay for my order in instalments?", chat="2")
+    thumbs_up = await engine.handle(press(vote(first, True), chat="2", message_id="41"))
     [answer] = thumbs_up.replies
     assert answer.replaces == "41"
     assert answer.text == faq_service.kb.by_id["instalments"].answer
     assert not any(p.startswith("faq:fb:") for p in payloads(answer))
     assert thumbs_up.notice == "Thanks for the feedback!"
-    [_, ask_again] = await said(engine, press("faq:fb:instalments:0"))
+    second = await answered(engine, "Can I pay for my order in instalments?", chat="1")
+    [_, ask_again] = await said(engine, press(vote(second, False)))
     assert "What were you looking for?" in ask_again.text
     assert "flow:handoff" in payloads(ask_again)
     assert await storage.feedback_counts() == {"instalments": (1, 1)}
@@ -85,8 +101,8 @@ async def test_every_question_is_logged_masked_with_the_matchers_verdict(
 async def test_a_thumbs_down_keeps_the_question_that_got_the_answer(
     engine: Engine, storage: SqliteStorage, faq_service: FaqService
 ) -> None:
-    await said(engine, message("Can I pay for my order in instalments?", chat="3"))
-    await said(engine, press("faq:fb:instalments:0", chat="3"))
+    answer = await answered(engine, "Can I pay for my order in instalments?", chat="3")
+    await said(engine, press(vote(answer, False), chat="3"))
     [reply] = await said(engine, message("How long does shipping take?", chat="3"))
     assert reply.text in {entry.answer for entry in faq_service.kb.entries}
     [miss] = await storage.misses()
@@ -131,8 +147,8 @@ async def test_a_thumbs_down_on_a_chosen_suggestion_names_the_question(
 ) -> None:
     [choices] = await said(engine, message("payment", chat="7"))
     chosen = payloads(choices)[0].removeprefix("faq:show:")
-    await said(engine, press(f"faq:show:{chosen}", chat="7"))
-    await said(engine, press(f"faq:fb:{chosen}:0", chat="7"))
+    [answer] = await said(engine, press(f"faq:show:{chosen}", chat="7"))
+    await said(engine, press(vote(answer, False), chat="7"))
     assert [(m.question, m.reason, m.entry_id) for m in await storage.misses()] == [
         ("payment", "suggested", None),
         ("payment", "not_helpful", chosen),
@@ -193,6 +209,25 @@ async def test_an_unrelated_question_falls_back_honestly(engine: Engine) -> None
     assert "flow:handoff" in payloads(reply)
 
 
+async def test_one_vote_counts_per_answer_shown_and_only_in_its_chat(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    answer = await answered(engine, "Can I pay for my order in instalments?", chat="8")
+    # Another chat pressing this answer's button (a forged payload) counts nothing.
+    [stale] = await said(engine, press(vote(answer, False), chat="9"))
+    assert "no longer valid" in stale.text
+    await said(engine, press(vote(answer, True), chat="8"))
+    again = await engine.handle(press(vote(answer, True), chat="8"))
+    assert (again.replies, again.notice) == ([], "Your vote is already counted.")
+    against = await engine.handle(press(vote(answer, False), chat="8"))
+    assert against.replies == []
+    assert await storage.feedback_counts() == {"instalments": (1, 0)}
+    # Shown again, it can be voted on again: a new answer, a new vote.
+    repeated = await answered(engine, "Can I pay for my order in instalments?", chat="8")
+    await said(engine, press(vote(repeated, True), chat="8"))
+    assert await storage.feedback_counts() == {"instalments": (2, 0)}
+
+
 async def test_a_related_button_shows_that_entry(engine: Engine, faq_service: FaqService) -> None:
     [reply] = await said(engine, press("faq:show:payment_methods"))
     assert reply.text == faq_service.kb.by_id["payment_methods"].answer
@@ -203,6 +238,8 @@ async def test_a_related_button_shows_that_entry(engine: Engine, faq_service: Fa
     [
         "faq:show:no_such_entry",
         "faq:fb:instalments:7",
+        "faq:fb:instalments:1",
+        "faq:fb:0123abcd:1",
         "bogus",
         "menu:hack",
         "flow:teleport",

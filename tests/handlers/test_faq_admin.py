@@ -17,6 +17,7 @@ from handlers.faq_admin import MAX_PROBLEMS_SHOWN, reloaded_event, report_text
 from handlers.i18n import translator
 from handlers.messages import Incoming
 from handlers.routes import build_router
+from handlers.staff import system_event
 from storage.sqlite import SqliteStorage
 from tests.factories import message, said
 
@@ -153,7 +154,7 @@ async def test_the_watchers_report_is_posted_unless_a_newer_one_superseded_it(
     first, second = editable_faq.reload(), editable_faq.reload()
 
     def event(report: ReloadReport) -> Incoming:
-        return Incoming("test", STAFF, "system", payload=reloaded_event(report), staff=True)
+        return system_event("test", STAFF, reloaded_event(report))
 
     assert await said(engine, event(first)) == []
     assert await one_text(engine, event(second)) == report_text(_, second)

@@ -9,13 +9,15 @@ import pytest
 
 from domain.chats import ChatKey
 from domain.handoffs import HandoffStatus
+from domain.ownership import OrderLinked
 from faq.service import FaqService
 from handlers.engine import Engine, Services, StaffDesk
-from handlers.handoff import asks_for_human
+from handlers.handoff import REMIND_EVENT, asks_for_human
 from handlers.messages import Incoming, Media, MediaKind, Reply
 from handlers.routes import build_router
+from handlers.staff import system_event
 from storage.sqlite import SqliteStorage
-from tests.factories import Clock, message, press, said
+from tests.factories import Clock, Turns, message, order, press, said
 
 pytestmark = pytest.mark.model
 
@@ -273,7 +275,7 @@ async def test_reminders_in_business_hours_only(
     engine: Engine, storage: SqliteStorage, clock: Clock
 ) -> None:
     await open_by_button(engine, storage)
-    check = Incoming("test", STAFF, "system", payload="handoff:remind", staff=True)
+    check = system_event("test", STAFF, REMIND_EVENT)
     clock.now = MONDAY + timedelta(minutes=9)
     assert await said(engine, check) == []
     clock.now = MONDAY + timedelta(minutes=11)
@@ -301,3 +303,41 @@ async def test_without_a_staff_chat_customers_get_the_email(
     [reply] = await said(engine, press("flow:handoff"))
     assert "support@example.com" in reply.text
     assert await storage.open_handoff(CUSTOMER) is None
+
+
+async def test_an_order_the_chat_never_verified_stays_off_the_card(
+    engine: Engine, storage: SqliteStorage, turn: Turns
+) -> None:
+    await storage.save_order(order("A-1001"), MONDAY)
+    await storage.save_order(order("A-2002", email="other@example.com"), MONDAY)
+    await turn(CUSTOMER, OrderLinked("A-1001"))
+
+    forged = to_staff(await said(engine, press("flow:handoff:A-2002")))
+    assert "A-2002" not in forged[0].text
+    handoff = await storage.open_handoff(CUSTOMER)
+    assert handoff is not None
+    assert (handoff.reason, handoff.order_number) == ("asked", None)
+    await storage.set_topic(CUSTOMER, STAFF, "500")
+    await said(engine, staff_says("/close"))
+
+    [_, card] = await said(engine, press("flow:handoff:A-1001"))
+    assert "question about order A-1001" in card.text
+    reopened = await storage.open_handoff(CUSTOMER)
+    assert reopened is not None
+    assert (reopened.reason, reopened.order_number) == ("order", "A-1001")
+
+
+@pytest.mark.parametrize("payload", [REMIND_EVENT, "handoff:remind", "kb_reloaded:1"])
+async def test_a_rep_cannot_fire_system_events_with_a_forged_button(
+    engine: Engine, storage: SqliteStorage, clock: Clock, payload: str
+) -> None:
+    await open_by_button(engine, storage)
+    clock.now = MONDAY + timedelta(minutes=30)
+    forged = await engine.handle(
+        Incoming("test", STAFF, "77", payload=payload, update_id=f"f{payload}", staff=True)
+    )
+    assert forged.queued == []
+    assert forged.notice == "This button is not for this chat."
+    # The real timer still reminds.
+    [reminder] = await said(engine, system_event("test", STAFF, REMIND_EVENT))
+    assert "waiting 30 minutes" in reminder.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -52,7 +53,9 @@ def photo(ref: str, group: str | None = None, size: int = 200_000) -> Media:
     return Media(MediaKind.PHOTO, ref, size, "image/jpeg", group)
 
 
-def staff_press(payload: str, rep: str = "555", message_id: str = "900") -> Incoming:
+def staff_press(
+    payload: str, rep: str = "555", message_id: str = "900", thread: str | None = None
+) -> Incoming:
     return Incoming(
         "test",
         STAFF_CHAT,
@@ -62,18 +65,20 @@ def staff_press(payload: str, rep: str = "555", message_id: str = "900") -> Inco
         user_name="Alice Rep",
         message_id=message_id,
         staff=True,
+        thread_id=thread,
     )
 
 
-def staff_says(text: str, rep: str = "555") -> Incoming:
+def staff_says(text: str, rep: str = "555", thread: str | None = None) -> Incoming:
     return Incoming(
         "test",
         STAFF_CHAT,
         rep,
         text=text,
-        update_id=f"t{text}{rep}",
+        update_id=f"t{text}{rep}{thread}",
         user_name="Alice Rep",
         staff=True,
+        thread_id=thread,
     )
 
 
@@ -407,6 +412,41 @@ async def test_reject_with_a_reason(engine: Engine, storage: SqliteStorage) -> N
     assert "could not accept" in notice.text
     assert "The label was removed." in notice.text
     assert (await the_ticket(storage)).status is TicketStatus.REJECTED
+
+
+async def test_a_decision_note_goes_only_to_the_customer_of_the_cards_topic(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    ticket = await submitted_repair(engine, storage)
+    other = ChatKey("test", "2")
+    await storage.set_topic(CUSTOMER, STAFF_CHAT, "11")
+    await storage.set_topic(other, STAFF_CHAT, "22")
+    await said(engine, staff_press(f"ticket:more:{ticket.id}", thread="11"))
+
+    # The rep answers another customer in that customer's topic: not the note.
+    elsewhere = await said(engine, staff_says("Your PSU ships tomorrow.", thread="22"))
+    assert not to_customer(elsewhere)
+    assert [r.topic_of for r in elsewhere] == [other.chat_id]
+    assert (await the_ticket(storage)).status is TicketStatus.PENDING
+
+    decided = await said(engine, staff_says("Please add a photo of the label.", thread="11"))
+    [notice] = to_customer(decided)
+    assert "photo of the label" in notice.text
+    assert (await the_ticket(storage)).status is TicketStatus.NEEDS_INFO
+
+
+async def test_without_topics_a_reply_to_another_customer_is_not_the_note(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    ticket = await submitted_repair(engine, storage)
+    await storage.remember_relay(ChatKey("test", STAFF_CHAT), "700", ChatKey("test", "2"))
+    await said(engine, staff_press(f"ticket:reject:{ticket.id}"))
+    answer = staff_says("Your PSU ships tomorrow.")
+    elsewhere = await said(engine, replace(answer, reply_to="700"))
+    assert not to_customer(elsewhere)
+    assert (await the_ticket(storage)).status is TicketStatus.PENDING
+    decided = await said(engine, staff_says("The label was removed."))
+    assert "The label was removed." in to_customer(decided)[0].text
 
 
 async def test_forged_ticket_buttons_reveal_nothing(engine: Engine, storage: SqliteStorage) -> None:
