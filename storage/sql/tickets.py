@@ -2,8 +2,8 @@
 to copy to disk.
 
 The rules of a change (what a submission or a staff decision sets, which history line each
-record adds) are `domain.tickets`'; here the ticket's row is read, the rule applied and the
-result written back, in the turn's transaction.
+record adds) live in `domain.tickets`; here the ticket's row is read, the rule applied and
+the result written back, in the turn's transaction.
 """
 
 from __future__ import annotations

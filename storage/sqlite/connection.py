@@ -54,12 +54,15 @@ class SqliteDatabase:
 
 
 class Migrations(Sequence[str]):
-    """The schema's migration scripts, `migrations/NNNN_<what>.sql` in this package, in
-    order: version N is the first N applied. Read on first use, not at import."""
+    """A schema's migration scripts, `migrations/NNNN_<what>.sql` in `package`, in order:
+    version N is the first N applied. Read on first use, not at import."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
 
     @cached_property
     def _scripts(self) -> tuple[str, ...]:
-        folder = resources.files(__package__).joinpath("migrations")
+        folder = resources.files(self.package).joinpath("migrations")
         files = sorted(
             (item for item in folder.iterdir() if item.name.endswith(".sql")),
             key=lambda item: item.name,
@@ -84,7 +87,7 @@ class Migrations(Sequence[str]):
 
 
 # Append only: each file moves the schema one version up; never edit a shipped one.
-MIGRATIONS = Migrations()
+MIGRATIONS = Migrations("storage.sqlite")
 
 
 async def schema_version(connection: aiosqlite.Connection) -> int:
