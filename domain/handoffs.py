@@ -79,6 +79,23 @@ class HandoffUpdate:
     changes: Mapping[str, Any] = field(default_factory=dict)
 
 
+def fields_to_set(update: HandoffUpdate, first_staff_reply_at: datetime | None) -> dict[str, Any]:
+    """The fields `update` sets on a handoff whose first staff reply came at
+    `first_staff_reply_at` (None: none yet); only the first reply counts, so a later one
+    does not move it.
+
+    Raises ValueError for a name outside HANDOFF_FIELDS.
+    """
+    unknown = set(update.changes) - HANDOFF_FIELDS
+    if unknown:
+        raise ValueError(f"not handoff fields: {', '.join(sorted(unknown))}")
+    return {
+        name: value
+        for name, value in update.changes.items()
+        if name != "first_staff_reply_at" or first_staff_reply_at is None
+    }
+
+
 @dataclass(frozen=True)
 class StaffNote:
     """Record: an internal note on a handoff, never sent to the customer."""

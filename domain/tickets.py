@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -38,6 +38,9 @@ DECIDABLE = frozenset({TicketStatus.PENDING, TicketStatus.NEEDS_INFO})
 
 # Submitted and not finished: shown to staff in the handoff context card.
 OPEN = frozenset({TicketStatus.PENDING, TicketStatus.NEEDS_INFO, TicketStatus.CONFIRMED})
+
+# Staff decisions: they record who decided and why.
+DECISIONS = frozenset({TicketStatus.NEEDS_INFO, TicketStatus.CONFIRMED, TicketStatus.REJECTED})
 
 # Crockford's base32 without I, L, O and U: nothing to misread or mistype.
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -145,3 +148,56 @@ class TicketStatusSet:
 
 
 TicketRecord = TicketOpened | TicketAnswered | TicketMediaSet | TicketStatusSet
+
+
+# Who answers, files and the opening are attributed to in a ticket's history.
+CUSTOMER = "customer"
+
+# The history's action for a change to each status (PENDING: "submitted" or "revised").
+_STATUS_ACTIONS = {
+    TicketStatus.NEEDS_INFO: "asked_for_more",
+    TicketStatus.CONFIRMED: "confirmed",
+    TicketStatus.REJECTED: "rejected",
+    TicketStatus.CANCELLED: "cancelled",
+    TicketStatus.DRAFT: "reopened",
+}
+
+
+def with_status(ticket: Ticket, record: TicketStatusSet) -> Ticket:
+    """The ticket after `record`, as storage writes it back in the same transaction.
+
+    To PENDING it is submitted: `submitted_at` is set the first time and `revision` goes up
+    by one. A staff decision sets `decided_by` to the actor and `staff_note` to the detail.
+    """
+    status = TicketStatus(record.status)
+    changed = replace(ticket, status=status, updated_at=record.at)
+    if status is TicketStatus.PENDING:
+        first = ticket.submitted_at is None
+        return replace(
+            changed,
+            submitted_at=record.at if first else ticket.submitted_at,
+            revision=ticket.revision + 1,
+        )
+    if status in DECISIONS:
+        # A decision without a message has no note: an older one is not this decision's.
+        return replace(changed, decided_by=record.actor, staff_note=record.detail or None)
+    return changed
+
+
+def history_line(record: TicketRecord, revision: int) -> TicketEvent:
+    """The line `record` adds to its ticket's history; `revision` is the ticket's before the
+    record (0 for a new ticket): a first submission reads "submitted", a later "revised"."""
+    match record:
+        case TicketOpened(at=at):
+            return TicketEvent(at, CUSTOMER, "opened")
+        case TicketAnswered(name=name, at=at):
+            # Only the name: the answer itself may be personal data, kept in one place.
+            return TicketEvent(at, CUSTOMER, "answered", name)
+        case TicketMediaSet(name=name, media=media, at=at):
+            return TicketEvent(at, CUSTOMER, "media", f"{name}: {len(media)}")
+        case TicketStatusSet(status=status, actor=actor, at=at, detail=detail):
+            if TicketStatus(status) is TicketStatus.PENDING:
+                action = "submitted" if revision == 0 else "revised"
+            else:
+                action = _STATUS_ACTIONS[TicketStatus(status)]
+            return TicketEvent(at, actor, action, detail)

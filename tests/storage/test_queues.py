@@ -1,0 +1,60 @@
+"""The inbox and the outbox, on a real file."""
+
+from __future__ import annotations
+
+from domain.chats import ChatKey, ConversationState
+from storage.base import InboxUpdate
+from storage.sqlite import SqliteStorage
+
+KEY = ChatKey("telegram", "42")
+
+
+def update(update_id: str) -> InboxUpdate:
+    return InboxUpdate("telegram", update_id, {"update_id": int(update_id)})
+
+
+async def test_the_inbox_keeps_each_update_once_in_arrival_order(storage: SqliteStorage) -> None:
+    await storage.receive([update("7"), update("5")])
+    await storage.receive([update("5"), update("9")])
+    assert [u.update_id for u in await storage.inbox("telegram")] == ["7", "5", "9"]
+    assert await storage.inbox("console") == []
+
+
+async def test_processing_or_discarding_takes_an_update_out_of_the_inbox(
+    storage: SqliteStorage,
+) -> None:
+    await storage.receive([update("1"), update("2"), update("3")])
+    await storage.save(KEY, ConversationState(), "1")
+    await storage.discard("telegram", "3")
+    assert [u.update_id for u in await storage.inbox("telegram")] == ["2"]
+
+
+async def test_replies_go_to_their_own_chats_and_merged_updates_count_as_processed(
+    storage: SqliteStorage,
+) -> None:
+    staff = ChatKey(KEY.channel, "-100")
+    await storage.receive([InboxUpdate(KEY.channel, u, {}) for u in ("5", "6", "7")])
+    queued = await storage.save(
+        KEY,
+        ConversationState(),
+        "5",
+        replies=[(KEY, {"text": "to you"}), (staff, {"text": "to staff"})],
+        also_processed=["6"],
+    )
+    assert [(m.key, m.body["text"]) for m in queued] == [(KEY, "to you"), (staff, "to staff")]
+    assert [await storage.is_processed(KEY, u) for u in ("5", "6", "7")] == [True, True, False]
+    assert [u.update_id for u in await storage.inbox(KEY.channel)] == ["7"]
+
+
+async def test_replies_wait_in_the_outbox_until_delivered_or_failed(
+    storage: SqliteStorage,
+) -> None:
+    bodies = [{"text": "one"}, {"text": "two"}, {"text": "three"}]
+    queued = await storage.save(KEY, ConversationState(), "1", replies=[(KEY, b) for b in bodies])
+    assert [m.body for m in queued] == bodies
+    first, second, third = queued
+    await storage.mark_delivered(first.id)
+    await storage.mark_progress(second.id, 2)
+    await storage.mark_failed(third.id, "Forbidden: bot was blocked by the user")
+    [left] = await storage.outbox("telegram")
+    assert (left.id, left.key, left.body, left.parts_sent) == (second.id, KEY, {"text": "two"}, 2)
