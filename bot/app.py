@@ -14,6 +14,7 @@ from bot.notifier import OrderNotifier
 from bot.settings import Settings, kb_path
 from domain.hours import BusinessHours
 from domain.orders import Order, OrderRules
+from domain.ownership import CheckLimits
 from faq.encoder import Encoder, multilingual_encoder
 from faq.service import FaqService, ReloadReport, watch_kb
 from handlers.engine import Engine, Services, StaffDesk
@@ -131,7 +132,11 @@ async def build_app(settings: Settings) -> AsyncIterator[App]:
             store=storage,
             order_rules=order_rules(settings),
             zone=settings.company.zone,
-            max_failed_checks_per_hour=settings.orders.max_failed_checks_per_hour,
+            check_limits=CheckLimits(
+                per_chat=settings.orders.max_failed_checks_per_hour,
+                per_lookup=settings.orders.max_failed_checks_per_order_per_hour,
+                overall=settings.orders.max_failed_checks_overall_per_hour,
+            ),
             staff=staff_desk(settings),
             file_size_limit=None if settings.telegram.local_bot_api else 20 * 1024 * 1024,
         )

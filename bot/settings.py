@@ -178,6 +178,9 @@ class OrdersSettings(Section):
     repaired_part_warranty_days: int = Field(default=30, ge=0)
     # Wrong order number or e-mail answers a chat may give per hour before a cool-down.
     max_failed_checks_per_hour: int = Field(default=5, ge=1)
+    # Guesses at one order from many chats, and at many orders from many chats.
+    max_failed_checks_per_order_per_hour: int = Field(default=10, ge=1)
+    max_failed_checks_overall_per_hour: int = Field(default=100, ge=1)
     api: OrdersApiSettings = Field(default_factory=OrdersApiSettings)
 
     @field_validator("dispatch_business_days", "delivery_business_days")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,12 +17,34 @@ class OrderLinked:
 
 @dataclass(frozen=True)
 class FailedOwnershipCheck:
-    """A wrong order number or e-mail; too many in an hour lock the chat out for a while."""
+    """A wrong order number or e-mail, counted against the chat, the code it tried and the
+    shop as a whole (see CheckLimits)."""
 
     at: datetime
+    # The order number or serial number tried, upper-cased.
+    lookup: str = ""
 
 
 CHECK_WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class CheckLimits:
+    """Failed ownership checks an hour that pause look-ups: in one chat; of one order or
+    serial number from any chats (a new account buys no new guesses at the same order);
+    and in the whole shop, against guessing many orders from many accounts."""
+
+    per_chat: int = 5
+    per_lookup: int = 10
+    overall: int = 100
+
+
+def pause(failures: Sequence[datetime], limit: int, now: datetime) -> timedelta | None:
+    """How long look-ups stay paused when `failures` (the last hour's, oldest first) reached
+    `limit`: until the oldest failure that counts leaves the hour. None: not paused."""
+    if len(failures) < limit:
+        return None
+    return failures[-limit] + CHECK_WINDOW - now
 
 
 def minutes_until(wait: timedelta) -> int:

@@ -13,6 +13,7 @@ from domain.chats import ChatKey, ConversationState
 from domain.handoffs import Said
 from domain.hours import BusinessHours
 from domain.orders import OrderRules
+from domain.ownership import CheckLimits
 from domain.privacy import mask_emails_in
 from faq.service import FaqService
 from handlers.i18n import Translate, supported_language, translator
@@ -54,7 +55,7 @@ class Services:
     store: Storage
     order_rules: OrderRules = field(default_factory=OrderRules)
     zone: tzinfo = UTC
-    max_failed_checks_per_hour: int = 5
+    check_limits: CheckLimits = field(default_factory=CheckLimits)
     staff: StaffDesk = field(default_factory=StaffDesk)
     clock: Callable[[], datetime] = _utc_now
     # The biggest file the bot can fetch from the channel (the cloud Bot API's 20 MB);

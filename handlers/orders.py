@@ -113,7 +113,7 @@ async def order_step(turn: Turn, args: list[str]) -> None:
     if owned:
         _show(turn, owned[0], purpose, lookup)
         return
-    if await _locked_out(turn):
+    if await _locked_out(turn, lookup):
         return
     turn.state.step = "waiting_for_email"
     turn.state.data["lookup"] = lookup
@@ -134,10 +134,10 @@ async def _check_email(turn: Turn, email: str) -> None:
             [menu_button(turn)],
         )
         return
-    if await _locked_out(turn):
-        return
     lookup = turn.state.data.get("lookup", "")
     purpose = turn.state.data.get("purpose", TRACK)
+    if await _locked_out(turn, lookup):
+        return
     proved = await prove_with_email(turn, lookup, email)
     if isinstance(proved, int):
         turn.state.reset()
@@ -157,9 +157,9 @@ async def _check_email(turn: Turn, email: str) -> None:
         _show(turn, proved[0], purpose, lookup)
 
 
-async def _locked_out(turn: Turn) -> bool:
+async def _locked_out(turn: Turn, lookup: str | None = None) -> bool:
     """After too many wrong answers in an hour, pause look-ups until the oldest ages out."""
-    minutes = await locked_out_minutes(turn)
+    minutes = await locked_out_minutes(turn, lookup)
     if minutes is None:
         return False
     turn.state.reset()

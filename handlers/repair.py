@@ -183,7 +183,7 @@ async def _check_email(after_verified: OrderHook, turn: Turn, draft: Draft) -> b
     email = draft.answers.get("order_email", SKIPPED)
     if email == SKIPPED:
         return await after_verified(turn, draft, None)
-    minutes = await locked_out_minutes(turn)
+    minutes = await locked_out_minutes(turn, draft.answers.get("order"))
     proved = (
         minutes
         if minutes is not None

@@ -77,6 +77,9 @@ class OrderStore(Protocol):
         """Forget a notice a later status change made pointless."""
         ...
 
-    async def failed_checks_since(self, key: ChatKey, since: datetime) -> Sequence[datetime]:
-        """When this chat failed an ownership check since `since`, oldest first."""
+    async def failed_checks_since(
+        self, since: datetime, key: ChatKey | None = None, lookup: str | None = None
+    ) -> Sequence[datetime]:
+        """When ownership checks failed since `since`, oldest first: this chat's, those of
+        this order or serial number (any case, from any chat), or all of them."""
         ...

@@ -50,8 +50,8 @@ async def write_link(tx: Transaction, key: ChatKey, record: OrderLinked) -> None
 
 async def write_failed_check(tx: Transaction, key: ChatKey, record: FailedOwnershipCheck) -> None:
     await tx.execute(
-        "INSERT INTO ownership_checks_failed (channel, chat_id, at) VALUES (?, ?, ?)",
-        (key.channel, key.chat_id, utc_timestamp(record.at)),
+        "INSERT INTO ownership_checks_failed (channel, chat_id, at, lookup) VALUES (?, ?, ?, ?)",
+        (key.channel, key.chat_id, utc_timestamp(record.at), record.lookup.upper()),
     )
 
 
@@ -207,12 +207,18 @@ class OrderRepository(Repository):
         async with self.database.transaction() as tx:
             await _take_notice(tx, notice)
 
-    async def failed_checks_since(self, key: ChatKey, since: datetime) -> list[datetime]:
-        """Times (UTC, to the millisecond) of the chat's failed ownership checks at or after
-        `since` (tz-aware), oldest first."""
-        rows = await self.database.fetch_all(
-            "SELECT at FROM ownership_checks_failed WHERE channel=? AND chat_id=? AND at >= ? "
-            "ORDER BY at, id",
-            (key.channel, key.chat_id, utc_timestamp(since)),
-        )
+    async def failed_checks_since(
+        self, since: datetime, key: ChatKey | None = None, lookup: str | None = None
+    ) -> list[datetime]:
+        """Times (UTC, to the millisecond) of failed ownership checks at or after `since`
+        (tz-aware), oldest first: the chat's, the lookup's (any case), or all of them."""
+        query = "SELECT at FROM ownership_checks_failed WHERE at >= ?"
+        params: list[Any] = [utc_timestamp(since)]
+        if key is not None:
+            query += " AND channel=? AND chat_id=?"
+            params += [key.channel, key.chat_id]
+        if lookup is not None:
+            query += " AND lookup=?"
+            params.append(lookup.upper())
+        rows = await self.database.fetch_all(query + " ORDER BY at, id", params)
         return [datetime.fromisoformat(at) for (at,) in rows]

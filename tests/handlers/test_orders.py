@@ -8,8 +8,9 @@ import pytest
 
 from domain.chats import ChatKey
 from domain.orders import Condition, OrderItem, OrderStatus, Repair, StatusChange
+from domain.ownership import CheckLimits
 from faq.service import FaqService
-from handlers.engine import Engine, Services
+from handlers.engine import Engine, Services, StaffDesk
 from handlers.messages import Incoming, Media, MediaKind, Reply
 from handlers.routes import build_router
 from storage.sqlite import SqliteStorage
@@ -112,6 +113,50 @@ async def test_five_failed_checks_in_an_hour_pause_lookups(
     assert "Order A-1001</b>" in card.text
 
 
+async def test_guesses_at_one_order_from_many_chats_pause_its_lookups_and_warn_staff(
+    storage: SqliteStorage, faq_service: FaqService, placeholders: dict[str, str], clock: Clock
+) -> None:
+    desk = StaffDesk(chat_id="-100")
+    services = Services(faq_service, placeholders, storage, clock=clock, staff=desk)
+    engine = Engine(storage, services, build_router())
+    await storage.save_order(order(), NOW)
+    # Two guesses from each of five fresh chats: under the per-chat limit every time.
+    warnings = []
+    for guess in range(10):
+        chat = str(100 + guess // 2)
+        await said(engine, press("flow:track_order", chat=chat))
+        await said(engine, message("A-1001", chat=chat))
+        replies = await said(engine, message(f"guess{guess}@example.com", chat=chat))
+        warnings += [r for r in replies if r.chat_id == "-100"]
+    [warning] = warnings
+    assert "<code>A-1001</code> failed 10 times" in warning.text
+    # The owner, in a new chat, waits too: the order's look-ups are paused for the hour.
+    await said(engine, press("flow:track_order", chat="200"))
+    paused = await one(engine, message("A-1001", chat="200"))
+    assert "paused" in paused.text
+    # Another order is still looked up.
+    await storage.save_order(order("B-2002"), NOW)
+    other = await verify(engine, "B-2002", "buyer@example.com", chat="201")
+    assert "Order B-2002</b>" in other.text
+    clock.now += timedelta(minutes=61)
+    card = await verify(engine, "A-1001", "buyer@example.com", chat="200")
+    assert "Order A-1001</b>" in card.text
+
+
+async def test_too_many_failed_checks_in_the_shop_pause_every_lookup(
+    storage: SqliteStorage, faq_service: FaqService, placeholders: dict[str, str], clock: Clock
+) -> None:
+    limits = CheckLimits(overall=3)
+    services = Services(faq_service, placeholders, storage, clock=clock, check_limits=limits)
+    engine = Engine(storage, services, build_router())
+    await storage.save_order(order(), NOW)
+    for guess in range(3):
+        reply = await verify(engine, f"Z-{guess}", "a@example.com", chat=str(300 + guess))
+        assert "could not find" in reply.text
+    await said(engine, press("flow:track_order", chat="400"))
+    assert "paused" in (await one(engine, press("flow:track_order", chat="400"))).text
+
+
 async def test_a_forged_button_reveals_no_order(engine: Engine, storage: SqliteStorage) -> None:
     await storage.save_order(order(), NOW)
     for payload in ("orders:track:A-1001", "orders:warranty:A-1001", "orders:bogus"):
@@ -132,7 +177,7 @@ async def test_bad_input_in_the_flow_is_reasked_without_losing_the_step(
     assert "does not look like an e-mail" in (await one(engine, message("not an email"))).text
     card = await one(engine, message("buyer@example.com"))
     assert "Order A-1001</b>" in card.text
-    failures = await storage.failed_checks_since(ChatKey("test", "1"), NOW - timedelta(hours=1))
+    failures = await storage.failed_checks_since(NOW - timedelta(hours=1), ChatKey("test", "1"))
     assert list(failures) == []
 
 

@@ -42,11 +42,15 @@ SHIPPED = {
     "0007_faq_question_log.sql": (
         "e3f29a59726012b333922830d5c4422486e09aab763ac2a418f3a4d31df876be"
     ),
+    "0008_failed_checks_by_lookup.sql": (
+        "9544f1520b16b9e27b09ad05d377cbd6f74d2e0e62f85eb05af9136a4cccde8b"
+    ),
 }
 
 ORDER = order("MD-1001")
 ORDER_BODY = json.dumps({k: v for k, v in order_to_record(ORDER).items() if k != "history"})
 AT = "'2024-05-01T09:00:00.000Z'"
+LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 PAID_AT_T0 = StatusChange(OrderStatus.PAID, datetime(2024, 5, 1, 9, 0, tzinfo=UTC))
 
 # Rows a file at each version can hold, in the tables (or columns) that version added; a
@@ -109,6 +113,10 @@ ROWS: dict[int, list[str]] = {
         "INSERT INTO faq_misses (channel, chat_id, question, reason, question_id) "
         "VALUES ('telegram', '42', 'hosting?', 'fallback', 'q1')",
         f"INSERT INTO staff_digests (day, sent_at) VALUES ('2024-04-30', {AT})",
+    ],
+    8: [
+        "INSERT INTO ownership_checks_failed (channel, chat_id, at, lookup) "
+        f"VALUES ('telegram', '42', {AT}, 'MD-1001')",
     ],
 }
 
@@ -174,6 +182,7 @@ async def test_a_file_at_any_version_is_upgraded_with_its_rows(
             5: [t.answers for t in await upgraded.tickets_of(KEY)] == [{"model": "S19"}],
             6: (await upgraded.load(CHOSE)).language_chosen,
             7: await upgraded.last_digest_day() == date(2024, 4, 30),
+            8: len(await upgraded.failed_checks_since(LONG_AGO, lookup="md-1001")) == 1,
         }
 
     after = every_row(path)

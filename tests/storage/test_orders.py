@@ -242,10 +242,11 @@ async def test_a_notice_that_never_existed_cannot_be_delivered(storage: SqliteSt
     assert await storage.outbox("telegram") == []
 
 
-async def fail_check(storage: SqliteStorage, key: ChatKey, update_id: str) -> None:
-    await storage.save(
-        key, ConversationState(), update_id, records=[FailedOwnershipCheck(datetime.now(UTC))]
-    )
+async def fail_check(
+    storage: SqliteStorage, key: ChatKey, update_id: str, lookup: str = "A-1"
+) -> None:
+    check = FailedOwnershipCheck(datetime.now(UTC), lookup)
+    await storage.save(key, ConversationState(), update_id, records=[check])
 
 
 async def test_failed_checks_are_counted_per_chat_since_a_time(storage: SqliteStorage) -> None:
@@ -255,13 +256,26 @@ async def test_failed_checks_are_counted_per_chat_since_a_time(storage: SqliteSt
     await fail_check(storage, OTHER, "3")
     after = datetime.now(UTC) + timedelta(seconds=1)
 
-    failures = await storage.failed_checks_since(KEY, before)
+    failures = await storage.failed_checks_since(key=KEY, since=before)
 
     assert len(failures) == 2
     assert failures == sorted(failures)
     assert all(before <= at <= after and at.utcoffset() == timedelta(0) for at in failures)
-    assert len(await storage.failed_checks_since(OTHER, before)) == 1
-    assert await storage.failed_checks_since(KEY, after) == []
+    assert len(await storage.failed_checks_since(key=OTHER, since=before)) == 1
+    assert await storage.failed_checks_since(key=KEY, since=after) == []
+
+
+async def test_failed_checks_are_counted_per_lookup_across_chats_and_overall(
+    storage: SqliteStorage,
+) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    await fail_check(storage, KEY, "1", lookup="A-1")
+    await fail_check(storage, OTHER, "2", lookup="a-1")
+    await fail_check(storage, OTHER, "3", lookup="SN-77")
+    assert len(await storage.failed_checks_since(before, lookup="A-1")) == 2
+    assert len(await storage.failed_checks_since(before, lookup="sn-77")) == 1
+    assert len(await storage.failed_checks_since(before, key=OTHER, lookup="A-1")) == 1
+    assert len(await storage.failed_checks_since(before)) == 3
 
 
 async def test_failed_checks_compare_across_time_zones_and_to_the_millisecond(
@@ -277,13 +291,14 @@ async def test_failed_checks_compare_across_time_zones_and_to_the_millisecond(
     )
     await storage.db.commit()
     berlin_noon = datetime(2024, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
-    assert await storage.failed_checks_since(KEY, berlin_noon) == [
+    assert await storage.failed_checks_since(key=KEY, since=berlin_noon) == [
         datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
         datetime(2024, 5, 1, 10, 0, 0, 500_000, tzinfo=UTC),
     ]
-    assert await storage.failed_checks_since(
-        KEY, datetime(2024, 5, 1, 10, 0, 0, 400_000, tzinfo=UTC)
-    ) == [datetime(2024, 5, 1, 10, 0, 0, 500_000, tzinfo=UTC)]
+    just_after = datetime(2024, 5, 1, 10, 0, 0, 400_000, tzinfo=UTC)
+    assert await storage.failed_checks_since(key=KEY, since=just_after) == [
+        datetime(2024, 5, 1, 10, 0, 0, 500_000, tzinfo=UTC)
+    ]
 
 
 async def test_prune_forgets_old_failed_checks(storage: SqliteStorage) -> None:
@@ -294,9 +309,9 @@ async def test_prune_forgets_old_failed_checks(storage: SqliteStorage) -> None:
     await storage.db.commit()
     await fail_check(storage, KEY, "1")
     long_ago = datetime(2019, 1, 1, tzinfo=UTC)
-    assert len(await storage.failed_checks_since(KEY, long_ago)) == 2
+    assert len(await storage.failed_checks_since(key=KEY, since=long_ago)) == 2
     await storage.prune(older_than_days=7)
-    [recent] = await storage.failed_checks_since(KEY, long_ago)
+    [recent] = await storage.failed_checks_since(key=KEY, since=long_ago)
     assert recent > datetime.now(UTC) - timedelta(minutes=1)
 
 
