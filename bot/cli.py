@@ -220,7 +220,12 @@ def _add_faq_editing(faq: Commands) -> None:
         "With --json: {decision, language, entry_id, score, answer, suggestions}. Without "
         "TEXT: one question per stdin line, the model loaded once.",
     )
-    ask.add_argument("text", nargs="?", help="the question; omitted: read one per line from stdin")
+    ask.add_argument(
+        "text",
+        nargs="?",
+        type=_utf8_text,
+        help="the question; omitted: read one per line from stdin",
+    )
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
     ask.set_defaults(handler=_faq_ask)
     gaps = _command(
@@ -342,25 +347,45 @@ def _faq_ask(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_faq
 
     service = build_faq(settings)
+    skipped = 0
     try:
-        for question in _questions(args.text):
-            result = service.ask(question)
-            if args.json:
-                print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
-            else:
-                _print_result(result)
+        questions = [(1, args.text)] if args.text is not None else _stdin_lines()
+        for number, question in questions:
+            if question is None:
+                print(
+                    f"minerdesk: stdin line {number}: not UTF-8 text, skipped",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                skipped += 1
+            elif question.strip():
+                result = service.ask(question.rstrip("\r\n"))
+                if args.json:
+                    print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
+                else:
+                    _print_result(result)
     finally:
         service.close()
-    return EXIT_OK
+    return EXIT_PROBLEMS if skipped else EXIT_OK
 
 
-def _questions(text: str | None) -> Iterator[str]:
-    if text is not None:
-        yield text
-        return
-    for line in sys.stdin:
-        if line.strip():
-            yield line.rstrip("\n")
+def _utf8_text(text: str) -> str:
+    # Python hands on an argument's undecodable bytes as lone surrogates.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError("not UTF-8 text") from None
+    return text
+
+
+def _stdin_lines() -> Iterator[tuple[int, str | None]]:
+    """Each line of stdin with its number; None for one that is not UTF-8, so one bad
+    line does not end the batch."""
+    for number, line in enumerate(sys.stdin.buffer, start=1):
+        try:
+            yield number, line.decode("utf-8")
+        except UnicodeDecodeError:
+            yield number, None
 
 
 def _print_result(result: FaqResult) -> None:

@@ -109,6 +109,39 @@ def test_ask_json_shape_for_one_question_and_for_stdin(cli_env: dict[str, str]) 
 
 
 @pytest.mark.model
+def test_ask_skips_a_stdin_line_that_is_not_utf8_and_answers_the_rest(
+    cli_env: dict[str, str],
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "faq", "ask", "--json"],
+        input=b"how long does customs take\r\n\xff\xfe garantie?\n\nwarranty\n",
+        capture_output=True,
+        env=cli_env,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.decode() == "minerdesk: stdin line 2: not UTF-8 text, skipped\n"
+    customs, warranty = (json.loads(line) for line in result.stdout.splitlines())
+    assert customs["entry_id"] == "customs_clearance_time"
+    assert warranty["decision"]
+
+
+def test_ask_refuses_a_question_argument_that_is_not_utf8(cli_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "faq", "ask", b"\xff warranty"],
+        capture_output=True,
+        env=cli_env,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines()[-1].endswith("argument text: not UTF-8 text")
+
+
+@pytest.mark.model
 def test_ask_says_which_off_topic_question_stopped_an_answer(cli_env: dict[str, str]) -> None:
     result = minerdesk("faq", "ask", "how much is one bitcoin worth now", env=cli_env)
     assert result.returncode == 0, result.stderr
