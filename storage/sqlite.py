@@ -346,7 +346,8 @@ def _utc_timestamp(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment!r}: pass a tz-aware one")
     utc = moment.astimezone(UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+    # Not %Y: glibc writes year 999 as "999", which compares after "2024".
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
 
 
 def _period(since: datetime | None, until: datetime | None) -> tuple[str, str]:
