@@ -13,7 +13,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -661,15 +661,22 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
+def _start_of_day(day: date, zone: tzinfo) -> datetime | None:
+    """When `day` begins in `zone`, in UTC; None (no bound) when that is before 0001-01-01
+    UTC, the first moment a datetime holds (east of UTC, 0001-01-01 starts a day earlier)."""
+    try:
+        return datetime.combine(day, time(), zone).astimezone(UTC)
+    except OverflowError:
+        return None
+
+
 def _tickets_export(args: argparse.Namespace, settings: Settings) -> int:
     from bot.tickets_export import write_tickets_csv
     from handlers.tickets import EXPORT_ANSWER_ORDER
     from storage.sqlite import SqliteStorage
 
     statuses = [TicketStatus(value) for value in args.status or EXPORTED_STATUSES]
-    since = None
-    if args.since is not None:
-        since = datetime.combine(args.since, time(), settings.company.zone)
+    since = None if args.since is None else _start_of_day(args.since, settings.company.zone)
 
     async def read() -> list[Ticket]:
         async with SqliteStorage(settings.database_path) as storage:
