@@ -54,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings, quiet=args.command != "run")
     from faq.encoder import ModelNotFound
     from faq.loader import KbInvalid
+    from storage.sqlite import DatabaseMissing
 
     try:
         return int(args.handler(args, settings))
@@ -67,6 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except (_Fatal, ModelNotFound) as exc:
         print(f"minerdesk: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DatabaseMissing as exc:
+        print(
+            f"minerdesk: storage.url: {exc} (mistyped? `minerdesk run`, `chat` and "
+            "`orders import` create it)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
 
 
@@ -501,7 +509,7 @@ def _faq_gaps(args: argparse.Namespace, settings: Settings) -> int:
     since = until - timedelta(days=args.days)
 
     async def read() -> list[LoggedMiss]:
-        async with SqliteStorage(settings.database_path) as storage:
+        async with SqliteStorage(settings.database_path, create=False) as storage:
             return await storage.misses(since, until)
 
     misses = asyncio.run(read())
@@ -635,7 +643,7 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
         raise _Fatal("--days: expected 1 or more")
 
     async def read() -> dict[str, object]:
-        async with SqliteStorage(settings.database_path) as storage:
+        async with SqliteStorage(settings.database_path, create=False) as storage:
             since = datetime.now(UTC) - timedelta(days=args.days)
             handoffs = await storage.handoff_stats(since)
             faq = await storage.faq_stats(since)
@@ -679,7 +687,7 @@ def _tickets_export(args: argparse.Namespace, settings: Settings) -> int:
     since = None if args.since is None else _start_of_day(args.since, settings.company.zone)
 
     async def read() -> list[Ticket]:
-        async with SqliteStorage(settings.database_path) as storage:
+        async with SqliteStorage(settings.database_path, create=False) as storage:
             return await storage.tickets(since, statuses)
 
     tickets = asyncio.run(read())

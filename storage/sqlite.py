@@ -421,24 +421,36 @@ def _order_from_json(text: str, history: Iterable[StatusChange] = ()) -> Order:
     return replace(order_from_trusted_record(json.loads(text)), history=tuple(history))
 
 
-class SqliteStorage:
-    """Conversation state and FAQ feedback in a SQLite file (use `open`, or `async with`)."""
+class DatabaseMissing(FileNotFoundError):
+    """No database file where one must already be; nothing was created."""
 
-    def __init__(self, path: Path) -> None:
+
+class SqliteStorage:
+    """Conversation state and FAQ feedback in a SQLite file (use `open`, or `async with`).
+
+    `create=False` is for commands that only read: a mistyped path raises DatabaseMissing
+    instead of starting an empty database there.
+    """
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
+        self.create = create
         self._db: aiosqlite.Connection | None = None
         # One connection serves every chat: a turn's writes must not interleave with another's.
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path) -> SqliteStorage:
-        storage = cls(path)
+    async def open(cls, path: Path, *, create: bool = True) -> SqliteStorage:
+        storage = cls(path, create=create)
         await storage.connect()
         return storage
 
     async def connect(self) -> None:
         if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            elif not self.path.is_file():
+                raise DatabaseMissing(f"no database at {self.path}")
         self._db = await aiosqlite.connect(self.path)
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from domain.chats import ChatKey, ConversationState
@@ -97,6 +99,16 @@ def longest_record() -> dict[str, Any]:
             }
         ],
     }
+
+
+def create_database(path: Path) -> None:
+    """An empty database, as the bot leaves it before its first chat."""
+
+    async def create() -> None:
+        async with SqliteStorage(path):
+            pass
+
+    asyncio.run(create())
 
 
 @dataclass

@@ -71,6 +71,47 @@ def test_run_without_a_token_says_how_to_set_it(cli_env: dict[str, str]) -> None
     assert "MINERDESK_TELEGRAM__TOKEN" in result.stderr
 
 
+def order_record(number: str, **changes: str) -> str:
+    record = {
+        "number": number,
+        "email": "buyer@example.com",
+        "status": "paid",
+        "items": [{"brand": "Bitmain", "model": "Antminer S21"}],
+    }
+    return json.dumps(record | changes)
+
+
+def test_read_only_commands_refuse_a_storage_url_where_no_database_is(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    mistyped = Path(cli_env["MINERDESK_DATA_DIR"]) / "minerdsk.db"
+    in_no_folder = tmp_path / "nope" / "minerdesk.db"
+
+    def using(path: Path) -> dict[str, str]:
+        return cli_env | {"MINERDESK_STORAGE__URL": f"sqlite:///{path}"}
+
+    for path, commands in (
+        (mistyped, [("stats",), ("tickets", "export"), ("faq", "gaps")]),
+        (in_no_folder, [("stats",)]),
+    ):
+        for command in commands:
+            result = minerdesk(*command, env=using(path))
+            assert result.returncode == 2
+            assert result.stderr == (
+                f"minerdesk: storage.url: no database at {path} (mistyped? `minerdesk run`, "
+                "`chat` and `orders import` create it)\n"
+            )
+    assert not mistyped.exists()
+    assert not in_no_folder.parent.exists()
+
+    # A command that owns the database creates it, folder and all.
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(order_record("A-1") + "\n", encoding="utf-8")
+    imported = minerdesk("orders", "import", str(orders), env=using(in_no_folder))
+    assert imported.returncode == 0, imported.stderr
+    assert minerdesk("stats", env=using(in_no_folder)).returncode == 0
+
+
 @pytest.mark.model
 def test_ask_json_shape_for_one_question_and_for_stdin(cli_env: dict[str, str]) -> None:
     single = minerdesk(

@@ -28,6 +28,7 @@ from domain.tickets import (
 from handlers.tickets import EXPORT_ANSWER_ORDER
 from storage.base import Record
 from storage.sqlite import SqliteStorage
+from tests.factories import create_database
 from tests.test_cli import minerdesk
 
 CUSTOMER = ChatKey("telegram", "42")
@@ -295,6 +296,7 @@ def test_the_export_takes_any_day_from_0001_to_9999(cli_env: dict[str, str]) -> 
 
 
 def test_the_export_refuses_unknown_statuses_and_dates(cli_env: dict[str, str]) -> None:
+    create_database(Path(cli_env["MINERDESK_DATA_DIR"]) / "minerdesk.db")
     status = minerdesk("tickets", "export", "--status", "open", env=cli_env)
     day = minerdesk("tickets", "export", "--since", "01.05.2024", env=cli_env)
     folder = minerdesk(
@@ -313,6 +315,7 @@ def test_the_export_refuses_unknown_statuses_and_dates(cli_env: dict[str, str]) 
 def test_the_export_does_not_load_the_embedding_model(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
+    create_database(Path(cli_env["MINERDESK_DATA_DIR"]) / "minerdesk.db")
     check = (
         "import sys\n"
         "from bot.cli import main\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 from domain.chats import ChatKey, ConversationState
 from domain.faq_log import Feedback
 from storage.base import InboxUpdate
-from storage.sqlite import MIGRATIONS, SqliteStorage
+from storage.sqlite import MIGRATIONS, DatabaseMissing, SqliteStorage
 
 KEY = ChatKey("telegram", "42")
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -27,6 +29,17 @@ async def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
     async with SqliteStorage(tmp_path / "bot.db") as second:
         assert await second.schema_version() == len(MIGRATIONS)
         assert (await second.load(KEY)).flow == "faq"
+
+
+async def test_without_create_a_missing_file_is_refused_and_not_made(tmp_path: Path) -> None:
+    mistyped, no_folder = tmp_path / "minerdsk.db", tmp_path / "nope" / "bot.db"
+    for path in (mistyped, no_folder):
+        with pytest.raises(DatabaseMissing, match=f"no database at {path}$"):
+            await SqliteStorage.open(path, create=False)
+    assert await asyncio.to_thread(os.listdir, tmp_path) == []
+    await (await SqliteStorage.open(tmp_path / "bot.db")).close()
+    async with SqliteStorage(tmp_path / "bot.db", create=False) as existing:
+        assert await existing.schema_version() == len(MIGRATIONS)
 
 
 async def test_unknown_chat_gets_a_fresh_state(storage: SqliteStorage) -> None:
