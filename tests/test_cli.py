@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import DEEP_ARRAY
+
 DATA = Path(__file__).resolve().parent / "data"
 ASK_KEYS = {"decision", "language", "entry_id", "score", "answer", "suggestions"}
 CHECK_KEYS = {
@@ -79,6 +81,28 @@ def order_record(number: str, **changes: str) -> str:
         "items": [{"brand": "Bitmain", "model": "Antminer S21"}],
     }
     return json.dumps(record | changes)
+
+
+def test_orders_import_reports_deep_and_oversized_records_and_imports_the_rest(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    orders = tmp_path / "orders.json"
+    records = [
+        order_record("A-1"),
+        DEEP_ARRAY,
+        order_record("A-2", carrier="x" * 900_000),
+        order_record("A-3"),
+    ]
+    orders.write_text("[\n" + ",\n".join(records) + "\n]\n", encoding="utf-8")
+
+    result = minerdesk("orders", "import", str(orders), env=cli_env)
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{orders}:3: nested deeper than 10 levels (an order has 5)",
+        f"{orders}:4: order A-2: carrier: longer than 80 characters (900000)",
+    ]
+    assert result.stdout == f"{orders}: 2 created, 0 updated, 0 unchanged, 2 problem(s)\n"
 
 
 def test_read_only_commands_refuse_a_storage_url_where_no_database_is(
