@@ -33,6 +33,9 @@ logger = logging.getLogger("minerdesk")
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+# The longest period `stats` and `faq gaps` look back: a century covers any bot's history,
+# while a period reaching back before year 1 is one a datetime cannot hold.
+MAX_DAYS = 36_500
 
 # What `tickets export` writes without --status: everything staff have seen.
 EXPORTED_STATUSES = tuple(
@@ -161,7 +164,7 @@ def _add_stats(commands: Commands) -> None:
         "reply (median, p90), satisfaction; FAQ questions by decision and language, the "
         "most answered entries, the most missed questions, votes per entry.",
     )
-    stats.add_argument("--days", type=int, default=30, help="the period, ending now (default 30)")
+    stats.add_argument("--days", type=_days, default=30, help="the period, ending now (default 30)")
     stats.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     stats.set_defaults(handler=_stats)
 
@@ -243,7 +246,7 @@ def _add_faq_editing(faq: Commands) -> None:
         "New alternates for existing entries and new entries for questions no entry covers, "
         "each with how often, in how many chats, why and in which languages it was missed.",
     )
-    gaps.add_argument("--days", type=int, default=30, help="the period, ending now (default 30)")
+    gaps.add_argument("--days", type=_days, default=30, help="the period, ending now (default 30)")
     gaps.add_argument(
         "--min-count",
         type=int,
@@ -411,6 +414,13 @@ def _print_result(result: FaqResult) -> None:
         print(f"  ? [{entry.id}] {entry.question_in(language)} ({candidate.score:.3f})")
 
 
+def _days(text: str) -> int:
+    days = int(text) if text.isdecimal() else 0
+    if not 1 <= days <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_DAYS} days, got {text!r}")
+    return days
+
+
 def _targets(text: str) -> list[float]:
     try:
         targets = [float(part) for part in text.split(",")]
@@ -501,8 +511,6 @@ def _faq_gaps(args: argparse.Namespace, settings: Settings) -> int:
     from faq.gaps import Gap, NewEntry, entry_files, find_gaps, gaps_yaml
     from storage.sqlite import SqliteStorage
 
-    if args.days < 1:
-        raise _Fatal("--days: expected 1 or more")
     if args.min_count < 1:
         raise _Fatal("--min-count: expected 1 or more")
     until = datetime.now(UTC)
@@ -638,9 +646,6 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
     from bot.stats import faq_figures, format_faq_figures, format_figures, handoff_figures
     from faq.loader import check_kb
     from storage.sqlite import SqliteStorage
-
-    if args.days < 1:
-        raise _Fatal("--days: expected 1 or more")
 
     async def read() -> dict[str, object]:
         async with SqliteStorage(settings.database_path, create=False) as storage:

@@ -67,6 +67,16 @@ def test_a_wrong_setting_stops_with_one_line_naming_the_key(cli_env: dict[str, s
     assert "faq.threads" in line
 
 
+def test_a_period_in_days_is_refused_beyond_a_century(cli_env: dict[str, str]) -> None:
+    for command in (("stats",), ("faq", "gaps")):
+        for days in ("0", "36501", "999999999"):
+            result = minerdesk(*command, "--days", days, env=cli_env)
+            assert result.returncode == 2
+            assert result.stderr.splitlines()[-1].endswith(
+                f"argument --days: expected 1 to 36500 days, got '{days}'"
+            )
+
+
 def test_run_without_a_token_says_how_to_set_it(cli_env: dict[str, str]) -> None:
     result = minerdesk("run", env=cli_env)
     assert result.returncode == 2
