@@ -20,7 +20,13 @@ from typing import Any
 
 from aiohttp import web
 
-from domain.order_feed import RecordInvalid, apply_patch, order_from_record
+from domain.order_feed import (
+    NestedTooDeep,
+    RecordInvalid,
+    apply_patch,
+    order_from_record,
+    parse_json,
+)
 from domain.orders import Order, order_to_record
 from storage.orders import OrderStore
 
@@ -140,8 +146,10 @@ async def _save(request: web.Request, order: Order) -> web.Response:
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
-        body = await request.json()
-    except ValueError:
+        body = parse_json(await request.text())
+    except NestedTooDeep as exc:
+        raise web.HTTPBadRequest(reason=f"the body is {exc}") from None
+    except (ValueError, LookupError):  # not JSON, not in its charset, an unknown charset
         raise web.HTTPBadRequest(reason="the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(reason="expected a JSON object")

@@ -13,7 +13,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,9 @@ logger = logging.getLogger("minerdesk")
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+# The longest period `stats` and `faq gaps` look back: a century covers any bot's history,
+# while a period reaching back before year 1 is one a datetime cannot hold.
+MAX_DAYS = 36_500
 
 # What `tickets export` writes without --status: everything staff have seen.
 EXPORTED_STATUSES = tuple(
@@ -54,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings, quiet=args.command != "run")
     from faq.encoder import ModelNotFound
     from faq.loader import KbInvalid
+    from storage.sqlite import DatabaseMissing
 
     try:
         return int(args.handler(args, settings))
@@ -67,6 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except (_Fatal, ModelNotFound) as exc:
         print(f"minerdesk: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DatabaseMissing as exc:
+        print(
+            f"minerdesk: storage.url: {exc} (mistyped? `minerdesk run`, `chat` and "
+            "`orders import` create it)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
 
 
@@ -153,7 +164,7 @@ def _add_stats(commands: Commands) -> None:
         "reply (median, p90), satisfaction; FAQ questions by decision and language, the "
         "most answered entries, the most missed questions, votes per entry.",
     )
-    stats.add_argument("--days", type=int, default=30, help="the period, ending now (default 30)")
+    stats.add_argument("--days", type=_days, default=30, help="the period, ending now (default 30)")
     stats.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     stats.set_defaults(handler=_stats)
 
@@ -220,7 +231,12 @@ def _add_faq_editing(faq: Commands) -> None:
         "With --json: {decision, language, entry_id, score, answer, suggestions}. Without "
         "TEXT: one question per stdin line, the model loaded once.",
     )
-    ask.add_argument("text", nargs="?", help="the question; omitted: read one per line from stdin")
+    ask.add_argument(
+        "text",
+        nargs="?",
+        type=_utf8_text,
+        help="the question; omitted: read one per line from stdin",
+    )
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
     ask.set_defaults(handler=_faq_ask)
     gaps = _command(
@@ -230,7 +246,7 @@ def _add_faq_editing(faq: Commands) -> None:
         "New alternates for existing entries and new entries for questions no entry covers, "
         "each with how often, in how many chats, why and in which languages it was missed.",
     )
-    gaps.add_argument("--days", type=int, default=30, help="the period, ending now (default 30)")
+    gaps.add_argument("--days", type=_days, default=30, help="the period, ending now (default 30)")
     gaps.add_argument(
         "--min-count",
         type=int,
@@ -342,25 +358,45 @@ def _faq_ask(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_faq
 
     service = build_faq(settings)
+    skipped = 0
     try:
-        for question in _questions(args.text):
-            result = service.ask(question)
-            if args.json:
-                print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
-            else:
-                _print_result(result)
+        questions = [(1, args.text)] if args.text is not None else _stdin_lines()
+        for number, question in questions:
+            if question is None:
+                print(
+                    f"minerdesk: stdin line {number}: not UTF-8 text, skipped",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                skipped += 1
+            elif question.strip():
+                result = service.ask(question.rstrip("\r\n"))
+                if args.json:
+                    print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
+                else:
+                    _print_result(result)
     finally:
         service.close()
-    return EXIT_OK
+    return EXIT_PROBLEMS if skipped else EXIT_OK
 
 
-def _questions(text: str | None) -> Iterator[str]:
-    if text is not None:
-        yield text
-        return
-    for line in sys.stdin:
-        if line.strip():
-            yield line.rstrip("\n")
+def _utf8_text(text: str) -> str:
+    # Python hands on an argument's undecodable bytes as lone surrogates.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError("not UTF-8 text") from None
+    return text
+
+
+def _stdin_lines() -> Iterator[tuple[int, str | None]]:
+    """Each line of stdin with its number; None for one that is not UTF-8, so one bad
+    line does not end the batch."""
+    for number, line in enumerate(sys.stdin.buffer, start=1):
+        try:
+            yield number, line.decode("utf-8")
+        except UnicodeDecodeError:
+            yield number, None
 
 
 def _print_result(result: FaqResult) -> None:
@@ -376,6 +412,13 @@ def _print_result(result: FaqResult) -> None:
         print(to_plain_text(entry.answer_in(language)))
     for entry, candidate in zip(result.suggestions, result.match.candidates, strict=False):
         print(f"  ? [{entry.id}] {entry.question_in(language)} ({candidate.score:.3f})")
+
+
+def _days(text: str) -> int:
+    days = int(text) if text.isdecimal() else 0
+    if not 1 <= days <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_DAYS} days, got {text!r}")
+    return days
 
 
 def _targets(text: str) -> list[float]:
@@ -468,15 +511,13 @@ def _faq_gaps(args: argparse.Namespace, settings: Settings) -> int:
     from faq.gaps import Gap, NewEntry, entry_files, find_gaps, gaps_yaml
     from storage.sqlite import SqliteStorage
 
-    if args.days < 1:
-        raise _Fatal("--days: expected 1 or more")
     if args.min_count < 1:
         raise _Fatal("--min-count: expected 1 or more")
     until = datetime.now(UTC)
     since = until - timedelta(days=args.days)
 
     async def read() -> list[LoggedMiss]:
-        async with SqliteStorage(settings.database_path) as storage:
+        async with SqliteStorage(settings.database_path, create=False) as storage:
             return await storage.misses(since, until)
 
     misses = asyncio.run(read())
@@ -606,11 +647,8 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
     from faq.loader import check_kb
     from storage.sqlite import SqliteStorage
 
-    if args.days < 1:
-        raise _Fatal("--days: expected 1 or more")
-
     async def read() -> dict[str, object]:
-        async with SqliteStorage(settings.database_path) as storage:
+        async with SqliteStorage(settings.database_path, create=False) as storage:
             since = datetime.now(UTC) - timedelta(days=args.days)
             handoffs = await storage.handoff_stats(since)
             faq = await storage.faq_stats(since)
@@ -636,18 +674,25 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
+def _start_of_day(day: date, zone: tzinfo) -> datetime | None:
+    """When `day` begins in `zone`, in UTC; None (no bound) when that is before 0001-01-01
+    UTC, the first moment a datetime holds (east of UTC, 0001-01-01 starts a day earlier)."""
+    try:
+        return datetime.combine(day, time(), zone).astimezone(UTC)
+    except OverflowError:
+        return None
+
+
 def _tickets_export(args: argparse.Namespace, settings: Settings) -> int:
     from bot.tickets_export import write_tickets_csv
     from handlers.tickets import EXPORT_ANSWER_ORDER
     from storage.sqlite import SqliteStorage
 
     statuses = [TicketStatus(value) for value in args.status or EXPORTED_STATUSES]
-    since = None
-    if args.since is not None:
-        since = datetime.combine(args.since, time(), settings.company.zone)
+    since = None if args.since is None else _start_of_day(args.since, settings.company.zone)
 
     async def read() -> list[Ticket]:
-        async with SqliteStorage(settings.database_path) as storage:
+        async with SqliteStorage(settings.database_path, create=False) as storage:
             return await storage.tickets(since, statuses)
 
     tickets = asyncio.run(read())

@@ -130,8 +130,12 @@ class StorageSettings(Section):
     @field_validator("url")
     @classmethod
     def _supported_scheme(cls, value: str) -> str:
-        if value and not value.startswith("sqlite:///"):
-            raise ValueError("expected sqlite:///PATH (the only backend so far)")
+        if not value:
+            return value
+        path = value.removeprefix("sqlite:///")
+        # Without a file name ("sqlite:///", "sqlite:///data/") SQLite is given a folder.
+        if path == value or not path.strip() or path.endswith("/"):
+            raise ValueError("expected sqlite:///PATH of a file (the only backend so far)")
         return value
 
 

@@ -7,6 +7,8 @@ import re
 
 # name@domain.tld; `\w` takes accented and non-Latin letters, as mail servers do.
 EMAIL = re.compile(r"[\w.%+'\-]{1,64}@(?:[\w\-]+\.)+[\w\-]{2,}")
+# RFC 5321: no mail server takes a longer address.
+MAX_EMAIL = 254
 ORDER_NUMBER = re.compile(r"[A-Za-z0-9_/#.-]{1,40}")
 SERIAL = re.compile(r"[A-Z0-9-]{4,40}")
 # "SN: JYZZ…", "S/N JYZZ…" as copied from a label; an SN may itself start with "SN".
@@ -17,7 +19,7 @@ SERVICE_TICKET_ID = re.compile(r"[A-Z0-9][A-Z0-9/_.-]{2,39}")
 def email_address(text: str) -> str | None:
     """The address, trimmed, when `text` is exactly one e-mail address."""
     address = text.strip()
-    return address if EMAIL.fullmatch(address) else None
+    return address if len(address) <= MAX_EMAIL and EMAIL.fullmatch(address) else None
 
 
 def order_lookup(text: str) -> str | None:

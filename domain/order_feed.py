@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from domain.identifiers import ORDER_NUMBER, email_address, serial_number
+from domain.identifiers import MAX_EMAIL, ORDER_NUMBER, email_address, serial_number
 from domain.orders import (
     Condition,
     Order,
@@ -57,7 +57,21 @@ CSV_ITEM_COLUMNS = ("brand", "model", "quantity", "condition", "serials")
 CSV_COLUMNS = CSV_ORDER_COLUMNS + CSV_ITEM_COLUMNS
 CSV_REQUIRED = ("number", "email", "status", "brand", "model")
 
-MAX_NAME = 80
+# Bounds on what the shop sends: far above any real order, yet low enough that a card
+# stays one message and a value in the wrong column is caught.
+MAX_NAME = 80  # brand, model, carrier, repaired part
+MAX_CODE = 64  # tracking number, a repaired part's serial, the service centre's ticket id
+MAX_PHONE = 32  # E.164 has at most 15 digits; room for spaces, brackets and an extension
+# The biggest real orders are a few thousand machines (10,000 S21s draw some 35 MW); a bigger
+# figure is a serial number, a price or a phone number in the wrong column.
+MAX_QUANTITY = 10_000
+MAX_ITEMS = 100  # an item is one model in one condition
+MAX_SERIALS = MAX_QUANTITY  # one per machine
+MAX_REPAIRS = 100  # per item
+MAX_HISTORY = 100  # status changes; an order goes through five or six
+# An order nests 5 levels (order, items, item, repairs, repair); the slack lets a wrong shape
+# still get its field's message. Deeper JSON is never decoded: Python's decoder recurses.
+ORDER_DEPTH, MAX_DEPTH = 5, 10
 # Numbers travel in button payloads ("orders:warranty:<number>"), capped at 64 bytes.
 SERIAL_SEPARATORS = re.compile(r"[\s,;]+")
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -76,6 +90,14 @@ class RecordInvalid(ValueError):
 
 class OrdersFileError(ValueError):
     """An orders file that cannot be read at all; the message names the file (and line)."""
+
+
+class NestedTooDeep(ValueError):
+    """JSON nested deeper than MAX_DEPTH; `end` is where the value ends, so reading goes on."""
+
+    def __init__(self, end: int) -> None:
+        self.end = end
+        super().__init__(f"nested deeper than {MAX_DEPTH} levels (an order has {ORDER_DEPTH})")
 
 
 @dataclass(frozen=True)
@@ -110,7 +132,7 @@ def order_from_record(record: Mapping[str, Any]) -> Order:
     number = fields.get("number", _order_number, required=True)
     email = fields.get("email", _email, required=True)
     status = fields.get("status", _status, required=True)
-    items = fields.each("items", ITEM_FIELDS, _item, required=True)
+    items = fields.each("items", ITEM_FIELDS, _item, MAX_ITEMS, required=True)
     if items == ():
         fields.problem("items", "at least one item is required")
     paid_on = fields.get("paid_on", _date)
@@ -120,13 +142,13 @@ def order_from_record(record: Mapping[str, Any]) -> Order:
         fields.problem("shipped_on", f"{shipped_on} is before paid_on ({paid_on})")
     if shipped_on and delivered_on and delivered_on < shipped_on:
         fields.problem("delivered_on", f"{delivered_on} is before shipped_on ({shipped_on})")
-    phone = fields.get("phone", _text)
-    carrier = fields.get("carrier", _text)
-    tracking_number = fields.get("tracking_number", _text)
+    phone = fields.get("phone", _phone)
+    carrier = fields.get("carrier", _name)
+    tracking_number = fields.get("tracking_number", _code)
     ddp = fields.get("ddp", _yes_no)
     expected_on = fields.get("expected_on", _date)
     tracking_updated_at = fields.get("tracking_updated_at", _moment)
-    history = fields.each("history", CHANGE_FIELDS, _change)
+    history = fields.each("history", CHANGE_FIELDS, _change, MAX_HISTORY)
     if problems or number is None or email is None or status is None or not items:
         raise RecordInvalid(problems)
     return Order(
@@ -180,7 +202,8 @@ class _Fields:
         self.start = len(problems)
         for key in data:
             if key not in allowed:
-                self.problem(str(key), f"unknown field (expected one of {', '.join(allowed)})")
+                expected = ", ".join(allowed)
+                self.problem(_shortened(str(key)), f"unknown field (expected one of {expected})")
 
     @property
     def failed(self) -> bool:
@@ -209,11 +232,13 @@ class _Fields:
         key: str,
         allowed: tuple[str, ...],
         parse: Callable[[_Fields], T | None],
+        limit: int,
         *,
         required: bool = False,
     ) -> tuple[T, ...] | None:
-        """Each object of the list at `key`, parsed; None when absent or any of them is wrong."""
-        values = self.get(key, _list, required=required)
+        """Each object of the list at `key` (at most `limit`), parsed; None when absent or
+        any of them is wrong."""
+        values = self.get(key, lambda value: _list(value, limit), required=required)
         if values is None:
             return None
         parsed = []
@@ -237,7 +262,7 @@ def _item(fields: _Fields) -> OrderItem | None:
     quantity = fields.get("quantity", _quantity)
     condition = fields.get("condition", _condition)
     serials = fields.get("serials", _serials)
-    repairs = fields.each("repairs", REPAIR_FIELDS, _repair)
+    repairs = fields.each("repairs", REPAIR_FIELDS, _repair, MAX_REPAIRS)
     if fields.failed or brand is None or model is None:
         return None
     return OrderItem(
@@ -246,10 +271,10 @@ def _item(fields: _Fields) -> OrderItem | None:
 
 
 def _repair(fields: _Fields) -> Repair | None:
-    part = fields.get("part", _text, required=True)
+    part = fields.get("part", _name, required=True)
     shipped_on = fields.get("shipped_on", _date, required=True)
-    serial = fields.get("serial", _text)
-    ticket_id = fields.get("ticket_id", _text)
+    serial = fields.get("serial", _code)
+    ticket_id = fields.get("ticket_id", _code)
     if fields.failed or part is None or shipped_on is None:
         return None
     return Repair(part, shipped_on, serial, ticket_id)
@@ -267,17 +292,24 @@ class _Bad(Exception):
     """A value a converter rejects; the message says what was expected."""
 
 
-def _text(value: Any) -> str:
+def _short_text(value: Any, limit: int) -> str:
     if not isinstance(value, str):
         raise _Bad(f"expected text, got {_show(value)}")
+    if len(value) > limit:
+        raise _Bad(f"longer than {limit} characters ({len(value)})")
     return value
 
 
 def _name(value: Any) -> str:
-    text = _text(value)
-    if len(text) > MAX_NAME:
-        raise _Bad(f"longer than {MAX_NAME} characters ({len(text)})")
-    return text
+    return _short_text(value, MAX_NAME)
+
+
+def _code(value: Any) -> str:
+    return _short_text(value, MAX_CODE)
+
+
+def _phone(value: Any) -> str:
+    return _short_text(value, MAX_PHONE)
 
 
 def _order_number(value: Any) -> str:
@@ -290,7 +322,10 @@ def _order_number(value: Any) -> str:
 
 def _email(value: Any) -> str:
     if not (isinstance(value, str) and email_address(value) == value):
-        raise _Bad(f"{_show(value)} is not an email address (expected name@domain.tld)")
+        raise _Bad(
+            f"{_show(value)} is not an email address "
+            f"(expected name@domain.tld, at most {MAX_EMAIL} characters)"
+        )
     return value
 
 
@@ -322,9 +357,15 @@ def _yes_no(value: Any) -> bool:
 
 
 def _quantity(value: Any) -> int:
-    number = int(value) if isinstance(value, str) and value.isdecimal() else value
-    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-        raise _Bad(f"{_show(value)} is not a quantity (expected a whole number, at least 1)")
+    number = value
+    if isinstance(value, str) and value.isdecimal():
+        # Beyond int()'s 4,300 digits a string is no quantity either.
+        with suppress(ValueError):
+            number = int(value)
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= MAX_QUANTITY:
+        raise _Bad(
+            f"{_show(value)} is not a quantity (expected a whole number from 1 to {MAX_QUANTITY})"
+        )
     return number
 
 
@@ -333,6 +374,8 @@ def _serials(value: Any) -> tuple[str, ...]:
         value = SERIAL_SEPARATORS.split(value)
     if not isinstance(value, list):
         raise _Bad(f"expected a list of serial numbers or one string, got {_show(value)}")
+    if len(value) > MAX_SERIALS:
+        raise _Bad(f"more than {MAX_SERIALS} serial numbers ({len(value)})")
     serials = []
     for serial in value:
         if isinstance(serial, str) and not serial.strip():
@@ -364,16 +407,21 @@ def _moment(value: Any) -> datetime:
     )
 
 
-def _list(value: Any) -> list[Any]:
+def _list(value: Any, limit: int) -> list[Any]:
     if not isinstance(value, list):
         raise _Bad(f"expected a list, got {_show(value)}")
+    if len(value) > limit:
+        raise _Bad(f"more than {limit} entries ({len(value)})")
     return value
 
 
 def _show(value: Any) -> str:
     """The value as the shop wrote it, cut short so one message stays one line."""
-    shown = repr(value)
-    return shown if len(shown) <= 60 else shown[:57] + "..."
+    return _shortened(repr(value))
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _stripped(value: Any) -> Any:
@@ -414,6 +462,53 @@ def _read_text(path: Path) -> str:
         raise OrdersFileError(f"{path}:{line}: not UTF-8 text (save the file as UTF-8)") from exc
 
 
+def parse_json(text: str) -> Any:
+    """The one JSON value of `text` (an API body, a JSON Lines line); raise NestedTooDeep or
+    json.JSONDecodeError."""
+    value, end = _json_value(text, _skip_space(text, 0))
+    rest = _skip_space(text, end)
+    if rest < len(text):
+        raise json.JSONDecodeError("Extra data", text, rest)
+    return value
+
+
+# A string (its brackets are text) or a bracket; an unclosed string runs to the end.
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
+
+
+def _json_value(text: str, at: int) -> tuple[Any, int]:
+    """The JSON value at `at` and its end; too deep a value is refused before decoding."""
+    if text.startswith(("[", "{"), at):
+        deepest, end = _nesting(text, at)
+        if deepest > MAX_DEPTH:
+            raise NestedTooDeep(end)
+    return json.JSONDecoder(parse_int=_json_int).raw_decode(text, at)
+
+
+def _json_int(digits: str) -> int | str:
+    """The integer; past int()'s 4,300 digits, the digits themselves (no field takes them),
+    so the field is named in the problem instead of the whole text failing."""
+    try:
+        return int(digits)
+    except ValueError:
+        return digits
+
+
+def _nesting(text: str, at: int) -> tuple[int, int]:
+    """How deep the array or object at `at` nests and where it ends (unclosed: the text's
+    end), counted without recursion and without checking the rest of its syntax."""
+    depth = deepest = 0
+    for token in _STRING_OR_BRACKET.finditer(text, at):
+        if token[0] in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token[0] in ("]", "}"):
+            depth -= 1
+            if depth == 0:
+                return deepest, token.end()
+    return deepest, len(text)
+
+
 def _read_json(path: Path, text: str) -> FileOrders:
     newlines = [match.start() for match in re.finditer("\n", text)]
 
@@ -425,6 +520,7 @@ def _read_json(path: Path, text: str) -> FileOrders:
         if start == len(text):
             raise OrdersFileError(f"{path}: empty file (expected a list of orders)")
         if text.startswith("{", start):
+            # Only "orders" is read: another member may even be too deep to decode.
             members, end = _json_members(text, start)
             start = next((at for key, at, _ in members if key == "orders"), start)
         else:
@@ -441,11 +537,20 @@ def _read_json(path: Path, text: str) -> FileOrders:
         raise OrdersFileError(
             f"{path}:{exc.lineno}: not valid JSON: {exc.msg} (column {exc.colno})"
         ) from exc
-    return _orders_from_records([(line_at(at), record) for _, at, record in records], [])
+    too_deep = [
+        FileProblem(line_at(at), str(record))
+        for _, at, record in records
+        if isinstance(record, NestedTooDeep)
+    ]
+    readable = [
+        (line_at(at), record) for _, at, record in records if not isinstance(record, NestedTooDeep)
+    ]
+    return _orders_from_records(readable, too_deep)
 
 
 def _json_members(text: str, start: int) -> tuple[list[tuple[str | None, int, Any]], int]:
-    """Members (key, offset, value) of the JSON array/object at `start`: offsets give lines."""
+    """Members (key, offset, value) of the JSON array/object at `start`: offsets give lines.
+    A value nested too deep is its NestedTooDeep, so the members after it are still read."""
     decoder = json.JSONDecoder()
     is_object = text.startswith("{", start)
     close = "}" if is_object else "]"
@@ -466,7 +571,10 @@ def _json_members(text: str, start: int) -> tuple[list[tuple[str | None, int, An
             if not text.startswith(":", at):
                 raise json.JSONDecodeError("Expecting ':' delimiter", text, at)
             at = _skip_space(text, at + 1)
-        value, end = decoder.raw_decode(text, at)
+        try:
+            value, end = _json_value(text, at)
+        except NestedTooDeep as exc:
+            value, end = exc, exc.end
         members.append((key, at, value))
         at = _skip_space(text, end)
         if text.startswith(close, at):
@@ -490,7 +598,9 @@ def _read_jsonl(path: Path, text: str) -> FileOrders:
         if not content.strip():
             continue
         try:
-            records.append((line, json.loads(content)))
+            records.append((line, parse_json(content)))
+        except NestedTooDeep as exc:
+            problems.append(FileProblem(line, str(exc)))
         except json.JSONDecodeError as exc:
             problems.append(FileProblem(line, f"not valid JSON: {exc.msg} (column {exc.colno})"))
     return _orders_from_records(records, problems)

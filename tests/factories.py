@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from domain.chats import ChatKey, ConversationState
 from domain.faq_log import Miss, QuestionAsked
+from domain.identifiers import MAX_EMAIL
+from domain.order_feed import MAX_CODE, MAX_NAME, MAX_PHONE, MAX_QUANTITY
 from domain.orders import Condition, Order, OrderItem, OrderStatus
 from handlers.engine import Engine
 from handlers.messages import Incoming, Media, Reply
@@ -16,6 +20,10 @@ from storage.base import Record
 from storage.sqlite import SqliteStorage
 
 _update_ids = itertools.count(1)
+
+# JSON nested 100,000 levels: Python's json module raises RecursionError on either.
+DEEP_ARRAY = "[" * 100_000 + "]" * 100_000
+DEEP_OBJECT = '{"a": ' * 100_000 + "1" + "}" * 100_000
 
 
 def message(
@@ -61,6 +69,46 @@ def order(
     if items is None:
         items = (OrderItem("Bitmain", "Antminer S21", 1, Condition.NEW, ("SN21A0001",)),)
     return Order(number=number, email=email, status=status, items=items, **fields)
+
+
+def longest_record() -> dict[str, Any]:
+    """A shop record whose every free-text field is as long as the order feed takes."""
+    return {
+        "number": "N" * 40,  # ORDER_NUMBER's longest
+        "email": "e" * 64 + "@" + "d" * (MAX_EMAIL - 69) + ".com",
+        "phone": "9" * MAX_PHONE,
+        "status": "shipped",
+        "carrier": "C" * MAX_NAME,
+        "tracking_number": "T" * MAX_CODE,
+        "paid_on": "2026-11-02",
+        "shipped_on": "2026-11-16",
+        "items": [
+            {
+                "brand": "B" * MAX_NAME,
+                "model": "M" * MAX_NAME,
+                "quantity": MAX_QUANTITY,
+                "serials": ["S" * 40],  # SERIAL's longest
+                "repairs": [
+                    {
+                        "part": "P" * MAX_NAME,
+                        "shipped_on": "2026-11-10",
+                        "serial": "R" * MAX_CODE,
+                        "ticket_id": "K" * MAX_CODE,
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def create_database(path: Path) -> None:
+    """An empty database, as the bot leaves it before its first chat."""
+
+    async def create() -> None:
+        async with SqliteStorage(path):
+            pass
+
+    asyncio.run(create())
 
 
 @dataclass

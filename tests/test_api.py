@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from bot.api import MAX_BODY_BYTES, orders_api
 from domain.chats import ChatKey, ConversationState
 from domain.ownership import OrderLinked
 from storage.sqlite import SqliteStorage
+from tests.factories import DEEP_ARRAY, DEEP_OBJECT
 
 Client = TestClient[web.Request, web.Application]
 TOKEN = "shop-backend-secret"
@@ -97,6 +99,63 @@ async def test_malformed_bodies_get_a_clear_error(client: Client, data: bytes, s
     )
     assert response.status == status
     assert (await response.json())["error"]
+
+
+async def test_bodies_in_no_charset_python_reads_get_a_clear_error(client: Client) -> None:
+    for data, content_type in [
+        (b'{"carrier": "\xff"}', "application/json"),
+        (b"{}", "application/json; charset=klingon"),
+    ]:
+        response = await client.post(
+            "/api/orders", data=data, headers=AUTH | {"Content-Type": content_type}
+        )
+        assert response.status == 400
+        assert (await response.json())["error"] == "the body is not valid JSON"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        DEEP_ARRAY,
+        DEEP_OBJECT,
+        json.dumps(record(phone="@")).replace('"@"', DEEP_ARRAY),
+        json.dumps(record(carrier="@")).replace('"@"', DEEP_OBJECT),
+    ],
+    ids=["array", "object", "array-in-a-record", "object-in-a-record"],
+)
+async def test_bodies_nested_too_deep_get_one_line_and_the_api_carries_on(
+    client: Client, body: str
+) -> None:
+    for send, path in ((client.post, "/api/orders"), (client.patch, "/api/orders/A-1001")):
+        response = await send(path, data=body, headers=AUTH)
+        assert response.status == 400
+        assert await response.json() == {
+            "error": "the body is nested deeper than 10 levels (an order has 5)"
+        }
+    assert (await client.post("/api/orders", json=record(), headers=AUTH)).status == 201
+
+
+async def test_fields_without_bounds_get_a_422_naming_them(client: Client) -> None:
+    huge = record(
+        carrier="x" * 900_000, items=[{"brand": "Bitmain", "model": "S21", "quantity": 10_001}]
+    )
+    created = await client.post("/api/orders", json=huge, headers=AUTH)
+    await client.post("/api/orders", json=record(), headers=AUTH)
+    patched = await client.patch(
+        "/api/orders/A-1001", json={"tracking_number": "1" * 65}, headers=AUTH
+    )
+
+    assert (created.status, patched.status) == (422, 422)
+    assert (await created.json())["problems"] == [
+        {
+            "field": "items[0].quantity",
+            "message": "10001 is not a quantity (expected a whole number from 1 to 10000)",
+        },
+        {"field": "carrier", "message": "longer than 80 characters (900000)"},
+    ]
+    assert (await patched.json())["problems"] == [
+        {"field": "tracking_number", "message": "longer than 64 characters (65)"}
+    ]
 
 
 async def test_patch_changes_the_status_and_queues_a_notice_for_linked_chats(

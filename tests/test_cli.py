@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import DEEP_ARRAY
+
 DATA = Path(__file__).resolve().parent / "data"
 ASK_KEYS = {"decision", "language", "entry_id", "score", "answer", "suggestions"}
 CHECK_KEYS = {
@@ -65,10 +67,83 @@ def test_a_wrong_setting_stops_with_one_line_naming_the_key(cli_env: dict[str, s
     assert "faq.threads" in line
 
 
+def test_a_period_in_days_is_refused_beyond_a_century(cli_env: dict[str, str]) -> None:
+    for command in (("stats",), ("faq", "gaps")):
+        for days in ("0", "36501", "999999999"):
+            result = minerdesk(*command, "--days", days, env=cli_env)
+            assert result.returncode == 2
+            assert result.stderr.splitlines()[-1].endswith(
+                f"argument --days: expected 1 to 36500 days, got '{days}'"
+            )
+
+
 def test_run_without_a_token_says_how_to_set_it(cli_env: dict[str, str]) -> None:
     result = minerdesk("run", env=cli_env)
     assert result.returncode == 2
     assert "MINERDESK_TELEGRAM__TOKEN" in result.stderr
+
+
+def order_record(number: str, **changes: str) -> str:
+    record = {
+        "number": number,
+        "email": "buyer@example.com",
+        "status": "paid",
+        "items": [{"brand": "Bitmain", "model": "Antminer S21"}],
+    }
+    return json.dumps(record | changes)
+
+
+def test_orders_import_reports_deep_and_oversized_records_and_imports_the_rest(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    orders = tmp_path / "orders.json"
+    records = [
+        order_record("A-1"),
+        DEEP_ARRAY,
+        order_record("A-2", carrier="x" * 900_000),
+        order_record("A-3"),
+    ]
+    orders.write_text("[\n" + ",\n".join(records) + "\n]\n", encoding="utf-8")
+
+    result = minerdesk("orders", "import", str(orders), env=cli_env)
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{orders}:3: nested deeper than 10 levels (an order has 5)",
+        f"{orders}:4: order A-2: carrier: longer than 80 characters (900000)",
+    ]
+    assert result.stdout == f"{orders}: 2 created, 0 updated, 0 unchanged, 2 problem(s)\n"
+
+
+def test_read_only_commands_refuse_a_storage_url_where_no_database_is(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    mistyped = Path(cli_env["MINERDESK_DATA_DIR"]) / "minerdsk.db"
+    in_no_folder = tmp_path / "nope" / "minerdesk.db"
+
+    def using(path: Path) -> dict[str, str]:
+        return cli_env | {"MINERDESK_STORAGE__URL": f"sqlite:///{path}"}
+
+    for path, commands in (
+        (mistyped, [("stats",), ("tickets", "export"), ("faq", "gaps")]),
+        (in_no_folder, [("stats",)]),
+    ):
+        for command in commands:
+            result = minerdesk(*command, env=using(path))
+            assert result.returncode == 2
+            assert result.stderr == (
+                f"minerdesk: storage.url: no database at {path} (mistyped? `minerdesk run`, "
+                "`chat` and `orders import` create it)\n"
+            )
+    assert not mistyped.exists()
+    assert not in_no_folder.parent.exists()
+
+    # A command that owns the database creates it, folder and all.
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(order_record("A-1") + "\n", encoding="utf-8")
+    imported = minerdesk("orders", "import", str(orders), env=using(in_no_folder))
+    assert imported.returncode == 0, imported.stderr
+    assert minerdesk("stats", env=using(in_no_folder)).returncode == 0
 
 
 @pytest.mark.model
@@ -106,6 +181,39 @@ def test_ask_json_shape_for_one_question_and_for_stdin(cli_env: dict[str, str]) 
             assert obj["answer"] is None
             assert 1 <= len(obj["suggestions"]) <= 3
             assert all(set(s) == {"entry_id", "question", "score"} for s in obj["suggestions"])
+
+
+@pytest.mark.model
+def test_ask_skips_a_stdin_line_that_is_not_utf8_and_answers_the_rest(
+    cli_env: dict[str, str],
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "faq", "ask", "--json"],
+        input=b"how long does customs take\r\n\xff\xfe garantie?\n\nwarranty\n",
+        capture_output=True,
+        env=cli_env,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.decode() == "minerdesk: stdin line 2: not UTF-8 text, skipped\n"
+    customs, warranty = (json.loads(line) for line in result.stdout.splitlines())
+    assert customs["entry_id"] == "customs_clearance_time"
+    assert warranty["decision"]
+
+
+def test_ask_refuses_a_question_argument_that_is_not_utf8(cli_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "faq", "ask", b"\xff warranty"],
+        capture_output=True,
+        env=cli_env,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines()[-1].endswith("argument text: not UTF-8 text")
 
 
 @pytest.mark.model

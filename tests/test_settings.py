@@ -65,6 +65,8 @@ def test_storage_url_picks_the_database_file(tmp_path: Path) -> None:
         ("faq:\n  threads: many\n", "faq.threads"),
         ("faq:\n  modle: x\n", "faq.modle"),
         ("storage:\n  url: postgres://db\n", "storage.url"),
+        ("storage:\n  url: sqlite:///\n", "storage.url"),
+        ("storage:\n  url: sqlite:///data/\n", "storage.url"),
         ("telegram:\n  api_base_url: not a url\n", "telegram.api_base_url"),
         ("company:\n  support_email: nobody\n", "company.support_email"),
         ("telegram:\n  token: '1:abc'\n", "telegram.token"),

@@ -28,6 +28,7 @@ from domain.tickets import (
 from handlers.tickets import EXPORT_ANSWER_ORDER
 from storage.base import Record
 from storage.sqlite import SqliteStorage
+from tests.factories import create_database
 from tests.test_cli import minerdesk
 
 CUSTOMER = ChatKey("telegram", "42")
@@ -275,7 +276,27 @@ def test_the_export_filters_by_status_and_day_and_writes_to_stdout(
     assert later.stdout.startswith("id,kind,status,")
 
 
+def test_the_export_takes_any_day_from_0001_to_9999(cli_env: dict[str, str]) -> None:
+    prepare(Path(cli_env["MINERDESK_DATA_DIR"]) / "minerdesk.db")
+    hong_kong = {**cli_env, "MINERDESK_COMPANY__TIMEZONE": "Asia/Hong_Kong"}
+    honolulu = {**cli_env, "MINERDESK_COMPANY__TIMEZONE": "Pacific/Honolulu"}
+
+    # In Hong Kong 0001-01-01 begins before the first moment a UTC datetime holds.
+    first = minerdesk("tickets", "export", "--since", "0001-01-01", env=hong_kong)
+    # Years before 1000 once lost their leading zero and compared after 2024.
+    early = minerdesk("tickets", "export", "--since", "0999-12-31", env=cli_env)
+    last = minerdesk("tickets", "export", "--since", "9999-12-31", env=honolulu)
+
+    for result in (first, early, last):
+        assert (result.returncode, result.stderr) == (0, "")
+    assert first.stdout == early.stdout
+    assert len(first.stdout.splitlines()) == 1 + 3
+    assert last.stdout.startswith("id,kind,status,")
+    assert len(last.stdout.splitlines()) == 1
+
+
 def test_the_export_refuses_unknown_statuses_and_dates(cli_env: dict[str, str]) -> None:
+    create_database(Path(cli_env["MINERDESK_DATA_DIR"]) / "minerdesk.db")
     status = minerdesk("tickets", "export", "--status", "open", env=cli_env)
     day = minerdesk("tickets", "export", "--since", "01.05.2024", env=cli_env)
     folder = minerdesk(
@@ -294,6 +315,7 @@ def test_the_export_refuses_unknown_statuses_and_dates(cli_env: dict[str, str]) 
 def test_the_export_does_not_load_the_embedding_model(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
+    create_database(Path(cli_env["MINERDESK_DATA_DIR"]) / "minerdesk.db")
     check = (
         "import sys\n"
         "from bot.cli import main\n"

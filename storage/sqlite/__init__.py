@@ -13,25 +13,37 @@ from storage.sql.database import Database
 from storage.sql.handoffs import CHAT_LINES_KEPT
 from storage.sqlite.connection import MIGRATIONS, SqliteDatabase, migrate, schema_version
 
-__all__ = ["CHAT_LINES_KEPT", "MIGRATIONS", "SqliteStorage"]
+__all__ = ["CHAT_LINES_KEPT", "MIGRATIONS", "DatabaseMissing", "SqliteStorage"]
+
+
+class DatabaseMissing(FileNotFoundError):
+    """No database file where one must already be; nothing was created."""
 
 
 class SqliteStorage(SqlStorage):
-    """Everything the bot stores, in a SQLite file (use `open`, or `async with`)."""
+    """Everything the bot stores, in a SQLite file (use `open`, or `async with`).
 
-    def __init__(self, path: Path) -> None:
+    `create=False` is for commands that only read: a mistyped path raises DatabaseMissing
+    instead of starting an empty database there.
+    """
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
+        self.create = create
         self._database: SqliteDatabase | None = None
 
     @classmethod
-    async def open(cls, path: Path) -> SqliteStorage:
-        storage = cls(path)
+    async def open(cls, path: Path, *, create: bool = True) -> SqliteStorage:
+        storage = cls(path, create=create)
         await storage.connect()
         return storage
 
     async def connect(self) -> None:
         if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            elif not self.path.is_file():
+                raise DatabaseMissing(f"no database at {self.path}")
         connection = await aiosqlite.connect(self.path)
         self._database = SqliteDatabase(connection)
         await connection.execute("PRAGMA journal_mode=WAL")

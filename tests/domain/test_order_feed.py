@@ -10,11 +10,14 @@ from typing import Any
 import pytest
 
 from domain.order_feed import (
+    FileOrders,
     FileProblem,
+    NestedTooDeep,
     OrdersFileError,
     RecordInvalid,
     apply_patch,
     order_from_record,
+    parse_json,
     read_orders_file,
 )
 from domain.orders import (
@@ -26,6 +29,7 @@ from domain.orders import (
     StatusChange,
     order_to_record,
 )
+from tests.factories import DEEP_ARRAY, DEEP_OBJECT, longest_record
 
 
 def record(**changes: Any) -> dict[str, Any]:
@@ -146,6 +150,14 @@ def test_minimal_record_gets_defaults() -> None:
     assert order.history == ()
 
 
+REPAIR = {"part": "hashboard", "shipped_on": "2026-01-08"}
+
+
+def repaired(**changes: str) -> dict[str, Any]:
+    """Changes that give the record's item one repair, with `changes` on top."""
+    return {"items": [{"brand": "Bitmain", "model": "S21", "repairs": [REPAIR | changes]}]}
+
+
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
@@ -168,7 +180,8 @@ def test_minimal_record_gets_defaults() -> None:
         (
             {"email": "miner@localhost"},
             "email",
-            "'miner@localhost' is not an email address (expected name@domain.tld)",
+            "'miner@localhost' is not an email address "
+            "(expected name@domain.tld, at most 254 characters)",
         ),
         (
             {"number": "A 1001"},
@@ -209,17 +222,17 @@ def test_minimal_record_gets_defaults() -> None:
         (
             {"items": [{"brand": "Bitmain", "model": "S21", "quantity": 0}]},
             "items[0].quantity",
-            "0 is not a quantity (expected a whole number, at least 1)",
+            "0 is not a quantity (expected a whole number from 1 to 10000)",
         ),
         (
             {"items": [{"brand": "Bitmain", "model": "S21", "quantity": "two"}]},
             "items[0].quantity",
-            "'two' is not a quantity (expected a whole number, at least 1)",
+            "'two' is not a quantity (expected a whole number from 1 to 10000)",
         ),
         (
             {"items": [{"brand": "Bitmain", "model": "S21", "quantity": True}]},
             "items[0].quantity",
-            "True is not a quantity (expected a whole number, at least 1)",
+            "True is not a quantity (expected a whole number from 1 to 10000)",
         ),
         (
             {"items": [{"brand": "Bitmain", "model": "S21", "condition": "broken"}]},
@@ -245,6 +258,61 @@ def test_minimal_record_gets_defaults() -> None:
             {"items": [{"brand": " ", "model": "S21"}]},
             "items[0].brand",
             "required",
+        ),
+        # A 900 KB carrier would split the tracking card into hundreds of messages.
+        ({"carrier": "x" * 900_000}, "carrier", "longer than 80 characters (900000)"),
+        ({"tracking_number": "1" * 65}, "tracking_number", "longer than 64 characters (65)"),
+        ({"phone": "+1" * 17}, "phone", "longer than 32 characters (34)"),
+        (
+            {"email": "e" * 64 + "@" + "d" * 187 + ".com"},
+            "email",
+            f"'{'e' * 56}... is not an email address "
+            "(expected name@domain.tld, at most 254 characters)",
+        ),
+        (
+            {"items": [{"brand": "Bitmain", "model": "S21", "quantity": 10_001}]},
+            "items[0].quantity",
+            "10001 is not a quantity (expected a whole number from 1 to 10000)",
+        ),
+        (
+            # More digits than int() reads: refused, not a crash.
+            {"items": [{"brand": "Bitmain", "model": "S21", "quantity": "9" * 5000}]},
+            "items[0].quantity",
+            f"'{'9' * 56}... is not a quantity (expected a whole number from 1 to 10000)",
+        ),
+        (
+            {"items": [{"brand": "Bitmain", "model": "S21"}] * 101},
+            "items",
+            "more than 100 entries (101)",
+        ),
+        (
+            {"items": [{"brand": "Bitmain", "model": "S21", "serials": ["SN-0001"] * 10_001}]},
+            "items[0].serials",
+            "more than 10000 serial numbers (10001)",
+        ),
+        (
+            {"items": [{"brand": "Bitmain", "model": "S21", "repairs": [REPAIR] * 101}]},
+            "items[0].repairs",
+            "more than 100 entries (101)",
+        ),
+        (repaired(part="p" * 81), "items[0].repairs[0].part", "longer than 80 characters (81)"),
+        (repaired(serial="S" * 65), "items[0].repairs[0].serial", "longer than 64 characters (65)"),
+        (
+            repaired(ticket_id="T" * 65),
+            "items[0].repairs[0].ticket_id",
+            "longer than 64 characters (65)",
+        ),
+        (
+            {"history": [{"status": "paid", "at": "2026-01-05T10:00:00Z"}] * 101},
+            "history",
+            "more than 100 entries (101)",
+        ),
+        (
+            {"x" * 1000: 1},
+            "x" * 57 + "...",
+            "unknown field (expected one of number, email, phone, status, carrier, "
+            "tracking_number, ddp, paid_on, shipped_on, delivered_on, expected_on, "
+            "tracking_updated_at, items, history)",
         ),
         (
             {"items": [{"brand": "Bitmain", "model": "S21", "price": 10}]},
@@ -277,6 +345,17 @@ def test_each_rule_has_its_message(changes: dict[str, Any], field: str, message:
     assert problems_of(record(**changes)) == [(field, message)]
 
 
+def test_every_bound_takes_its_longest_value() -> None:
+    longest = longest_record()
+
+    order = order_from_record(longest)
+
+    assert order_to_record(order) == order_to_record(order) | {
+        key: value for key, value in longest.items() if key != "items"
+    }
+    assert order_to_record(order)["items"][0] == longest["items"][0] | {"condition": "new"}
+
+
 def test_missing_required_fields_are_reported_together() -> None:
     with pytest.raises(RecordInvalid) as caught:
         order_from_record({"phone": "123", "status": ""})
@@ -298,7 +377,8 @@ def test_all_problems_are_collected_into_one_error() -> None:
 
     message = str(caught.value)
     assert message.startswith(
-        "email: 'nope' is not an email address (expected name@domain.tld); "
+        "email: 'nope' is not an email address "
+        "(expected name@domain.tld, at most 254 characters); "
         "status: 'lost' is not a status (expected one of paid, pre_order,"
     )
     assert message.endswith("paid_on: '2026-13-01' is not a date (expected YYYY-MM-DD)")
@@ -474,7 +554,8 @@ def test_csv_broken_row_skips_only_its_order(tmp_path: Path) -> None:
     assert result.problems == [
         FileProblem(3, "order A-2: paid_on: '2026-02-30' is not a date (expected YYYY-MM-DD)"),
         FileProblem(
-            4, "order A-3: quantity: '0' is not a quantity (expected a whole number, at least 1)"
+            4,
+            "order A-3: quantity: '0' is not a quantity (expected a whole number from 1 to 10000)",
         ),
     ]
     assert str(result.problems[0]).startswith("line 3: order A-2: paid_on:")
@@ -717,6 +798,87 @@ def test_jsonl_duplicates_are_reported(tmp_path: Path) -> None:
     assert result.problems == [
         FileProblem(1, "order A-1 appears again on line 2; this one is ignored")
     ]
+
+
+TOO_DEEP = "nested deeper than 10 levels (an order has 5)"
+
+
+def with_raw(number: str, field: str, raw: str) -> str:
+    """A record as JSON text whose `field` holds `raw` JSON text."""
+    return json.dumps(record(number=number, **{field: "@raw@"})).replace('"@raw@"', raw)
+
+
+def test_parse_json_measures_depth_before_decoding() -> None:
+    ten = "[" * 10 + "]" * 10
+    assert parse_json(f" {ten}\n") == json.loads(ten)
+    # Brackets in strings are text, escaped quotes included.
+    assert parse_json(r'{"a": "[[[[[[[[[[[{{{{{{{{{{{\""}') == {"a": '[[[[[[[[[[[{{{{{{{{{{{"'}
+    for text in ("[" * 11 + "]" * 11, DEEP_ARRAY, DEEP_OBJECT, "[" * 100_000):
+        with pytest.raises(NestedTooDeep) as caught:
+            parse_json(text)
+        assert str(caught.value) == TOO_DEEP
+    with pytest.raises(json.JSONDecodeError, match="Extra data"):
+        parse_json("[] []")
+
+
+def test_json_records_nested_too_deep_are_reported_and_the_rest_read(tmp_path: Path) -> None:
+    text = (
+        "[\n"
+        + ",\n".join(
+            [
+                json.dumps(record(number="A-1")),
+                DEEP_ARRAY,
+                with_raw("A-2", "phone", DEEP_OBJECT),
+                DEEP_OBJECT,
+                with_raw(
+                    "A-3", "items", f'[{{"brand": "B", "model": "M", "serials": {DEEP_ARRAY}}}]'
+                ),
+                json.dumps(record(number="A-4")),
+            ]
+        )
+        + "\n]"
+    )
+
+    result = read_orders_file(write(tmp_path, "orders.json", text))
+
+    assert [(line, order.number) for line, order in result.orders] == [(2, "A-1"), (7, "A-4")]
+    assert result.problems == [FileProblem(line, TOO_DEEP) for line in (3, 4, 5, 6)]
+
+
+def test_json_nested_too_deep_at_the_top(tmp_path: Path) -> None:
+    array = read_orders_file(write(tmp_path, "array.json", DEEP_ARRAY))
+    orders = read_orders_file(write(tmp_path, "orders.json", f'{{"orders": {DEEP_ARRAY}}}'))
+    beside = write(
+        tmp_path, "beside.json", f'{{"orders": [{json.dumps(record())}], "a": {DEEP_OBJECT}}}'
+    )
+    deep_object = write(tmp_path, "object.json", DEEP_OBJECT)
+
+    assert array == orders == FileOrders([], [FileProblem(1, TOO_DEEP)])
+    assert [order.number for _, order in read_orders_file(beside).orders] == ["A-1001"]
+    with pytest.raises(OrdersFileError, match=r"object\.json:1: expected a list of orders"):
+        read_orders_file(deep_object)
+
+
+def test_jsonl_lines_nested_too_deep_or_with_huge_numbers_are_reported(tmp_path: Path) -> None:
+    lines = [
+        json.dumps(record(number="A-1")),
+        DEEP_ARRAY,
+        DEEP_OBJECT,
+        with_raw("A-2", "phone", DEEP_ARRAY),
+        # More digits than int() reads.
+        with_raw("A-3", "items", f'[{{"brand": "B", "model": "M", "quantity": {"9" * 5000}}}]'),
+        json.dumps(record(number="A-4")),
+    ]
+
+    result = read_orders_file(write(tmp_path, "orders.jsonl", "\n".join(lines)))
+
+    assert [(line, order.number) for line, order in result.orders] == [(1, "A-1"), (6, "A-4")]
+    assert result.problems[:3] == [FileProblem(line, TOO_DEEP) for line in (2, 3, 4)]
+    assert result.problems[3] == FileProblem(
+        5,
+        f"order A-3: items[0].quantity: '{'9' * 56}... is not a quantity "
+        "(expected a whole number from 1 to 10000)",
+    )
 
 
 # --- files that cannot be read ----------------------------------------------------------

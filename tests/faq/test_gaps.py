@@ -28,7 +28,7 @@ from faq.gaps import (
 from faq.loader import check_kb
 from faq.service import FaqService
 from storage.sqlite import SqliteStorage
-from tests.factories import Turns
+from tests.factories import Turns, create_database
 from tests.test_cli import minerdesk
 
 AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -221,6 +221,7 @@ def test_the_yaml_keeps_every_text_as_written() -> None:
 
 
 def test_the_command_on_an_empty_log_prints_an_empty_draft(cli_env: dict[str, str]) -> None:
+    create_database(Path(cli_env["MINERDESK_DATA_DIR"]) / "minerdesk.db")
     result = minerdesk("faq", "gaps", env=cli_env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("# minerdesk faq gaps: 0 misses from ")

@@ -6,7 +6,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from bot.channels.html_split import split_html
 from domain.chats import ChatKey
+from domain.order_feed import order_from_record
 from domain.orders import Condition, OrderItem, OrderStatus, Repair, StatusChange
 from domain.ownership import CheckLimits
 from faq.service import FaqService
@@ -14,7 +16,7 @@ from handlers.engine import Engine, Services, StaffDesk
 from handlers.messages import Incoming, Media, MediaKind, Reply
 from handlers.routes import build_router
 from storage.sqlite import SqliteStorage
-from tests.factories import Clock, message, order, press, said
+from tests.factories import Clock, longest_record, message, order, press, said
 
 pytestmark = pytest.mark.model
 
@@ -282,3 +284,17 @@ async def test_the_history_shows_what_happened(engine: Engine, storage: SqliteSt
     await storage.save_order(shipped, NOW)
     card = await verify(engine, "A-1001", "buyer@example.com")
     assert "• Mon, 2 Nov 2026: paid\n• Fri, 6 Nov 2026: shipped" in card.text
+
+
+async def test_an_order_at_every_bound_shows_each_card_in_one_message(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    longest = order_from_record(longest_record())
+    await storage.save_order(longest, NOW)
+
+    card = await verify(engine, longest.number, longest.email)
+    warranty = await one(engine, press(f"orders:warranty:{longest.number}"))
+
+    assert f"{longest.carrier}, tracking number <code>{longest.tracking_number}</code>" in card.text
+    assert f"Repaired {longest.items[0].repairs[0].part}" in warranty.text
+    assert len(split_html(card.text)) == len(split_html(warranty.text)) == 1

@@ -3,8 +3,10 @@ earlier version upgraded in place with every row it held."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
 import sqlite3
 from contextlib import closing
 from dataclasses import replace
@@ -17,7 +19,7 @@ import pytest
 import storage.sqlite
 from domain.chats import ChatKey, ConversationState
 from domain.orders import OrderStatus, StatusChange, order_to_record
-from storage.sqlite import MIGRATIONS, SqliteStorage
+from storage.sqlite import MIGRATIONS, DatabaseMissing, SqliteStorage
 from tests.factories import order
 
 KEY = ChatKey("telegram", "42")
@@ -199,6 +201,17 @@ async def test_a_file_at_any_version_is_upgraded_with_its_rows(
 
 async def test_a_new_file_is_migrated_to_the_latest_version(storage: SqliteStorage) -> None:
     assert await storage.schema_version() == len(MIGRATIONS)
+
+
+async def test_without_create_a_missing_file_is_refused_and_not_made(tmp_path: Path) -> None:
+    mistyped, no_folder = tmp_path / "minerdsk.db", tmp_path / "nope" / "bot.db"
+    for path in (mistyped, no_folder):
+        with pytest.raises(DatabaseMissing, match=f"no database at {path}$"):
+            await SqliteStorage.open(path, create=False)
+    assert await asyncio.to_thread(os.listdir, tmp_path) == []
+    await (await SqliteStorage.open(tmp_path / "bot.db")).close()
+    async with SqliteStorage(tmp_path / "bot.db", create=False) as existing:
+        assert await existing.schema_version() == len(MIGRATIONS)
 
 
 async def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:

@@ -247,6 +247,13 @@ async def test_tickets_are_filtered_by_creation_and_status_oldest_first(
     since = T1.astimezone(timezone(timedelta(hours=2)))
     assert [t.id for t in await storage.tickets(since)] == [S1, R2, R3]
     assert [t.id for t in await storage.tickets(T3 + timedelta(seconds=1))] == []
+    # A year before 1000 keeps its leading zero, or it would compare after 2024.
+    assert [t.id for t in await storage.tickets(datetime(999, 12, 31, tzinfo=UTC))] == [
+        R1,
+        S1,
+        R2,
+        R3,
+    ]
     statuses = [TicketStatus.PENDING, TicketStatus.CONFIRMED]
     assert [t.id for t in await storage.tickets(statuses=statuses)] == [R1, R2]
     assert [t.id for t in await storage.tickets(since, statuses)] == [R2]
