@@ -6,6 +6,7 @@ POST only with a valid X-Hub-Signature-256, and by plain urllib/aiohttp calls to
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -22,6 +23,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from tests import whatsapp_emulator
 from tests.whatsapp_emulator import GraphError, WebhookRejected, WhatsAppEmulator, sign
@@ -625,6 +627,8 @@ def test_faults_can_target_a_customer_or_an_endpoint(emu: WhatsAppEmulator) -> N
         emu.fail_next(1, endpoint="edits")
     with pytest.raises(ValueError, match="status"):
         emu.fail_next(131026, endpoint="media")
+    with pytest.raises(ValueError, match="customer"):
+        emu.fail_next(131016, endpoint="download", wa_id=other)
 
 
 def test_a_refused_request_does_not_consume_a_fault(emu: WhatsAppEmulator) -> None:
@@ -659,15 +663,16 @@ def test_wrong_or_missing_signatures_are_refused_by_the_bot(
     body = {"object": "whatsapp_business_account", "entry": []}
     assert emu.post_raw(body)[0] == 200
     assert emu.post_raw(body, signature=None)[0] == 401
+    assert emu.post_raw(body, signature="")[0] == 401
     assert emu.post_raw(body, signature="sha256=" + "0" * 64)[0] == 401
     assert emu.post_raw(b"{}", signature=sign("another-secret", b"{}"))[0] == 401
-    assert receiver.refused == 3
+    assert receiver.refused == 4
     # The helpers check the bot's answer: a bot with another secret refuses them all.
     stranger = WhatsAppEmulator(app_secret="not-the-bots-secret")
     stranger.webhook_url = receiver.url
     with pytest.raises(WebhookRejected, match="401"):
         stranger.send_text(CUSTOMER, "hi")
-    assert receiver.refused == 4
+    assert receiver.refused == 5
 
 
 def test_the_envelope_is_metas(emu: WhatsAppEmulator, receiver: Receiver) -> None:
@@ -800,6 +805,20 @@ def test_rejected_statuses_are_retried(emu: WhatsAppEmulator, receiver: Receiver
     assert attempts[:2] == [(f"{wamid}:sent", 500), (f"{wamid}:sent", 200)]
 
 
+def test_statuses_echo_the_bots_tracker(emu: WhatsAppEmulator) -> None:
+    emu.set_last_inbound(CUSTOMER, 60)
+    body = {
+        "messaging_product": "whatsapp",
+        "to": CUSTOMER,
+        "type": "text",
+        "text": {"body": "tracked"},
+        "biz_opaque_callback_data": "outbox:42",
+    }
+    _, answer = graph(emu, "POST", f"{PHONE_ID}/messages", body)
+    sent = emu.wait_status(answer["messages"][0]["id"], "sent")
+    assert sent["biz_opaque_callback_data"] == "outbox:42"
+
+
 def test_statuses_can_be_limited(receiver: Receiver) -> None:
     with make_emulator(auto_statuses=("sent",)) as emu:
         emu.webhook_url = receiver.url
@@ -827,3 +846,43 @@ def test_restart_keeps_state_and_port(receiver: Receiver) -> None:
         assert graph(emu, "GET", media_id)[0] == 200
     with pytest.raises(RuntimeError):
         WhatsAppEmulator().api_base_url  # noqa: B018
+
+
+async def test_helpers_from_an_async_test_whose_loop_serves_the_webhook() -> None:
+    """A bot in the test's own loop: blocking helpers go through asyncio.to_thread."""
+    received: list[JsonDict] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        raw = await request.read()
+        if not hmac.compare_digest(
+            request.headers.get("X-Hub-Signature-256", ""), sign(APP_SECRET, raw)
+        ):
+            return web.Response(status=401)
+        received.append(json.loads(raw))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/whatsapp/webhook", webhook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        with make_emulator() as emu:
+            emu.webhook_url = f"http://127.0.0.1:{port}/whatsapp/webhook"
+            message = await asyncio.to_thread(emu.send_text, CUSTOMER, "from a thread")
+            assert received[0]["entry"][0]["changes"][0]["value"]["messages"] == [message]
+            _, answer = await asyncio.to_thread(send, emu, "text", {"body": "hi"})
+            wamid = answer["messages"][0]["id"]
+            await asyncio.to_thread(emu.wait_status, wamid, "read")
+            await asyncio.to_thread(emu.wait_until, lambda: len(received) == 4, 5, "statuses")
+    finally:
+        await runner.cleanup()
+    statuses = [v["statuses"][0]["status"] for v in map(first_value, received[1:])]
+    assert statuses == ["sent", "delivered", "read"]
+
+
+def first_value(body: JsonDict) -> JsonDict:
+    value: JsonDict = body["entry"][0]["changes"][0]["value"]
+    return value

@@ -96,6 +96,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 JsonDict = dict[str, Any]
+#: How a webhook POST is signed: True (correctly), None (no header) or the header's value.
+Signature = bool | str | None
 
 # ==================================================================== limits (Meta's)
 
@@ -980,16 +982,20 @@ class WhatsAppEmulator:
             queue.put_nowait((wamid, self._status(wamid, wa_id, status, None)))
 
     def _status(self, wamid: str, wa_id: str, status: str, failure: GraphError | None) -> JsonDict:
+        """One status object as Meta posts it (pricing simplified, no conversation object)."""
+        message = self._outbound[wamid].message
         entry: JsonDict = {
             "id": wamid,
             "status": status,
             "timestamp": str(int(time.time())),
             "recipient_id": wa_id,
         }
+        if "biz_opaque_callback_data" in message:  # Meta echoes the bot's tracker
+            entry["biz_opaque_callback_data"] = message["biz_opaque_callback_data"]
         if failure is not None:
             entry["errors"] = [failure.webhook_error()]
         else:
-            template = self._outbound[wamid].message.get("type") == "template"
+            template = message.get("type") == "template"
             entry["pricing"] = {
                 "billable": template,
                 "pricing_model": "PMP",
@@ -1077,14 +1083,15 @@ class WhatsAppEmulator:
         """The ``X-Hub-Signature-256`` header value for ``body`` with this app secret."""
         return sign(self.app_secret, body)
 
-    def _headers(self, raw: bytes, signature: str | None = "") -> dict[str, str]:
+    def _headers(self, raw: bytes, signature: Signature = True) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "User-Agent": "facebookexternalua"}
-        signature = self.sign(raw) if signature == "" else signature
-        if signature is not None:
+        if signature is True:
+            signature = self.sign(raw)
+        if isinstance(signature, str):
             headers["X-Hub-Signature-256"] = signature
         return headers
 
-    def _post(self, raw: bytes, signature: str | None = "") -> tuple[int, str]:
+    def _post(self, raw: bytes, signature: Signature = True) -> tuple[int, str]:
         """POST to the bot's webhook from the calling thread: (HTTP status, body)."""
         if self.webhook_url is None:
             raise RuntimeError("set emu.webhook_url to the bot's webhook first")
@@ -1103,9 +1110,12 @@ class WhatsAppEmulator:
             return 0, str(error)
 
     def post_raw(
-        self, body: bytes | Mapping[str, Any], signature: str | None = ""
+        self, body: bytes | Mapping[str, Any], signature: Signature = True
     ) -> tuple[int, str]:
-        """POST any body; ``signature`` ``""`` signs it right, ``None`` sends no header.
+        """POST any body (a mapping is encoded as Meta does) to the bot's webhook.
+
+        ``signature``: ``True`` signs it right, ``None`` sends no header, a string is sent
+        as the header's value (e.g. ``sign("another secret", body)`` or ``"sha256=00"``).
 
         Returns the bot's (HTTP status, body) without checking it.
         """
@@ -1456,6 +1466,8 @@ class WhatsAppEmulator:
         """
         if endpoint not in FAULT_ENDPOINTS:
             raise ValueError(f"endpoint must be one of {sorted(FAULT_ENDPOINTS)}")
+        if wa_id is not None and endpoint not in ("messages", "read"):
+            raise ValueError("only messages and read receipts have a customer to match")
         kind = ERRORS.get(code)
         if via is None:
             via = "status" if kind is not None and kind.asynchronous else "response"
