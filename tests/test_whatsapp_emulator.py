@@ -771,6 +771,27 @@ def test_redelivery_sends_the_same_bytes_again(emu: WhatsAppEmulator, receiver: 
         emu.redeliver({"id": "wamid.unknown"})
 
 
+def test_a_batch_carries_several_messages_in_one_notification(
+    emu: WhatsAppEmulator, receiver: Receiver
+) -> None:
+    other = "15557654321"
+    with emu.batch():
+        first = emu.send_text(CUSTOMER, "one", name="Ann")
+        second = emu.send_text(other, "two", name="Ben")
+        third = emu.send_text(CUSTOMER, "three")
+        assert receiver.raw == []
+    [value] = receiver.values()
+    assert value["messages"] == [first, second, third]
+    assert value["contacts"] == [
+        {"profile": {"name": "Ann"}, "wa_id": CUSTOMER},
+        {"profile": {"name": "Ben"}, "wa_id": other},
+    ]
+    emu.redeliver(second)  # the whole notification again
+    assert receiver.raw[1] == receiver.raw[0]
+    with pytest.raises(RuntimeError, match="nest"), emu.batch(), emu.batch():
+        pass
+
+
 def test_verification_handshake(emu: WhatsAppEmulator) -> None:
     assert emu.verify("1158201444") == (200, "1158201444")
     assert emu.verify("1158201444", token="guess")[0] == 403

@@ -14,8 +14,12 @@ test talks real HTTP to it, exactly as to Meta, and receives real signed webhook
         emu.press_button("15551234567", title="Track my order")       # a tap on that menu
 
 Driving helpers (``send_*``, ``press_button``, ``choose_row``, ``redeliver``, ``post_raw``,
-``verify``) are synchronous and return once the bot has answered the webhook POST; they raise
-`WebhookRejected` when the bot answered anything but 200 (pass ``check=False`` to allow it).
+``verify``) are synchronous and return once the bot has answered the webhook POST, so a test
+can check right away what the bot stored; they raise `WebhookRejected` when the bot answered
+anything but 200 (``check=False`` allows it). Bodies are signed over the raw bytes
+(``X-Hub-Signature-256: sha256=<HMAC-SHA256 with the app secret>``) with non-ASCII escaped,
+as Meta sends them; `post_raw` sends any body with a wrong or no signature, `batch` puts
+several messages in one notification, `set_last_inbound` moves a customer's clock back.
 In an ``async`` test whose loop also runs the bot, call them (and the ``wait_*`` helpers)
 through ``asyncio.to_thread``. All state sits behind one lock; readers return copies.
 
@@ -24,7 +28,9 @@ What is emulated, under ``{api_base_url}/{api_version}/`` with ``Authorization: 
 * ``POST {phone_number_id}/messages``: text, interactive ``button`` and ``list``,
   image/video/audio/document/sticker by uploaded ``id`` or by ``link``, ``template``, and the
   read receipt (``status: read``, optional ``typing_indicator``). Each accepted message gets a
-  ``wamid.`` id; ``statuses`` webhooks (sent, delivered, read) follow asynchronously.
+  ``wamid.`` id; ``statuses`` webhooks (sent, delivered, read; ``auto_statuses``) follow
+  asynchronously, ``status_delay`` apart: as with Meta, one may reach the bot before it has
+  read the API's answer.
 * ``POST {phone_number_id}/media`` (multipart), ``GET {media_id}``, ``DELETE {media_id}``,
   and the returned download ``url`` (bearer token required; expires like Meta's, 5 min).
 * Meta's limits: text 4,096; interactive body 1,024, header and footer 60; 1-3 reply buttons,
@@ -77,7 +83,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -536,6 +542,15 @@ class _Fault:
 
 
 @dataclass(slots=True)
+class _Inbound:
+    """A customer's message and the notification bytes that carried it (for redelivery)."""
+
+    wa_id: str
+    message: JsonDict
+    raw: bytes = b""
+
+
+@dataclass(slots=True)
 class _Outbound:
     """A message the bot sent, as the tests see it."""
 
@@ -594,7 +609,8 @@ class WhatsAppEmulator:
         # Customers: wa_id -> (profile name, time of their last message or None).
         self._names: dict[str, str] = {}
         self._last_inbound: dict[str, float] = {}
-        self._inbound: dict[str, tuple[str, JsonDict, bytes]] = {}  # wamid -> wa_id, msg, raw
+        self._inbound: dict[str, _Inbound] = {}  # by wamid
+        self._batch: list[str] | None = None  # wamids held back by batch()
         # What the bot did
         self._outbound: dict[str, _Outbound] = {}  # wamid -> message, in send order
         self._read_receipts: list[tuple[str, JsonDict]] = []
@@ -820,8 +836,8 @@ class WhatsAppEmulator:
             found = self._inbound.get(str(body.get("message_id")))
             if found is None:
                 raise GraphError(100, f"Invalid message_id {body.get('message_id')!r}")
-            self._take_fault("read", found[0])
-            self._read_receipts.append((found[0], copy.deepcopy(dict(body))))
+            self._take_fault("read", found.wa_id)
+            self._read_receipts.append((found.wa_id, copy.deepcopy(dict(body))))
             self._changed()
         return {"success": True}
 
@@ -1161,7 +1177,6 @@ class WhatsAppEmulator:
         with self._cond:
             if name is not None:
                 self._names[wa_id] = name
-            profile = self._names.get(wa_id, "Customer")
             message: JsonDict = {
                 "from": wa_id,
                 "id": self._new_wamid(wa_id),
@@ -1170,23 +1185,49 @@ class WhatsAppEmulator:
             }
             if context_message_id is not None:
                 message["context"] = {"from": self.display_phone_number, "id": context_message_id}
-            envelope = self._envelope(
-                {
-                    "contacts": [{"profile": {"name": profile}, "wa_id": wa_id}],
-                    "messages": [message],
-                }
-            )
-            raw = self._encode(envelope)
-            self._inbound[message["id"]] = (wa_id, message, raw)
+            self._inbound[message["id"]] = _Inbound(wa_id, message)
             self._last_inbound[wa_id] = time.time()
             self._changed()
-        self._deliver(message["id"], raw, check)
+        if self._batch is not None:
+            self._batch.append(message["id"])
+        else:
+            self._notify([message["id"]], check)
         return copy.deepcopy(message)
 
-    def _deliver(self, wamid: str, raw: bytes, check: bool) -> None:
+    def _notify(self, wamids: list[str], check: bool) -> None:
+        """POST one notification carrying these customers' messages, signed."""
+        with self._cond:
+            found = [self._inbound[wamid] for wamid in wamids]
+            customers = dict.fromkeys(item.wa_id for item in found)
+            contacts = [
+                {"profile": {"name": self._names.get(who, "Customer")}, "wa_id": who}
+                for who in customers
+            ]
+            messages = [item.message for item in found]
+            raw = self._encode(self._envelope({"contacts": contacts, "messages": messages}))
+            for item in found:
+                item.raw = raw
+        self._deliver(",".join(wamids), raw, check)
+
+    @contextlib.contextmanager
+    def batch(self, *, check: bool = True) -> Iterator[None]:
+        """Send the customers' messages written inside the block in one notification, as Meta
+        may (``value.contacts`` and ``value.messages`` then hold several)."""
+        if self._batch is not None:
+            raise RuntimeError("batches do not nest")
+        self._batch = []
+        try:
+            yield
+            wamids = self._batch
+        finally:
+            self._batch = None
+        if wamids:
+            self._notify(wamids, check)
+
+    def _deliver(self, ref: str, raw: bytes, check: bool) -> None:
         status, text = self._post(raw)
         with self._cond:
-            self._deliveries.append(Delivery("message", wamid, status))
+            self._deliveries.append(Delivery("message", ref, status))
             self._changed()
         if check and status != 200:
             raise WebhookRejected(status, text)
@@ -1195,9 +1236,9 @@ class WhatsAppEmulator:
         """POST the very same notification again (same wamid, same bytes), as Meta may."""
         with self._cond:
             found = self._inbound.get(str(message.get("id")))
-        if found is None:
-            raise KeyError(f"no inbound message {message.get('id')!r} to redeliver")
-        self._deliver(str(message["id"]), found[2], check)
+        if found is None or not found.raw:
+            raise KeyError(f"no delivered inbound message {message.get('id')!r} to redeliver")
+        self._deliver(str(message["id"]), found.raw, check)
 
     # -- the customer's side: one helper per message type
 
@@ -1627,9 +1668,9 @@ class WhatsAppEmulator:
         """The customers' messages the emulator posted, in order."""
         with self._cond:
             return [
-                copy.deepcopy(message)
-                for who, message, _ in self._inbound.values()
-                if wa_id is None or who == _wa_id(wa_id)
+                copy.deepcopy(item.message)
+                for item in self._inbound.values()
+                if wa_id is None or item.wa_id == _wa_id(wa_id)
             ]
 
     @property
