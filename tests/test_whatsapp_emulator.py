@@ -553,6 +553,8 @@ def test_templates_must_be_registered_with_their_parameters(emu: WhatsAppEmulato
     assert send(emu, "template", template("order_ready", "en_US", "A-1", "Antminer S21"))[0] == 200
     assert [t["template"]["name"] for t in emu.templates_sent] == ["order_ready"]
     assert error_of(send(emu, "template", {"name": "x"})) == (400, 131008)
+    odd = {"name": "hello_world", "language": {"code": "en_US"}, "components": "body"}
+    assert error_of(send(emu, "template", odd)) == (400, 100)
 
 
 # ------------------------------------------------------------------ injected errors

@@ -383,6 +383,11 @@ def check_message(body: Mapping[str, Any]) -> str:
         language = template.get("language")
         if not isinstance(language, Mapping) or not language.get("code"):
             raise _missing("template['language']['code'] is required")
+        components = template.get("components", [])
+        if not isinstance(components, list) or not all(
+            isinstance(c, Mapping) and isinstance(c.get("parameters", []), list) for c in components
+        ):
+            raise GraphError(100, "template['components'] must be a list of objects")
     else:
         check_media_object(kind, _object(body, kind))
     return str(kind)
@@ -859,7 +864,7 @@ class WhatsAppEmulator:
             given = sum(
                 len(component.get("parameters", []))
                 for component in template.get("components", [])
-                if isinstance(component, Mapping) and component.get("type") == "body"
+                if component.get("type") == "body"
             )
             if given != self._templates[key]:
                 raise GraphError(
