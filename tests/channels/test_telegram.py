@@ -16,6 +16,7 @@ from bot.channels.telegram import (
     LeaveGroup,
     TelegramSender,
     album_parts,
+    from_telegram,
     keyboard,
     make_bot,
     read_update,
@@ -283,3 +284,14 @@ def test_a_local_bot_api_server_is_read_in_local_mode() -> None:
     assert not make_bot(Settings(telegram=telegram)).session.api.is_local
     local = telegram.model_copy(update={"local_bot_api": True})
     assert make_bot(Settings(telegram=local)).session.api.is_local
+
+
+def test_a_webhook_request_without_the_secret_is_never_from_telegram() -> None:
+    secret = "s" * 40
+    assert from_telegram(secret, secret)
+    assert not from_telegram(None, secret)
+    assert not from_telegram("", secret)
+    assert not from_telegram("s" * 39, secret)
+    # Settings refuse an empty secret; should one ever reach here, it matches nothing.
+    assert not from_telegram(None, "")
+    assert not from_telegram("", "")

@@ -224,16 +224,38 @@ def test_sigterm_finishes_the_work_under_way_and_exits_cleanly(
     assert "telegram.stopped" in bot.log
 
 
-def test_webhook_mode_checks_the_secret_and_answers(
-    bot: BotProcess, emulator: BotApiEmulator
-) -> None:
+WEBHOOK_SECRET = "s3cret-value-of-at-least-32-characters"
+
+
+def webhook_env(bot: BotProcess, secret: str) -> str:
+    """Webhook mode on a free port with this secret; returns the webhook's URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/telegram/webhook"
     bot.env.update(
         MINERDESK_TELEGRAM__WEBHOOK__URL=url,
         MINERDESK_TELEGRAM__WEBHOOK__LISTEN_PORT=str(port),
-        MINERDESK_TELEGRAM__WEBHOOK__SECRET="s3cret-value",
+        MINERDESK_TELEGRAM__WEBHOOK__SECRET=secret,
     )
+    return url
+
+
+def forged_post(url: str, headers: dict[str, str]) -> int:
+    """POST an update as someone who is not Telegram; returns the HTTP status."""
+    forged = urllib.request.Request(
+        url,
+        data=json.dumps({"update_id": 1, "message": {}}).encode(),
+        headers={"Content-Type": "application/json", **headers},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(forged, timeout=10)
+    refused.value.close()
+    return refused.value.code
+
+
+def test_webhook_mode_checks_the_secret_and_answers(
+    bot: BotProcess, emulator: BotApiEmulator
+) -> None:
+    url = webhook_env(bot, WEBHOOK_SECRET)
     bot.start("--webhook")
     assert emulator.webhook is not None
     assert emulator.webhook["url"] == url
@@ -241,16 +263,22 @@ def test_webhook_mode_checks_the_secret_and_answers(
     [greeting] = emulator.wait_messages(3001, 1)
     assert labels(emulator, greeting) == MENU
 
-    forged = urllib.request.Request(
-        url,
-        data=json.dumps({"update_id": 1, "message": {}}).encode(),
-        headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": "no"},
-    )
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(forged, timeout=10)
-    assert refused.value.code == 401
-    refused.value.close()
+    assert forged_post(url, {"X-Telegram-Bot-Api-Secret-Token": "no"}) == 401
+    assert forged_post(url, {}) == 401
+    assert forged_post(url, {"X-Telegram-Bot-Api-Secret-Token": ""}) == 401
     assert bot.terminate() == 0
+
+
+def test_an_empty_webhook_secret_stops_start_up_with_one_line(
+    bot: BotProcess, emulator: BotApiEmulator
+) -> None:
+    webhook_env(bot, "")
+    bot.start("--webhook", wait=False)
+    assert bot.process is not None
+    assert bot.process.wait(timeout=120) == 2
+    [line] = bot.output().splitlines()
+    assert line.startswith("minerdesk: configuration error: telegram.webhook.secret: ")
+    assert emulator.calls("setWebhook") == []
 
 
 def test_a_rejected_token_stops_with_one_clear_line(
