@@ -53,11 +53,22 @@ class Sender(Protocol):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Back-off for temporary failures: 0.5 s doubling to 30 s, about 3 minutes in all."""
+    """Back-off for temporary failures, the one every retry loop uses: by default 0.5 s
+    doubling to 30 s, giving up after 10 failures in a row (about 3 minutes in all)."""
 
     first_delay: float = 0.5
     max_delay: float = 30.0
-    max_failures: int = 10
+    # None: never give up (polling: the updates wait at Telegram until it answers again).
+    max_failures: int | None = 10
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the `failures`-th failure in a row."""
+        delay = min(self.first_delay * 2.0 ** (failures - 1), self.max_delay)
+        # Jitter keeps many callers that failed together from retrying together.
+        return delay * random.uniform(0.8, 1.2)
+
+    def gives_up(self, failures: int) -> bool:
+        return self.max_failures is not None and failures >= self.max_failures
 
 
 class Delivery:
@@ -137,11 +148,9 @@ class Delivery:
                 await asyncio.sleep(exc.seconds)
             except TemporaryFailure as exc:
                 failures += 1
-                if failures >= self.policy.max_failures:
+                if self.policy.gives_up(failures):
                     raise Undeliverable(f"gave up after {failures} attempts: {exc}") from exc
-                delay = min(self.policy.first_delay * 2 ** (failures - 1), self.policy.max_delay)
-                # Jitter keeps many chats that failed together from retrying together.
-                delay *= random.uniform(0.8, 1.2)
+                delay = self.policy.delay(failures)
                 logger.warning(
                     "delivery.retrying chat=%s attempt=%d in=%.1fs reason=%s",
                     key.chat_id,

@@ -49,6 +49,16 @@ async def queue(storage: SqliteStorage, chat: str, *texts: str) -> list[QueuedMe
     )
 
 
+def test_the_retry_policy_doubles_to_its_cap_with_jitter_then_gives_up() -> None:
+    policy = RetryPolicy(first_delay=0.5, max_delay=30.0, max_failures=10)
+    for failures, base in [(1, 0.5), (2, 1.0), (4, 4.0), (7, 30.0), (50, 30.0)]:
+        delays = {policy.delay(failures) for _ in range(50)}
+        assert all(0.8 * base <= delay <= 1.2 * base for delay in delays)
+        assert len(delays) > 1  # callers that failed together spread out
+    assert (policy.gives_up(9), policy.gives_up(10)) == (False, True)
+    assert not RetryPolicy(max_failures=None).gives_up(10**6)
+
+
 async def test_replies_arrive_in_order_through_rate_limits_and_errors(
     storage: SqliteStorage,
 ) -> None:

@@ -63,7 +63,7 @@ from aiohttp import web
 from bot.app import App
 from bot.channels.html_split import split_html
 from bot.channels.telegram_files import TelegramFetcher
-from bot.delivery import Delivery, RetryAfter, TemporaryFailure, Undeliverable
+from bot.delivery import Delivery, RetryAfter, RetryPolicy, TemporaryFailure, Undeliverable
 from bot.ratelimit import RateLimiter, RateLimits
 from bot.serial import SerialQueues
 from bot.settings import Settings
@@ -84,6 +84,10 @@ TYPING_AFTER_SECONDS = 0.5
 TYPING_REPEAT_SECONDS = 4.5
 # The items of an album arrive within a fraction of a second of each other.
 ALBUM_QUIET_SECONDS = 1.0
+# Telegram out of reach: keep asking for updates, they wait there. A button's answer is
+# worth a few seconds at most: the customer's spinner stops on its own.
+POLL_RETRY = RetryPolicy(max_failures=None)
+CALLBACK_RETRY = RetryPolicy(max_delay=5.0, max_failures=3)
 # What Telegram sends the webhook's secret in.
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
 # How often the staff flows are asked whether a reminder or the daily digest is due.
@@ -675,7 +679,7 @@ class TelegramChannel:
                 raise TokenRejected("telegram.token: rejected by Telegram") from None
             except TelegramAPIError as exc:
                 failures += 1
-                delay = min(0.5 * 2 ** (failures - 1), 30.0)
+                delay = POLL_RETRY.delay(failures)
                 logger.warning(
                     "telegram.poll_failed attempt=%d retry_in=%.1fs reason=%s",
                     failures,
@@ -847,18 +851,28 @@ class TelegramChannel:
         """Every button press gets its answer, or the customer's button keeps spinning."""
         if update is None or update.callback_query is None:
             return
-        for _attempt in range(3):
+        failures = 0
+        while True:
             try:
                 await self.bot.answer_callback_query(update.callback_query.id, text=notice)
                 return
-            except TelegramRetryAfter as exc:
-                await asyncio.sleep(min(exc.retry_after, 5))
-            except (TelegramNetworkError, TelegramServerError):
-                await asyncio.sleep(0.5)
             except TelegramBadRequest as exc:
                 # Typically "query is too old" after a restart: nothing left to answer.
                 logger.info("telegram.callback_not_answered reason=%s", exc.message)
                 return
+            except (TelegramRetryAfter, TelegramNetworkError, TelegramServerError) as exc:
+                failures += 1
+                if CALLBACK_RETRY.gives_up(failures):
+                    logger.warning(
+                        "telegram.callback_not_answered attempts=%d reason=%s",
+                        failures,
+                        exc.message,
+                    )
+                    return
+                delay = CALLBACK_RETRY.delay(failures)
+                if isinstance(exc, TelegramRetryAfter):
+                    delay = min(exc.retry_after, CALLBACK_RETRY.max_delay)
+                await asyncio.sleep(delay)
 
 
 class _Album:

@@ -148,6 +148,20 @@ def test_awkward_texts_and_buttons_get_sensible_answers(
     assert "telegram.ignored" in running_bot.log
 
 
+def test_server_errors_on_updates_and_button_answers_are_retried(
+    running_bot: BotProcess, shared_emulator: BotApiEmulator
+) -> None:
+    emu, chat = shared_emulator, 1006
+    emu.send_text(chat, "/menu")
+    [menu] = emu.wait_messages(chat, 1)
+    emu.fail("getUpdates", times=2, error_code=502)
+    emu.fail("answerCallbackQuery", times=2, error_code=502)
+    emu.press(chat, "❓ Ask a question", message=menu)
+    assert "Type your question" in emu.wait_messages(chat, 2)[-1]["text"]
+    emu.wait_until(lambda: not emu.unanswered_callbacks(), what="the press answered at last")
+    assert "telegram.poll_failed attempt=2" in running_bot.log
+
+
 def test_a_strangers_group_is_left_and_group_chatter_ignored(
     running_bot: BotProcess, shared_emulator: BotApiEmulator
 ) -> None:
