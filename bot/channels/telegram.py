@@ -437,22 +437,42 @@ class TelegramSender:
             # Staff deleted the customer's topic: post in the general thread instead.
             logger.warning("handoff.topic_gone chat=%s", key.chat_id)
             return await self._emit(key, part.model_copy(update={"message_thread_id": None}))
-        if (
-            isinstance(part, SendMessage)
-            and "can't parse entities" in description
-            and part.parse_mode is not None
-        ):
-            logger.warning("telegram.html_rejected chat=%s reason=%s", key.chat_id, exc.message)
-            plain = html.unescape(_TAG.sub("", part.text or ""))
-            return await self._emit(
-                key, part.model_copy(update={"text": plain, "parse_mode": None})
+        if "can't parse entities" in description and (plain := as_plain_text(part)) is not None:
+            logger.warning(
+                "telegram.html_rejected chat=%s method=%s reason=%s",
+                key.chat_id,
+                part.__api_method__,
+                exc.message,
             )
-        if isinstance(part, EditMessageText) and "can't parse entities" in description:
-            plain = html.unescape(_TAG.sub("", part.text or ""))
-            return await self._emit(
-                key, part.model_copy(update={"text": plain, "parse_mode": None})
-            )
+            return await self._emit(key, plain)
         raise Undeliverable(exc.message) from exc
+
+
+def plain_text(html_text: str) -> str:
+    """What an HTML text reads as without its tags."""
+    return html.unescape(_TAG.sub("", html_text))
+
+
+def as_plain_text(method: TelegramMethod[Any]) -> TelegramMethod[Any] | None:
+    """The call with every HTML text and caption in it (an album's items' too) sent as
+    plain text instead, for when Telegram cannot parse them; None if none is left."""
+    changes = _plain_fields(method)
+    media = getattr(method, "media", None)
+    if isinstance(media, list) and any(_plain_fields(item) for item in media):
+        changes["media"] = [item.model_copy(update=_plain_fields(item)) for item in media]
+    return method.model_copy(update=changes) if changes else None
+
+
+def _plain_fields(model: Any) -> dict[str, Any]:
+    """The changes that send a method's or an album item's text and caption as plain text;
+    none if it is not sent as HTML."""
+    if getattr(model, "parse_mode", None) is None:
+        return {}
+    changes: dict[str, Any] = {"parse_mode": None}
+    for name in ("text", "caption"):
+        if isinstance(value := getattr(model, name, None), str):
+            changes[name] = plain_text(value)
+    return changes
 
 
 AlbumItem = (
@@ -488,7 +508,7 @@ def _album_methods(chat_id: int, reply: Reply) -> list[TelegramMethod[Any]]:
     too long for a caption follows the album as messages of its own."""
     caption: str | None = reply.text or None
     after: list[TelegramMethod[Any]] = []
-    if caption is not None and len(html.unescape(_TAG.sub("", caption))) > MAX_CAPTION_LENGTH:
+    if caption is not None and len(plain_text(caption)) > MAX_CAPTION_LENGTH:
         caption = None
         chunks = split_html(reply.text)
         last, markup = len(chunks) - 1, keyboard(reply.buttons)

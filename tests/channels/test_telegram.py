@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiogram import Bot
-from aiogram.methods import EditMessageText, SendMessage
+from aiogram.methods import CopyMessage, EditMessageText, SendMessage
 from aiogram.types import Update
 from pydantic import SecretStr
 
@@ -91,6 +91,46 @@ async def test_html_telegram_rejects_is_sent_as_plain_text(
     await deliver(bot, Reply("Price <b>1 < 2</b> & <i>unclosed"))
     [message] = emulator.messages(CHAT)
     assert message["text"] == "Price 1 < 2 & unclosed"
+
+
+BROKEN_HTML = "Board <b>front</b>: 1 < 2 & <i>unclosed"
+AS_PLAIN_TEXT = "Board front: 1 < 2 & unclosed"
+
+
+async def test_an_album_whose_caption_telegram_cannot_parse_arrives_as_plain_text(
+    bot: Bot, emulator: BotApiEmulator
+) -> None:
+    photos = tuple(
+        Media(
+            MediaKind.PHOTO, emulator.send_media(CHAT, "photo")["message"]["photo"][-1]["file_id"]
+        )
+        for _ in range(2)
+    )
+    await deliver(bot, Reply(BROKEN_HTML, album=photos))
+    await deliver(bot, Reply(BROKEN_HTML, album=photos[:1]))
+    album, single = emulator.messages(CHAT)[:2], emulator.messages(CHAT)[2]
+    assert [m.get("caption") for m in album] == [AS_PLAIN_TEXT, None]
+    assert single["caption"] == AS_PLAIN_TEXT
+    rejected = [c.method for c in emulator.calls() if c.status == 400]
+    assert rejected == ["sendMediaGroup", "sendPhoto"]
+
+
+async def test_an_edit_and_a_copy_telegram_cannot_parse_go_as_plain_text(
+    bot: Bot, emulator: BotApiEmulator
+) -> None:
+    await deliver(bot, Reply("answer"))
+    [answer] = emulator.messages(CHAT)
+    await deliver(bot, Reply(BROKEN_HTML, replaces=str(answer["message_id"])))
+    assert emulator.messages(CHAT)[0]["text"] == AS_PLAIN_TEXT
+
+    photo = emulator.send_media(CHAT, "photo")["message"]
+    copy = CopyMessage(
+        chat_id=CHAT + 1, from_chat_id=CHAT, message_id=photo["message_id"], caption=BROKEN_HTML
+    )
+    await TelegramSender(bot).send(ChatKey("telegram", str(CHAT + 1)), copy)
+    assert emulator.messages(CHAT + 1)[0]["caption"] == AS_PLAIN_TEXT
+    rejected = [c.method for c in emulator.calls() if c.status == 400]
+    assert rejected == ["editMessageText", "copyMessage"]
 
 
 async def test_telegram_errors_become_delivery_errors(bot: Bot, emulator: BotApiEmulator) -> None:
