@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -71,6 +71,10 @@ class RetryPolicy:
         return self.max_failures is not None and failures >= self.max_failures
 
 
+# Told of a reply given up on, with the reason; the channel decides who else should know.
+OnFailed = Callable[[QueuedMessage, str], Awaitable[None]]
+
+
 class Delivery:
     def __init__(
         self,
@@ -79,12 +83,14 @@ class Delivery:
         sender: Sender,
         limiter: RateLimiter | None = None,
         policy: RetryPolicy = RetryPolicy(),
+        on_failed: OnFailed | None = None,
     ) -> None:
         self.outbox = outbox
         self.channel = channel
         self.sender = sender
         self.limiter = limiter
         self.policy = policy
+        self.on_failed = on_failed
         self._queues = SerialQueues(f"delivery.{channel}")
 
     async def start(self) -> None:
@@ -128,6 +134,8 @@ class Delivery:
                     exc,
                 )
                 await self.outbox.mark_failed(message.id, str(exc))
+                if self.on_failed is not None:
+                    await self.on_failed(message, str(exc))
                 return
             if index + 1 < len(parts):
                 await self.outbox.mark_progress(message.id, index + 1)

@@ -16,14 +16,17 @@ SYSTEM_EVENTS: dict[str, Callable[[Turn], Awaitable[None]]] = {
 
 
 async def staff_event(turn: Turn, args: list[str]) -> None:
-    """A rep's message or button press, or a system event: one of the timer's checks, or
-    the KB watcher's report."""
+    """A rep's message or button press, or a system event: one of the timer's checks, the
+    KB watcher's report, or the channel's report of a reply it could not deliver."""
     incoming = turn.incoming
     if incoming.payload in SYSTEM_EVENTS:
         await SYSTEM_EVENTS[incoming.payload](turn)
         return
     if incoming.payload is not None and incoming.payload.startswith(faq_admin.RELOADED):
         await faq_admin.post_reload_report(turn, incoming.payload.removeprefix(faq_admin.RELOADED))
+        return
+    if incoming.payload is not None and incoming.payload.startswith(handoff.UNDELIVERED):
+        await handoff.report_undelivered(turn, incoming.payload.removeprefix(handoff.UNDELIVERED))
         return
     staff_chat = turn.services.staff.chat_id
     if staff_chat is None or incoming.chat_id != staff_chat:

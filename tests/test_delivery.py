@@ -90,6 +90,22 @@ async def test_an_undeliverable_reply_is_recorded_and_the_next_one_goes(
     assert [row[0] for row in failed] == ["Forbidden", "gave up after 3 attempts: x"]
 
 
+async def test_the_channel_hears_of_each_reply_given_up_on(storage: SqliteStorage) -> None:
+    sender = ScriptedSender(
+        {"blocked": [Undeliverable("Forbidden")], "flaky": [TemporaryFailure("x")] * 5}
+    )
+    given_up: list[tuple[str, str]] = []
+
+    async def on_failed(message: QueuedMessage, reason: str) -> None:
+        given_up.append((message.body["text"], reason))
+
+    delivery = Delivery(storage, "test", sender, policy=FAST, on_failed=on_failed)
+    for message in await queue(storage, "a", "blocked", "flaky", "fine"):
+        delivery.enqueue(message)
+    await delivery.join()
+    assert given_up == [("blocked", "Forbidden"), ("flaky", "gave up after 3 attempts: x")]
+
+
 async def test_a_restart_sends_what_was_left_and_only_the_missing_parts(
     storage: SqliteStorage,
 ) -> None:

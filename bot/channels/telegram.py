@@ -70,6 +70,7 @@ from bot.settings import Settings
 from domain.chats import ChatKey
 from handlers.digest import DIGEST_EVENT
 from handlers.faq_admin import reloaded_event
+from handlers.handoff import undelivered_event
 from handlers.i18n import N_, SUPPORTED_LANGUAGES, translator
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
 from storage.base import InboxUpdate, QueuedMessage
@@ -620,7 +621,9 @@ class TelegramChannel:
             global_burst=self.settings.messages_per_second,
         )
         sender = TelegramSender(bot, app.storage)
-        self.delivery = Delivery(app.storage, CHANNEL, sender, RateLimiter(limits))
+        self.delivery = Delivery(
+            app.storage, CHANNEL, sender, RateLimiter(limits), on_failed=self._report_undelivered
+        )
         self.notifier = app.order_notifier(CHANNEL, self.delivery)
         self.archive = app.media_archive(CHANNEL, TelegramFetcher(bot))
         self.staff_chat_id = app.settings.handoff.staff_chat_id
@@ -839,6 +842,13 @@ class TelegramChannel:
             return
         for message in outcome.queued:
             self.delivery.enqueue(message)
+
+    async def _report_undelivered(self, message: QueuedMessage, reason: str) -> None:
+        """Staff flows hear of every reply a customer never got (they tell the rep if one
+        is talking with that customer); a failed staff post is only logged."""
+        if self.staff_chat_id is None or message.key.chat_id == str(self.staff_chat_id):
+            return
+        await self._staff_system_event(undelivered_event(message.key.chat_id, reason))
 
     async def _process(self, stored: InboxUpdate, update: Update | None, event: Event) -> None:
         try:

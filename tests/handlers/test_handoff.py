@@ -11,7 +11,7 @@ from domain.chats import ChatKey
 from domain.handoffs import HandoffStatus
 from faq.service import FaqService
 from handlers.engine import Engine, Services, StaffDesk
-from handlers.handoff import asks_for_human
+from handlers.handoff import asks_for_human, undelivered_event
 from handlers.messages import Incoming, Media, MediaKind, Reply
 from handlers.routes import build_router
 from storage.sqlite import SqliteStorage
@@ -210,6 +210,22 @@ async def test_staff_answers_reach_the_customer_as_copies(
     assert (album.chat_id, album.album) == ("1", photos)
     # Staff talking in the general thread reach nobody.
     assert await said(engine, staff_says("lunch?", thread=None, message_id="902")) == []
+
+
+async def test_a_reply_the_customer_never_got_is_reported_in_their_topic(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    def system(payload: str) -> Incoming:
+        return Incoming("test", STAFF, "system", payload=payload, staff=True)
+
+    blocked = undelivered_event("1", "Forbidden: bot was <blocked> by the user")
+    assert await said(engine, system(blocked)) == []  # no handoff: nobody waits
+    await open_by_button(engine, storage)
+    [report] = await said(engine, system(blocked))
+    assert (report.chat_id, report.topic_of) == (STAFF, "1")
+    assert report.text == (
+        "⚠️ Could not deliver to the customer: Forbidden: bot was &lt;blocked&gt; by the user"
+    )
 
 
 async def test_claim_note_close_and_rating(engine: Engine, storage: SqliteStorage) -> None:
