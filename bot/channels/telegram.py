@@ -83,8 +83,11 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 # Show "typing…" only when a turn is slow enough for the customer to wonder.
 TYPING_AFTER_SECONDS = 0.5
 TYPING_REPEAT_SECONDS = 4.5
-# The items of an album arrive within a fraction of a second of each other.
+# The items of an album arrive within a fraction of a second of each other, and there are
+# at most 10 (MAX_ALBUM_ITEMS); more updates under one media_group_id, or later ones, are
+# the next message rather than an album buffered without end.
 ALBUM_QUIET_SECONDS = 1.0
+ALBUM_MAX_SECONDS = 10.0
 # Telegram out of reach: keep asking for updates, they wait there. A button's answer is
 # worth a few seconds at most: the customer's spinner stops on its own.
 POLL_RETRY = RetryPolicy(max_failures=None)
@@ -630,7 +633,7 @@ class TelegramChannel:
         self._staff_checks = staff_checks(app.settings)
         self._updates = SerialQueues("telegram.updates")
         self._queued: set[str] = set()
-        self._albums: dict[tuple[str, str], _Album] = {}
+        self._albums = Albums()
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -781,29 +784,15 @@ class TelegramChannel:
             case _:
                 chat = None
         if isinstance(event, Incoming) and event.media and event.media[0].media_group_id:
-            album_key = (event.chat_id, event.media[0].media_group_id)
-            if album_key in self._albums:
-                self._albums[album_key].add(event)
-                return
-            album = self._albums[album_key] = _Album(event)
-            self._updates.submit(chat, lambda: self._process_album(album_key, album, update))
+            album = self._albums.add(event)
+            if album is not None:
+                self._updates.submit(chat, lambda: self._process_album(album, update))
             return
         self._updates.submit(chat, lambda: self._process(stored, update, event))
 
-    async def _process_album(
-        self, album_key: tuple[str, str], album: _Album, update: Update | None
-    ) -> None:
-        """Telegram sends an album as one update per item with no end marker: wait until
-        none has come for a moment, then handle them as one message."""
+    async def _process_album(self, album: _Album, update: Update | None) -> None:
         try:
-            while True:
-                album.arrived.clear()
-                try:
-                    await asyncio.wait_for(album.arrived.wait(), ALBUM_QUIET_SECONDS)
-                except TimeoutError:
-                    break
-            del self._albums[album_key]
-            await self._converse(album.merged(), update)
+            await self._converse(await self._albums.complete(album), update)
         finally:
             for update_id in album.update_ids:
                 self._queued.discard(update_id)
@@ -905,11 +894,66 @@ class TelegramChannel:
                 await asyncio.sleep(delay)
 
 
+class Albums:
+    """Telegram sends an album as one update per item with no end marker: the items are
+    gathered until none has come for `quiet` seconds, then handled as one message. An
+    album is closed sooner at `max_items`, or `max_seconds` after its first item, so that
+    a sender cannot keep one open; later items of the same group start another."""
+
+    def __init__(
+        self,
+        quiet: float = ALBUM_QUIET_SECONDS,
+        max_items: int = MAX_ALBUM_ITEMS,
+        max_seconds: float = ALBUM_MAX_SECONDS,
+    ) -> None:
+        self.quiet = quiet
+        self.max_items = max_items
+        self.max_seconds = max_seconds
+        self._open: dict[tuple[str, str], _Album] = {}
+
+    def add(self, item: Incoming) -> _Album | None:
+        """Add an album's item; returns the album it opened, None if it joined an open one."""
+        group = item.media[0].media_group_id
+        assert group is not None, "only album items have a media group"
+        key = (item.chat_id, group)
+        album = self._open.get(key)
+        if album is None:
+            deadline = asyncio.get_running_loop().time() + self.max_seconds
+            album = self._open[key] = _Album(key, item, deadline)
+            return album
+        album.add(item)
+        if len(album.items) >= self.max_items:
+            self._close(album)
+        return None
+
+    async def complete(self, album: _Album) -> Incoming:
+        """The album as one message, once it is closed or quiet."""
+        loop = asyncio.get_running_loop()
+        while self._open.get(album.key) is album:
+            wait = min(self.quiet, album.deadline - loop.time())
+            if wait <= 0:
+                break
+            album.arrived.clear()
+            try:
+                await asyncio.wait_for(album.arrived.wait(), wait)
+            except TimeoutError:
+                break
+        self._close(album)
+        return album.merged()
+
+    def _close(self, album: _Album) -> None:
+        if self._open.get(album.key) is album:
+            del self._open[album.key]
+        album.arrived.set()
+
+
 class _Album:
     """The items of one album received so far."""
 
-    def __init__(self, first: Incoming) -> None:
+    def __init__(self, key: tuple[str, str], first: Incoming, deadline: float) -> None:
+        self.key = key
         self.items = [first]
+        self.deadline = deadline
         self.arrived = asyncio.Event()
 
     def add(self, item: Incoming) -> None:

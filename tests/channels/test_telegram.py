@@ -12,6 +12,7 @@ from aiogram.types import Update
 from pydantic import SecretStr
 
 from bot.channels.telegram import (
+    Albums,
     Ignored,
     LeaveGroup,
     TelegramSender,
@@ -335,3 +336,33 @@ def test_a_webhook_request_without_the_secret_is_never_from_telegram() -> None:
     # Settings refuse an empty secret; should one ever reach here, it matches nothing.
     assert not from_telegram(None, "")
     assert not from_telegram("", "")
+
+
+def album_item(n: int, group: str = "g1") -> Incoming:
+    photo = Media(MediaKind.PHOTO, f"p{n}", media_group_id=group)
+    return Incoming(
+        "telegram", str(CHAT), str(CHAT), media=(photo,), message_id=str(n), update_id=str(n)
+    )
+
+
+async def test_an_album_is_handed_on_at_ten_items_and_the_rest_is_the_next_message() -> None:
+    albums = Albums(quiet=0.01)
+    opened = [albums.add(album_item(n)) for n in range(1, 13)]
+    assert [i for i, album in enumerate(opened) if album is not None] == [0, 10]
+    first, second = opened[0], opened[10]
+    assert first is not None
+    assert second is not None
+    whole = await albums.complete(first)
+    assert [m.file_ref for m in whole.media] == [f"p{n}" for n in range(1, 11)]
+    rest = await albums.complete(second)
+    assert [m.file_ref for m in rest.media] == ["p11", "p12"]
+    assert rest.update_ids == ("11", "12")
+
+
+async def test_an_album_is_handed_on_when_its_time_is_up_however_busy() -> None:
+    # No quiet moment would ever come: only the time limit closes the album.
+    albums = Albums(quiet=3600, max_seconds=0)
+    album = albums.add(album_item(1))
+    assert album is not None
+    assert [m.file_ref for m in (await albums.complete(album)).media] == ["p1"]
+    assert albums.add(album_item(2)) is not None  # a new message, not the old album
