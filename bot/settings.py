@@ -132,6 +132,11 @@ class TelegramSettings(Section):
     poll_timeout_seconds: int = Field(default=30, ge=0, le=50)
     # Telegram's overall cap is about 30 messages a second (more with paid broadcasts).
     messages_per_second: float = Field(default=30.0, gt=0)
+    # What one customer chat may send: a burst at once, then so many a minute. Beyond that
+    # their messages wait (stored) and are answered in turn, so one sender cannot crowd out
+    # the others. The staff chat is not limited.
+    inbound_burst: int = Field(default=10, ge=1)
+    inbound_per_minute: float = Field(default=30.0, gt=0)
     # On SIGTERM: how long to finish turns and deliveries under way before exiting.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # True when api_base_url points at a local telegram-bot-api server (--local): files of

@@ -70,6 +70,8 @@ def test_storage_url_picks_the_database_file(tmp_path: Path) -> None:
         ("telegram:\n  token: '1:abc'\n", "telegram.token"),
         ("faq:\n  target_unanswered: {ru: 1.5}\n", "faq.target_unanswered.ru"),
         ("faq:\n  target_unanswered: {fr: 0.8}\n", "faq.target_unanswered.fr"),
+        ("telegram:\n  inbound_burst: 0\n", "telegram.inbound_burst"),
+        ("telegram:\n  inbound_per_minute: 0\n", "telegram.inbound_per_minute"),
     ],
 )
 def test_a_wrong_value_names_its_key(tmp_path: Path, text: str, key: str) -> None:

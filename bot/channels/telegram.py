@@ -64,7 +64,7 @@ from bot.app import App
 from bot.channels.html_split import split_html
 from bot.channels.telegram_files import TelegramFetcher
 from bot.delivery import Delivery, RetryAfter, RetryPolicy, TemporaryFailure, Undeliverable
-from bot.ratelimit import RateLimiter, RateLimits
+from bot.ratelimit import ChatPacer, RateLimiter, RateLimits
 from bot.serial import SerialQueues
 from bot.settings import Settings
 from domain.chats import ChatKey
@@ -630,6 +630,9 @@ class TelegramChannel:
         self.notifier = app.order_notifier(CHANNEL, self.delivery)
         self.archive = app.media_archive(CHANNEL, TelegramFetcher(bot))
         self.staff_chat_id = app.settings.handoff.staff_chat_id
+        self._inbound = ChatPacer(
+            self.settings.inbound_per_minute / 60.0, self.settings.inbound_burst
+        )
         self._staff_checks = staff_checks(app.settings)
         self._updates = SerialQueues("telegram.updates")
         self._queued: set[str] = set()
@@ -857,6 +860,11 @@ class TelegramChannel:
             self._queued.discard(stored.update_id)
 
     async def _converse(self, incoming: Incoming, update: Update | None) -> None:
+        if not incoming.staff:
+            # Over its pace a chat's turns wait here; its updates stay in the inbox till then.
+            waited = await self._inbound.wait(incoming.chat_id)
+            if waited > 0:
+                logger.info("telegram.inbound_paced chat=%s waited=%.1fs", incoming.chat_id, waited)
         async with typing_while_slow(self.bot, int(incoming.chat_id)):
             outcome = await self.app.engine.handle(incoming)
         for message in outcome.queued:
