@@ -150,3 +150,21 @@ async def test_serial_queues_keep_order_per_key_and_run_keys_in_parallel() -> No
     await queues.join()
     assert log == ["fast-1", "slow-1", "slow-2"]
     assert queues.busy == 0
+
+
+async def test_serial_queues_tell_how_many_jobs_wait_behind_the_running_one() -> None:
+    queues = SerialQueues("test")
+    gate = asyncio.Event()
+    seen: list[int] = []
+
+    async def job() -> None:
+        seen.append(queues.waiting("a"))
+        await gate.wait()
+
+    for _ in range(3):
+        queues.submit("a", job)
+    await asyncio.sleep(0.01)
+    assert (queues.waiting("a"), queues.waiting("b")) == (2, 0)
+    gate.set()
+    await queues.join()
+    assert seen == [2, 1, 0]

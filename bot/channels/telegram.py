@@ -13,6 +13,7 @@ import hmac
 import html
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
@@ -80,9 +81,10 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-# Show "typing…" only when a turn is slow enough for the customer to wonder.
+# Show "typing…" only when a turn is slow enough for the customer to wonder, and at most
+# once per chat in the time Telegram shows it: each call counts against the bot's limits.
 TYPING_AFTER_SECONDS = 0.5
-TYPING_REPEAT_SECONDS = 4.5
+TYPING_EVERY_SECONDS = 5.0
 # The items of an album arrive within a fraction of a second of each other, and there are
 # at most 10 (MAX_ALBUM_ITEMS); more updates under one media_group_id, or later ones, are
 # the next message rather than an album buffered without end.
@@ -635,6 +637,7 @@ class TelegramChannel:
         )
         self._staff_checks = staff_checks(app.settings)
         self._updates = SerialQueues("telegram.updates")
+        self._typing = Typing(bot, self._updates.waiting)
         self._queued: set[str] = set()
         self._albums = Albums()
         self._stopping = asyncio.Event()
@@ -865,7 +868,7 @@ class TelegramChannel:
             waited = await self._inbound.wait(incoming.chat_id)
             if waited > 0:
                 logger.info("telegram.inbound_paced chat=%s waited=%.1fs", incoming.chat_id, waited)
-        async with typing_while_slow(self.bot, int(incoming.chat_id)):
+        async with self._typing.while_slow(incoming.chat_id):
             outcome = await self.app.engine.handle(incoming)
         for message in outcome.queued:
             self.delivery.enqueue(message)
@@ -984,19 +987,52 @@ class _Album:
         )
 
 
-@asynccontextmanager
-async def typing_while_slow(bot: Bot, chat_id: int) -> AsyncIterator[None]:
-    """Show "typing…" in the chat if the work inside takes long enough to be noticed."""
-    task = asyncio.create_task(_keep_typing(bot, chat_id))
-    try:
-        yield
-    finally:
-        task.cancel()
+class Typing:
+    """Shows "typing…" in a chat whose turn is slow: at most one sendChatAction per chat every
+    `every` seconds across its turns, and none while the chat has turns queued behind
+    this one (answers are coming anyway), so a busy bot does not spend its API limits on
+    chat actions."""
 
+    def __init__(
+        self,
+        bot: Bot,
+        backlog: Callable[[str], int],
+        after: float = TYPING_AFTER_SECONDS,
+        every: float = TYPING_EVERY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bot = bot
+        self.backlog = backlog
+        self.after = after
+        self.every = every
+        self._clock = clock
+        # When each chat was last shown "typing…", oldest first; older than `every` is
+        # forgotten, so this holds only the chats of the last few seconds.
+        self._shown: dict[str, float] = {}
 
-async def _keep_typing(bot: Bot, chat_id: int) -> None:
-    await asyncio.sleep(TYPING_AFTER_SECONDS)
-    while True:
-        with suppress(TelegramAPIError):
-            await bot.send_chat_action(chat_id, ChatAction.TYPING)
-        await asyncio.sleep(TYPING_REPEAT_SECONDS)
+    @asynccontextmanager
+    async def while_slow(self, chat_id: str) -> AsyncIterator[None]:
+        """Around a turn; leaving stops it, before the reply is queued."""
+        task = asyncio.create_task(self._keep_typing(chat_id))
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    async def _keep_typing(self, chat_id: str) -> None:
+        await asyncio.sleep(self.after)
+        while True:
+            if self.due(chat_id):
+                with suppress(TelegramAPIError):
+                    await self.bot.send_chat_action(int(chat_id), ChatAction.TYPING)
+            await asyncio.sleep(self.every)
+
+    def due(self, chat_id: str) -> bool:
+        """Whether to show "typing…" now; if so, it counts as shown."""
+        now = self._clock()
+        while self._shown and next(iter(self._shown.values())) <= now - self.every:
+            del self._shown[next(iter(self._shown))]
+        if chat_id in self._shown or self.backlog(chat_id) > 0:
+            return False
+        self._shown[chat_id] = now
+        return True

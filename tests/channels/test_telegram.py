@@ -16,12 +16,12 @@ from bot.channels.telegram import (
     Ignored,
     LeaveGroup,
     TelegramSender,
+    Typing,
     album_parts,
     from_telegram,
     keyboard,
     make_bot,
     read_update,
-    typing_while_slow,
 )
 from bot.delivery import RetryAfter, TemporaryFailure, Undeliverable
 from bot.settings import Settings, TelegramSettings
@@ -157,12 +157,35 @@ async def test_telegram_errors_become_delivery_errors(bot: Bot, emulator: BotApi
 
 
 async def test_typing_shows_only_when_the_work_is_slow(bot: Bot, emulator: BotApiEmulator) -> None:
-    async with typing_while_slow(bot, CHAT):
+    typing = Typing(bot, backlog=lambda chat: 0)
+    async with typing.while_slow(str(CHAT)):
         await asyncio.sleep(0.01)
-    async with typing_while_slow(bot, CHAT + 1):
+    async with typing.while_slow(str(CHAT + 1)):
         await asyncio.sleep(0.8)
     assert emulator.chat_actions(CHAT) == []
     assert emulator.chat_actions(CHAT + 1) == ["typing"]
+
+
+async def test_a_burst_of_slow_turns_shows_typing_once(bot: Bot, emulator: BotApiEmulator) -> None:
+    typing = Typing(bot, backlog=lambda chat: 0, after=0.0)
+    async with typing.while_slow(str(CHAT)):
+        await asyncio.to_thread(emulator.wait_until, lambda: emulator.chat_actions(CHAT) != [])
+    for _ in range(10):
+        async with typing.while_slow(str(CHAT)):
+            await asyncio.sleep(0.05)
+    assert emulator.chat_actions(CHAT) == ["typing"]
+
+
+def test_typing_is_shown_once_per_chat_every_five_seconds_and_not_for_a_backlog(bot: Bot) -> None:
+    now = [0.0]
+    backlog = {"a": 0, "b": 0, "c": 2}
+    typing = Typing(bot, backlog.__getitem__, clock=lambda: now[0])
+    assert [typing.due(chat) for chat in "abc"] == [True, True, False]
+    now[0] = 4.9
+    assert [typing.due(chat) for chat in "abc"] == [False, False, False]
+    now[0] = 5.0
+    backlog["b"] = 1
+    assert [typing.due(chat) for chat in "abc"] == [True, False, False]
 
 
 def read(body: dict[str, object], staff_chat_id: int | None = None) -> object:
