@@ -82,7 +82,9 @@ SEED = 20260101
 FIRST_CHAT = 100_000_000
 WARMUP_CHAT = 900_000_000
 WARMUP_QUESTIONS = 50
-START_TIMEOUT = 180.0
+# The bot starts with an empty embedding cache: on a busy machine encoding the KB alone
+# can take minutes.
+START_TIMEOUT = 600.0
 LOST_AFTER = 10.0
 STEADY_SKIP = 3.0
 RSS_SAMPLE_SECONDS = 0.25
@@ -168,6 +170,8 @@ def busiest_threads(
 
 class SampledBot(BotProcess):
     """The bot process with its RSS sampled in the background and the send cap raised."""
+
+    start_timeout = START_TIMEOUT
 
     def __init__(
         self,
