@@ -85,6 +85,10 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 # once per chat in the time Telegram shows it: each call counts against the bot's limits.
 TYPING_AFTER_SECONDS = 0.5
 TYPING_EVERY_SECONDS = 5.0
+# With more chats than this waiting for their turns the bot is behind for everyone, and
+# their "typing…" (one per chat per 5 s) would take a fifth of Telegram's ~30 messages a
+# second from the replies themselves: then none is shown.
+TYPING_MAX_BUSY_CHATS = 30
 # The items of an album arrive within a fraction of a second of each other, and there are
 # at most 10 (MAX_ALBUM_ITEMS); more updates under one media_group_id, or later ones, are
 # the next message rather than an album buffered without end.
@@ -637,7 +641,7 @@ class TelegramChannel:
         )
         self._staff_checks = staff_checks(app.settings)
         self._updates = SerialQueues("telegram.updates")
-        self._typing = Typing(bot, self._updates.waiting)
+        self._typing = Typing(bot, self._updates)
         self._queued: set[str] = set()
         self._albums = Albums()
         self._stopping = asyncio.Event()
@@ -988,23 +992,25 @@ class _Album:
 
 
 class Typing:
-    """Shows "typing…" in a chat whose turn is slow: at most one sendChatAction per chat every
-    `every` seconds across its turns, and none while the chat has turns queued behind
-    this one (answers are coming anyway), so a busy bot does not spend its API limits on
-    chat actions."""
+    """Shows "typing…" in a chat whose turn is slow, sparing the bot's API limits: at most
+    one sendChatAction per chat every `every` seconds across its turns, none while the
+    chat has turns queued behind this one (answers are coming anyway), and none while
+    more than `max_busy` chats have turns under way (the bot is behind for everyone)."""
 
     def __init__(
         self,
         bot: Bot,
-        backlog: Callable[[str], int],
+        turns: SerialQueues,
         after: float = TYPING_AFTER_SECONDS,
         every: float = TYPING_EVERY_SECONDS,
+        max_busy: int = TYPING_MAX_BUSY_CHATS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bot = bot
-        self.backlog = backlog
+        self.turns = turns
         self.after = after
         self.every = every
+        self.max_busy = max_busy
         self._clock = clock
         # When each chat was last shown "typing…", oldest first; older than `every` is
         # forgotten, so this holds only the chats of the last few seconds.
@@ -1032,7 +1038,7 @@ class Typing:
         now = self._clock()
         while self._shown and next(iter(self._shown.values())) <= now - self.every:
             del self._shown[next(iter(self._shown))]
-        if chat_id in self._shown or self.backlog(chat_id) > 0:
+        if chat_id in self._shown or self.turns.waiting(chat_id) or self.turns.busy > self.max_busy:
             return False
         self._shown[chat_id] = now
         return True

@@ -24,6 +24,7 @@ from bot.channels.telegram import (
     read_update,
 )
 from bot.delivery import RetryAfter, TemporaryFailure, Undeliverable
+from bot.serial import SerialQueues
 from bot.settings import Settings, TelegramSettings
 from domain.chats import ChatKey
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
@@ -157,7 +158,7 @@ async def test_telegram_errors_become_delivery_errors(bot: Bot, emulator: BotApi
 
 
 async def test_typing_shows_only_when_the_work_is_slow(bot: Bot, emulator: BotApiEmulator) -> None:
-    typing = Typing(bot, backlog=lambda chat: 0)
+    typing = Typing(bot, SerialQueues("turns"))
     async with typing.while_slow(str(CHAT)):
         await asyncio.sleep(0.01)
     async with typing.while_slow(str(CHAT + 1)):
@@ -167,7 +168,7 @@ async def test_typing_shows_only_when_the_work_is_slow(bot: Bot, emulator: BotAp
 
 
 async def test_a_burst_of_slow_turns_shows_typing_once(bot: Bot, emulator: BotApiEmulator) -> None:
-    typing = Typing(bot, backlog=lambda chat: 0, after=0.0)
+    typing = Typing(bot, SerialQueues("turns"), after=0.0)
     async with typing.while_slow(str(CHAT)):
         await asyncio.to_thread(emulator.wait_until, lambda: emulator.chat_actions(CHAT) != [])
     for _ in range(10):
@@ -176,16 +177,29 @@ async def test_a_burst_of_slow_turns_shows_typing_once(bot: Bot, emulator: BotAp
     assert emulator.chat_actions(CHAT) == ["typing"]
 
 
-def test_typing_is_shown_once_per_chat_every_five_seconds_and_not_for_a_backlog(bot: Bot) -> None:
+async def test_typing_is_shown_once_per_chat_in_five_seconds_and_never_for_a_backlog(
+    bot: Bot,
+) -> None:
     now = [0.0]
-    backlog = {"a": 0, "b": 0, "c": 2}
-    typing = Typing(bot, backlog.__getitem__, clock=lambda: now[0])
-    assert [typing.due(chat) for chat in "abc"] == [True, True, False]
+    turns = SerialQueues("turns")
+    typing = Typing(bot, turns, max_busy=3, clock=lambda: now[0])
+    gate = asyncio.Event()
+
+    async def turn() -> None:
+        await gate.wait()
+
+    for chat in ("a", "b", "c", "c"):
+        turns.submit(chat, turn)
+    assert [typing.due(chat) for chat in "abc"] == [True, True, False]  # c: one more queued
     now[0] = 4.9
     assert [typing.due(chat) for chat in "abc"] == [False, False, False]
     now[0] = 5.0
-    backlog["b"] = 1
-    assert [typing.due(chat) for chat in "abc"] == [True, False, False]
+    assert typing.due("a")
+    now[0] = 10.0
+    turns.submit("d", turn)  # four chats busy: the bot is behind for everyone
+    assert [typing.due(chat) for chat in "abd"] == [False, False, False]
+    gate.set()
+    await turns.join()
 
 
 def read(body: dict[str, object], staff_chat_id: int | None = None) -> object:
