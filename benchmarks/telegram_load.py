@@ -515,7 +515,7 @@ LABELS = {
     "unanswered_at_end": "unanswered when injection ended",
     "bot_backlog_at_end": "where they were: bot's inbox / outbox rows, emulator queue",
     "typing_actions": "sendChatAction (typing) calls while injecting",
-    "typing_actions_per_reply": "sendChatAction calls per reply (at most 1 per chat per 5 s)",
+    "typing_actions_per_reply": "sendChatAction (typing) calls per reply",
     "updates_per_get_updates": "questions per getUpdates call",
     "bot_exit_code": "bot exit code after SIGTERM",
     "cpu_count": "os.cpu_count()",
