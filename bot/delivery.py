@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -53,11 +53,26 @@ class Sender(Protocol):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Back-off for temporary failures: 0.5 s doubling to 30 s, about 3 minutes in all."""
+    """Back-off for temporary failures, the one every retry loop uses: by default 0.5 s
+    doubling to 30 s, giving up after 10 failures in a row (about 3 minutes in all)."""
 
     first_delay: float = 0.5
     max_delay: float = 30.0
-    max_failures: int = 10
+    # None: never give up (polling: the updates wait at Telegram until it answers again).
+    max_failures: int | None = 10
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the `failures`-th failure in a row."""
+        delay = min(self.first_delay * 2.0 ** (failures - 1), self.max_delay)
+        # Jitter keeps many callers that failed together from retrying together.
+        return delay * random.uniform(0.8, 1.2)
+
+    def gives_up(self, failures: int) -> bool:
+        return self.max_failures is not None and failures >= self.max_failures
+
+
+# Told of a reply given up on, with the reason; the channel decides who else should know.
+OnFailed = Callable[[QueuedMessage, str], Awaitable[None]]
 
 
 class Delivery:
@@ -68,12 +83,14 @@ class Delivery:
         sender: Sender,
         limiter: RateLimiter | None = None,
         policy: RetryPolicy = RetryPolicy(),
+        on_failed: OnFailed | None = None,
     ) -> None:
         self.outbox = outbox
         self.channel = channel
         self.sender = sender
         self.limiter = limiter
         self.policy = policy
+        self.on_failed = on_failed
         self._queues = SerialQueues(f"delivery.{channel}")
 
     async def start(self) -> None:
@@ -117,6 +134,8 @@ class Delivery:
                     exc,
                 )
                 await self.outbox.mark_failed(message.id, str(exc))
+                if self.on_failed is not None:
+                    await self.on_failed(message, str(exc))
                 return
             if index + 1 < len(parts):
                 await self.outbox.mark_progress(message.id, index + 1)
@@ -137,11 +156,9 @@ class Delivery:
                 await asyncio.sleep(exc.seconds)
             except TemporaryFailure as exc:
                 failures += 1
-                if failures >= self.policy.max_failures:
+                if self.policy.gives_up(failures):
                     raise Undeliverable(f"gave up after {failures} attempts: {exc}") from exc
-                delay = min(self.policy.first_delay * 2 ** (failures - 1), self.policy.max_delay)
-                # Jitter keeps many chats that failed together from retrying together.
-                delay *= random.uniform(0.8, 1.2)
+                delay = self.policy.delay(failures)
                 logger.warning(
                     "delivery.retrying chat=%s attempt=%d in=%.1fs reason=%s",
                     key.chat_id,

@@ -1,4 +1,5 @@
-"""Pace outgoing messages so Telegram never has to throttle the bot.
+"""Pace outgoing messages so Telegram never has to throttle the bot, and incoming ones so
+that no sender can take more than their share of it.
 
 A bot that sends too fast gets `429 Too Many Requests` with a `retry_after` that can
 stall it for many seconds, so it is far cheaper to stay under Telegram's documented
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 # Float slack: a bucket refilled to 0.9999999999 holds a whole token. Without it a waiter
@@ -112,8 +114,61 @@ class _Chat:
     # Keeps one chat's messages in call order, and makes the holder the only one taking
     # from `bucket`: while it waits for the global bucket, its own can only fill up.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # acquire() calls between lookup and return; a chat in use is never forgotten.
+    # holding() calls between lookup and return; a chat in use is never forgotten.
     users: int = 0
+
+
+class _ChatBuckets:
+    """A token bucket per chat, held by one caller at a time, forgotten when idle.
+
+    A full bucket behaves exactly like a new one, so dropping it loses nothing. At most
+    every `prune_interval` seconds, `holding` sweeps out full, unused buckets. A sweep
+    costs O(chats tracked), and only chats active since the previous sweep (plus one
+    refill time) survive it, so the cost is amortised over those chats' messages and
+    memory stays proportional to the chats active in the last `prune_interval`, not to
+    all chats ever seen.
+    """
+
+    def __init__(self, clock: Callable[[], float], prune_interval: float) -> None:
+        self._clock = clock
+        self._prune_interval = prune_interval
+        self._pruned_at = clock()
+        self._chats: dict[str, _Chat] = {}
+
+    def __len__(self) -> int:
+        return len(self._chats)
+
+    @asynccontextmanager
+    async def holding(
+        self, chat_id: str, new_bucket: Callable[[], TokenBucket]
+    ) -> AsyncIterator[TokenBucket]:
+        """The chat's bucket, for this caller alone; callers for one chat get it in call
+        order."""
+        self._prune()
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            chat = self._chats[chat_id] = _Chat(new_bucket())
+        chat.users += 1
+        try:
+            async with chat.lock:
+                yield chat.bucket
+        finally:
+            chat.users -= 1
+
+    def _prune(self) -> None:
+        now = self._clock()
+        if now - self._pruned_at < self._prune_interval:
+            return
+        self._pruned_at = now
+        idle = [key for key, chat in self._chats.items() if not chat.users and chat.bucket.full]
+        for key in idle:
+            del self._chats[key]
+
+
+async def _until_token(bucket: TokenBucket, sleep: Callable[[float], Awaitable[None]]) -> None:
+    # A loop, not one sleep: a real event loop may wake us a hair early.
+    while (delay := bucket.delay()) > 0:
+        await sleep(delay)
 
 
 class RateLimiter:
@@ -123,15 +178,8 @@ class RateLimiter:
     one. A message first waits for its chat's bucket *without* holding the global one, so
     a chat at its own limit never holds up other chats; then it queues for the global
     bucket behind a lock, which asyncio wakes in arrival order, so the global bucket is
-    shared first come first served. Both tokens are taken at the same instant.
-
-    Buckets of idle chats are forgotten: a full bucket behaves exactly like a new one, so
-    dropping it loses nothing. At most every `prune_interval` seconds, `acquire` sweeps out
-    full, unused buckets. A sweep costs O(chats tracked), and only chats active since the
-    previous sweep (plus one refill time, at most ~11 s with the default limits) survive
-    it, so the cost is amortised over those chats' messages and memory stays
-    proportional to the chats active in the last `prune_interval`, not to all chats ever
-    seen.
+    shared first come first served. Both tokens are taken at the same instant. Buckets of
+    idle chats are forgotten (`_ChatBuckets`).
     """
 
     def __init__(
@@ -145,9 +193,7 @@ class RateLimiter:
         self.limits = limits
         self._clock = clock
         self._sleep = sleep
-        self._prune_interval = prune_interval
-        self._pruned_at = clock()
-        self._chats: dict[str, _Chat] = {}
+        self._chats = _ChatBuckets(clock, prune_interval)
         self._global = TokenBucket(limits.global_rate, limits.global_burst, clock)
         self._global_lock = asyncio.Lock()
 
@@ -162,22 +208,14 @@ class RateLimiter:
         Concurrent calls for one chat return in call order. Cancelling a waiting call
         takes no tokens.
         """
-        self._prune()
-        chat = self._chats.get(chat_id)
-        if chat is None:
-            chat = self._chats[chat_id] = _Chat(self._new_bucket(group))
-        chat.users += 1
-        try:
-            async with chat.lock:
-                await self._wait(chat.bucket)
-                # Nobody else takes from this chat's bucket while we hold its lock, so it
-                # still has a token after the global wait: no need to re-check it.
-                async with self._global_lock:
-                    await self._wait(self._global)
-                    self._global.take()
-                    chat.bucket.take()
-        finally:
-            chat.users -= 1
+        async with self._chats.holding(chat_id, lambda: self._new_bucket(group)) as bucket:
+            await _until_token(bucket, self._sleep)
+            # Nobody else takes from this chat's bucket while we hold it, so it still has
+            # a token after the global wait: no need to re-check it.
+            async with self._global_lock:
+                await _until_token(self._global, self._sleep)
+                self._global.take()
+                bucket.take()
 
     def _new_bucket(self, group: bool) -> TokenBucket:
         limits = self.limits
@@ -185,16 +223,37 @@ class RateLimiter:
             return TokenBucket(limits.per_group_rate, limits.per_group_burst, self._clock)
         return TokenBucket(limits.per_chat_rate, limits.per_chat_burst, self._clock)
 
-    async def _wait(self, bucket: TokenBucket) -> None:
-        # A loop, not one sleep: a real event loop may wake us a hair early.
-        while (delay := bucket.delay()) > 0:
-            await self._sleep(delay)
 
-    def _prune(self) -> None:
-        now = self._clock()
-        if now - self._pruned_at < self._prune_interval:
-            return
-        self._pruned_at = now
-        idle = [key for key, chat in self._chats.items() if not chat.users and chat.bucket.full]
-        for key in idle:
-            del self._chats[key]
+class ChatPacer:
+    """Paces what each chat sends the bot: a burst of `burst` at once, then `rate` per
+    second. A chat over its pace waits, in order; other chats do not wait for it."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        *,
+        prune_interval: float = 60.0,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._chats = _ChatBuckets(clock, prune_interval)
+
+    @property
+    def tracked_chats(self) -> int:
+        return len(self._chats)
+
+    async def wait(self, chat_id: str) -> float:
+        """Wait until the chat may have one more; returns the seconds waited."""
+        started = self._clock()
+        async with self._chats.holding(chat_id, self._new_bucket) as bucket:
+            await _until_token(bucket, self._sleep)
+            bucket.take()
+        return self._clock() - started
+
+    def _new_bucket(self) -> TokenBucket:
+        return TokenBucket(self.rate, self.burst, self._clock)

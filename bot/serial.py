@@ -34,6 +34,10 @@ class SerialQueues:
         """Keys with work queued or running."""
         return len(self._workers)
 
+    def waiting(self, key: Hashable) -> int:
+        """Jobs of this key queued behind the one running."""
+        return max(0, len(self._queues.get(key, ())) - 1)
+
     async def join(self) -> None:
         """Wait until every queued job has run."""
         await self._idle.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -90,6 +91,11 @@ class CompanySettings(Section):
         return values
 
 
+# What Telegram takes as a webhook's secret_token, long enough not to be guessed.
+WEBHOOK_SECRET_MIN_LENGTH = 32
+_WEBHOOK_SECRET = re.compile(rf"[A-Za-z0-9_-]{{{WEBHOOK_SECRET_MIN_LENGTH},256}}")
+
+
 class WebhookSettings(Section):
     # The public HTTPS address Telegram posts updates to (your reverse proxy).
     url: AnyHttpUrl | None = None
@@ -97,8 +103,19 @@ class WebhookSettings(Section):
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8080, ge=1, le=65535)
     path: str = "/telegram/webhook"
-    # From MINERDESK_TELEGRAM__WEBHOOK__SECRET only; empty derives one from the token.
+    # From MINERDESK_TELEGRAM__WEBHOOK__SECRET only; unset derives one from the token. Set
+    # but empty or short, it would let anyone who finds the address pose as any user.
     secret: SecretStr | None = None
+
+    @field_validator("secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                f"expected {WEBHOOK_SECRET_MIN_LENGTH} to 256 characters of A-Z, a-z, 0-9, _ "
+                "and -, or unset to derive one from the token"
+            )
+        return value
 
     @field_validator("path")
     @classmethod
@@ -115,6 +132,11 @@ class TelegramSettings(Section):
     poll_timeout_seconds: int = Field(default=30, ge=0, le=50)
     # Telegram's overall cap is about 30 messages a second (more with paid broadcasts).
     messages_per_second: float = Field(default=30.0, gt=0)
+    # What one customer chat may send: a burst at once, then so many a minute. Beyond that
+    # their messages wait (stored) and are answered in turn, so one sender cannot crowd out
+    # the others. The staff chat is not limited.
+    inbound_burst: int = Field(default=10, ge=1)
+    inbound_per_minute: float = Field(default=30.0, gt=0)
     # On SIGTERM: how long to finish turns and deliveries under way before exiting.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # True when api_base_url points at a local telegram-bot-api server (--local): files of
@@ -389,8 +411,12 @@ def _anchor_relative_paths(settings: Settings, base: Path) -> None:
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     # pydantic adds "[key]" to the location of a mapping's wrong key; the key itself says it.
-    key = ".".join(str(part) for part in error["loc"] if part != "[key]")
+    location = tuple(str(part) for part in error["loc"] if part != "[key]")
+    key = ".".join(location)
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = "unknown setting (check the spelling against config.yaml)"
+    if location in _SECRETS:
+        # The line goes to the terminal and the logs: a secret's value never does.
+        return f"{key}: {message}"
     return f"{key}: {message} (got {error.get('input')!r})"

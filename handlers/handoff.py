@@ -224,6 +224,27 @@ def _relay(incoming: Incoming, to_chat: str, topic_of: str | None = None) -> Rep
     )
 
 
+UNDELIVERED = "handoff:undelivered:"
+
+
+def undelivered_event(chat_id: str, reason: str) -> str:
+    """The staff chat's system event for a reply the channel gave up delivering to this
+    chat, with the channel's reason."""
+    return f"{UNDELIVERED}{chat_id}:{reason}"
+
+
+async def report_undelivered(turn: Turn, event: str) -> None:
+    """A reply that never reached a customer in a handoff (the bot blocked, the chat gone)
+    gets a line in their topic, or the rep waits for an answer to a message never read."""
+    chat_id, _, reason = event.partition(":")
+    customer = ChatKey(turn.key.channel, chat_id)
+    staff_chat = turn.services.staff.chat_id
+    if staff_chat is None or await turn.services.store.open_handoff(customer) is None:
+        return
+    line = f"⚠️ Could not deliver to the customer: {html.escape(reason)}"
+    turn.replies.append(in_topic(staff_chat, customer, line))
+
+
 def in_topic(staff_chat: str, customer: ChatKey, text: str) -> Reply:
     """A bot message for staff in the customer's topic."""
     return Reply(text, chat_id=staff_chat, topic_of=customer.chat_id)

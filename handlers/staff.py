@@ -30,8 +30,8 @@ def system_event(channel: str, staff_chat_id: str, event: str) -> Incoming:
 
 
 async def staff_event(turn: Turn, args: list[str]) -> None:
-    """A rep's message or button press, or a system event: one of the timer's checks, or
-    the KB watcher's report."""
+    """A rep's message or button press, or a system event: one of the timer's checks, the
+    KB watcher's report, or the channel's report of a reply it could not deliver."""
     incoming = turn.incoming
     if incoming.system is not None:
         await _system_event(turn, incoming.system)
@@ -59,3 +59,5 @@ async def _system_event(turn: Turn, event: str) -> None:
         await SYSTEM_EVENTS[event](turn)
     elif event.startswith(faq_admin.RELOADED):
         await faq_admin.post_reload_report(turn, event.removeprefix(faq_admin.RELOADED))
+    elif event.startswith(handoff.UNDELIVERED):
+        await handoff.report_undelivered(turn, event.removeprefix(handoff.UNDELIVERED))

@@ -24,6 +24,8 @@ START_TIMEOUT = 120
 class BotProcess:
     """One `minerdesk run` process with its own database; restartable, killable."""
 
+    start_timeout: float = START_TIMEOUT
+
     def __init__(self, emulator: BotApiEmulator, data_dir: Path, cache_dir: Path) -> None:
         self.emulator = emulator
         self.data_dir = data_dir
@@ -78,7 +80,7 @@ class BotProcess:
         seen = len(self.emulator.calls(method))
         self.emulator.wait_until(
             lambda: len(self.emulator.calls(method)) > seen or self.process_exited(),
-            timeout=START_TIMEOUT,
+            timeout=self.start_timeout,
             what=f"the bot to call {method}",
         )
         assert not self.process_exited(), self.output()

@@ -49,6 +49,16 @@ async def queue(storage: SqliteStorage, chat: str, *texts: str) -> list[QueuedMe
     )
 
 
+def test_the_retry_policy_doubles_to_its_cap_with_jitter_then_gives_up() -> None:
+    policy = RetryPolicy(first_delay=0.5, max_delay=30.0, max_failures=10)
+    for failures, base in [(1, 0.5), (2, 1.0), (4, 4.0), (7, 30.0), (50, 30.0)]:
+        delays = {policy.delay(failures) for _ in range(50)}
+        assert all(0.8 * base <= delay <= 1.2 * base for delay in delays)
+        assert len(delays) > 1  # callers that failed together spread out
+    assert (policy.gives_up(9), policy.gives_up(10)) == (False, True)
+    assert not RetryPolicy(max_failures=None).gives_up(10**6)
+
+
 async def test_replies_arrive_in_order_through_rate_limits_and_errors(
     storage: SqliteStorage,
 ) -> None:
@@ -78,6 +88,22 @@ async def test_an_undeliverable_reply_is_recorded_and_the_next_one_goes(
     assert "gave up after 3 attempts" in caplog.text
     failed = await storage.db.execute_fetchall("SELECT failed_reason FROM outbox ORDER BY id")
     assert [row[0] for row in failed] == ["Forbidden", "gave up after 3 attempts: x"]
+
+
+async def test_the_channel_hears_of_each_reply_given_up_on(storage: SqliteStorage) -> None:
+    sender = ScriptedSender(
+        {"blocked": [Undeliverable("Forbidden")], "flaky": [TemporaryFailure("x")] * 5}
+    )
+    given_up: list[tuple[str, str]] = []
+
+    async def on_failed(message: QueuedMessage, reason: str) -> None:
+        given_up.append((message.body["text"], reason))
+
+    delivery = Delivery(storage, "test", sender, policy=FAST, on_failed=on_failed)
+    for message in await queue(storage, "a", "blocked", "flaky", "fine"):
+        delivery.enqueue(message)
+    await delivery.join()
+    assert given_up == [("blocked", "Forbidden"), ("flaky", "gave up after 3 attempts: x")]
 
 
 async def test_a_restart_sends_what_was_left_and_only_the_missing_parts(
@@ -124,3 +150,21 @@ async def test_serial_queues_keep_order_per_key_and_run_keys_in_parallel() -> No
     await queues.join()
     assert log == ["fast-1", "slow-1", "slow-2"]
     assert queues.busy == 0
+
+
+async def test_serial_queues_tell_how_many_jobs_wait_behind_the_running_one() -> None:
+    queues = SerialQueues("test")
+    gate = asyncio.Event()
+    seen: list[int] = []
+
+    async def job() -> None:
+        seen.append(queues.waiting("a"))
+        await gate.wait()
+
+    for _ in range(3):
+        queues.submit("a", job)
+    await asyncio.sleep(0.01)
+    assert (queues.waiting("a"), queues.waiting("b")) == (2, 0)
+    gate.set()
+    await queues.join()
+    assert seen == [2, 1, 0]

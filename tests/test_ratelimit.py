@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.ratelimit import RateLimiter, RateLimits, TokenBucket
+from bot.ratelimit import ChatPacer, RateLimiter, RateLimits, TokenBucket
 
 # Lots of room globally, for tests that are about one chat's own limit.
 UNLIMITED_GLOBAL = {"global_rate": 1e6, "global_burst": 1_000_000}
@@ -328,3 +328,22 @@ async def test_it_paces_in_real_time_with_the_real_clock_and_sleep() -> None:
     await asyncio.gather(*sends)
     elapsed = time.monotonic() - started
     assert 0.095 <= elapsed < 0.5  # 10 intervals of 10 ms per chat, the two chats in parallel
+
+
+# --- ChatPacer (what chats send the bot) -------------------------------------------------
+
+
+async def test_a_chat_over_its_inbound_pace_waits_and_the_others_do_not() -> None:
+    vt = VirtualTime()
+    pacer = ChatPacer(rate=0.5, burst=3, clock=vt, sleep=vt.sleep)
+
+    async def turns(chat: str, n: int) -> list[tuple[float, float]]:
+        return [(await pacer.wait(chat), vt.now) for _ in range(n)]
+
+    flood, other = await vt.run(turns("flood", 6), turns("other", 2))
+    assert [at for _, at in flood] == [0, 0, 0, 2, 4, 6]
+    assert [waited for waited, _ in flood] == [0, 0, 0, 2, 2, 2]
+    assert other == [(0, 0), (0, 0)]
+    vt.now += 1000
+    await pacer.wait("someone else")  # the sweep forgets the idle chats
+    assert pacer.tracked_chats == 1

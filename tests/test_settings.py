@@ -72,6 +72,8 @@ def test_storage_url_picks_the_database_file(tmp_path: Path) -> None:
         ("telegram:\n  token: '1:abc'\n", "telegram.token"),
         ("faq:\n  target_unanswered: {ru: 1.5}\n", "faq.target_unanswered.ru"),
         ("faq:\n  target_unanswered: {fr: 0.8}\n", "faq.target_unanswered.fr"),
+        ("telegram:\n  inbound_burst: 0\n", "telegram.inbound_burst"),
+        ("telegram:\n  inbound_per_minute: 0\n", "telegram.inbound_per_minute"),
     ],
 )
 def test_a_wrong_value_names_its_key(tmp_path: Path, text: str, key: str) -> None:
@@ -153,3 +155,32 @@ def test_the_digest_time_is_a_time_of_day(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("MINERDESK_HANDOFF__DIGEST_TIME", "25:00")
     with pytest.raises(SettingsError, match=r"^handoff\.digest_time: "):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["", "short-secret", "x" * 31, "a" * 40 + " spaces " + "b" * 10, "ü" * 40, "x" * 257],
+    ids=["empty", "short", "31 characters", "spaces", "not ASCII", "257 characters"],
+)
+def test_a_weak_or_malformed_webhook_secret_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    monkeypatch.setenv("MINERDESK_TELEGRAM__WEBHOOK__SECRET", secret)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith("telegram.webhook.secret: ")
+    assert "\n" not in message
+    assert "32 to 256 characters" in message
+    if secret:
+        assert secret not in message
+
+
+def test_a_strong_webhook_secret_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "Ab0_-" * 7
+    monkeypatch.setenv("MINERDESK_TELEGRAM__WEBHOOK__SECRET", secret)
+    configured = load_settings().telegram.webhook.secret
+    assert configured is not None
+    assert configured.get_secret_value() == secret
+    monkeypatch.delenv("MINERDESK_TELEGRAM__WEBHOOK__SECRET")
+    assert load_settings().telegram.webhook.secret is None  # derived from the token

@@ -13,6 +13,7 @@ import hmac
 import html
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
@@ -63,12 +64,13 @@ from aiohttp import web
 from bot.app import App
 from bot.channels.html_split import split_html
 from bot.channels.telegram_files import TelegramFetcher
-from bot.delivery import Delivery, RetryAfter, TemporaryFailure, Undeliverable
-from bot.ratelimit import RateLimiter, RateLimits
+from bot.delivery import Delivery, RetryAfter, RetryPolicy, TemporaryFailure, Undeliverable
+from bot.ratelimit import ChatPacer, RateLimiter, RateLimits
 from bot.serial import SerialQueues
 from bot.settings import Settings
 from domain.chats import ChatKey
 from handlers.faq_admin import reloaded_event
+from handlers.handoff import undelivered_event
 from handlers.i18n import N_, SUPPORTED_LANGUAGES, translator
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
 from handlers.staff import due_checks, system_event
@@ -79,11 +81,25 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-# Show "typing…" only when a turn is slow enough for the customer to wonder.
+# Show "typing…" only when a turn is slow enough for the customer to wonder, and at most
+# once per chat in the time Telegram shows it: each call counts against the bot's limits.
 TYPING_AFTER_SECONDS = 0.5
-TYPING_REPEAT_SECONDS = 4.5
-# The items of an album arrive within a fraction of a second of each other.
+TYPING_EVERY_SECONDS = 5.0
+# With more chats than this waiting for their turns the bot is behind for everyone, and
+# their "typing…" (one per chat per 5 s) would take a fifth of Telegram's ~30 messages a
+# second from the replies themselves: then none is shown.
+TYPING_MAX_BUSY_CHATS = 30
+# The items of an album arrive within a fraction of a second of each other, and there are
+# at most 10 (MAX_ALBUM_ITEMS); more updates under one media_group_id, or later ones, are
+# the next message rather than an album buffered without end.
 ALBUM_QUIET_SECONDS = 1.0
+ALBUM_MAX_SECONDS = 10.0
+# Telegram out of reach: keep asking for updates, they wait there. A button's answer is
+# worth a few seconds at most: the customer's spinner stops on its own.
+POLL_RETRY = RetryPolicy(max_failures=None)
+CALLBACK_RETRY = RetryPolicy(max_delay=5.0, max_failures=3)
+# What Telegram sends the webhook's secret in.
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
 # How often the staff flows are asked whether a reminder or the daily digest is due.
 STAFF_CHECK_SECONDS = 30.0
 COMMANDS = (
@@ -431,22 +447,42 @@ class TelegramSender:
             # Staff deleted the customer's topic: post in the general thread instead.
             logger.warning("handoff.topic_gone chat=%s", key.chat_id)
             return await self._emit(key, part.model_copy(update={"message_thread_id": None}))
-        if (
-            isinstance(part, SendMessage)
-            and "can't parse entities" in description
-            and part.parse_mode is not None
-        ):
-            logger.warning("telegram.html_rejected chat=%s reason=%s", key.chat_id, exc.message)
-            plain = html.unescape(_TAG.sub("", part.text or ""))
-            return await self._emit(
-                key, part.model_copy(update={"text": plain, "parse_mode": None})
+        if "can't parse entities" in description and (plain := as_plain_text(part)) is not None:
+            logger.warning(
+                "telegram.html_rejected chat=%s method=%s reason=%s",
+                key.chat_id,
+                part.__api_method__,
+                exc.message,
             )
-        if isinstance(part, EditMessageText) and "can't parse entities" in description:
-            plain = html.unescape(_TAG.sub("", part.text or ""))
-            return await self._emit(
-                key, part.model_copy(update={"text": plain, "parse_mode": None})
-            )
+            return await self._emit(key, plain)
         raise Undeliverable(exc.message) from exc
+
+
+def plain_text(html_text: str) -> str:
+    """What an HTML text reads as without its tags."""
+    return html.unescape(_TAG.sub("", html_text))
+
+
+def as_plain_text(method: TelegramMethod[Any]) -> TelegramMethod[Any] | None:
+    """The call with every HTML text and caption in it (an album's items' too) sent as
+    plain text instead, for when Telegram cannot parse them; None if none is left."""
+    changes = _plain_fields(method)
+    media = getattr(method, "media", None)
+    if isinstance(media, list) and any(_plain_fields(item) for item in media):
+        changes["media"] = [item.model_copy(update=_plain_fields(item)) for item in media]
+    return method.model_copy(update=changes) if changes else None
+
+
+def _plain_fields(model: Any) -> dict[str, Any]:
+    """The changes that send a method's or an album item's text and caption as plain text;
+    none if it is not sent as HTML."""
+    if getattr(model, "parse_mode", None) is None:
+        return {}
+    changes: dict[str, Any] = {"parse_mode": None}
+    for name in ("text", "caption"):
+        if isinstance(value := getattr(model, name, None), str):
+            changes[name] = plain_text(value)
+    return changes
 
 
 AlbumItem = (
@@ -482,7 +518,7 @@ def _album_methods(chat_id: int, reply: Reply) -> list[TelegramMethod[Any]]:
     too long for a caption follows the album as messages of its own."""
     caption: str | None = reply.text or None
     after: list[TelegramMethod[Any]] = []
-    if caption is not None and len(html.unescape(_TAG.sub("", caption))) > MAX_CAPTION_LENGTH:
+    if caption is not None and len(plain_text(caption)) > MAX_CAPTION_LENGTH:
         caption = None
         chunks = split_html(reply.text)
         last, markup = len(chunks) - 1, keyboard(reply.buttons)
@@ -548,6 +584,14 @@ def webhook_secret(settings: Settings) -> str:
     return hashlib.sha256(b"minerdesk-webhook:" + token.get_secret_value().encode()).hexdigest()
 
 
+def from_telegram(given: str | None, secret: str) -> bool:
+    """Whether a webhook request carries the secret; a missing or empty header never does,
+    whatever the secret."""
+    if not given:
+        return False
+    return hmac.compare_digest(given.encode(), secret.encode())
+
+
 def make_bot(settings: Settings) -> Bot:
     token = settings.telegram.token
     assert token is not None
@@ -577,14 +621,20 @@ class TelegramChannel:
             global_burst=self.settings.messages_per_second,
         )
         sender = TelegramSender(bot, app.storage)
-        self.delivery = Delivery(app.storage, CHANNEL, sender, RateLimiter(limits))
+        self.delivery = Delivery(
+            app.storage, CHANNEL, sender, RateLimiter(limits), on_failed=self._report_undelivered
+        )
         self.notifier = app.order_notifier(CHANNEL, self.delivery)
         self.archive = app.media_archive(CHANNEL, TelegramFetcher(bot))
         self.staff_chat_id = app.settings.handoff.staff_chat_id
+        self._inbound = ChatPacer(
+            self.settings.inbound_per_minute / 60.0, self.settings.inbound_burst
+        )
         self._staff_checks = due_checks(app.services.staff)
         self._updates = SerialQueues("telegram.updates")
+        self._typing = Typing(bot, self._updates)
         self._queued: set[str] = set()
-        self._albums: dict[tuple[str, str], _Album] = {}
+        self._albums = Albums()
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -656,7 +706,7 @@ class TelegramChannel:
                 raise TokenRejected("telegram.token: rejected by Telegram") from None
             except TelegramAPIError as exc:
                 failures += 1
-                delay = min(0.5 * 2 ** (failures - 1), 30.0)
+                delay = POLL_RETRY.delay(failures)
                 logger.warning(
                     "telegram.poll_failed attempt=%d retry_in=%.1fs reason=%s",
                     failures,
@@ -697,8 +747,7 @@ class TelegramChannel:
 
     def _webhook_handler(self, secret: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
-            given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-            if not hmac.compare_digest(given.encode(), secret.encode()):
+            if not from_telegram(request.headers.get(SECRET_HEADER), secret):
                 logger.warning("telegram.webhook_bad_secret remote=%s", request.remote)
                 return web.Response(status=401)
             try:
@@ -736,29 +785,15 @@ class TelegramChannel:
             case _:
                 chat = None
         if isinstance(event, Incoming) and event.media and event.media[0].media_group_id:
-            album_key = (event.chat_id, event.media[0].media_group_id)
-            if album_key in self._albums:
-                self._albums[album_key].add(event)
-                return
-            album = self._albums[album_key] = _Album(event)
-            self._updates.submit(chat, lambda: self._process_album(album_key, album, update))
+            album = self._albums.add(event)
+            if album is not None:
+                self._updates.submit(chat, lambda: self._process_album(album, update))
             return
         self._updates.submit(chat, lambda: self._process(stored, update, event))
 
-    async def _process_album(
-        self, album_key: tuple[str, str], album: _Album, update: Update | None
-    ) -> None:
-        """Telegram sends an album as one update per item with no end marker: wait until
-        none has come for a moment, then handle them as one message."""
+    async def _process_album(self, album: _Album, update: Update | None) -> None:
         try:
-            while True:
-                album.arrived.clear()
-                try:
-                    await asyncio.wait_for(album.arrived.wait(), ALBUM_QUIET_SECONDS)
-                except TimeoutError:
-                    break
-            del self._albums[album_key]
-            await self._converse(album.merged(), update)
+            await self._converse(await self._albums.complete(album), update)
         finally:
             for update_id in album.update_ids:
                 self._queued.discard(update_id)
@@ -798,6 +833,13 @@ class TelegramChannel:
         for message in outcome.queued:
             self.delivery.enqueue(message)
 
+    async def _report_undelivered(self, message: QueuedMessage, reason: str) -> None:
+        """Staff flows hear of every reply a customer never got (they tell the rep if one
+        is talking with that customer); a failed staff post is only logged."""
+        if self.staff_chat_id is None or message.key.chat_id == str(self.staff_chat_id):
+            return
+        await self._staff_system_event(undelivered_event(message.key.chat_id, reason))
+
     async def _process(self, stored: InboxUpdate, update: Update | None, event: Event) -> None:
         try:
             match event:
@@ -816,7 +858,12 @@ class TelegramChannel:
             self._queued.discard(stored.update_id)
 
     async def _converse(self, incoming: Incoming, update: Update | None) -> None:
-        async with typing_while_slow(self.bot, int(incoming.chat_id)):
+        if not incoming.staff:
+            # Over its pace a chat's turns wait here; its updates stay in the inbox till then.
+            waited = await self._inbound.wait(incoming.chat_id)
+            if waited > 0:
+                logger.info("telegram.inbound_paced chat=%s waited=%.1fs", incoming.chat_id, waited)
+        async with self._typing.while_slow(incoming.chat_id):
             outcome = await self.app.engine.handle(incoming)
         for message in outcome.queued:
             self.delivery.enqueue(message)
@@ -829,25 +876,90 @@ class TelegramChannel:
         """Every button press gets its answer, or the customer's button keeps spinning."""
         if update is None or update.callback_query is None:
             return
-        for _attempt in range(3):
+        failures = 0
+        while True:
             try:
                 await self.bot.answer_callback_query(update.callback_query.id, text=notice)
                 return
-            except TelegramRetryAfter as exc:
-                await asyncio.sleep(min(exc.retry_after, 5))
-            except (TelegramNetworkError, TelegramServerError):
-                await asyncio.sleep(0.5)
             except TelegramBadRequest as exc:
                 # Typically "query is too old" after a restart: nothing left to answer.
                 logger.info("telegram.callback_not_answered reason=%s", exc.message)
                 return
+            except (TelegramRetryAfter, TelegramNetworkError, TelegramServerError) as exc:
+                failures += 1
+                if CALLBACK_RETRY.gives_up(failures):
+                    logger.warning(
+                        "telegram.callback_not_answered attempts=%d reason=%s",
+                        failures,
+                        exc.message,
+                    )
+                    return
+                delay = CALLBACK_RETRY.delay(failures)
+                if isinstance(exc, TelegramRetryAfter):
+                    delay = min(exc.retry_after, CALLBACK_RETRY.max_delay)
+                await asyncio.sleep(delay)
+
+
+class Albums:
+    """Telegram sends an album as one update per item with no end marker: the items are
+    gathered until none has come for `quiet` seconds, then handled as one message. An
+    album is closed sooner at `max_items`, or `max_seconds` after its first item, so that
+    a sender cannot keep one open; later items of the same group start another."""
+
+    def __init__(
+        self,
+        quiet: float = ALBUM_QUIET_SECONDS,
+        max_items: int = MAX_ALBUM_ITEMS,
+        max_seconds: float = ALBUM_MAX_SECONDS,
+    ) -> None:
+        self.quiet = quiet
+        self.max_items = max_items
+        self.max_seconds = max_seconds
+        self._open: dict[tuple[str, str], _Album] = {}
+
+    def add(self, item: Incoming) -> _Album | None:
+        """Add an album's item; returns the album it opened, None if it joined an open one."""
+        group = item.media[0].media_group_id
+        assert group is not None, "only album items have a media group"
+        key = (item.chat_id, group)
+        album = self._open.get(key)
+        if album is None:
+            deadline = asyncio.get_running_loop().time() + self.max_seconds
+            album = self._open[key] = _Album(key, item, deadline)
+            return album
+        album.add(item)
+        if len(album.items) >= self.max_items:
+            self._close(album)
+        return None
+
+    async def complete(self, album: _Album) -> Incoming:
+        """The album as one message, once it is closed or quiet."""
+        loop = asyncio.get_running_loop()
+        while self._open.get(album.key) is album:
+            wait = min(self.quiet, album.deadline - loop.time())
+            if wait <= 0:
+                break
+            album.arrived.clear()
+            try:
+                await asyncio.wait_for(album.arrived.wait(), wait)
+            except TimeoutError:
+                break
+        self._close(album)
+        return album.merged()
+
+    def _close(self, album: _Album) -> None:
+        if self._open.get(album.key) is album:
+            del self._open[album.key]
+        album.arrived.set()
 
 
 class _Album:
     """The items of one album received so far."""
 
-    def __init__(self, first: Incoming) -> None:
+    def __init__(self, key: tuple[str, str], first: Incoming, deadline: float) -> None:
+        self.key = key
         self.items = [first]
+        self.deadline = deadline
         self.arrived = asyncio.Event()
 
     def add(self, item: Incoming) -> None:
@@ -870,19 +982,54 @@ class _Album:
         )
 
 
-@asynccontextmanager
-async def typing_while_slow(bot: Bot, chat_id: int) -> AsyncIterator[None]:
-    """Show "typing…" in the chat if the work inside takes long enough to be noticed."""
-    task = asyncio.create_task(_keep_typing(bot, chat_id))
-    try:
-        yield
-    finally:
-        task.cancel()
+class Typing:
+    """Shows "typing…" in a chat whose turn is slow, sparing the bot's API limits: at most
+    one sendChatAction per chat every `every` seconds across its turns, none while the
+    chat has turns queued behind this one (answers are coming anyway), and none while
+    more than `max_busy` chats have turns under way (the bot is behind for everyone)."""
 
+    def __init__(
+        self,
+        bot: Bot,
+        turns: SerialQueues,
+        after: float = TYPING_AFTER_SECONDS,
+        every: float = TYPING_EVERY_SECONDS,
+        max_busy: int = TYPING_MAX_BUSY_CHATS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bot = bot
+        self.turns = turns
+        self.after = after
+        self.every = every
+        self.max_busy = max_busy
+        self._clock = clock
+        # When each chat was last shown "typing…", oldest first; older than `every` is
+        # forgotten, so this holds only the chats of the last few seconds.
+        self._shown: dict[str, float] = {}
 
-async def _keep_typing(bot: Bot, chat_id: int) -> None:
-    await asyncio.sleep(TYPING_AFTER_SECONDS)
-    while True:
-        with suppress(TelegramAPIError):
-            await bot.send_chat_action(chat_id, ChatAction.TYPING)
-        await asyncio.sleep(TYPING_REPEAT_SECONDS)
+    @asynccontextmanager
+    async def while_slow(self, chat_id: str) -> AsyncIterator[None]:
+        """Around a turn; leaving stops it, before the reply is queued."""
+        task = asyncio.create_task(self._keep_typing(chat_id))
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    async def _keep_typing(self, chat_id: str) -> None:
+        await asyncio.sleep(self.after)
+        while True:
+            if self.due(chat_id):
+                with suppress(TelegramAPIError):
+                    await self.bot.send_chat_action(int(chat_id), ChatAction.TYPING)
+            await asyncio.sleep(self.every)
+
+    def due(self, chat_id: str) -> bool:
+        """Whether to show "typing…" now; if so, it counts as shown."""
+        now = self._clock()
+        while self._shown and next(iter(self._shown.values())) <= now - self.every:
+            del self._shown[next(iter(self._shown))]
+        if chat_id in self._shown or self.turns.waiting(chat_id) or self.turns.busy > self.max_busy:
+            return False
+        self._shown[chat_id] = now
+        return True

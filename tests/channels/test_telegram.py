@@ -7,21 +7,24 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiogram import Bot
-from aiogram.methods import EditMessageText, SendMessage
+from aiogram.methods import CopyMessage, EditMessageText, SendMessage
 from aiogram.types import Update
 from pydantic import SecretStr
 
 from bot.channels.telegram import (
+    Albums,
     Ignored,
     LeaveGroup,
     TelegramSender,
+    Typing,
     album_parts,
+    from_telegram,
     keyboard,
     make_bot,
     read_update,
-    typing_while_slow,
 )
 from bot.delivery import RetryAfter, TemporaryFailure, Undeliverable
+from bot.serial import SerialQueues
 from bot.settings import Settings, TelegramSettings
 from domain.chats import ChatKey
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
@@ -92,6 +95,46 @@ async def test_html_telegram_rejects_is_sent_as_plain_text(
     assert message["text"] == "Price 1 < 2 & unclosed"
 
 
+BROKEN_HTML = "Board <b>front</b>: 1 < 2 & <i>unclosed"
+AS_PLAIN_TEXT = "Board front: 1 < 2 & unclosed"
+
+
+async def test_an_album_whose_caption_telegram_cannot_parse_arrives_as_plain_text(
+    bot: Bot, emulator: BotApiEmulator
+) -> None:
+    photos = tuple(
+        Media(
+            MediaKind.PHOTO, emulator.send_media(CHAT, "photo")["message"]["photo"][-1]["file_id"]
+        )
+        for _ in range(2)
+    )
+    await deliver(bot, Reply(BROKEN_HTML, album=photos))
+    await deliver(bot, Reply(BROKEN_HTML, album=photos[:1]))
+    album, single = emulator.messages(CHAT)[:2], emulator.messages(CHAT)[2]
+    assert [m.get("caption") for m in album] == [AS_PLAIN_TEXT, None]
+    assert single["caption"] == AS_PLAIN_TEXT
+    rejected = [c.method for c in emulator.calls() if c.status == 400]
+    assert rejected == ["sendMediaGroup", "sendPhoto"]
+
+
+async def test_an_edit_and_a_copy_telegram_cannot_parse_go_as_plain_text(
+    bot: Bot, emulator: BotApiEmulator
+) -> None:
+    await deliver(bot, Reply("answer"))
+    [answer] = emulator.messages(CHAT)
+    await deliver(bot, Reply(BROKEN_HTML, replaces=str(answer["message_id"])))
+    assert emulator.messages(CHAT)[0]["text"] == AS_PLAIN_TEXT
+
+    photo = emulator.send_media(CHAT, "photo")["message"]
+    copy = CopyMessage(
+        chat_id=CHAT + 1, from_chat_id=CHAT, message_id=photo["message_id"], caption=BROKEN_HTML
+    )
+    await TelegramSender(bot).send(ChatKey("telegram", str(CHAT + 1)), copy)
+    assert emulator.messages(CHAT + 1)[0]["caption"] == AS_PLAIN_TEXT
+    rejected = [c.method for c in emulator.calls() if c.status == 400]
+    assert rejected == ["editMessageText", "copyMessage"]
+
+
 async def test_telegram_errors_become_delivery_errors(bot: Bot, emulator: BotApiEmulator) -> None:
     sender = TelegramSender(bot)
     part = SendMessage(chat_id=CHAT, text="hi")
@@ -115,12 +158,48 @@ async def test_telegram_errors_become_delivery_errors(bot: Bot, emulator: BotApi
 
 
 async def test_typing_shows_only_when_the_work_is_slow(bot: Bot, emulator: BotApiEmulator) -> None:
-    async with typing_while_slow(bot, CHAT):
+    typing = Typing(bot, SerialQueues("turns"))
+    async with typing.while_slow(str(CHAT)):
         await asyncio.sleep(0.01)
-    async with typing_while_slow(bot, CHAT + 1):
+    async with typing.while_slow(str(CHAT + 1)):
         await asyncio.sleep(0.8)
     assert emulator.chat_actions(CHAT) == []
     assert emulator.chat_actions(CHAT + 1) == ["typing"]
+
+
+async def test_a_burst_of_slow_turns_shows_typing_once(bot: Bot, emulator: BotApiEmulator) -> None:
+    typing = Typing(bot, SerialQueues("turns"), after=0.0)
+    async with typing.while_slow(str(CHAT)):
+        await asyncio.to_thread(emulator.wait_until, lambda: emulator.chat_actions(CHAT) != [])
+    for _ in range(10):
+        async with typing.while_slow(str(CHAT)):
+            await asyncio.sleep(0.05)
+    assert emulator.chat_actions(CHAT) == ["typing"]
+
+
+async def test_typing_is_shown_once_per_chat_in_five_seconds_and_never_for_a_backlog(
+    bot: Bot,
+) -> None:
+    now = [0.0]
+    turns = SerialQueues("turns")
+    typing = Typing(bot, turns, max_busy=3, clock=lambda: now[0])
+    gate = asyncio.Event()
+
+    async def turn() -> None:
+        await gate.wait()
+
+    for chat in ("a", "b", "c", "c"):
+        turns.submit(chat, turn)
+    assert [typing.due(chat) for chat in "abc"] == [True, True, False]  # c: one more queued
+    now[0] = 4.9
+    assert [typing.due(chat) for chat in "abc"] == [False, False, False]
+    now[0] = 5.0
+    assert typing.due("a")
+    now[0] = 10.0
+    turns.submit("d", turn)  # four chats busy: the bot is behind for everyone
+    assert [typing.due(chat) for chat in "abd"] == [False, False, False]
+    gate.set()
+    await turns.join()
 
 
 def read(body: dict[str, object], staff_chat_id: int | None = None) -> object:
@@ -283,3 +362,44 @@ def test_a_local_bot_api_server_is_read_in_local_mode() -> None:
     assert not make_bot(Settings(telegram=telegram)).session.api.is_local
     local = telegram.model_copy(update={"local_bot_api": True})
     assert make_bot(Settings(telegram=local)).session.api.is_local
+
+
+def test_a_webhook_request_without_the_secret_is_never_from_telegram() -> None:
+    secret = "s" * 40
+    assert from_telegram(secret, secret)
+    assert not from_telegram(None, secret)
+    assert not from_telegram("", secret)
+    assert not from_telegram("s" * 39, secret)
+    # Settings refuse an empty secret; should one ever reach here, it matches nothing.
+    assert not from_telegram(None, "")
+    assert not from_telegram("", "")
+
+
+def album_item(n: int, group: str = "g1") -> Incoming:
+    photo = Media(MediaKind.PHOTO, f"p{n}", media_group_id=group)
+    return Incoming(
+        "telegram", str(CHAT), str(CHAT), media=(photo,), message_id=str(n), update_id=str(n)
+    )
+
+
+async def test_an_album_is_handed_on_at_ten_items_and_the_rest_is_the_next_message() -> None:
+    albums = Albums(quiet=0.01)
+    opened = [albums.add(album_item(n)) for n in range(1, 13)]
+    assert [i for i, album in enumerate(opened) if album is not None] == [0, 10]
+    first, second = opened[0], opened[10]
+    assert first is not None
+    assert second is not None
+    whole = await albums.complete(first)
+    assert [m.file_ref for m in whole.media] == [f"p{n}" for n in range(1, 11)]
+    rest = await albums.complete(second)
+    assert [m.file_ref for m in rest.media] == ["p11", "p12"]
+    assert rest.update_ids == ("11", "12")
+
+
+async def test_an_album_is_handed_on_when_its_time_is_up_however_busy() -> None:
+    # No quiet moment would ever come: only the time limit closes the album.
+    albums = Albums(quiet=3600, max_seconds=0)
+    album = albums.add(album_item(1))
+    assert album is not None
+    assert [m.file_ref for m in (await albums.complete(album)).media] == ["p1"]
+    assert albums.add(album_item(2)) is not None  # a new message, not the old album

@@ -148,6 +148,20 @@ def test_awkward_texts_and_buttons_get_sensible_answers(
     assert "telegram.ignored" in running_bot.log
 
 
+def test_server_errors_on_updates_and_button_answers_are_retried(
+    running_bot: BotProcess, shared_emulator: BotApiEmulator
+) -> None:
+    emu, chat = shared_emulator, 1006
+    emu.send_text(chat, "/menu")
+    [menu] = emu.wait_messages(chat, 1)
+    emu.fail("getUpdates", times=2, error_code=502)
+    emu.fail("answerCallbackQuery", times=2, error_code=502)
+    emu.press(chat, "❓ Ask a question", message=menu)
+    assert "Type your question" in emu.wait_messages(chat, 2)[-1]["text"]
+    emu.wait_until(lambda: not emu.unanswered_callbacks(), what="the press answered at last")
+    assert "telegram.poll_failed attempt=2" in running_bot.log
+
+
 def test_a_strangers_group_is_left_and_group_chatter_ignored(
     running_bot: BotProcess, shared_emulator: BotApiEmulator
 ) -> None:
@@ -224,16 +238,38 @@ def test_sigterm_finishes_the_work_under_way_and_exits_cleanly(
     assert "telegram.stopped" in bot.log
 
 
-def test_webhook_mode_checks_the_secret_and_answers(
-    bot: BotProcess, emulator: BotApiEmulator
-) -> None:
+WEBHOOK_SECRET = "s3cret-value-of-at-least-32-characters"
+
+
+def webhook_env(bot: BotProcess, secret: str) -> str:
+    """Webhook mode on a free port with this secret; returns the webhook's URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/telegram/webhook"
     bot.env.update(
         MINERDESK_TELEGRAM__WEBHOOK__URL=url,
         MINERDESK_TELEGRAM__WEBHOOK__LISTEN_PORT=str(port),
-        MINERDESK_TELEGRAM__WEBHOOK__SECRET="s3cret-value",
+        MINERDESK_TELEGRAM__WEBHOOK__SECRET=secret,
     )
+    return url
+
+
+def forged_post(url: str, headers: dict[str, str]) -> int:
+    """POST an update as someone who is not Telegram; returns the HTTP status."""
+    forged = urllib.request.Request(
+        url,
+        data=json.dumps({"update_id": 1, "message": {}}).encode(),
+        headers={"Content-Type": "application/json", **headers},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(forged, timeout=10)
+    refused.value.close()
+    return refused.value.code
+
+
+def test_webhook_mode_checks_the_secret_and_answers(
+    bot: BotProcess, emulator: BotApiEmulator
+) -> None:
+    url = webhook_env(bot, WEBHOOK_SECRET)
     bot.start("--webhook")
     assert emulator.webhook is not None
     assert emulator.webhook["url"] == url
@@ -241,16 +277,22 @@ def test_webhook_mode_checks_the_secret_and_answers(
     [greeting] = emulator.wait_messages(3001, 1)
     assert labels(emulator, greeting) == MENU
 
-    forged = urllib.request.Request(
-        url,
-        data=json.dumps({"update_id": 1, "message": {}}).encode(),
-        headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": "no"},
-    )
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(forged, timeout=10)
-    assert refused.value.code == 401
-    refused.value.close()
+    assert forged_post(url, {"X-Telegram-Bot-Api-Secret-Token": "no"}) == 401
+    assert forged_post(url, {}) == 401
+    assert forged_post(url, {"X-Telegram-Bot-Api-Secret-Token": ""}) == 401
     assert bot.terminate() == 0
+
+
+def test_an_empty_webhook_secret_stops_start_up_with_one_line(
+    bot: BotProcess, emulator: BotApiEmulator
+) -> None:
+    webhook_env(bot, "")
+    bot.start("--webhook", wait=False)
+    assert bot.process is not None
+    assert bot.process.wait(timeout=120) == 2
+    [line] = bot.output().splitlines()
+    assert line.startswith("minerdesk: configuration error: telegram.webhook.secret: ")
+    assert emulator.calls("setWebhook") == []
 
 
 def test_a_rejected_token_stops_with_one_clear_line(

@@ -12,7 +12,7 @@ from domain.handoffs import HandoffStatus
 from domain.ownership import OrderLinked
 from faq.service import FaqService
 from handlers.engine import Engine, Services, StaffDesk
-from handlers.handoff import REMIND_EVENT, asks_for_human
+from handlers.handoff import REMIND_EVENT, asks_for_human, undelivered_event
 from handlers.messages import Incoming, Media, MediaKind, Reply
 from handlers.routes import build_router
 from handlers.staff import system_event
@@ -214,6 +214,22 @@ async def test_staff_answers_reach_the_customer_as_copies(
     assert await said(engine, staff_says("lunch?", thread=None, message_id="902")) == []
 
 
+async def test_a_reply_the_customer_never_got_is_reported_in_their_topic(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    def system(event: str) -> Incoming:
+        return system_event("test", STAFF, event)
+
+    blocked = undelivered_event("1", "Forbidden: bot was <blocked> by the user")
+    assert await said(engine, system(blocked)) == []  # no handoff: nobody waits
+    await open_by_button(engine, storage)
+    [report] = await said(engine, system(blocked))
+    assert (report.chat_id, report.topic_of) == (STAFF, "1")
+    assert report.text == (
+        "⚠️ Could not deliver to the customer: Forbidden: bot was &lt;blocked&gt; by the user"
+    )
+
+
 async def test_claim_note_close_and_rating(engine: Engine, storage: SqliteStorage) -> None:
     await open_by_button(engine, storage)
     claimed = await said(engine, staff_says("/claim", message_id="910"))
@@ -327,7 +343,9 @@ async def test_an_order_the_chat_never_verified_stays_off_the_card(
     assert (reopened.reason, reopened.order_number) == ("order", "A-1001")
 
 
-@pytest.mark.parametrize("payload", [REMIND_EVENT, "handoff:remind", "kb_reloaded:1"])
+@pytest.mark.parametrize(
+    "payload", [REMIND_EVENT, "handoff:remind", "kb_reloaded:1", "handoff:undelivered:1:x"]
+)
 async def test_a_rep_cannot_fire_system_events_with_a_forged_button(
     engine: Engine, storage: SqliteStorage, clock: Clock, payload: str
 ) -> None:
