@@ -8,8 +8,9 @@ The graph comes from maintained tools only, once per model: `torch.onnx.export` 
 as sentence-transformers loads it, with its pooling; ONNX Runtime's transformer optimiser
 (`onnxruntime.transformers.optimizer`: fused layer norms, GELU and, where the pattern allows,
 attention); and, for the 12-layer MPNet, ONNX Runtime's dynamic int8 quantisation of the
-weight products (`Quantisation`). It is stored in the cache folder, so later starts neither
-export it nor import torch. A model folder of another shape returns None from
+weight products (`Quantisation`). The export runs in a child process (torch, and the few GB
+it takes for MPNet, stay out of the bot's), and its graph is stored in the cache folder, so
+later starts only load it. A model folder of another shape returns None from
 `OnnxModel.load` and is run by sentence-transformers.
 """
 
@@ -17,6 +18,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -24,11 +29,12 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
 from faq.encoder import keep_recent, touch, write_atomically
+from faq.models import ModelNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -200,83 +206,130 @@ def _session(
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
 
-    def session(model: bytes | str) -> Any:
-        return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    def session(path: Path) -> Any:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     if graph_file is not None and graph_file.is_file():
         try:
-            loaded = session(str(graph_file))
+            loaded = session(graph_file)
             touch(graph_file)
             return loaded
         except Exception as exc:  # ONNX Runtime's errors derive from Exception only
             logger.warning("faq.graph_unreadable path=%s error=%s", graph_file, exc)
+    with tempfile.TemporaryDirectory(prefix="minerdesk-export-") as work:
+        exported = Path(work) / "graph.onnx"
+        _export(folder, config, pooling, recipe, threads, exported)
+        if graph_file is None:
+            return session(exported)
+        try:
+            # Through a file beside it, so a reader never sees half a graph.
+            write_atomically(graph_file, lambda file: _copy(exported, file))
+            keep_recent(graph_file.parent, "onnx-*.onnx", KEPT_GRAPHS)
+        except OSError as exc:
+            logger.warning("faq.graph_not_saved path=%s error=%s", graph_file, exc)
+            return session(exported)
+    return session(graph_file)
+
+
+def _copy(source: Path, target: BinaryIO) -> None:
+    with source.open("rb") as file:
+        shutil.copyfileobj(file, target, 1 << 22)
+
+
+def _export(
+    folder: Path,
+    config: dict[str, Any],
+    pooling: str,
+    recipe: Quantisation | None,
+    threads: int,
+    target: Path,
+) -> None:
+    """Write the model's graph to `target`, in a child process: torch, and the few GB an
+    export of MPNet takes at its peak, never enter the bot's own."""
     started = time.perf_counter()
-    graph = _export(folder, config, pooling, recipe, threads)
+    job = {
+        "folder": str(folder),
+        "heads": int(config["num_attention_heads"]),
+        "hidden": int(config["hidden_size"]),
+        "pooling": pooling,
+        "keep": list(recipe.keep) if recipe else None,
+        "per_channel": bool(recipe and recipe.per_channel),
+        "threads": threads,
+        "target": str(target),
+    }
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(  # noqa: S603 (this interpreter, this module, a job built here)
+        [sys.executable, "-m", "faq.onnx_runner", json.dumps(job)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if done.returncode or not target.is_file():
+        logger.error("faq.graph_export_failed folder=%s output=%s", folder, done.stderr)
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ModelNotFound(f"faq.model: exporting {folder} to ONNX failed: {last}")
     logger.info(
         "faq.graph_exported folder=%s quantisation=%s seconds=%.1f",
         folder,
         recipe.tag if recipe else "fp32",
         time.perf_counter() - started,
     )
-    if graph_file is not None:
-        try:
-            write_atomically(graph_file, lambda file: file.write(graph))
-            keep_recent(graph_file.parent, "onnx-*.onnx", KEPT_GRAPHS)
-        except OSError as exc:
-            logger.warning("faq.graph_not_saved path=%s error=%s", graph_file, exc)
-    return session(graph)
 
 
-def _export(
-    folder: Path, config: dict[str, Any], pooling: str, recipe: Quantisation | None, threads: int
-) -> bytes:
-    """The model and its pooling as a serialised ONNX graph, weights inside: exported by
-    torch, fused by ONNX Runtime's optimiser, quantised by `recipe` when there is one.
-
-    Inputs are (rows, tokens) int64 token ids and mask; the output, `pooled`, is (rows,
-    hidden size)."""
+def _export_here(
+    folder: str,
+    heads: int,
+    hidden: int,
+    pooling: str,
+    keep: list[str] | None,
+    per_channel: bool,
+    threads: int,
+    target: str,
+) -> None:
+    """The export itself (`python -m faq.onnx_runner JOB`): the model and its pooling as one
+    graph, weights inside, exported by torch, fused by ONNX Runtime's optimiser, quantised
+    when `keep` is given. Inputs are (rows, tokens) int64 token ids and mask; the output,
+    `pooled`, is (rows, hidden size)."""
     import torch
     from onnxruntime.transformers.optimizer import optimize_model
 
     from faq.encoder import load_sentence_transformer
 
     # Eager attention: the exported pattern is the one ONNX Runtime's fusions know.
-    model = load_sentence_transformer(folder, "", threads, attention="eager")
+    model = load_sentence_transformer(Path(folder), "", threads, attention="eager")
     pooled = _pooled(model[0].auto_model, pooling)
     example = model.tokenizer(["where is my order"], return_tensors="pt")
-    axes = {"rows": 0, "tokens": 1}
-    with tempfile.TemporaryDirectory(prefix="minerdesk-export-") as work:
-        exported, fused, quantised = (Path(work) / name for name in ("e.onnx", "f.onnx", "q.onnx"))
-        with torch.inference_mode(), warnings.catch_warnings():
-            # The TorchScript exporter (the one whose graphs the fusions match) says it is
-            # deprecated in favour of the dynamo one.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                pooled,
-                (example["input_ids"], example["attention_mask"]),
-                str(exported),
-                dynamo=False,
-                input_names=["input_ids", "attention_mask"],
-                output_names=["pooled"],
-                dynamic_axes={
-                    "input_ids": {v: k for k, v in axes.items()},
-                    "attention_mask": {v: k for k, v in axes.items()},
-                    "pooled": {0: "rows"},
-                },
-                opset_version=17,
-            )
-        optimised = optimize_model(
+    axes = {0: "rows", 1: "tokens"}
+    work = Path(target).parent
+    exported, fused = work / "exported.onnx", work / "fused.onnx"
+    with torch.inference_mode(), warnings.catch_warnings():
+        # The TorchScript exporter (the one whose graphs the fusions match) says it is
+        # deprecated in favour of the dynamo one.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            pooled,
+            (example["input_ids"], example["attention_mask"]),
             str(exported),
-            model_type="bert",
-            num_heads=int(config["num_attention_heads"]),
-            hidden_size=int(config["hidden_size"]),
-            opt_level=0,
+            dynamo=False,
+            input_names=["input_ids", "attention_mask"],
+            output_names=["pooled"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "pooled": {0: "rows"}},
+            opset_version=17,
         )
-        optimised.save_model_to_file(str(fused))
-        if recipe is None:
-            return fused.read_bytes()
-        _quantise(fused, quantised, recipe)
-        return quantised.read_bytes()
+    del model, pooled
+    optimised = optimize_model(
+        str(exported), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0
+    )
+    exported.unlink()
+    if keep is None:
+        optimised.save_model_to_file(target)
+        return
+    optimised.save_model_to_file(str(fused))
+    del optimised
+    _quantise(fused, Path(target), Quantisation(tuple(keep), per_channel))
+    fused.unlink()
 
 
 def _quantise(source: Path, target: Path, recipe: Quantisation) -> None:
@@ -348,3 +401,7 @@ def _pooling_mode(config: dict[str, Any]) -> str | None:
 
 def _read_json(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text())) if path.is_file() else {}
+
+
+if __name__ == "__main__":
+    _export_here(**json.loads(sys.argv[1]))
