@@ -16,6 +16,7 @@ later starts only load it. A model folder of another shape returns None from
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -70,7 +71,7 @@ class Quantisation:
     @property
     def tag(self) -> str:
         """Part of the stored graph's name."""
-        kept = "+".join(part.strip("/").replace("/", "-") for part in self.keep) or "none"
+        kept = hashlib.sha256("|".join(self.keep).encode()).hexdigest()[:8]
         return f"int8{'c' if self.per_channel else 't'}-{kept}"
 
 
