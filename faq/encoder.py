@@ -106,9 +106,8 @@ class Encoder(_CachedEncoder):
             else None
         )
         if onnx and onnx.variant:  # a quantised graph's vectors are its own
-            self.model_id = hashlib.sha256(f"{self.model_id}|{onnx.variant}".encode()).hexdigest()[
-                :16
-            ]
+            variant = f"{self.model_id}|{onnx.variant}"
+            self.model_id = hashlib.sha256(variant.encode()).hexdigest()[:16]
         self._model = onnx or _SentenceTransformer(location, model, threads)
         self.dim = self._model.dim
         self.known_words = frozenset(
