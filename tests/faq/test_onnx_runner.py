@@ -40,16 +40,6 @@ INT8_MEAN_COSINE, INT8_MIN_COSINE = 0.96, 0.90
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("model-cache")
-
-
-@pytest.fixture(scope="session")
-def minilm(model_cache: Path) -> Encoder:
-    return Encoder(MINILM, model_cache)
-
-
-@pytest.fixture(scope="session")
 def mpnet_float(model_cache: Path) -> Encoder:
     return Encoder(MPNET.name, model_cache, quantisation=None)
 
