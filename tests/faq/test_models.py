@@ -178,3 +178,26 @@ def test_the_shipped_mpnet_pins_the_publishers_weights() -> None:
         "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
     )
     assert len(part_files(MPNET)) == 5
+
+
+def test_the_cli_refuses_a_tampered_model_with_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    cli_env: dict[str, str],
+) -> None:
+    model, parts = stand_in(tmp_path)
+    pinned = PackagedModel(
+        model.name, model.parts, model.folder, {**model.files, "config.json": "0" * 64}
+    )
+    monkeypatch.setattr(models, "MPNET", pinned)  # the stand-in, shipped as the default is
+    monkeypatch.setattr(models, "part_files", lambda _model: parts)
+    for key, value in {**cli_env, "MINERDESK_FAQ__MODEL": model.name}.items():
+        monkeypatch.setenv(key, value)
+    from bot.cli import main
+
+    assert main(["faq", "ask", "where is my order"]) == 2
+    printed = capsys.readouterr().err.strip().splitlines()
+    assert len(printed) == 1, printed
+    assert "config.json has SHA-256" in printed[0]
+    assert "0" * 64 in printed[0]
