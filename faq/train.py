@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from faq.models import VERIFIED
+
 if TYPE_CHECKING:
     import torch
 
@@ -141,7 +143,9 @@ def _save(model: Any, base_folder: Path | None, out: Path, record: dict[str, Any
     if base_folder is None:  # a cached model name: no folder to copy
         model.save(str(partial))
     else:
-        weights = shutil.ignore_patterns("*.safetensors", "*.bin", ".git*", "onnx", "openvino")
+        weights = shutil.ignore_patterns(
+            "*.safetensors", "*.bin", ".git*", "onnx", "openvino", VERIFIED
+        )
         shutil.copytree(base_folder, partial, ignore=weights)
         state = model[0].auto_model.state_dict()
         save_file(

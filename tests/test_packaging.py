@@ -23,12 +23,23 @@ def test_pytorch_is_the_cpu_build() -> None:
     assert not {name for name in installed if name.startswith("nvidia-")}
 
 
-def test_the_default_model_ships_in_an_installed_package() -> None:
-    from faq.encoder import default_model_path
+def test_both_english_models_ship_in_installed_packages() -> None:
+    from faq.encoder import model_folder
+    from faq.models import MINILM, MPNET, part_files
 
-    path = default_model_path()
-    assert (path / "config.json").is_file()
-    assert any(path.glob("*.safetensors"))
+    minilm = model_folder(MINILM)
+    assert minilm is not None
+    assert (minilm / "config.json").is_file()
+    assert any(minilm.glob("*.safetensors"))
+    parts = part_files(MPNET)
+    assert [part.name for part in parts] == [f"all-mpnet-base-v2.zip.{n:03d}" for n in range(1, 6)]
+    assert sum(part.stat().st_size for part in parts) > 400_000_000
+
+
+def test_the_model_parts_came_without_their_declared_dependency() -> None:
+    """Part 001 asks for AAIT, an Orange add-on the bot does not use (faq/model-packages.txt)."""
+    installed = {dist.metadata["Name"].lower() for dist in metadata.distributions()}
+    assert "aait" not in installed
 
 
 def test_the_multilingual_model_ships_in_an_installed_package() -> None:

@@ -212,9 +212,11 @@ def test_old_fits_are_dropped_from_the_cache(faq_service: FaqService, tmp_path: 
     ],
 )
 def test_a_question_wrapped_in_context_is_answered_when_its_sentence_agrees(
-    faq_service: FaqService, message: str, entry_id: str
+    minilm_service: FaqService, message: str, entry_id: str
 ) -> None:
-    matcher = faq_service.matcher
+    # On MiniLM: all-mpnet-base-v2 answers these messages whole already, so the sentence's
+    # backing would go untested on it.
+    matcher = minilm_service.matcher
     whole, _ = matcher._score([message])
     assert whole is not None
     # Embedded whole, the context drowns the question: alone, this would not be answered.
