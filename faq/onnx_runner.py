@@ -9,7 +9,7 @@ as sentence-transformers loads it, with its pooling; ONNX Runtime's transformer 
 (`onnxruntime.transformers.optimizer`: fused layer norms, GELU and, where the pattern allows,
 attention); and, for the 12-layer MPNet, ONNX Runtime's dynamic int8 quantisation of the
 weight products (`Quantisation`). The export runs in a child process (torch, and the few GB
-it takes for MPNet, stay out of the bot's), and its graph is stored in the cache folder, so
+it takes for MPNet, stay out of the bot's), and its graph is stored in the model store, so
 later starts only load it. A model folder of another shape returns None from
 `OnnxModel.load` and is run by sentence-transformers.
 """
@@ -43,8 +43,9 @@ Array = np.ndarray[Any, np.dtype[np.float32]]
 # Rows x tokens per forward pass: similar lengths together, so a pass pads little, and
 # small enough that a pass's activations stay in the CPU's cache. A longer text goes alone.
 TOKEN_BUDGET = 256
-# Graphs kept in the cache folder: each `faq train` makes a new model.
-KEPT_GRAPHS = 3
+# Graphs kept in the model store, which every data folder on the machine shares: both
+# shipped models, a fine-tune or two and a benchmark's variants, without re-exporting.
+KEPT_GRAPHS = 6
 # Part of a stored graph's name; bumped whenever `_export` builds a different graph.
 GRAPH_VERSION = 2
 _TRANSFORMER = "sentence_transformers.models.Transformer"
@@ -115,12 +116,12 @@ class OnnxModel:
         cls,
         folder: Path,
         threads: int,
-        cache_dir: Path | None = None,
+        store: Path | None = None,
         model_id: str = "",
         quantisation: Quantisation | Literal["default"] | None = "default",
     ) -> OnnxModel | None:
         """The model in `folder`, or None when it is not a BERT or MPNet model with mean or
-        CLS pooling (sentence-transformers runs those). Its graph is stored in `cache_dir`,
+        CLS pooling (sentence-transformers runs those). Its graph is stored in `store`,
         named by `model_id`, the graph version and the quantisation (`"default"`: the
         architecture's, `DEFAULT_QUANTISATION`; None: float)."""
         shape = _shape(folder)
@@ -134,8 +135,8 @@ class OnnxModel:
         )
         tag = recipe.tag if recipe else "fp32"
         graph_file = (
-            cache_dir / f"onnx-{model_id}-{GRAPH_VERSION}-{tag}.onnx"
-            if cache_dir is not None and model_id
+            store / f"onnx-{model_id}-{GRAPH_VERSION}-{tag}.onnx"
+            if store is not None and model_id
             else None
         )
         session = _session(folder, config, pooling, recipe, graph_file, threads)

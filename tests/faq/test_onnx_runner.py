@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from faq.encoder import Encoder, model_folder
-from faq.models import MINILM, MPNET, VERIFIED
+from faq.models import MINILM, MPNET, VERIFIED, default_model_store
 from faq.onnx_runner import OnnxModel, _passes, _shape
 from faq.train import _save
 
@@ -43,7 +43,7 @@ INT8_MEAN_COSINE, INT8_MIN_COSINE = 0.96, 0.90
 
 @pytest.fixture(scope="session")
 def mpnet_float(model_cache: Path) -> Encoder:
-    return Encoder(MPNET.name, model_cache, quantisation=None)
+    return Encoder(MPNET.name, model_cache, quantisation=None)  # the shared model store
 
 
 def sentence_transformer(folder: Path) -> Any:
@@ -58,8 +58,8 @@ def reference_minilm() -> Any:
 
 
 @pytest.fixture(scope="session")
-def reference_mpnet(model_cache: Path) -> Any:
-    return sentence_transformer(model_folder(MPNET.name, model_cache))
+def reference_mpnet() -> Any:
+    return sentence_transformer(model_folder(MPNET.name))
 
 
 def reference(model: Any, texts: list[str] = TEXTS) -> np.ndarray:
@@ -170,12 +170,12 @@ def test_a_folder_it_cannot_run_still_loads_through_sentence_transformers(
 
 
 def test_a_fine_tuned_mpnet_folder_is_one_the_runner_takes(
-    tmp_path: Path, model_cache: Path, reference_mpnet: Any
+    tmp_path: Path, reference_mpnet: Any
 ) -> None:
     """`faq train` saves the base folder with new weights; the runner takes it like the base
     (here the weights are the base's own: the folder's shape is under test)."""
     out = tmp_path / "tuned"
-    _save(reference_mpnet, model_folder(MPNET.name, model_cache), out, {"base": MPNET.name})
+    _save(reference_mpnet, model_folder(MPNET.name), out, {"base": MPNET.name})
     assert not (out / VERIFIED).exists()  # the check's record is the shipped folder's
     assert _shape(out) is not None
 
@@ -196,7 +196,7 @@ START = (
     "from pathlib import Path\n"
     "logging.basicConfig(level=logging.INFO, format='%(message)s')\n"
     "from faq.encoder import Encoder\n"
-    "encoder = Encoder({model!r}, Path({cache!r}))\n"
+    "encoder = Encoder({model!r}, model_store={store})\n"
     "vector = encoder.encode_queries(['where is my order'])\n"
     "loaded = {{'torch', 'sentence_transformers', 'transformers'}} & set(sys.modules)\n"
     "print(sorted(loaded), vector.shape, repr(vector[0, :4].tolist()))\n"
@@ -204,8 +204,8 @@ START = (
 
 
 def test_a_later_start_neither_exports_nor_imports_torch(encoder: Encoder, tmp_path: Path) -> None:
-    """The default model, on the cache the session's encoder filled: no export, no torch."""
-    started = run_python(START.format(model="", cache=str(encoder._cache_dir)))
+    """The default model, in the store the session's encoder filled: no export, no torch."""
+    started = run_python(START.format(model="", store=None))
     assert started.returncode == 0, started.stderr
     assert "faq.graph_exported" not in started.stderr
     assert "faq.model_unpacked" not in started.stderr
@@ -213,8 +213,8 @@ def test_a_later_start_neither_exports_nor_imports_torch(encoder: Encoder, tmp_p
 
 
 def test_the_graph_is_stored_so_a_second_start_does_not_export_it(tmp_path: Path) -> None:
-    first = run_python(START.format(model=MINILM, cache=str(tmp_path)))
-    second = run_python(START.format(model=MINILM, cache=str(tmp_path)))
+    first = run_python(START.format(model=MINILM, store=f"Path({str(tmp_path)!r})"))
+    second = run_python(START.format(model=MINILM, store=f"Path({str(tmp_path)!r})"))
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
     assert "faq.graph_exported" in first.stderr
@@ -229,10 +229,10 @@ def test_an_unreadable_stored_graph_is_exported_again_and_replaced(
 ) -> None:
     folder = model_folder(MINILM)
     assert folder is not None
-    healthy = next(minilm._cache_dir.glob("onnx-*-fp32.onnx"))  # type: ignore[union-attr]
+    healthy = next(default_model_store().glob(f"onnx-{minilm.model_id}-*-fp32.onnx"))
     (tmp_path / healthy.name).write_bytes(b"half a file")
     model_id = healthy.name.split("-")[1]
-    model = OnnxModel.load(folder, threads=1, cache_dir=tmp_path, model_id=model_id)
+    model = OnnxModel.load(folder, threads=1, store=tmp_path, model_id=model_id)
     assert model is not None
     assert "faq.graph_unreadable" in caplog.text
     np.testing.assert_allclose(
