@@ -621,7 +621,7 @@ async def on_button(turn: Turn, form: Form, draft: Draft, args: list[str]) -> No
             if question is None or value not in {c.value for c in question.choices}:
                 await _stale(turn, form, draft)
                 return
-            chosen = _choice_label(turn, question, value)
+            chosen = _choice_label(turn._, question, value)
             turn.replace(Markup("{}\n\n<b>{}</b>").format(form_text(turn, question.prompt), chosen))
             draft.answer(name, value)
             await answered(turn, form, draft, question)
@@ -678,9 +678,11 @@ async def _back_to_review(turn: Turn, form: Form, draft: Draft) -> None:
     await advance(turn, form, draft)
 
 
-def _choice_label(turn: Turn, question: Question, value: str) -> Markup:
-    label = next((c.label for c in question.choices if c.value == value), value)
-    return turn._(label)
+def _choice_label(_: Translate, question: Question, value: str) -> Markup:
+    """The label of the choice stored as `value`; a value no choice has any more (an old
+    ticket) is shown as the text it is."""
+    label = next((c.label for c in question.choices if c.value == value), None)
+    return escape(value) if label is None else _(label)
 
 
 async def _stale(turn: Turn, form: Form, draft: Draft) -> None:
@@ -801,8 +803,7 @@ def _shown_value(
         return _("not given")
     match question.ask:
         case Ask.CHOICE:
-            label = next((c.label for c in question.choices if c.value == value), value)
-            return _(label)
+            return _choice_label(_, question, value)
         case Ask.CHECKS:
             return _("all done, still not working")
         case Ask.FILES:

@@ -22,10 +22,11 @@ from domain.chats import ChatKey
 from domain.orders import Condition, OrderItem, OrderStatus, Repair
 from faq.service import FaqService
 from handlers.engine import Engine, Services, StaffDesk
-from handlers.forms import Form
+from handlers.forms import Form, summary_lines
 from handlers.i18n import SUPPORTED_LANGUAGES, translator
 from handlers.messages import Incoming, Media, MediaKind, Reply
 from handlers.orders import status_notice
+from handlers.repair import FORM as REPAIR
 from handlers.routes import build_router
 from handlers.tickets import FORMS
 from storage.sqlite import SqliteStorage
@@ -307,3 +308,8 @@ def test_form_texts_name_only_placeholders_that_get_filled(
             assert names <= placeholders.keys(), text
         for text in as_is:
             assert not PLACEHOLDER.findall(_(text)), text
+
+
+def test_a_stored_choice_no_longer_offered_shows_as_text() -> None:
+    [line] = summary_lines(translator("en"), REPAIR, {"brand": "<b>retired"}, {})
+    assert line == "<b>Brand</b>: &lt;b&gt;retired"
