@@ -10,7 +10,6 @@ e-mails, a customer's tracking number) cannot carry markup and get fixed values.
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -68,7 +67,6 @@ class Walk:
         self.engine = Engine(storage, self.services, build_router())
         self.value = value
         self.steps: list[Step] = []
-        self._ids = itertools.count(1)
 
     def v(self, text: str) -> str:
         """`text` with the walk's value in it: "Model {}" -> "Model <b>"."""
