@@ -9,9 +9,10 @@ skips one: days missed while the bot was down follow when it is back (the last
 
 from __future__ import annotations
 
-import html
 import logging
 from datetime import date, datetime, time, timedelta
+
+from markupsafe import Markup
 
 from domain.faq_log import FaqStats
 from domain.handoffs import DigestSent
@@ -51,7 +52,7 @@ async def post_digest(turn: Turn) -> None:
         logger.info("digest.posted day=%s", day)
 
 
-async def digest_text(turn: Turn, day: date) -> str:
+async def digest_text(turn: Turn, day: date) -> Markup:
     """The digest of `day` (midnight to midnight in the company's time zone)."""
     _ = turn._
     services = turn.services
@@ -59,7 +60,7 @@ async def digest_text(turn: Turn, day: date) -> str:
     until = datetime.combine(day + timedelta(days=1), time(), services.zone)
     faq = await services.store.faq_stats(since, until, top=TOP_MISSES)
     handoffs = await services.store.handoff_stats(since, until)
-    lines = [
+    lines: list[str] = [
         _("📊 <b>Daily digest: {day}</b>").format(day=format_date(day, turn.state.language)),
         _faq_line(turn, faq),
         _("Votes on answers: 👍 {up} · 👎 {down}").format(
@@ -72,14 +73,14 @@ async def digest_text(turn: Turn, day: date) -> str:
         lines.append("")
         lines.append(_("Missed most:"))
         lines += [
-            _("{count}× {question}").format(count=count, question=html.escape(question))
+            _("{count}× {question}").format(count=count, question=question)
             for question, count in faq.missed
         ]
         lines.append(_("<code>minerdesk faq gaps</code> drafts KB entries from what was missed."))
-    return "\n".join(lines)
+    return Markup("\n").join(lines)
 
 
-def _faq_line(turn: Turn, faq: FaqStats) -> str:
+def _faq_line(turn: Turn, faq: FaqStats) -> Markup:
     _ = turn._
     total = faq.questions
     if not total:

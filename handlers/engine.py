@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 
+from markupsafe import Markup
+
 from domain.chats import ChatKey, ConversationState
 from domain.handoffs import Said
 from domain.hours import BusinessHours
@@ -90,10 +92,10 @@ class Turn:
     def key(self) -> ChatKey:
         return ChatKey(self.incoming.channel, self.incoming.chat_id)
 
-    def say(self, text: str, *rows: list[Button] | tuple[Button, ...]) -> None:
+    def say(self, text: Markup, *rows: list[Button] | tuple[Button, ...]) -> None:
         self.replies.append(Reply(text, _rows(rows)))
 
-    def replace(self, text: str, *rows: list[Button] | tuple[Button, ...]) -> None:
+    def replace(self, text: Markup, *rows: list[Button] | tuple[Button, ...]) -> None:
         """Put this text and buttons in place of the message whose button was pressed."""
         if self.incoming.message_id is None:
             self.say(text, *rows)
@@ -229,6 +231,7 @@ class Engine:
         turn = Turn(incoming, state, self.services)
         try:
             await self.router.dispatch(turn)
+            _refuse_plain_text(turn.replies)
         except Exception:
             # A bug in a flow must not lose the update or wedge the chat: keep the state as
             # it was before the turn, apologise, and mark the update processed.
@@ -243,6 +246,14 @@ class Engine:
                 turn._("Sorry, something went wrong on our side. Please try again, or send /menu.")
             )
         return turn
+
+
+def _refuse_plain_text(replies: list[Reply]) -> None:
+    """mypy keeps plain strings out of replies, except through values typed Any (the
+    conversation's data); the outbox would take such a string for markup."""
+    for reply in replies:
+        if not isinstance(reply.text, Markup):
+            raise TypeError(f"reply text is {type(reply.text).__name__}, not Markup")
 
 
 def _destination(key: ChatKey, reply: Reply) -> ChatKey:
@@ -260,5 +271,6 @@ def _transcript(turn: Turn) -> list[Record]:
         lines.append(Said(True, mask_emails_in(turn.incoming.text), now))
     for reply in turn.replies:
         if reply.chat_id is None and reply.text:
-            lines.append(Said(False, reply.text, now))
+            # As plain text, like the customer's lines: the context card escapes both.
+            lines.append(Said(False, reply.text.striptags(), now))
     return lines

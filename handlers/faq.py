@@ -12,6 +12,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from markupsafe import Markup
+
 from domain.chats import ConversationState
 from domain.faq_log import Feedback, Miss, QuestionAsked
 from domain.privacy import mask_personal_data
@@ -141,11 +143,18 @@ def answer_rows(turn: Turn, entry: Entry, vote_token: str | None) -> list[list[B
     return rows
 
 
+def answer_text(turn: Turn, entry: Entry) -> Markup:
+    """The entry's answer in the chat's language. Staff write answers in Telegram's HTML
+    and the loader checks it (placeholder values escaped): the one place a KB answer
+    becomes markup."""
+    return Markup(entry.answer_in(turn.state.language))  # noqa: S704 (trusted: the KB)
+
+
 def send_answer(turn: Turn, entry: Entry, question_id: str | None = None) -> None:
     """Show the answer, open to one vote that will name `question_id` (if any)."""
     token = secrets.token_hex(4)
     _remember(turn.state, ANSWERED, token, [entry.id, question_id])
-    turn.say(entry.answer_in(turn.state.language), *answer_rows(turn, entry, token))
+    turn.say(answer_text(turn, entry), *answer_rows(turn, entry, token))
 
 
 def fallback(turn: Turn) -> None:
@@ -202,7 +211,7 @@ def record_feedback(turn: Turn, entry: Entry, question_id: str | None, helpful: 
     _ = turn._
     now = turn.services.now()
     turn.records.append(Feedback(entry.id, helpful, now, question_id))
-    turn.replace(entry.answer_in(turn.state.language), *answer_rows(turn, entry, None))
+    turn.replace(answer_text(turn, entry), *answer_rows(turn, entry, None))
     if helpful:
         turn.notice = _("Thanks for the feedback!")
         return

@@ -10,9 +10,10 @@ question would be matched; anyone else in the staff chat is refused.
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 from collections.abc import Awaitable, Callable
+
+from markupsafe import Markup
 
 from faq.loader import Problem
 from faq.matcher import Decision
@@ -48,7 +49,7 @@ async def post_reload_report(turn: Turn, attempt: str) -> None:
     turn.say(report_text(turn._, report))
 
 
-def report_text(_: Translate, report: ReloadReport) -> str:
+def report_text(_: Translate, report: ReloadReport) -> Markup:
     """How a reload went: what changed, or why it was rejected (problems capped)."""
     if not report.accepted:
         return _rejection_text(_, report)
@@ -61,7 +62,7 @@ def report_text(_: Translate, report: ReloadReport) -> str:
             "✅ <b>FAQ reloaded</b>, no file changed: {entries} entries answering "
             "(read in {seconds:.1f} s)."
         )
-    lines = [head.format(entries=report.entries, seconds=report.seconds)]
+    lines: list[str] = [head.format(entries=report.entries, seconds=report.seconds)]
     lines += _file_lines(_, report)
     if report.warnings:
         lines.append(
@@ -69,10 +70,10 @@ def report_text(_: Translate, report: ReloadReport) -> str:
                 count=report.warnings
             )
         )
-    return "\n".join(lines)
+    return Markup("\n").join(lines)
 
 
-def _rejection_text(_: Translate, report: ReloadReport) -> str:
+def _rejection_text(_: Translate, report: ReloadReport) -> Markup:
     problems = report.problems
     lines = [
         _(
@@ -80,7 +81,7 @@ def _rejection_text(_: Translate, report: ReloadReport) -> str:
         ).format(entries=report.entries),
         *_file_lines(_, report),
         _("Problems to fix: {count}").format(count=len(problems)),
-        *(f"• {_problem_line(_, problem)}" for problem in problems[:MAX_PROBLEMS_SHOWN]),
+        *(Markup("• {}").format(_problem_line(_, p)) for p in problems[:MAX_PROBLEMS_SHOWN]),
     ]
     if len(problems) > MAX_PROBLEMS_SHOWN:
         lines.append(
@@ -89,10 +90,10 @@ def _rejection_text(_: Translate, report: ReloadReport) -> str:
             )
         )
     lines.append(_("Fix and save: the bot reads the files again as soon as they change."))
-    return "\n".join(lines)
+    return Markup("\n").join(lines)
 
 
-def _file_lines(_: Translate, report: ReloadReport) -> list[str]:
+def _file_lines(_: Translate, report: ReloadReport) -> list[Markup]:
     changes = (
         (_("Changed: {files}"), report.changed),
         (_("Added: {files}"), report.added),
@@ -101,12 +102,12 @@ def _file_lines(_: Translate, report: ReloadReport) -> list[str]:
     return [label.format(files=_file_names(files)) for label, files in changes if files]
 
 
-def _file_names(files: tuple[str, ...]) -> str:
-    return ", ".join(f"<code>{html.escape(name)}</code>" for name in files)
+def _file_names(files: tuple[str, ...]) -> Markup:
+    return Markup(", ").join(Markup("<code>{}</code>").format(name) for name in files)
 
 
-def _problem_line(_: Translate, problem: Problem) -> str:
-    file, message = html.escape(str(problem.path)), html.escape(problem.message)
+def _problem_line(_: Translate, problem: Problem) -> Markup:
+    file, message = str(problem.path), problem.message
     if problem.line:
         return _("<code>{file}</code> line {line}: {message}").format(
             file=file, line=problem.line, message=message
@@ -129,7 +130,7 @@ async def staff_command(turn: Turn) -> bool:
             turn._(
                 "Only staff admins can use /{command}. Admins are listed by Telegram user id "
                 "in handoff.admin_ids (config.yaml); yours is {user_id}."
-            ).format(command=command, user_id=html.escape(incoming.user_id)),
+            ).format(command=command, user_id=incoming.user_id),
         )
         return True
     text = (incoming.text or "").split(maxsplit=1)[1:]
@@ -161,20 +162,20 @@ async def _faq_test(turn: Turn, text: str) -> None:
     await _answer(turn, match_text(_, text, result))
 
 
-def match_text(_: Translate, question: str, result: FaqResult) -> str:
+def match_text(_: Translate, question: str, result: FaqResult) -> Markup:
     """The decision with the figures it was made from, and the ranked entries."""
     match, thresholds = result.match, result.thresholds
     lines = [
-        _("🔎 <b>FAQ test</b>: <i>{question}</i>").format(question=html.escape(question)),
+        _("🔎 <b>FAQ test</b>: <i>{question}</i>").format(question=question),
         _("Decision: {decision}").format(decision=_(DECISIONS[match.decision])),
     ]
     if not match.candidates:
         lines.append(_("Nothing to match: the text has no words."))
-        return "\n".join(lines)
+        return Markup("\n").join(lines)
     if match.off_topic is not None:
         lines.append(
             _("Off-topic: nearest to <i>{question}</i> in the KB's off-topic questions.").format(
-                question=html.escape(match.off_topic)
+                question=match.off_topic
             )
         )
     top_score = sum(candidate.score for candidate in match.candidates)
@@ -192,13 +193,13 @@ def match_text(_: Translate, question: str, result: FaqResult) -> str:
     ):
         lines.append(
             _("{rank}. <code>{id}</code> {score:.3f}: {question}").format(
-                rank=rank, id=entry.id, score=candidate.score, question=html.escape(entry.question)
+                rank=rank, id=entry.id, score=candidate.score, question=entry.question
             )
         )
-    return "\n".join(lines)
+    return Markup("\n").join(lines)
 
 
-async def _answer(turn: Turn, text: str) -> None:
+async def _answer(turn: Turn, text: Markup) -> None:
     """Answer where the command was sent: in a customer's topic, or the chat itself."""
     customer = await customer_of(turn)
     if customer is None:

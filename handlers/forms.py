@@ -11,11 +11,12 @@ everything collected so far.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from markupsafe import Markup, escape
 
 from domain.chats import ChatKey
 from domain.tickets import (
@@ -127,7 +128,7 @@ class Question:
 
 # What the customer reads before submitting (the warranty, what they pay) and staff see on
 # the ticket: (services, the customer's chat, answers, language) -> lines.
-Coverage = Callable[[Services, ChatKey, Answers, str], Awaitable[list[str]]]
+Coverage = Callable[[Services, ChatKey, Answers, str], Awaitable[list[Markup]]]
 
 
 @dataclass(frozen=True)
@@ -225,10 +226,18 @@ async def advance(turn: Turn, form: Form, draft: Draft) -> None:
     ask(turn, form, draft, question)
 
 
+def form_text(turn: Turn, text: str) -> Markup:
+    """A form's own text (a prompt, a check, a file wanted) as the customer reads it:
+    translated, with the company's `{placeholders}` filled. Asking a question and
+    rewriting its message after the answer both come here, so neither shows `{name}`."""
+    # The translation is ours and fill_placeholders escapes the values it puts in.
+    return Markup(fill_placeholders(turn._(text), turn.services.contacts))  # noqa: S704
+
+
 def ask(turn: Turn, form: Form, draft: Draft, question: Question) -> None:
     _ = turn._
     rows: list[list[Button]] = []
-    text = fill_placeholders(_(question.prompt), turn.services.contacts)
+    text = form_text(turn, question.prompt)
     match question.ask:
         case Ask.CHOICE:
             rows += [
@@ -237,7 +246,7 @@ def ask(turn: Turn, form: Form, draft: Draft, question: Question) -> None:
             ]
         case Ask.FILES:
             replacing = turn.state.data.get("replacing") == question.name
-            text = _files_prompt(_, question, draft, replacing)
+            text = _files_prompt(turn, question, draft, replacing)
             files = draft.files.get(question.name, [])
             if files and question.files is not None and not question.files.slots:
                 rows.append([Button(_("✅ Done"), f"form:done:{question.name}")])
@@ -251,27 +260,30 @@ def ask(turn: Turn, form: Form, draft: Draft, question: Question) -> None:
     turn.say(text, *rows)
 
 
-def _files_prompt(_: Translate, question: Question, draft: Draft, replacing: bool) -> str:
+def _files_prompt(turn: Turn, question: Question, draft: Draft, replacing: bool) -> Markup:
+    _ = turn._
     spec = question.files
     assert spec is not None
     have = len(draft.files.get(question.name, []))
+    prompt = form_text(turn, question.prompt)
     if replacing:
-        return _(question.prompt) + "\n\n" + _("The new files replace the ones you sent before.")
+        return prompt + "\n\n" + _("The new files replace the ones you sent before.")
     if spec.slots:
         if have >= len(spec.slots):
             have = 0
-        wanted = _(spec.slots[have])
         if have == 0:
-            return _(question.prompt)
-        return _("Thanks. Now {wanted}.").format(wanted=wanted)
+            return prompt
+        return _("Thanks. Now {wanted}.").format(wanted=form_text(turn, spec.slots[have]))
     if have == 0:
-        return _(question.prompt)
+        return prompt
     return _(
         "Got {count} so far. Send more (up to {most} in all), or press ✅ Done when that is all."
     ).format(count=have, most=spec.at_most)
 
 
-def _check_prompt(turn: Turn, question: Question, draft: Draft) -> tuple[str, list[list[Button]]]:
+def _check_prompt(
+    turn: Turn, question: Question, draft: Draft
+) -> tuple[Markup, list[list[Button]]]:
     _ = turn._
     assert question.checks is not None
     checks = question.checks(draft.answers)
@@ -279,17 +291,19 @@ def _check_prompt(turn: Turn, question: Question, draft: Draft) -> tuple[str, li
     turn.state.data["check"] = index
     lines = []
     if index == 0:
-        lines += [_(question.prompt), ""]
-    lines.append(
-        _("<b>Check {number} of {total}</b>: {check}").format(
-            number=index + 1, total=len(checks), check=_(checks[index])
-        )
-    )
+        lines += [form_text(turn, question.prompt), Markup()]
+    lines.append(_check_line(turn, checks, index))
     rows = [
         [Button(_("✅ Done, still not working"), f"form:check:{index}:done")],
         [Button(_("🎉 That fixed it"), f"form:check:{index}:fixed")],
     ]
-    return "\n".join(lines), rows
+    return Markup("\n").join(lines), rows
+
+
+def _check_line(turn: Turn, checks: tuple[str, ...], index: int) -> Markup:
+    return turn._("<b>Check {number} of {total}</b>: {check}").format(
+        number=index + 1, total=len(checks), check=form_text(turn, checks[index])
+    )
 
 
 async def on_message(turn: Turn, form: Form, draft: Draft) -> None:
@@ -354,7 +368,7 @@ async def _take_answer(turn: Turn, form: Form, draft: Draft, question: Question)
         return False
     value = question.parse(text) if text else None
     if value is None:
-        turn.say(_(question.invalid))
+        turn.say(form_text(turn, question.invalid))
         return False
     if question.photo_instead:
         draft.set_files(question.name, [])
@@ -405,7 +419,7 @@ def _ticket_media(media: Media) -> TicketMedia:
     )
 
 
-def _what_it_is(_: Translate, media: Media) -> str:
+def _what_it_is(_: Translate, media: Media) -> Markup:
     mime = media.mime or ""
     if mime == "application/pdf":
         return _("a PDF document")
@@ -421,7 +435,7 @@ def _what_it_is(_: Translate, media: Media) -> str:
     }.get(media.kind, _("something I cannot use here"))
 
 
-def _wanted(_: Translate, question: Question) -> str:
+def _wanted(_: Translate, question: Question) -> Markup:
     spec = question.files
     if question.ask in (Ask.CHOICE, Ask.CHECKS):
         return _("an answer with the buttons")
@@ -434,7 +448,7 @@ def _wanted(_: Translate, question: Question) -> str:
     return _("photos or videos")
 
 
-def _wrong_input_text(_: Translate, media: Media, question: Question) -> str:
+def _wrong_input_text(_: Translate, media: Media, question: Question) -> Markup:
     what = _what_it_is(_, media)
     return _("That is {what}, but here I need {wanted}. What you sent before is kept.").format(
         what=what, wanted=_wanted(_, question)
@@ -463,7 +477,7 @@ def _take_files(turn: Turn, form: Form, draft: Draft, question: Question) -> boo
         )
         return False
     usable: list[Media] = []
-    problems: list[str] = []
+    problems: list[Markup] = []
     limit = turn.services.file_size_limit
     for media in incoming.media:
         kind = _kind_of(media)
@@ -486,7 +500,7 @@ def _take_files(turn: Turn, form: Form, draft: Draft, question: Question) -> boo
     return _settle(turn, form, draft, question)
 
 
-def _too_big_text(_: Translate, media: Media, limit: int, spec: Files) -> str:
+def _too_big_text(_: Translate, media: Media, limit: int, spec: Files) -> Markup:
     size_mb = (media.size or 0) / (1024 * 1024)
     text = _("This file is {size:.0f} MB; the bot can receive files up to {limit:.0f} MB.").format(
         size=size_mb, limit=limit / (1024 * 1024)
@@ -553,24 +567,24 @@ def _ask_order(turn: Turn, form: Form, draft: Draft, placed: list[tuple[str, int
     ordinals = [_("1st"), _("2nd"), _("3rd")]
     lines = [_("I got {count} files and took them in the order sent:").format(count=len(placed))]
     for index, (name, position) in enumerate(placed):
-        label = _place_label(_, form, name, position)
+        label = _place_label(turn, form, name, position)
         ordinal = ordinals[index] if index < len(ordinals) else f"{index + 1}."
-        lines.append(f"• {ordinal} → {label}")
+        lines.append(Markup("• {} → {}").format(ordinal, label))
     lines.append(_("Is that right?"))
     rows = [[Button(_("✅ Yes, that's right"), "form:order:ok")]]
     if len(placed) == 2:
         rows.append([Button(_("🔁 Swap them"), "form:order:swap")])
     rows.append([Button(_("📤 I'll send them one at a time"), "form:order:again")])
-    turn.say("\n".join(lines), *rows)
+    turn.say(Markup("\n").join(lines), *rows)
 
 
-def _place_label(_: Translate, form: Form, name: str, position: int) -> str:
+def _place_label(turn: Turn, form: Form, name: str, position: int) -> Markup:
     question = form.question(name)
     assert question is not None
     assert question.files is not None
     if question.files.slots:
-        return _(question.files.slots[position])
-    return _(question.label)
+        return form_text(turn, question.files.slots[position])
+    return turn._(question.label)
 
 
 def _settle(turn: Turn, form: Form, draft: Draft, question: Question) -> bool:
@@ -607,8 +621,8 @@ async def on_button(turn: Turn, form: Form, draft: Draft, args: list[str]) -> No
             if question is None or value not in {c.value for c in question.choices}:
                 await _stale(turn, form, draft)
                 return
-            chosen = html.escape(_choice_label(turn, question, value))
-            turn.replace(f"{turn._(question.prompt)}\n\n<b>{chosen}</b>")
+            chosen = _choice_label(turn._, question, value)
+            turn.replace(Markup("{}\n\n<b>{}</b>").format(form_text(turn, question.prompt), chosen))
             draft.answer(name, value)
             await answered(turn, form, draft, question)
         case ["skip", name] if step == ASKING and name == asking:
@@ -664,9 +678,11 @@ async def _back_to_review(turn: Turn, form: Form, draft: Draft) -> None:
     await advance(turn, form, draft)
 
 
-def _choice_label(turn: Turn, question: Question, value: str) -> str:
-    label = next((c.label for c in question.choices if c.value == value), value)
-    return turn._(label)
+def _choice_label(_: Translate, question: Question, value: str) -> Markup:
+    """The label of the choice stored as `value`; a value no choice has any more (an old
+    ticket) is shown as the text it is."""
+    label = next((c.label for c in question.choices if c.value == value), None)
+    return escape(value) if label is None else _(label)
 
 
 async def _stale(turn: Turn, form: Form, draft: Draft) -> None:
@@ -711,13 +727,7 @@ async def _check_done(turn: Turn, form: Form, draft: Draft, index: int, outcome:
     if outcome != "done":
         await _stale(turn, form, draft)
         return
-    turn.replace(
-        _("<b>Check {number} of {total}</b>: {check}").format(
-            number=index + 1, total=len(checks), check=_(checks[index])
-        )
-        + "\n✅ "
-        + _("Done, still not working")
-    )
+    turn.replace(_check_line(turn, checks, index) + "\n✅ " + _("Done, still not working"))
     if index + 1 < len(checks):
         turn.state.data["check"] = index + 1
         ask(turn, form, draft, question)
@@ -774,7 +784,7 @@ def summary_lines(
     answers: Answers,
     files: Mapping[str, Sequence[TicketMedia]],
     full: bool = False,
-) -> list[str]:
+) -> list[Markup]:
     """Each answer as "<label>: value", files counted (with links), in the form's order."""
     lines = []
     for question in form.asked(answers):
@@ -782,31 +792,30 @@ def summary_lines(
         if value is None:
             continue
         shown = _shown_value(_, question, value, files.get(question.name, ()), full)
-        lines.append(f"<b>{html.escape(_(question.label))}</b>: {shown}")
+        lines.append(Markup("<b>{}</b>: {}").format(_(question.label), shown))
     return lines
 
 
 def _shown_value(
     _: Translate, question: Question, value: str, files: Sequence[TicketMedia], full: bool
-) -> str:
+) -> Markup:
     if value == SKIPPED:
         return _("not given")
     match question.ask:
         case Ask.CHOICE:
-            label = next((c.label for c in question.choices if c.value == value), value)
-            return html.escape(_(label))
+            return _choice_label(_, question, value)
         case Ask.CHECKS:
             return _("all done, still not working")
         case Ask.FILES:
             links = [f.link for f in files if f.link]
             if links:
-                return ", ".join(html.escape(link) for link in links)
+                return Markup(", ").join(links)
             return _("{count} file(s)").format(count=len(files))
     if question.photo_instead and value == "photo":
         return _("photo of the sticker")
     if not full and len(value) > REVIEW_VALUE_CHARS:
         value = value[: REVIEW_VALUE_CHARS - 1] + "…"
-    return html.escape(value)
+    return escape(value)
 
 
 async def show_review(turn: Turn, form: Form, draft: Draft, nudge: bool = False) -> None:
@@ -816,7 +825,7 @@ async def show_review(turn: Turn, form: Form, draft: Draft, nudge: bool = False)
     revising = bool(turn.state.data.get("revising"))
     turn.state.step = REVIEWING
     turn.state.data.pop("question", None)
-    lines = []
+    lines: list[str] = []
     if nudge:
         lines += [_("Please use the buttons below: edit an answer, or submit."), ""]
     lines += [_("📋 <b>{title}: please check</b>").format(title=_(form.title)), ""]
@@ -834,4 +843,4 @@ async def show_review(turn: Turn, form: Form, draft: Draft, nudge: bool = False)
     else:
         rows.append([Button(_("📨 Submit"), f"ticket:submit:{draft.id}")])
         rows.append([Button(_("🗑 Discard this ticket"), f"ticket:discard:{draft.id}")])
-    turn.say("\n".join(lines), *rows)
+    turn.say(Markup("\n").join(lines), *rows)

@@ -11,11 +11,12 @@ relayed messages instead.
 
 from __future__ import annotations
 
-import html
 import logging
 import math
 import re
 from datetime import datetime
+
+from markupsafe import Markup, escape
 
 from domain.chats import ChatKey
 from domain.handoffs import Handoff, HandoffOpened, HandoffStatus, HandoffUpdate, StaffNote
@@ -87,7 +88,7 @@ async def open_handoff(turn: Turn, reason: str, order_number: str | None = None)
     logger.info("handoff.opened chat=%s reason=%s", turn.key.chat_id, reason)
 
 
-def _expectation(language: str, services: Services, now: datetime) -> str:
+def _expectation(language: str, services: Services, now: datetime) -> Markup:
     _ = translator(language)
     hours = services.staff.hours
     if hours.is_open(now):
@@ -104,7 +105,7 @@ def _expectation(language: str, services: Services, now: datetime) -> str:
             day=format_date(opening.date(), language),
             time=opening.strftime("%H:%M"),
         )
-    return "\n\n".join(
+    return Markup("\n\n").join(
         [
             _("I have passed our conversation to a sales rep from our team."),
             when,
@@ -120,7 +121,7 @@ def topic_name(turn: Turn) -> str:
     return f"{name}{username}"[:128]
 
 
-async def _context_card(turn: Turn, reason: str, order_number: str | None) -> str:
+async def _context_card(turn: Turn, reason: str, order_number: str | None) -> Markup:
     services, incoming = turn.services, turn.incoming
     store = services.store
     reasons = {
@@ -130,43 +131,44 @@ async def _context_card(turn: Turn, reason: str, order_number: str | None) -> st
         "order": f"question about order {order_number}",
         "repair": "from the repair flow",
     }
+    username = f" (@{incoming.username})" if incoming.username else ""
     lines = [
-        f"🆕 <b>Handoff</b>: {html.escape(reasons.get(reason, reason))}",
-        f"Customer: {html.escape(incoming.user_name or '–')}"
-        + (f" (@{html.escape(incoming.username)})" if incoming.username else "")
-        + f", id {turn.key.chat_id}, {turn.key.channel}",
-        f"Language: {turn.state.language}",
+        Markup("🆕 <b>Handoff</b>: {}").format(reasons.get(reason, reason)),
+        Markup("Customer: {}{}, id {}, {}").format(
+            incoming.user_name or "–", username, turn.key.chat_id, turn.key.channel
+        ),
+        Markup("Language: {}").format(turn.state.language),
     ]
     orders = await store.linked_orders(turn.key)
     if orders:
-        lines.append("Orders (verified):")
+        lines.append(Markup("Orders (verified):"))
         lines += [
-            f"• {html.escape(o.number)}: {o.status.replace('_', ' ')}, "
-            f"{html.escape(mask_email(o.email))}"
+            Markup("• {}: {}, {}").format(o.number, o.status.replace("_", " "), mask_email(o.email))
             for o in orders[:5]
         ]
     else:
-        lines.append("Orders: none verified in this chat")
+        lines.append(Markup("Orders: none verified in this chat"))
     tickets = [t for t in await store.tickets_of(turn.key) if t.status in OPEN_TICKETS]
     if tickets:
-        lines.append("Tickets:")
+        lines.append(Markup("Tickets:"))
         lines += [
-            f"• {t.id}: {t.kind.replace('_', ' ')}, {t.status.replace('_', ' ')}"
+            Markup("• {}: {}, {}").format(
+                t.id, t.kind.replace("_", " "), t.status.replace("_", " ")
+            )
             for t in tickets[:5]
         ]
     notes = await store.notes(turn.key)
     if notes:
-        lines.append("Earlier notes:")
-        lines += [f"📝 {html.escape(n.author)}: {html.escape(n.text)}" for n in notes]
+        lines.append(Markup("Earlier notes:"))
+        lines += [Markup("📝 {}: {}").format(n.author, n.text) for n in notes]
     transcript = await store.recent_lines(turn.key, CONTEXT_LINES)
     if transcript:
-        lines.append("<b>Last exchanges</b>")
+        lines.append(Markup("<b>Last exchanges</b>"))
         for line in transcript:
             who = "👤" if line.from_customer else "🤖"
-            text = re.sub(r"<[^>]+>", "", line.text)
-            lines.append(f"{who} {html.escape(_shorten(text, 200))}")
-    lines.append("\nReply here to answer the customer. /claim · /close · /note TEXT")
-    return "\n".join(lines)
+            lines.append(Markup("{} {}").format(who, _shorten(line.text, 200)))
+    lines.append(Markup("\nReply here to answer the customer. /claim · /close · /note TEXT"))
+    return Markup("\n").join(lines)
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -199,7 +201,7 @@ async def relay_customer(turn: Turn) -> bool:
         _close(turn, handoff, closed_by="customer")
         turn.say(_("You are back with the bot. How can I help?"), *main_menu(turn))
         if staff_chat is not None:
-            left = "↩️ The customer left the conversation (/cancel)."
+            left = Markup("↩️ The customer left the conversation (/cancel).")
             turn.replies.append(in_topic(staff_chat, handoff.key, left))
         return True
     if incoming.payload is not None:
@@ -215,12 +217,17 @@ async def relay_customer(turn: Turn) -> bool:
 
 def _relay(incoming: Incoming, to_chat: str, topic_of: str | None = None) -> Reply:
     """The incoming message passed on: an album as an album, anything else as a copy."""
+    # What a person wrote is text, never markup: the caption of an album, a message.
+    text = escape(incoming.text or "")
     if len(incoming.media) > 1:
-        return Reply(incoming.text or "", chat_id=to_chat, topic_of=topic_of, album=incoming.media)
+        return Reply(text, chat_id=to_chat, topic_of=topic_of, album=incoming.media)
     if incoming.message_id is None:
-        return Reply(html.escape(incoming.text or ""), chat_id=to_chat, topic_of=topic_of)
+        return Reply(text, chat_id=to_chat, topic_of=topic_of)
     return Reply(
-        "", chat_id=to_chat, topic_of=topic_of, copy_of=(incoming.chat_id, incoming.message_id)
+        Markup(),
+        chat_id=to_chat,
+        topic_of=topic_of,
+        copy_of=(incoming.chat_id, incoming.message_id),
     )
 
 
@@ -241,11 +248,11 @@ async def report_undelivered(turn: Turn, event: str) -> None:
     staff_chat = turn.services.staff.chat_id
     if staff_chat is None or await turn.services.store.open_handoff(customer) is None:
         return
-    line = f"⚠️ Could not deliver to the customer: {html.escape(reason)}"
+    line = Markup("⚠️ Could not deliver to the customer: {reason}").format(reason=reason)
     turn.replies.append(in_topic(staff_chat, customer, line))
 
 
-def in_topic(staff_chat: str, customer: ChatKey, text: str) -> Reply:
+def in_topic(staff_chat: str, customer: ChatKey, text: Markup) -> Reply:
     """A bot message for staff in the customer's topic."""
     return Reply(text, chat_id=staff_chat, topic_of=customer.chat_id)
 
@@ -273,7 +280,7 @@ async def staff_message(turn: Turn) -> None:
     if customer is None:
         # Staff talking among themselves outside customers' topics: none of our business.
         if command in STAFF_COMMANDS:
-            turn.say("Use this in a customer's topic (or as a reply to their message).")
+            turn.say(Markup("Use this in a customer's topic (or as a reply to their message)."))
         return
     handoff = await turn.services.store.open_handoff(customer)
     if command in STAFF_COMMANDS:
@@ -306,8 +313,10 @@ def _relay_to_customer(turn: Turn, customer: ChatKey, handoff: Handoff | None) -
             in_topic(
                 turn.key.chat_id,
                 customer,
-                "Not sent: this conversation is closed and the customer is with the bot. "
-                "They can ask for a person again at any time.",
+                Markup(
+                    "Not sent: this conversation is closed and the customer is with the bot. "
+                    "They can ask for a person again at any time."
+                ),
             )
         )
         return
@@ -329,7 +338,7 @@ def _relay_to_customer(turn: Turn, customer: ChatKey, handoff: Handoff | None) -
 async def _claim(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
     staff_chat = turn.key.chat_id
     if handoff is None:
-        turn.replies.append(in_topic(staff_chat, customer, "Nothing to claim: closed."))
+        turn.replies.append(in_topic(staff_chat, customer, Markup("Nothing to claim: closed.")))
         return
     name = rep_name(turn)
     turn.records.append(
@@ -342,9 +351,8 @@ async def _claim(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None
             },
         )
     )
-    turn.replies.append(
-        in_topic(staff_chat, customer, f"🙋 {html.escape(name)} took this conversation.")
-    )
+    took = Markup("🙋 {} took this conversation.").format(name)
+    turn.replies.append(in_topic(staff_chat, customer, took))
     if handoff.claimed_by is None:
         _ = await customer_translator(turn, customer)
         turn.replies.append(
@@ -358,16 +366,11 @@ async def _claim(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None
 async def _close_by_staff(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
     staff_chat = turn.key.chat_id
     if handoff is None:
-        turn.replies.append(in_topic(staff_chat, customer, "Already closed."))
+        turn.replies.append(in_topic(staff_chat, customer, Markup("Already closed.")))
         return
     _close(turn, handoff, closed_by=rep_name(turn))
-    turn.replies.append(
-        in_topic(
-            staff_chat,
-            customer,
-            f"✅ Closed by {html.escape(rep_name(turn))}. The bot answers the customer again.",
-        )
-    )
+    closed = Markup("✅ Closed by {}. The bot answers the customer again.").format(rep_name(turn))
+    turn.replies.append(in_topic(staff_chat, customer, closed))
     _ = await customer_translator(turn, customer)
     turn.replies.append(
         Reply(
@@ -385,12 +388,12 @@ async def _note(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
     staff_chat = turn.key.chat_id
     text = (turn.incoming.text or "").split(maxsplit=1)[1:]
     if not text or handoff is None:
-        message = "Usage: /note TEXT, in an open conversation's topic."
+        message = Markup("Usage: /note TEXT, in an open conversation's topic.")
         turn.replies.append(in_topic(staff_chat, customer, message))
         return
     turn.records.append(StaffNote(handoff.id, rep_name(turn), text[0], turn.services.now()))
     turn.replies.append(
-        in_topic(staff_chat, customer, "📝 Note saved (the customer does not see it).")
+        in_topic(staff_chat, customer, Markup("📝 Note saved (the customer does not see it)."))
     )
 
 
@@ -447,8 +450,9 @@ async def remind(turn: Turn) -> None:
             in_topic(
                 staff_chat,
                 handoff.key,
-                f"⏰ The customer has been waiting {waited} minutes for an answer. "
-                "/claim to take it.",
+                Markup(
+                    "⏰ The customer has been waiting {} minutes for an answer. /claim to take it."
+                ).format(waited),
             )
         )
         turn.records.append(HandoffUpdate(handoff.id, {"reminded_at": now}))

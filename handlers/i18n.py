@@ -3,6 +3,8 @@ gettext catalogs in handlers/locales, made with Babel (`make i18n` extracts new 
 merges them into every catalog; translators edit the .po files).
 
 A text without a translation, or one marked fuzzy, is shown in English rather than wrong.
+`_()` gives `Markup`: our texts may hold tags, and whatever `.format()` puts into them is
+escaped unless it is markup too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from babel.dates import format_skeleton, get_day_names
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from markupsafe import Markup
 
 from domain.hours import BusinessHours, clock
 from faq.schema import LANGUAGES
@@ -31,7 +34,7 @@ LANGUAGE_NAMES = {"en": "English", "ru": "Русский", "zh": "中文"}
 # customers are worldwide; simplified script for Chinese).
 _BABEL_LOCALES = {"en": "en_GB", "ru": "ru", "zh": "zh_Hans"}
 
-Translate = Callable[[str], str]
+Translate = Callable[[str], Markup]
 
 
 def supported_language(code: str | None) -> str:
@@ -42,7 +45,13 @@ def supported_language(code: str | None) -> str:
 
 def translator(language: str) -> Translate:
     """The function that translates interface texts into `language`."""
-    return _catalog(language).gettext
+    gettext = _catalog(language).gettext
+
+    def translate(text: str) -> Markup:
+        # Our own texts and their translations: the one place they become markup.
+        return Markup(gettext(text))  # noqa: S704
+
+    return translate
 
 
 def catalog_path(language: str) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from markupsafe import Markup
+
 from faq.schema import Action
 from handlers.engine import Turn
 from handlers.i18n import LANGUAGE_NAMES, SUPPORTED_LANGUAGES
@@ -94,9 +96,9 @@ def set_language(turn: Turn, language: str) -> None:
     _ = turn._
     done = _("Language: {name}.").format(name=LANGUAGE_NAMES[language])
     if turn.state.flow is None:
-        turn.say(f"{done} {_('How can I help?')}", *main_menu(turn))
+        turn.say(Markup("{} {}").format(done, _("How can I help?")), *main_menu(turn))
     else:
-        turn.say(f"{done} {_('Please go on where we were.')}")
+        turn.say(Markup("{} {}").format(done, _("Please go on where we were.")))
 
 
 async def menu_choice(turn: Turn, args: list[str]) -> None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from markupsafe import Markup
+
 
 class MediaKind(StrEnum):
     PHOTO = "photo"
@@ -85,7 +87,10 @@ class Button:
 
 @dataclass(frozen=True)
 class Reply:
-    """A message to send: Telegram-style HTML text and rows of buttons.
+    """A message to send: Telegram-style HTML text and rows of buttons (plain text).
+
+    `text` is `Markup`, so nothing reaches it unescaped: values go in with
+    `Markup.format`, `+` or `Markup.join`, which escape any plain `str`.
 
     With `replaces` set, the reply takes the place of that earlier bot message (for example
     to drop buttons that were used) instead of arriving as a new one. The other fields
@@ -100,7 +105,7 @@ class Reply:
     - `album`: files to send as one album, `text` being its caption.
     """
 
-    text: str
+    text: Markup
     buttons: tuple[tuple[Button, ...], ...] = field(default_factory=tuple)
     replaces: str | None = None
     chat_id: str | None = None
@@ -115,7 +120,7 @@ class Reply:
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for the outbox; `from_json` reads it back."""
-        body: dict[str, Any] = {"text": self.text}
+        body: dict[str, Any] = {"text": str(self.text)}
         if self.buttons:
             body["buttons"] = [[[b.label, b.payload] for b in row] for row in self.buttons]
         for name in ("replaces", "chat_id", "topic_of", "open_topic"):
@@ -135,7 +140,8 @@ class Reply:
         )
         copy_of = body.get("copy_of")
         return cls(
-            body["text"],
+            # Written by `to_json` from a reply we made: markup already.
+            Markup(body["text"]),  # noqa: S704
             rows,
             replaces=body.get("replaces"),
             chat_id=body.get("chat_id"),

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from datetime import date
 
+from markupsafe import Markup
+
 from domain.identifiers import email_address, order_lookup
 from domain.order_dates import Expectation, Stage, expect, last_tracking_news, tracking_is_stale
 from domain.orders import ON_THE_WAY, Order, OrderStatus
@@ -33,7 +35,7 @@ PURPOSES = (TRACK, WARRANTY)
 MAX_LINKED_SHOWN = 8
 
 
-def status_label(_: Translate, status: OrderStatus) -> str:
+def status_label(_: Translate, status: OrderStatus) -> Markup:
     return {
         OrderStatus.PAID: _("paid"),
         OrderStatus.PRE_ORDER: _("pre-order"),
@@ -78,7 +80,7 @@ async def choose_order(turn: Turn, purpose: str) -> None:
     )
 
 
-def _ask_for_order(_: Translate, purpose: str) -> str:
+def _ask_for_order(_: Translate, purpose: str) -> Markup:
     if purpose == WARRANTY:
         return _(
             "Please send your order number, or the serial number (SN) from the sticker on the "
@@ -215,7 +217,7 @@ def status_card(language: str, order: Order, services: Services) -> Reply:
     today = services.today()
     expectation = expect(order, today, services.order_rules)
     stale = tracking_is_stale(order, services.now(), services.order_rules)
-    lines = [
+    lines: list[str] = [
         _("📦 <b>Order {number}</b>: {status}").format(
             number=order.number, status=status_label(_, order.status)
         ),
@@ -226,8 +228,10 @@ def status_card(language: str, order: Order, services: Services) -> Reply:
     if order.history:
         lines += ["", _("<b>So far</b>")]
         lines += [
-            f"• {format_date(change.at.astimezone(services.zone).date(), language)}: "
-            f"{status_label(_, change.status)}"
+            Markup("• {}: {}").format(
+                format_date(change.at.astimezone(services.zone).date(), language),
+                status_label(_, change.status),
+            )
             for change in order.history
         ]
     if order.carrier or order.tracking_number:
@@ -256,17 +260,17 @@ def status_card(language: str, order: Order, services: Services) -> Reply:
     if order.status in ON_THE_WAY or order.status is OrderStatus.DELIVERED:
         rows.append([Button(_("🛡 Warranty"), f"orders:{WARRANTY}:{order.number}")])
     rows.append([Button(_("☰ Main menu"), "menu:show")])
-    return Reply("\n".join(lines), tuple(tuple(row) for row in rows))
+    return Reply(Markup("\n").join(lines), tuple(tuple(row) for row in rows))
 
 
-def _item_line(_: Translate, quantity: int, title: str, condition: str) -> str:
+def _item_line(_: Translate, quantity: int, title: str, condition: str) -> Markup:
     conditions = {"new": _("new"), "used": _("used"), "refurbished": _("refurbished")}
-    return f"• {quantity} × {title} ({conditions[condition]})"
+    return Markup("• {} × {} ({})").format(quantity, title, conditions[condition])
 
 
 def _expectation_text(
     _: Translate, language: str, order: Order, expectation: Expectation, services: Services
-) -> str:
+) -> Markup:
     rules = services.order_rules
 
     def day(value: date | None) -> str:
@@ -338,7 +342,8 @@ def _order_handoff_button(_: Translate, order: Order) -> Button:
 
 
 def _order_title(_: Translate, order: Order) -> str:
-    return _("Order {number} ({status})").format(
+    """A button's label: plain text, so the template is filled as a plain string."""
+    return str(_("Order {number} ({status})")).format(
         number=order.number, status=status_label(_, order.status)
     )
 
@@ -391,4 +396,4 @@ def status_notice(order: Order, language: str, services: Services) -> Reply:
     heading = _("🔔 Update on your order {number}: now {status}.").format(
         number=order.number, status=status_label(_, order.status)
     )
-    return Reply(f"{heading}\n\n{card.text}", card.buttons)
+    return Reply(Markup("{}\n\n{}").format(heading, card.text), card.buttons)

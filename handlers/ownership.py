@@ -9,8 +9,9 @@ in an hour pause look-ups: in the chat, of the order number from any chat, or in
 
 from __future__ import annotations
 
-import html
 import logging
+
+from markupsafe import Markup
 
 from domain.orders import Order
 from domain.ownership import (
@@ -94,9 +95,11 @@ def _warn_staff_of_probing(turn: Turn, lookup: str, failures: int) -> None:
         return
     turn.replies.append(
         Reply(
-            f"⚠️ Look-ups of <code>{html.escape(lookup)}</code> failed {failures} times in "
-            "the last hour, from any chats: someone may be guessing its e-mail. Look-ups of it "
-            "are paused for an hour; the customer can still reach a rep.",
+            Markup(
+                "⚠️ Look-ups of <code>{lookup}</code> failed {failures} times in the last hour, "
+                "from any chats: someone may be guessing its e-mail. Look-ups of it are paused "
+                "for an hour; the customer can still reach a rep."
+            ).format(lookup=lookup, failures=failures),
             chat_id=staff_chat,
         )
     )

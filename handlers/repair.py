@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from functools import partial
 
+from markupsafe import Markup
+
 from domain.chats import ChatKey
 from domain.identifiers import email_address, order_lookup, serial_number
 from domain.orders import Order, OrderItem
@@ -263,7 +265,7 @@ def _checks_for_part(answers: Answers) -> tuple[str, ...]:
 
 async def repair_coverage(
     services: Services, key: ChatKey, answers: Answers, language: str
-) -> list[str]:
+) -> list[Markup]:
     """The warranty pre-check: what our records say, what the answers void, what is paid."""
     _ = translator(language)
     lines = [_("<b>Warranty pre-check</b>")]
@@ -290,7 +292,7 @@ async def repair_coverage(
             _(
                 "⚠️ You answered yes to: {answers}. This voids the warranty, so the repair "
                 "would be at your cost."
-            ).format(answers=", ".join(_(q.label) for q in void))
+            ).format(answers=Markup(", ").join(_(q.label) for q in void))
         )
     elif covered:
         lines.append(_("The repair and its parts are free of charge under the warranty."))

@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from datetime import date
 
+from markupsafe import Markup
+
 from domain.chats import ChatKey
 from domain.identifiers import service_ticket_id
 from domain.orders import Order, Repair
@@ -152,7 +154,7 @@ def _repair_not_found(answers: Answers) -> bool:
 
 async def second_return_coverage(
     services: Services, key: ChatKey, answers: Answers, language: str
-) -> list[str]:
+) -> list[Markup]:
     """Whether the repaired part is within its 30 days, and what the customer pays."""
     _ = translator(language)
     days = services.order_rules.repaired_part_warranty_days

@@ -10,9 +10,10 @@ more / Reject, each recorded with who decided and told to the customer.
 
 from __future__ import annotations
 
-import html
 import logging
 from typing import Any
+
+from markupsafe import Markup
 
 from domain.tickets import DECIDABLE, REVISABLE, Ticket, TicketKind, TicketStatus, TicketStatusSet
 from handlers import forms, repair, second_return
@@ -154,7 +155,7 @@ async def _open(turn: Turn, kind: TicketKind, replacing: bool = False) -> None:
     draft = forms.open_ticket(turn, form)
     forms.enter(turn, draft)
     logger.info("ticket.opened chat=%s ticket=%s kind=%s", turn.key.chat_id, draft.id, kind)
-    turn.say(turn._(form.intro))
+    turn.say(forms.form_text(turn, form.intro))
     await forms.advance(turn, form, draft)
 
 
@@ -257,12 +258,12 @@ async def _show(turn: Turn, ticket: Ticket) -> None:
     if turn.state.data.get("ticket") == ticket.id:
         turn.state.reset()
     form = form_for(ticket.kind)
-    lines = [
+    lines: list[str] = [
         _("{title} <b>{id}</b>").format(title=_(form.title), id=ticket.id),
         _("Status: {status}").format(status=_(STATUS_LABELS[ticket.status])),
     ]
     if ticket.staff_note and ticket.status in (TicketStatus.NEEDS_INFO, TicketStatus.REJECTED):
-        lines.append(_("Our team wrote: <i>{note}</i>").format(note=html.escape(ticket.staff_note)))
+        lines.append(_("Our team wrote: <i>{note}</i>").format(note=ticket.staff_note))
     lines += ["", *forms.summary_lines(_, form, ticket.answers, ticket.media)]
     rows = []
     if ticket.status is TicketStatus.DRAFT:
@@ -271,7 +272,7 @@ async def _show(turn: Turn, ticket: Ticket) -> None:
         rows.append([Button(_("✏️ Change it"), f"ticket:revise:{ticket.id}")])
     rows.append([Button(_("📋 My tickets"), "ticket:list")])
     rows.append([menu_button(turn)])
-    turn.say("\n".join(lines), *rows)
+    turn.say(Markup("\n").join(lines), *rows)
 
 
 CUSTOMER_ACTIONS = {
@@ -319,17 +320,17 @@ def _set_status(
 # Staff side. Staff read English; what reaches the customer is in the customer's language.
 
 
-async def staff_card(turn: Turn, ticket: Ticket, heading: str, customer: str = "") -> str:
+async def staff_card(turn: Turn, ticket: Ticket, heading: str, customer: str = "") -> Markup:
     """The ticket for the service team: who, what, the warranty, every answer in full."""
     form = form_for(ticket.kind)
     answers, services = ticket.answers, turn.services
-    lines = [
-        f"{heading} <b>{form.title} {ticket.id}</b>",
-        f"Customer: {customer}id {ticket.key.chat_id} ({ticket.key.channel})",
+    lines: list[str] = [
+        Markup("{} <b>{} {}</b>").format(heading, form.title, ticket.id),
+        Markup("Customer: {}id {} ({})").format(customer, ticket.key.chat_id, ticket.key.channel),
     ]
     lines += forms.summary_lines(translator("en"), form, answers, ticket.media, full=True)
     lines += ["", *await form.coverage(services, ticket.key, answers, "en")]
-    return "\n".join(lines)
+    return Markup("\n").join(lines)
 
 
 def _decision_buttons(ticket: Ticket) -> tuple[tuple[Button, ...], ...]:
@@ -351,7 +352,7 @@ async def _post_to_staff(turn: Turn, ticket: Ticket, icon: str, what: str) -> No
     who = turn.incoming.user_name or "–"
     if turn.incoming.username:
         who += f" (@{turn.incoming.username})"
-    card = await staff_card(turn, ticket, f"{icon} {what}:", f"{html.escape(who)}, ")
+    card = await staff_card(turn, ticket, f"{icon} {what}:", f"{who}, ")
     opens = topic_name(turn)
     turn.replies.append(
         Reply(
@@ -371,7 +372,7 @@ async def _post_to_staff(turn: Turn, ticket: Ticket, icon: str, what: str) -> No
     if files:
         turn.replies.append(
             Reply(
-                f"Files of {ticket.id}",
+                Markup("Files of {}").format(ticket.id),
                 album=tuple(files),
                 chat_id=staff_chat,
                 topic_of=turn.key.chat_id,
@@ -418,8 +419,10 @@ async def staff_button(turn: Turn, args: list[str]) -> None:
         in_topic(
             turn.key.chat_id,
             ticket.key,
-            f"✍️ {html.escape(rep)}: send {question} as your next message in this chat; it "
-            "goes to the customer as it is. /cancel to drop it.",
+            Markup(
+                "✍️ {}: send {} as your next message in this chat; it goes to the customer as "
+                "it is. /cancel to drop it."
+            ).format(rep, question),
         )
     )
 
@@ -434,20 +437,21 @@ async def staff_reply(turn: Turn) -> bool:
     staff_chat, incoming = turn.key.chat_id, turn.incoming
     if incoming.command == "cancel" or ticket is None:
         del waiting[incoming.user_id]
-        turn.say("Dropped: nothing was sent.")
+        turn.say(Markup("Dropped: nothing was sent."))
         return True
     text = (incoming.text or "").strip()
     if not text or incoming.command is not None:
         turn.replies.append(
-            in_topic(staff_chat, ticket.key, "Please type it as a text message (or /cancel).")
+            in_topic(
+                staff_chat, ticket.key, Markup("Please type it as a text message (or /cancel).")
+            )
         )
         return True
     del waiting[incoming.user_id]
     if ticket.status not in DECIDABLE:
         already = ticket.status.replace("_", " ")
-        turn.replies.append(
-            in_topic(staff_chat, ticket.key, f"Not sent: ticket {ticket.id} is already {already}.")
-        )
+        late = Markup("Not sent: ticket {} is already {}.").format(ticket.id, already)
+        turn.replies.append(in_topic(staff_chat, ticket.key, late))
         return True
     status = TicketStatus.NEEDS_INFO if pending["action"] == "more" else TicketStatus.REJECTED
     await _decide(turn, ticket, status, text, pending.get("card"))
@@ -477,14 +481,17 @@ async def _decide(
         TicketStatus.NEEDS_INFO: "❓ More asked",
         TicketStatus.REJECTED: "⛔ Rejected",
     }[status]
-    decided = f"{verdict} by {html.escape(rep)}" + (f": {html.escape(note)}" if note else "")
+    decided = Markup("{} by {}").format(verdict, rep)
+    if note:
+        decided += Markup(": {}").format(note)
     card = await staff_card(turn, ticket, "🔧")
     if card_id is not None:
-        turn.replies.append(Reply(f"{card}\n\n<b>{decided}</b>", replaces=card_id))
-    if status is not TicketStatus.CONFIRMED:
         turn.replies.append(
-            in_topic(turn.key.chat_id, ticket.key, f"📨 Sent to the customer. {decided}")
+            Reply(Markup("{}\n\n<b>{}</b>").format(card, decided), replaces=card_id)
         )
+    if status is not TicketStatus.CONFIRMED:
+        sent = Markup("📨 Sent to the customer. {}").format(decided)
+        turn.replies.append(in_topic(turn.key.chat_id, ticket.key, sent))
     _ = await customer_translator(turn, ticket.key)
     turn.replies.append(_customer_notice(_, ticket, status, note))
 
@@ -518,5 +525,5 @@ def _customer_notice(_: Translate, ticket: Ticket, status: TicketStatus, note: s
                 "\n\nA sales rep can help with any question about it."
             )
             rows = ((Button(_("👤 Talk to a human"), "flow:handoff"),), (menu,))
-    body = text.format(title=title, id=ticket.id, note=html.escape(note))
+    body = text.format(title=title, id=ticket.id, note=note)
     return Reply(body, rows, chat_id=ticket.key.chat_id)

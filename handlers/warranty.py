@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
+from markupsafe import Markup
+
 from domain.orders import Order, OrderItem, OrderRules, Repair
 from domain.warranty import Coverage, Warranty, machine_warranty, repair_warranty
 from handlers.i18n import Translate, format_date
@@ -27,10 +29,11 @@ def warranty_card(
     rules: OrderRules,
     contacts: Mapping[str, str],
     serial: str | None = None,
-) -> str:
+) -> Markup:
     """The warranty of each item of the order (only the one with `serial`, when given)."""
     items = [item for item in order.items if serial is None or _carries(item, serial)]
-    lines = [_("🛡 <b>Warranty for order {number}</b>").format(number=order.number)]
+    # Plain strings in a message's lines are text: joining them escapes them.
+    lines: list[str] = [_("🛡 <b>Warranty for order {number}</b>").format(number=order.number)]
     for item in items or order.items:
         lines.append("")
         lines += warranty_lines(_, language, order, item, today, rules, contacts)
@@ -45,7 +48,7 @@ def warranty_card(
         ),
         _("Shipping and customs costs of a return are paid by the customer."),
     ]
-    return "\n".join(lines)
+    return Markup("\n").join(lines)
 
 
 def warranty_lines(
@@ -56,10 +59,11 @@ def warranty_lines(
     today: date,
     rules: OrderRules,
     contacts: Mapping[str, str],
-) -> list[str]:
+) -> list[Markup]:
     """One item: our warranty, its repaired parts, and where to check the manufacturer's."""
-    serials = ", ".join(item.serials)
-    title = f"<b>{item.title}</b>" + (f" (SN {serials})" if serials else "")
+    title = Markup("<b>{}</b>").format(item.title)
+    if item.serials:
+        title += Markup(" (SN {})").format(", ".join(item.serials))
     lines = [title, machine_sentence(_, language, machine_warranty(order, item, today, rules))]
     for repair in item.repairs:
         lines.append(repair_sentence(_, language, repair, repair_warranty(repair, today, rules)))
@@ -77,7 +81,7 @@ def warranty_lines(
     return lines
 
 
-def machine_sentence(_: Translate, language: str, warranty: Warranty) -> str:
+def machine_sentence(_: Translate, language: str, warranty: Warranty) -> Markup:
     match warranty.coverage:
         case Coverage.ACTIVE:
             assert warranty.ends_on
@@ -107,7 +111,7 @@ def machine_sentence(_: Translate, language: str, warranty: Warranty) -> str:
             return _("❔ Our records do not show this machine's warranty; a sales rep can check.")
 
 
-def repair_sentence(_: Translate, language: str, repair: Repair, warranty: Warranty) -> str:
+def repair_sentence(_: Translate, language: str, repair: Repair, warranty: Warranty) -> Markup:
     assert warranty.ends_on
     values = {
         "part": repair.part,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from bot.settings import CompanySettings, bundled_kb_path
 from faq.encoder import Encoder, UniversalEncoder
@@ -29,6 +30,14 @@ DATA = Path(__file__).resolve().parent / "data"
 MODEL_FIXTURES = frozenset({"encoder", "multilingual_encoder", "faq_service", "editable_faq"})
 SUBPROCESS_FIXTURES = frozenset({"cli_env"})
 FAST = os.environ.get("MINERDESK_TEST_FAST") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Property tests: no deadline (a shared machine is slow at times; speed belongs to
+    benchmarks), and in CI the same examples every run, so a failure there reproduces."""
+    settings.register_profile("dev", deadline=None)
+    settings.register_profile("ci", deadline=None, derandomize=True, database=None)
+    settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,11 +1,15 @@
-"""Builders for what channels hand the engine, so tests say only what matters to them."""
+"""Builders for what channels hand the engine, so tests say only what matters to them,
+and a reader of what the engine hands back."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,33 @@ def press(
         payload=payload,
         update_id=update_id or str(next(_update_ids)),
         message_id=message_id,
+    )
+
+
+def staff(
+    text: str | None = None,
+    payload: str | None = None,
+    chat: str = "-1001",
+    user: str = "77",
+    name: str = "Bob Rep",
+    thread: str | None = None,
+    message_id: str | None = None,
+    media: tuple[Media, ...] = (),
+) -> Incoming:
+    """A rep's message or button press in the staff chat (in a customer's topic with
+    `thread`; a press is on the bot message `message_id`)."""
+    return Incoming(
+        channel="test",
+        chat_id=chat,
+        user_id=user,
+        text=text,
+        payload=payload,
+        media=media,
+        update_id=f"staff-{next(_update_ids)}",
+        user_name=name,
+        message_id=message_id,
+        staff=True,
+        thread_id=thread,
     )
 
 
@@ -161,3 +192,45 @@ class Turns:
 async def said(engine: Engine, incoming: Incoming) -> list[Reply]:
     """What the bot answers to `incoming` (the turn's replies)."""
     return (await engine.handle(incoming)).replies
+
+
+# What Telegram reads as markup in a message; any other "<" or "&" must have been escaped.
+TELEGRAM_TAGS = {"b", "i", "u", "s", "code", "pre", "a", "blockquote"}
+_TAG = re.compile(r"""</?[A-Za-z][^<>"']*(?:(?:"[^"]*"|'[^']*')[^<>"']*)*>""")
+_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#[0-9]+|#x[0-9a-f]+);", re.IGNORECASE)
+
+
+class Shown(HTMLParser):
+    """A reply's text as Telegram renders it: its tags, and the text a reader sees."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: Counter[str] = Counter()
+        self.open: list[str] = []
+        self.problems: list[str] = []
+        self.data: list[str] = []
+        self.feed(text)
+        self.close()
+        if self.open:
+            self.problems.append(f"left open: {self.open}")
+        bare = _ENTITY.sub("", _TAG.sub("", text))
+        if set("<&") & set(bare):
+            self.problems.append(f"unescaped '<' or '&' in {bare!r}")
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags[self.get_starttag_text() or tag] += 1
+        self.open.append(tag)
+        if tag not in TELEGRAM_TAGS:
+            self.problems.append(f"<{tag}> is not a Telegram tag")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.tags[f"</{tag}>"] += 1
+        if not self.open or self.open.pop() != tag:
+            self.problems.append(f"</{tag}> closes nothing open")
+
+    def handle_data(self, data: str) -> None:
+        self.data.append(data)
+
+    @property
+    def visible(self) -> str:
+        return "".join(self.data)

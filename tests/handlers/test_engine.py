@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,6 +178,22 @@ async def test_a_failing_handler_apologises_and_keeps_the_state(
     key = ChatKey("test", "6")
     assert (await storage.load(key)).flow is None
     assert await storage.is_processed(key, "900")
+
+
+async def test_a_reply_of_plain_text_is_refused_rather_than_sent_as_markup(
+    storage: SqliteStorage, faq_service: FaqService, placeholders: dict[str, str]
+) -> None:
+    async def unescaped(turn: Turn, args: list[str]) -> None:
+        # What mypy cannot see: a value typed Any (from the conversation's data).
+        text: Any = turn.incoming.text
+        turn.say(text)
+
+    router = build_router()
+    router.commands["help"] = unescaped
+    engine = Engine(storage, Services(faq_service, placeholders, storage), router)
+    [reply] = await said(engine, message('/help <a href="https://evil.example">x</a>', chat="7"))
+    assert "something went wrong" in reply.text
+    assert "evil" not in reply.text
 
 
 async def test_a_wall_of_text_gets_a_clear_answer(engine: Engine) -> None:

@@ -3,11 +3,11 @@ the engine on a real SQLite file with the real model."""
 
 from __future__ import annotations
 
-import html
 import itertools
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from domain.chats import ChatKey
 from faq.loader import Problem
@@ -211,7 +211,7 @@ async def test_faq_test_shows_the_decision_its_figures_and_the_top_three(
     assert len(ranked) == 3
     for rank, (line, candidate) in enumerate(zip(ranked, match.candidates, strict=True), 1):
         entry = faq_service.kb.by_id[candidate.entry_id]
-        question = html.escape(entry.question)
+        question = escape(entry.question)
         assert line == f"{rank}. <code>{entry.id}</code> {candidate.score:.3f}: {question}"
     if best is not None:
         assert ranked[0].startswith(f"1. <code>{best}</code>")
@@ -227,7 +227,7 @@ async def test_faq_test_names_the_off_topic_question_that_stopped_an_answer(
     lines = (await one_text(engine, staff_says(f"/faq_test {question}"))).splitlines()
     assert lines[1].startswith("Decision: <b>fallback</b>")
     assert lines[2] == (
-        f"Off-topic: nearest to <i>{html.escape(off_topic)}</i> in the KB's off-topic questions."
+        f"Off-topic: nearest to <i>{escape(off_topic)}</i> in the KB's off-topic questions."
     )
     assert lines[3].startswith("Confidence 0.00;")
 

@@ -298,8 +298,15 @@ async def test_a_second_return_of_a_hash_board_with_an_album(
     await said(engine, message("JD0146 0000 1234"))
     await said(engine, message("1"))
     await said(engine, message("The board is not detected again"))
-    await said(engine, message("Ivan Petrov, 1 Main St, Almaty 050000, Kazakhstan, +7 700 000"))
-    review = await last(engine, press("form:answer:terms:accepted"))
+    terms = await last(
+        engine, message("Ivan Petrov, 1 Main St, Almaty 050000, Kazakhstan, +7 700 000")
+    )
+    assert "https://example.com/repair" in terms.text
+    *accepted, review = await said(engine, press("form:answer:terms:accepted"))
+    # The question's message, rewritten with the answer, still has the address filled in.
+    [rewritten] = [r for r in accepted if r.replaces is not None]
+    assert "https://example.com/repair" in rewritten.text
+    assert "I accept the terms" in rewritten.text
     assert "Second repair" in review.text
     assert "covered until" in review.text
     assert "JD014600001234" in review.text
