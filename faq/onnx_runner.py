@@ -148,11 +148,17 @@ class OnnxModel:
         return list(self.tokenizer.get_vocab())
 
     def encode(self, texts: Sequence[str]) -> Array:
-        """Pooled vectors of `texts`, in order; shortest first in passes of similar length."""
+        """Pooled vectors of `texts`, in order; shortest first in passes of similar length.
+
+        A quantised graph scales its activations per pass, so there each text goes alone:
+        a text's vector must not depend on the texts beside it (cached phrasings, and
+        questions batched together, would otherwise get other answers than alone)."""
         encodings = self.tokenizer.encode_batch(list(texts))
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        lengths = [len(encoding.ids) for encoding in encodings]
+        passes = [[row] for row in range(len(texts))] if self.variant else _passes(lengths)
         with self._lock:
-            for rows in _passes([len(encoding.ids) for encoding in encodings]):
+            for rows in passes:
                 vectors[rows] = self._forward([encodings[i] for i in rows])
         return vectors
 

@@ -102,6 +102,16 @@ def test_a_batch_longer_than_one_pass_keeps_every_text_in_its_row(minilm: Encode
     np.testing.assert_allclose(together[::37], alone, atol=1e-5)
 
 
+def test_a_quantised_graphs_vectors_do_not_depend_on_the_texts_beside_them(
+    encoder: Encoder,
+) -> None:
+    """Dynamic int8 scales each pass's activations: batched, a question would drift."""
+    texts = ["hi", "my hashboard shows 0 chips after the repair, what now", "refund?"]
+    together = encoder.encode_queries(texts)
+    alone = np.stack([encoder.encode_queries([text])[0] for text in texts])
+    np.testing.assert_array_equal(together, alone)
+
+
 def model_copy(tmp_path: Path, source: Path) -> Path:
     """A model folder, editable, sharing the weights file."""
     copy = tmp_path / "model"
