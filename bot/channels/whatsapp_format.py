@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from markupsafe import escape
+
 from bot.channels.html_split import split_html
 
 TEXT_LIMIT = 4096
@@ -403,19 +405,26 @@ def whatsapp_chunks(html: str, limit: int = TEXT_LIMIT) -> list[str]:
     """The HTML as WhatsApp texts of at most `limit` UTF-16 units each (what Meta counts is
     not documented; UTF-16 is never less than characters), broken where `split_html` breaks:
     paragraphs, lines, sentences, spaces. Nothing visible gives no texts."""
-    return [text for chunk in split_html(html, limit) for text in _fit(chunk, limit, 0)]
+    return [text for _, text in converted_chunks(html, limit)]
 
 
-def _fit(chunk: str, limit: int, depth: int) -> list[str]:
+def converted_chunks(html: str, limit: int = TEXT_LIMIT) -> list[tuple[str, str]]:
+    """(HTML, WhatsApp text) of each chunk, so that a chunk can be split again."""
+    return [pair for chunk in split_html(html, limit) for pair in _fit(chunk, limit, 0)]
+
+
+def _fit(chunk: str, limit: int, depth: int) -> list[tuple[str, str]]:
     text = to_whatsapp(chunk)
     length = utf16_length(text)
     if length <= limit:
-        return [text] if text else []
+        return [(chunk, text)] if text else []
     if depth < 6:
         # Markers, quote signs and link addresses made it longer: split the HTML finer.
-        smaller = max(2, limit * limit // length - 16)
-        return [t for part in split_html(chunk, smaller) for t in _fit(part, limit, depth + 1)]
-    return _hard_split(text, limit)
+        smaller = max(2, min(limit - 1, limit * limit // length - 16))
+        return [
+            pair for part in split_html(chunk, smaller) for pair in _fit(part, limit, depth + 1)
+        ]
+    return [(str(escape(piece)), piece) for piece in _hard_split(text, limit)]
 
 
 def _hard_split(text: str, limit: int) -> list[str]:
