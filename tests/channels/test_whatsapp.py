@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from markupsafe import Markup
 from pydantic import SecretStr
 
+from bot.channels.whatsapp import Presence, WhatsAppFetcher, WhatsAppSender, status_failure
+from bot.channels.whatsapp_api import GraphClient
+from bot.channels.whatsapp_errors import OutsideWindow, TokenRejected
 from bot.channels.whatsapp_read import (
     DeliveryStatus,
     Ignored,
@@ -21,9 +28,15 @@ from bot.channels.whatsapp_read import (
     inbox_id,
     read,
 )
+from bot.channels.whatsapp_render import render
 from bot.channels.whatsapp_webhook import WhatsAppWebhook, signature
-from bot.settings import WhatsAppSettings, WhatsAppWebhookSettings
-from handlers.messages import Incoming, Media, MediaKind
+from bot.channels.whatsapp_window import Purpose, SendTemplate, decide
+from bot.delivery import RetryAfter, TemporaryFailure, Undeliverable
+from bot.media import FetchFailed
+from bot.settings import WhatsAppSettings, WhatsAppTemplateSettings, WhatsAppWebhookSettings
+from domain.chats import ChatKey
+from handlers.messages import Button, Incoming, Media, MediaKind, Reply
+from storage.base import QueuedMessage
 from tests.whatsapp_emulator import WhatsAppEmulator, sign
 
 CUSTOMER = "15551234567"
@@ -367,3 +380,358 @@ def test_status_items_read_as_delivery_statuses() -> None:
     assert isinstance(event, DeliveryStatus)
     assert event.outside_window
     assert inbox_id(body) == "wamid.out:failed"
+
+
+# --- sending ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def client(emu: WhatsAppEmulator) -> AsyncIterator[GraphClient]:
+    graph = GraphClient(settings_for(emu))
+    yield graph
+    await graph.close()
+
+
+class Files:
+    """The runtime's `open_file`: another channel's files, by reference."""
+
+    def __init__(self, files: dict[str, tuple[bytes, str]]) -> None:
+        self.files = files
+        self.opened: list[str] = []
+
+    async def __call__(self, media: Media) -> tuple[bytes, str]:
+        self.opened.append(media.file_ref)
+        return self.files[media.file_ref]
+
+
+class Sent:
+    """The runtime's `on_sent`: which part became which wamid."""
+
+    def __init__(self) -> None:
+        self.wamids: list[str] = []
+
+    async def __call__(self, key: ChatKey, part: Any, wamid: str) -> None:
+        self.wamids.append(wamid)
+
+
+KEY = ChatKey("whatsapp", CUSTOMER)
+
+
+async def deliver(sender: WhatsAppSender, reply: Reply) -> None:
+    """Send a reply as the runtime will: its parts from the outbox's JSON, one call each.
+    An album is rendered from the reply itself: the outbox's JSON keeps only each file's
+    kind and id so far, not its channel (part 2b's Reply.to_json keeps it)."""
+    message = QueuedMessage(1, KEY, reply.to_json())
+    parts = render(reply) if reply.album else sender.parts(message)
+    for part in parts:
+        await sender.send(KEY, part)
+
+
+async def test_replies_arrive_within_metas_limits(
+    emu: WhatsAppEmulator, client: GraphClient
+) -> None:
+    emu.set_last_inbound(CUSTOMER, 60)
+    sent = Sent()
+    sender = WhatsAppSender(client, on_sent=sent)
+    paragraph = "<b>Shipping</b>: " + "a sentence about delivery times. " * 40
+    await deliver(sender, Reply(Markup("\n\n".join([paragraph] * 3)), (_feedback(),)))
+    menu = [Button(label, f"menu:{i}") for i, label in enumerate(MENU)]
+    await deliver(sender, Reply(Markup("Main menu"), tuple((b,) for b in menu), replaces="wamid.x"))
+    messages = emu.messages(CUSTOMER)
+    kinds = [m["type"] for m in messages]
+    assert kinds == ["text"] * (len(kinds) - 2) + ["interactive", "interactive"]
+    assert len(kinds) > 3
+    assert [m["id"] for m in messages] == sent.wamids
+    assert emu.buttons(messages[-2]) == [("fb:1", "👍"), ("fb:0", "👎")]
+    assert [row[0] for row in emu.rows(messages[-1])] == [f"menu:{i}" for i in range(len(MENU))]
+    # Every call exactly as documented, with the token.
+    assert {(c.method, c.path, c.status) for c in emu.calls()} == {
+        ("POST", f"/{emu.api_version}/{emu.phone_number_id}/messages", 200)
+    }
+
+
+MENU = ["📦 Track my order", "🛡 Warranty check", "🔧 Repair / second return", "❓ Questions"]
+
+
+def _feedback() -> tuple[Button, ...]:
+    return (Button("👍", "fb:1"), Button("👎", "fb:0"))
+
+
+async def test_a_list_choice_comes_back_as_its_payload(
+    emu: WhatsAppEmulator, inbox: Inbox, client: GraphClient
+) -> None:
+    await drive(lambda: emu.send_text(CUSTOMER, "hi"))
+    menu = tuple((Button(label, f"menu:{i}"),) for i, label in enumerate(MENU))
+    await deliver(WhatsAppSender(client), Reply(Markup("Main menu"), menu))
+    await drive(lambda: emu.choose_row(CUSTOMER, title="🔧 Repair / second return"))
+    choice = inbox.incoming()[-1]
+    assert choice.payload == "menu:2"
+
+
+async def test_another_channels_files_are_uploaded_then_sent_by_id(
+    emu: WhatsAppEmulator, client: GraphClient
+) -> None:
+    emu.set_last_inbound(CUSTOMER, 60)
+    files = Files({"tg-1": (JPEG, "image/jpeg"), "tg-2": (b"%PDF-1.4", "application/pdf")})
+    photo = Media(MediaKind.PHOTO, "tg-1", channel="telegram")
+    report = Media(MediaKind.DOCUMENT, "tg-2", file_name="report.pdf", channel="telegram")
+    await deliver(
+        WhatsAppSender(client, files), Reply(Markup("<i>From the rep</i>"), album=(photo, report))
+    )
+    image, document = emu.messages(CUSTOMER)
+    uploads = emu.uploads
+    assert [u.content for u in uploads] == [JPEG, b"%PDF-1.4"]
+    assert image["image"] == {"id": uploads[0].id, "caption": "_From the rep_"}
+    assert document["document"] == {"id": uploads[1].id, "filename": "report.pdf"}
+    assert [c.path for c in emu.calls("/media")] == [
+        f"/{emu.api_version}/{emu.phone_number_id}/media"
+    ] * 2
+
+
+async def test_whatsapps_own_files_go_by_id_without_upload(
+    emu: WhatsAppEmulator, client: GraphClient
+) -> None:
+    emu.set_last_inbound(CUSTOMER, 60)
+    media_id = emu.add_media(JPEG, "image/jpeg")
+    own = Media(MediaKind.PHOTO, media_id, mime="image/jpeg", channel="whatsapp")
+    await deliver(WhatsAppSender(client), Reply(Markup(""), album=(own, own)))
+    assert [m["image"] for m in emu.messages(CUSTOMER)] == [{"id": media_id}] * 2
+    assert emu.calls("/media") == []
+
+
+@pytest.mark.parametrize(
+    ("content", "mime", "reason"),
+    [
+        (b"GIF89a", "image/gif", "does not take files of type image/gif"),
+        (b"x" * (5 * 1024 * 1024 + 1), "image/jpeg", "over WhatsApp's 5 MB"),
+        (b"", "image/jpeg", "empty"),
+    ],
+)
+async def test_files_whatsapp_cannot_carry_are_undeliverable(
+    emu: WhatsAppEmulator, client: GraphClient, content: bytes, mime: str, reason: str
+) -> None:
+    files = Files({"tg-1": (content, mime)})
+    photo = Media(MediaKind.PHOTO, "tg-1", channel="telegram")
+    with pytest.raises(Undeliverable, match=reason):
+        await deliver(WhatsAppSender(client, files), Reply(Markup(""), album=(photo,)))
+    assert emu.uploads == []
+    with pytest.raises(Undeliverable, match="cannot fetch a file of the telegram channel"):
+        await deliver(WhatsAppSender(client), Reply(Markup(""), album=(photo,)))
+
+
+async def test_a_copy_without_text_is_refused_with_the_reason(client: GraphClient) -> None:
+    with pytest.raises(Undeliverable, match="cannot copy"):
+        await deliver(WhatsAppSender(client), Reply(Markup(""), copy_of=(CUSTOMER, "wamid.1")))
+
+
+@pytest.mark.parametrize(
+    ("code", "http_status", "expected", "seconds"),
+    [
+        (130429, None, RetryAfter, (2.0, 3.0)),
+        (131056, None, RetryAfter, (6.0, 9.0)),
+        (130429, 400, RetryAfter, (2.0, 3.0)),  # the status older tables give
+        (80007, None, RetryAfter, (60.0, 90.0)),
+        (131000, None, TemporaryFailure, None),
+        (2, None, TemporaryFailure, None),
+        (131016, None, TemporaryFailure, None),
+        (1, 500, TemporaryFailure, None),
+        (131026, None, Undeliverable, None),
+        (131009, None, Undeliverable, None),
+        (131047, None, OutsideWindow, None),
+    ],
+)
+async def test_errors_answered_by_the_call_become_delivery_failures(
+    emu: WhatsAppEmulator,
+    client: GraphClient,
+    code: int,
+    http_status: int | None,
+    expected: type[Exception],
+    seconds: tuple[float, float] | None,
+) -> None:
+    emu.set_last_inbound(CUSTOMER, 60)
+    emu.fail_next(code, http_status=http_status, via="response")
+    with pytest.raises(expected) as caught:
+        await deliver(WhatsAppSender(client), Reply(Markup("hello")))
+    assert f"#{code}" in str(caught.value)
+    if seconds is not None:
+        assert isinstance(caught.value, RetryAfter)
+        assert seconds[0] <= caught.value.seconds <= seconds[1]
+    if expected is Undeliverable:
+        assert type(caught.value) is Undeliverable
+    await deliver(WhatsAppSender(client), Reply(Markup("hello again")))
+    assert [emu.text(m) for m in emu.messages(CUSTOMER)] == ["hello again"]
+
+
+async def test_outside_the_window_meta_accepts_then_reports_131047_in_a_status(
+    emu: WhatsAppEmulator, inbox: Inbox, client: GraphClient
+) -> None:
+    sent = Sent()
+    await deliver(WhatsAppSender(client, on_sent=sent), Reply(Markup("late answer")))
+    [wamid] = sent.wamids
+    await drive(emu.wait_status, wamid, "failed")
+    await drive(emu.wait_until, lambda: len(inbox.items) == 1, 5, "the failed status")
+    [status] = inbox.events()
+    assert isinstance(status, DeliveryStatus)
+    assert (status.message_id, status.status, status.error_code) == (wamid, Status.FAILED, 131047)
+    assert status.outside_window
+    assert isinstance(status_failure(status), OutsideWindow)
+
+
+async def test_outside_the_window_the_synchronous_form_is_outside_window_too(
+    client: GraphClient,
+) -> None:
+    with WhatsAppEmulator(window_error="response") as strict:
+        graph = GraphClient(settings_for(strict))
+        try:
+            with pytest.raises(OutsideWindow, match="#131047"):
+                await deliver(WhatsAppSender(graph), Reply(Markup("late answer")))
+        finally:
+            await graph.close()
+
+
+async def test_statuses_are_recorded_as_they_come(
+    emu: WhatsAppEmulator, inbox: Inbox, client: GraphClient
+) -> None:
+    await drive(lambda: emu.send_text(CUSTOMER, "hi"))
+    emu.fail_next(131026, wa_id=CUSTOMER)  # Meta reports it later, in a failed status
+    sent = Sent()
+    sender = WhatsAppSender(client, on_sent=sent)
+    await deliver(sender, Reply(Markup("first")))
+    await deliver(sender, Reply(Markup("second")))
+    await drive(emu.wait_until, lambda: len(inbox.items) == 5, 5, "four statuses")
+    statuses = [e for e in inbox.events() if isinstance(e, DeliveryStatus)]
+    by_message = {(s.message_id, s.status): s for s in statuses}
+    failed = by_message[(sent.wamids[0], Status.FAILED)]
+    assert failed.error_code == 131026
+    assert failed.error is not None
+    assert failed.error.startswith("Message undeliverable")
+    assert type(status_failure(failed)) is Undeliverable
+    assert [s.status for s in statuses if s.message_id == sent.wamids[1]] == [
+        Status.SENT,
+        Status.DELIVERED,
+        Status.READ,
+    ]
+    assert all(s.recipient == CUSTOMER for s in statuses)
+
+
+async def test_a_rejected_token_and_an_unreachable_api(emu: WhatsAppEmulator) -> None:
+    emu.set_last_inbound(CUSTOMER, 60)
+    wrong = GraphClient(settings_for(emu, access_token=SecretStr("EAAG-revoked")))
+    try:
+        with pytest.raises(TokenRejected, match="#190"):
+            await deliver(WhatsAppSender(wrong), Reply(Markup("hello")))
+    finally:
+        await wrong.close()
+    gone = GraphClient(settings_for(emu, api_base_url="http://127.0.0.1:9"))
+    try:
+        with pytest.raises(TemporaryFailure, match="unreachable"):
+            await deliver(WhatsAppSender(gone), Reply(Markup("hello")))
+    finally:
+        await gone.close()
+
+
+async def test_a_template_goes_outside_the_window(
+    emu: WhatsAppEmulator, client: GraphClient
+) -> None:
+    emu.register_template("order_update", "en_US", body_params=1)
+    template = {"order_update": WhatsAppTemplateSettings(name="order_update")}
+    decision = decide(Purpose.ORDER_UPDATE, "<b>Order A-1</b> shipped", None, time.time(), template)
+    assert isinstance(decision, SendTemplate)
+    await WhatsAppSender(client).send(KEY, decision.message())
+    [sent] = emu.templates_sent
+    assert sent["template"]["components"][0]["parameters"] == [
+        {"type": "text", "text": "*Order A-1* shipped"}
+    ]
+    emu.wait_status(sent["id"], "read")
+
+
+# --- read receipts and typing -----------------------------------------------------------
+
+
+async def test_acknowledging_marks_read_with_typing_and_typing_repeats(
+    emu: WhatsAppEmulator, inbox: Inbox, client: GraphClient
+) -> None:
+    await drive(lambda: emu.send_text(CUSTOMER, "first"))
+    await drive(lambda: emu.send_text(CUSTOMER, "second"))
+    presence = Presence(client)
+    first, second = inbox.incoming()
+    await presence.acknowledge(second)
+    await presence.show_typing(CUSTOMER)
+    await presence.show_typing(OTHER)  # nothing received from them: nothing to show
+    receipts = emu.read_receipts(CUSTOMER)
+    assert (
+        receipts
+        == [
+            {
+                "messaging_product": "whatsapp",
+                "status": "read",
+                "message_id": second.update_id,
+                "typing_indicator": {"type": "text"},
+            }
+        ]
+        * 2
+    )
+    assert emu.read_receipts(OTHER) == []
+    assert first.update_id != second.update_id
+
+
+async def test_a_failed_read_receipt_is_logged_not_raised(
+    emu: WhatsAppEmulator, inbox: Inbox, client: GraphClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    await drive(lambda: emu.send_text(CUSTOMER, "hi"))
+    emu.fail_next(131000, endpoint="read")
+    caplog.set_level(logging.INFO)
+    await Presence(client).acknowledge(inbox.incoming()[0])
+    assert "whatsapp.read_receipt_failed chat=…4567" in caplog.text
+    assert CUSTOMER not in caplog.text
+    assert emu.access_token not in caplog.text
+
+
+# --- the media archive's fetcher ---------------------------------------------------------
+
+
+async def test_a_customers_file_is_fetched_by_its_media_id(
+    emu: WhatsAppEmulator, inbox: Inbox, client: GraphClient, tmp_path: Path
+) -> None:
+    await drive(lambda: emu.send_document(CUSTOMER, b"%PDF-1.4 invoice", filename="invoice.pdf"))
+    [incoming] = inbox.incoming()
+    fetcher = WhatsAppFetcher(client)
+    destination = tmp_path / "T-1" / "invoice-1.pdf"
+    assert await fetcher.fetch(incoming.media[0].file_ref, destination, 1024 * 1024)
+    assert destination.read_bytes() == b"%PDF-1.4 invoice"
+    assert [c.method for c in emu.calls() if c.status == 200][-2:] == ["GET", "GET"]
+    # Over the archive's cap: nothing written, not tried again.
+    small = tmp_path / "T-1" / "small.pdf"
+    assert not await fetcher.fetch(incoming.media[0].file_ref, small, 4)
+    assert not small.exists()
+    assert list(destination.parent.iterdir()) == [destination]
+
+
+async def test_files_over_metas_limit_for_their_type_or_gone_are_not_fetched(
+    emu: WhatsAppEmulator, inbox: Inbox, client: GraphClient, tmp_path: Path
+) -> None:
+    big = 5 * 1024 * 1024 + 1
+    await drive(lambda: emu.send_image(CUSTOMER, JPEG, file_size=big))
+    [photo] = inbox.incoming()
+    fetcher = WhatsAppFetcher(client)
+    assert not await fetcher.fetch(photo.media[0].file_ref, tmp_path / "a.jpg", 100 * 1024 * 1024)
+    assert not await fetcher.fetch("1000000000000999", tmp_path / "b.jpg", 1024)
+    assert not await fetcher.fetch("../../etc/passwd", tmp_path / "c.jpg", 1024)
+    assert not any(tmp_path.iterdir())  # noqa: ASYNC240 (a test's folder)
+
+
+@pytest.mark.parametrize("endpoint", ["media_url", "download"])
+async def test_meta_failing_is_a_fetch_to_try_again(
+    emu: WhatsAppEmulator, inbox: Inbox, client: GraphClient, tmp_path: Path, endpoint: str
+) -> None:
+    await drive(lambda: emu.send_image(CUSTOMER, JPEG))
+    [photo] = inbox.incoming()
+    emu.fail_next(131000, endpoint=endpoint)
+    with pytest.raises(FetchFailed):
+        await WhatsAppFetcher(client).fetch(
+            photo.media[0].file_ref, tmp_path / "a.jpg", 1024 * 1024
+        )
+    assert not any(tmp_path.iterdir())  # noqa: ASYNC240 (a test's folder)
+    assert await WhatsAppFetcher(client).fetch(
+        photo.media[0].file_ref, tmp_path / "a.jpg", 1024 * 1024
+    )
