@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from bot.channels.whatsapp import Presence, WhatsAppFetcher, WhatsAppSender, status_failure
 from bot.channels.whatsapp_api import GraphClient
-from bot.channels.whatsapp_errors import OutsideWindow, TokenRejected
+from bot.channels.whatsapp_errors import OutsideWindow, TokenRejected, delivery_error, mask
 from bot.channels.whatsapp_read import (
     DeliveryStatus,
     Ignored,
@@ -735,3 +735,33 @@ async def test_meta_failing_is_a_fetch_to_try_again(
     assert await WhatsAppFetcher(client).fetch(
         photo.media[0].file_ref, tmp_path / "a.jpg", 1024 * 1024
     )
+
+
+# --- what the logs and reasons show ------------------------------------------------------
+
+
+async def test_logs_never_show_secrets_or_whole_phone_numbers(
+    emu: WhatsAppEmulator, inbox: Inbox, client: GraphClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await drive(emu.verify, "1", "guess")
+    await drive(emu.post_raw, b"{}", "sha256=00")
+    await drive(emu.post_raw, b"{}", None)
+    await drive(emu.post_raw, b"not json")
+    await drive(lambda: emu.send_text(CUSTOMER, "hi"))
+    emu.fail_next(131026, via="response")
+    with pytest.raises(Undeliverable):
+        await deliver(WhatsAppSender(client), Reply(Markup("hello")))
+    emu.fail_next(131000, endpoint="read")
+    await Presence(client).acknowledge(inbox.incoming()[0])
+    assert "whatsapp.webhook_bad_signature" in caplog.text
+    assert "whatsapp.webhook_unsigned" in caplog.text
+    for secret in (emu.access_token, emu.app_secret, emu.verify_token, CUSTOMER):
+        assert secret not in caplog.text
+
+
+def test_reasons_mask_phone_numbers() -> None:
+    error = delivery_error(131030, 400, "Recipient +1 555-123-4567 not in allowed list (#131030)")
+    assert str(error) == "Recipient …4567 not in allowed list (#131030)"
+    assert mask(CUSTOMER) == "…4567"
+    assert mask("12") == "…"
