@@ -36,7 +36,15 @@ from bot.channels.whatsapp_render import (
     Refused,
     render,
 )
-from bot.channels.whatsapp_webhook import WhatsAppWebhook
+from bot.channels.whatsapp_webhook import Store, WhatsAppWebhook
+from bot.channels.whatsapp_window import (
+    Decision,
+    KeepForStaff,
+    Purpose,
+    SendAsIs,
+    SendTemplate,
+    decide,
+)
 from bot.delivery import DeliveryError, Undeliverable
 from bot.media import FetchFailed
 from bot.settings import WhatsAppSettings
@@ -46,15 +54,22 @@ from storage.base import QueuedMessage
 
 __all__ = [
     "CHANNEL",
+    "Decision",
     "DeliveryStatus",
     "GraphClient",
     "Ignored",
+    "KeepForStaff",
     "OnSent",
     "OpenFile",
     "Presence",
+    "Purpose",
+    "SendAsIs",
+    "SendTemplate",
+    "Store",
     "WhatsAppFetcher",
     "WhatsAppSender",
     "WhatsAppWebhook",
+    "decide",
     "read",
     "receive",
     "status_failure",
@@ -80,9 +95,7 @@ _TYPES_BY_KIND = {
 }
 
 
-async def receive(
-    settings: WhatsAppSettings, store: Callable[[list[dict[str, Any]]], Awaitable[None]]
-) -> None:
+async def receive(settings: WhatsAppSettings, store: Store) -> None:
     """Serve the webhook until cancelled (see `WhatsAppWebhook`)."""
     await WhatsAppWebhook(settings, store).serve()
 
