@@ -32,6 +32,7 @@ class Media:
     mime: str | None = None
     media_group_id: str | None = None
     file_name: str | None = None
+    channel: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Incoming:
     # Channels never set it from what a messenger delivers, so nobody can forge one the
     # way a button's payload can be forged.
     system: str | None = None
+    phone: str | None = None
 
     @property
     def update_ids(self) -> tuple[str, ...]:
