@@ -305,9 +305,9 @@ def test_check_counts_outcomes_per_language(cli_env: dict[str, str], tmp_path: P
 @pytest.mark.model
 def test_check_lists_the_misses_under_each_row(cli_env: dict[str, str], tmp_path: Path) -> None:
     questions = tmp_path / "questions.yaml"
-    human = "is there an actual human here or just a bot?"
+    vague = "money options?"
     questions.write_text(
-        CHECK_QUESTIONS + f'- {{text: "{human}", entry_id: talk_to_human}}\n', encoding="utf-8"
+        CHECK_QUESTIONS + f'- {{text: "{vague}", entry_id: payment_methods}}\n', encoding="utf-8"
     )
     check = ("faq", "check", str(questions), "--targets", "0.95", "--misses")
     result = minerdesk(*check, "--json", env=cli_env)
@@ -318,9 +318,9 @@ def test_check_lists_the_misses_under_each_row(cli_env: dict[str, str], tmp_path
     [en_miss], [ru_miss] = en["misses"], ru["misses"]
     assert {key: en_miss[key] for key in ("kind", "text", "expected", "got")} == {
         "kind": "suggested_right",
-        "text": human,
-        "expected": "talk_to_human",
-        "got": "talk_to_human",
+        "text": vague,
+        "expected": "payment_methods",
+        "got": "payment_methods",
     }
     assert {key: ru_miss[key] for key in ("kind", "text", "expected", "got")} == {
         "kind": "suggested_right",
@@ -336,8 +336,8 @@ def test_check_lists_the_misses_under_each_row(cli_env: dict[str, str], tmp_path
     en_tally, en_line, ru_tally, ru_line = result.stdout.splitlines()
     assert en_tally.startswith("target 0.95, en: 3 in scope: correct 2")
     assert en_line == (
-        f"  suggested_right       expected=talk_to_human got=talk_to_human "
-        f"score={en_miss['score']:.3f}  {human}"
+        f"  suggested_right       expected=payment_methods got=payment_methods "
+        f"score={en_miss['score']:.3f}  {vague}"
     )
     assert ru_tally.startswith("target 0.95, ru: 2 in scope: correct 1")
     assert ru_line == (

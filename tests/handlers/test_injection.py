@@ -20,6 +20,7 @@ import pytest
 from domain.chats import ChatKey
 from domain.orders import Condition, OrderItem, OrderStatus, Repair
 from faq.service import FaqService
+from handlers.digest import DIGEST_EVENT
 from handlers.engine import Engine, Services, StaffDesk
 from handlers.forms import Form, summary_lines
 from handlers.i18n import SUPPORTED_LANGUAGES, translator
@@ -27,6 +28,7 @@ from handlers.messages import Incoming, Media, MediaKind, Reply
 from handlers.orders import status_notice
 from handlers.repair import FORM as REPAIR
 from handlers.routes import build_router
+from handlers.staff import system_event
 from handlers.tickets import FORMS
 from storage.sqlite import SqliteStorage
 from tests.factories import Clock, Shown, Turns, message, order, press, staff
@@ -224,7 +226,7 @@ class Walk:
         missed = v("do you host {} miners")
         await Turns(self.storage).asked(ChatKey("test", "2"), missed, "fallback", at=NOW)
         self.clock.now = NOW + timedelta(days=1)
-        digest = Incoming("test", STAFF, "system", payload="digest:post", staff=True)
+        digest = system_event("test", STAFF, DIGEST_EVENT)
         await self.step("digest", digest, missed)
 
 
