@@ -18,7 +18,7 @@ from domain.privacy import mask_emails_in
 from faq.service import FaqService
 from handlers.i18n import Translate, supported_language, translator
 from handlers.messages import Button, Incoming, Reply
-from storage.base import ConversationStore, QueuedMessage, Record, Storage
+from storage.base import AlreadyProcessed, ConversationStore, QueuedMessage, Record, Storage
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +203,20 @@ class Engine:
     async def handle(self, incoming: Incoming) -> Outcome:
         key = ChatKey(incoming.channel, incoming.chat_id)
         async with self._locks.hold(key):
-            if incoming.update_id and await self.store.is_processed(key, incoming.update_id):
+            try:
+                # Checked first to spare the turn; `save` refuses one that got in meanwhile.
+                if incoming.update_id and await self.store.is_processed(key, incoming.update_id):
+                    raise AlreadyProcessed(incoming.update_id)
+                turn = await self._run_turn(key, incoming)
+                queued = await self.store.save(
+                    key,
+                    turn.state,
+                    incoming.update_id,
+                    [*turn.records, *_transcript(turn)],
+                    [(_destination(key, reply), reply.to_json()) for reply in turn.replies],
+                    also_processed=incoming.merged_update_ids,
+                )
+            except AlreadyProcessed:
                 logger.info(
                     "engine.duplicate_update channel=%s chat=%s update=%s",
                     key.channel,
@@ -211,15 +224,6 @@ class Engine:
                     incoming.update_id,
                 )
                 return Outcome(duplicate=True)
-            turn = await self._run_turn(key, incoming)
-            queued = await self.store.save(
-                key,
-                turn.state,
-                incoming.update_id,
-                [*turn.records, *_transcript(turn)],
-                [(_destination(key, reply), reply.to_json()) for reply in turn.replies],
-                also_processed=incoming.merged_update_ids,
-            )
         return Outcome(queued, turn.notice)
 
     async def _run_turn(self, key: ChatKey, incoming: Incoming) -> Turn:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from typing import get_args
 
@@ -13,6 +12,7 @@ from domain.faq_log import Feedback
 from storage.base import Record
 from storage.sql.conversations import WRITERS
 from storage.sqlite import SqliteStorage
+from tests.storage import raw
 
 KEY = ChatKey("telegram", "42")
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -54,9 +54,8 @@ async def test_feedback_is_saved_with_the_turn(storage: SqliteStorage) -> None:
 
 async def test_a_failing_turn_leaves_nothing_behind(storage: SqliteStorage) -> None:
     await storage.save(KEY, ConversationState(flow="faq"), "1")
-    await storage.db.execute("DROP TABLE faq_feedback")
-    await storage.db.commit()
-    with pytest.raises(sqlite3.OperationalError):
+    await raw.execute(storage, "DROP TABLE faq_feedback")
+    with pytest.raises(raw.DATABASE_ERRORS):
         await storage.save(KEY, ConversationState(flow="repair"), "2", [Feedback("x", True, NOW)])
     assert (await storage.load(KEY)).flow == "faq"
     assert not await storage.is_processed(KEY, "2")
@@ -65,10 +64,10 @@ async def test_a_failing_turn_leaves_nothing_behind(storage: SqliteStorage) -> N
 async def test_prune_forgets_old_processed_marks_only(storage: SqliteStorage) -> None:
     await storage.save(KEY, ConversationState(), "old")
     await storage.save(KEY, ConversationState(), "new")
-    await storage.db.execute(
-        "UPDATE processed_updates SET processed_at='2020-01-01T00:00:00Z' WHERE update_id='old'"
+    await raw.execute(
+        storage,
+        "UPDATE processed_updates SET processed_at='2020-01-01T00:00:00Z' WHERE update_id='old'",
     )
-    await storage.db.commit()
     await storage.prune(older_than_days=7)
     assert not await storage.is_processed(KEY, "old")
     assert await storage.is_processed(KEY, "new")

@@ -13,6 +13,7 @@ from domain.faq_log import Feedback, LoggedMiss, Miss, QuestionAsked
 from domain.handoffs import DigestSent, HandoffOpened
 from storage.sqlite import MIGRATIONS, SqliteStorage
 from tests.factories import Turns
+from tests.storage import raw
 
 KEY = ChatKey("telegram", "42")
 OTHER = ChatKey("telegram", "43")
@@ -140,7 +141,7 @@ async def test_the_last_digest_day_is_remembered(storage: SqliteStorage, turn: T
     assert await storage.last_digest_day() is None
     await turn(KEY, DigestSent(date(2026, 11, 21), NOW), DigestSent(date(2026, 11, 22), NOW))
     assert await storage.last_digest_day() == date(2026, 11, 22)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(raw.DUPLICATE_KEY_ERRORS):
         await turn(KEY, DigestSent(date(2026, 11, 22), NOW))
 
 

@@ -21,6 +21,7 @@ from domain.handoffs import (
 )
 from storage.sqlite import CHAT_LINES_KEPT, MIGRATIONS, SqliteStorage
 from tests.factories import Turns
+from tests.storage import raw
 
 CUSTOMER = ChatKey("telegram", "42")
 OTHER = ChatKey("telegram", "43")
@@ -189,7 +190,9 @@ async def test_topics_are_kept_per_staff_chat_and_found_both_ways(
     assert await storage.customer_of_topic(second_staff, "11") is None
     assert await storage.customer_of_topic(ChatKey("console", STAFF.chat_id), "11") is None
 
-    await storage.set_topic(CUSTOMER, STAFF.chat_id, "31")  # the old topic was deleted
+    # Another writer's topic stands; one that was found deleted is replaced.
+    assert await storage.set_topic(CUSTOMER, STAFF.chat_id, "30") == "11"
+    assert await storage.set_topic(CUSTOMER, STAFF.chat_id, "31", replacing="11") == "31"
     assert await storage.topic_of(CUSTOMER, STAFF.chat_id) == "31"
     assert await storage.customer_of_topic(STAFF, "31") == CUSTOMER
     assert await storage.customer_of_topic(STAFF, "11") is None
@@ -289,8 +292,7 @@ async def test_only_the_newest_50_lines_are_kept_per_chat(
 
     assert [line.text for line in lines] == [f"line {i}" for i in range(10, 60)]
     assert [line.text for line in await storage.recent_lines(OTHER)] == ["other 0", "other 1"]
-    async with storage.db.execute("SELECT COUNT(*) FROM chat_lines") as cursor:
-        assert await cursor.fetchone() == (52,)
+    assert await raw.count(storage, "chat_lines") == 52
 
 
 async def test_stats_count_handoffs_replies_ratings_and_conversations(
@@ -356,10 +358,10 @@ async def test_prune_forgets_old_relays_and_lines_but_keeps_handoffs(
     await storage.set_topic(CUSTOMER, STAFF.chat_id, "11")
     await storage.remember_relay(STAFF, "old", CUSTOMER)
     await storage.remember_relay(STAFF, "new", CUSTOMER)
-    await storage.db.execute(
-        "UPDATE staff_relays SET created_at='2020-01-01T00:00:00.000Z' WHERE message_id='old'"
+    await raw.execute(
+        storage,
+        "UPDATE staff_relays SET created_at='2020-01-01T00:00:00.000Z' WHERE message_id='old'",
     )
-    await storage.db.commit()
     await turn(CUSTOMER, Said(True, "old line", long_ago), Said(True, "new line", now))
 
     await storage.prune(older_than_days=7)

@@ -14,6 +14,7 @@ from domain.orders import Condition, Order, OrderItem, OrderStatus, Repair, Stat
 from domain.ownership import FailedOwnershipCheck, OrderLinked
 from storage.orders import OrderNotice, SaveResult
 from storage.sqlite import MIGRATIONS, SqliteStorage
+from tests.storage import raw
 
 KEY = ChatKey("telegram", "42")
 OTHER = ChatKey("telegram", "43")
@@ -189,8 +190,7 @@ async def test_linking_again_moves_the_order_first(storage: SqliteStorage) -> No
         await storage.save_order(order(number, serials=()), T0)
     await link(storage, KEY, "MD-1", "1")
     await link(storage, KEY, "MD-2", "2")
-    await storage.db.execute("UPDATE order_links SET linked_at='2024-01-01T00:00:00.000Z'")
-    await storage.db.commit()
+    await raw.execute(storage, "UPDATE order_links SET linked_at='2024-01-01T00:00:00.000Z'")
     await link(storage, KEY, "MD-1", "3")
     assert [o.number for o in await storage.linked_orders(KEY)] == ["MD-1", "MD-2"]
 
@@ -281,7 +281,8 @@ async def test_failed_checks_are_counted_per_lookup_across_chats_and_overall(
 async def test_failed_checks_compare_across_time_zones_and_to_the_millisecond(
     storage: SqliteStorage,
 ) -> None:
-    await storage.db.executemany(
+    await raw.execute_many(
+        storage,
         "INSERT INTO ownership_checks_failed (channel, chat_id, at) VALUES (?, ?, ?)",
         [
             ("telegram", "42", "2024-05-01T09:59:59.999Z"),
@@ -289,7 +290,6 @@ async def test_failed_checks_compare_across_time_zones_and_to_the_millisecond(
             ("telegram", "42", "2024-05-01T10:00:00.500Z"),
         ],
     )
-    await storage.db.commit()
     berlin_noon = datetime(2024, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
     assert await storage.failed_checks_since(key=KEY, since=berlin_noon) == [
         datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
@@ -302,11 +302,11 @@ async def test_failed_checks_compare_across_time_zones_and_to_the_millisecond(
 
 
 async def test_prune_forgets_old_failed_checks(storage: SqliteStorage) -> None:
-    await storage.db.execute(
+    await raw.execute(
+        storage,
         "INSERT INTO ownership_checks_failed (channel, chat_id, at) "
-        "VALUES ('telegram', '42', '2020-01-01T00:00:00.000Z')"
+        "VALUES ('telegram', '42', '2020-01-01T00:00:00.000Z')",
     )
-    await storage.db.commit()
     await fail_check(storage, KEY, "1")
     long_ago = datetime(2019, 1, 1, tzinfo=UTC)
     assert len(await storage.failed_checks_since(key=KEY, since=long_ago)) == 2

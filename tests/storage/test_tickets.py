@@ -25,6 +25,7 @@ from storage.base import Record
 from storage.sqlite import MIGRATIONS, SqliteStorage
 from storage.tickets import MediaToStore
 from tests.factories import Turns
+from tests.storage import raw
 
 CUSTOMER = ChatKey("telegram", "42")
 OTHER = ChatKey("telegram", "43")
@@ -133,10 +134,9 @@ async def test_media_replace_a_questions_files_in_the_order_given(
         ("media", "logs: 1"),
         ("media", "video: 0"),
     ]
-    async with storage.db.execute(
-        "SELECT name, position FROM ticket_media ORDER BY name, position"
-    ) as cursor:
-        assert await cursor.fetchall() == [("logs", 0), ("photos", 0), ("photos", 1)]
+    assert await raw.rows(
+        storage, "SELECT name, position FROM ticket_media ORDER BY name, position"
+    ) == [("logs", 0), ("photos", 0), ("photos", 1)]
 
 
 async def test_submitting_revising_and_deciding(storage: SqliteStorage, turn: Turns) -> None:
@@ -261,6 +261,7 @@ async def test_tickets_are_filtered_by_creation_and_status_oldest_first(
     assert [(t.id, t.key) for t in drafts] == [(S1, CUSTOMER), (R3, OTHER)]
 
 
+@raw.sqlite_only
 async def test_listing_reads_answers_and_files_in_one_query_each(
     storage: SqliteStorage, turn: Turns
 ) -> None:
@@ -366,6 +367,7 @@ async def test_files_to_store_are_those_of_the_channel(storage: SqliteStorage, t
     ]
 
 
+@raw.sqlite_only
 async def test_files_to_store_use_their_index(storage: SqliteStorage) -> None:
     async with storage.db.execute(
         "EXPLAIN QUERY PLAN SELECT ticket_id FROM ticket_media "
@@ -429,8 +431,7 @@ async def test_a_record_for_a_wrong_ticket_fails_the_whole_turn(
     assert await storage.ticket(R2) is None
     assert await storage.ticket(R3) is None
     for table in ("ticket_answers", "ticket_media"):
-        async with storage.db.execute(f"SELECT COUNT(*) FROM {table}") as cursor:
-            assert await cursor.fetchone() == (0,)
+        assert await raw.count(storage, table) == 0
 
 
 async def test_a_naive_datetime_is_refused(storage: SqliteStorage, turn: Turns) -> None:
