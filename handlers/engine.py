@@ -203,11 +203,11 @@ class Engine:
     async def handle(self, incoming: Incoming) -> Outcome:
         key = ChatKey(incoming.channel, incoming.chat_id)
         async with self._locks.hold(key):
+            # Checked first to spare the turn; `save` refuses one another process saved since.
+            if incoming.update_id and await self.store.is_processed(key, incoming.update_id):
+                return _duplicate(key, incoming)
+            turn = await self._run_turn(key, incoming)
             try:
-                # Checked first to spare the turn; `save` refuses one that got in meanwhile.
-                if incoming.update_id and await self.store.is_processed(key, incoming.update_id):
-                    raise AlreadyProcessed(incoming.update_id)
-                turn = await self._run_turn(key, incoming)
                 queued = await self.store.save(
                     key,
                     turn.state,
@@ -217,13 +217,7 @@ class Engine:
                     also_processed=incoming.merged_update_ids,
                 )
             except AlreadyProcessed:
-                logger.info(
-                    "engine.duplicate_update channel=%s chat=%s update=%s",
-                    key.channel,
-                    key.chat_id,
-                    incoming.update_id,
-                )
-                return Outcome(duplicate=True)
+                return _duplicate(key, incoming)
         return Outcome(queued, turn.notice)
 
     async def _run_turn(self, key: ChatKey, incoming: Incoming) -> Turn:
@@ -247,6 +241,16 @@ class Engine:
                 turn._("Sorry, something went wrong on our side. Please try again, or send /menu.")
             )
         return turn
+
+
+def _duplicate(key: ChatKey, incoming: Incoming) -> Outcome:
+    logger.info(
+        "engine.duplicate_update channel=%s chat=%s update=%s",
+        key.channel,
+        key.chat_id,
+        incoming.update_id,
+    )
+    return Outcome(duplicate=True)
 
 
 def _destination(key: ChatKey, reply: Reply) -> ChatKey:

@@ -40,7 +40,7 @@ async def storage(
 
 
 @pytest.fixture
-async def second(storage: SqlStorage, tmp_path: Path) -> AsyncIterator[SqlStorage]:
+async def second(storage: SqlStorage) -> AsyncIterator[SqlStorage]:
     """Another process's view of the same database: its own connections (and locks)."""
     other: SqlStorage
     if isinstance(storage, SqliteStorage):

@@ -147,7 +147,9 @@ async def test_a_copy_into_a_database_with_rows_is_refused(
         await source.save(KEY, ConversationState(), "1")
         with pytest.raises(CopyRefused, match=r"^the target is not empty \(leases: 1\)"):
             await copy_rows(source, storage)
-    assert await row_counts(storage) == {table.name: table.name == "leases" for table in TABLES}
+    assert await row_counts(storage) == {
+        table.name: int(table.name == "leases") for table in TABLES
+    }
 
 
 async def test_a_source_at_an_older_schema_is_refused(storage: SqlStorage, tmp_path: Path) -> None:
