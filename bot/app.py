@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 from bot.delivery import Delivery
@@ -22,7 +22,8 @@ from handlers.engine import Engine, Services, StaffDesk
 from handlers.messages import Reply
 from handlers.orders import status_notice
 from handlers.routes import build_router
-from storage.sqlite import SqliteStorage
+from storage.open import open_storage
+from storage.sql import SqlStorage
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ PRUNE_AFTER_DAYS = 7
 @dataclass
 class App:
     settings: Settings
-    storage: SqliteStorage
+    storage: SqlStorage
     faq: FaqService
     engine: Engine
     # Set when this process saved an order, so notifiers look for notices at once.
@@ -123,10 +124,11 @@ def staff_desk(settings: Settings) -> StaffDesk:
 @asynccontextmanager
 async def build_app(settings: Settings) -> AsyncIterator[App]:
     faq = await asyncio.to_thread(build_faq, settings)
-    storage = await SqliteStorage.open(settings.database_path)
-    await storage.prune(older_than_days=PRUNE_AFTER_DAYS)
+    stack = AsyncExitStack()
     watcher: asyncio.Task[None] | None = None
     try:
+        storage = await stack.enter_async_context(open_storage(settings.storage_url))
+        await storage.prune(older_than_days=PRUNE_AFTER_DAYS)
         services = Services(
             faq=faq,
             contacts=settings.company.placeholders(),
@@ -149,5 +151,5 @@ async def build_app(settings: Settings) -> AsyncIterator[App]:
     finally:
         if watcher is not None:
             watcher.cancel()
-        await storage.close()
+        await stack.aclose()
         faq.close()

@@ -12,13 +12,14 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import suppress
+from contextlib import AsyncExitStack, suppress
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.settings import Settings, SettingsError, kb_path, load_settings
 from domain.tickets import TicketStatus
+from storage.open import SQLITE_PREFIX, check_storage_url, open_storage, safe_url
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from domain.tickets import Ticket
     from faq.holdout import Outcome
     from faq.service import FaqResult
+    from storage.sql import SqlStorage
 
 logger = logging.getLogger("minerdesk")
 # What argparse's add_subparsers returns (generic only for type checkers).
@@ -57,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings, quiet=args.command != "run")
     from faq.encoder import ModelNotFound
     from faq.loader import KbInvalid
-    from storage.sqlite import DatabaseMissing
+    from storage.base import DatabaseMissing, StorageUnavailable
 
     try:
         return int(args.handler(args, settings))
@@ -73,11 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"minerdesk: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except DatabaseMissing as exc:
-        print(
-            f"minerdesk: storage.url: {exc} (mistyped? `minerdesk run`, `chat` and "
-            "`orders import` create it)",
-            file=sys.stderr,
+        made_by = (
+            "`minerdesk run`, `chat` and `orders import` create it"
+            if settings.storage_url.startswith(SQLITE_PREFIX)
+            else "createdb makes it, `minerdesk db upgrade` its tables"
         )
+        print(f"minerdesk: storage.url: {exc} (mistyped? {made_by})", file=sys.stderr)
+        return EXIT_USAGE
+    except StorageUnavailable as exc:
+        print(f"minerdesk: storage.url: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -98,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_orders(commands)
     _add_stats(commands)
     _add_tickets(commands)
+    _add_db(commands)
     faq = commands.add_parser(
         "faq", help="knowledge base tools", description="Knowledge base tools."
     ).add_subparsers(dest="faq_command", metavar="FAQ_COMMAND", required=True)
@@ -208,6 +215,44 @@ def _add_tickets(commands: Commands) -> None:
         help="CSV file to write (default or -: stdout)",
     )
     export.set_defaults(handler=_tickets_export)
+
+
+def _add_db(commands: Commands) -> None:
+    db = commands.add_parser(
+        "db", help="the database: upgrade, copy", description="The database (storage.url)."
+    ).add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
+    _command(
+        db,
+        "upgrade",
+        "apply the migrations storage.url's database has not had yet",
+        "Prints the schema version before and after. Every command also does this when it "
+        "opens the database; this one does only that, e.g. before starting several workers. "
+        "Processes starting together migrate once (PostgreSQL: under an advisory lock).",
+    ).set_defaults(handler=_db_upgrade)
+    copy = _command(
+        db,
+        "copy",
+        "copy every row of one database into another, e.g. SQLite to PostgreSQL",
+        "Both URLs as storage.url takes them (sqlite:///PATH, postgresql://USER:PASSWORD@"
+        "HOST:PORT/DATABASE). The source must be at the latest schema (`minerdesk db "
+        "upgrade` it first) and is only read; the target is migrated, must hold no rows, and "
+        "gets every table in one transaction (a failed copy leaves it empty), ids kept. Row "
+        "counts are compared per table at the end. Stop the bot first.",
+    )
+    copy.add_argument(
+        "--from", dest="source", required=True, type=_storage_url, metavar="URL", help="source"
+    )
+    copy.add_argument(
+        "--to", dest="target", required=True, type=_storage_url, metavar="URL", help="target"
+    )
+    copy.set_defaults(handler=_db_copy)
+
+
+def _storage_url(text: str) -> str:
+    try:
+        return check_storage_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_faq_editing(faq: Commands) -> None:
@@ -509,7 +554,6 @@ def _print_tally(target: str, language: str, tally: dict[str, int]) -> None:
 
 def _faq_gaps(args: argparse.Namespace, settings: Settings) -> int:
     from faq.gaps import Gap, NewEntry, entry_files, find_gaps, gaps_yaml
-    from storage.sqlite import SqliteStorage
 
     if args.min_count < 1:
         raise _Fatal("--min-count: expected 1 or more")
@@ -517,7 +561,7 @@ def _faq_gaps(args: argparse.Namespace, settings: Settings) -> int:
     since = until - timedelta(days=args.days)
 
     async def read() -> list[LoggedMiss]:
-        async with SqliteStorage(settings.database_path, create=False) as storage:
+        async with open_storage(settings.storage_url, create=False) as storage:
             return await storage.misses(since, until)
 
     misses = asyncio.run(read())
@@ -609,7 +653,6 @@ def _faq_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def _orders_import(args: argparse.Namespace, settings: Settings) -> int:
     from domain.order_feed import OrdersFileError, read_orders_file
-    from storage.sqlite import SqliteStorage
 
     try:
         parsed = read_orders_file(args.file)
@@ -618,7 +661,7 @@ def _orders_import(args: argparse.Namespace, settings: Settings) -> int:
 
     async def save() -> Counter[str]:
         outcomes: Counter[str] = Counter()
-        async with SqliteStorage(settings.database_path) as storage:
+        async with open_storage(settings.storage_url) as storage:
             for _line, order in parsed.orders:
                 result = await storage.save_order(order, datetime.now(UTC))
                 outcome = "created" if result.created else "updated" if result.changed else "same"
@@ -645,10 +688,9 @@ def _orders_import(args: argparse.Namespace, settings: Settings) -> int:
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
     from bot.stats import faq_figures, format_faq_figures, format_figures, handoff_figures
     from faq.loader import check_kb
-    from storage.sqlite import SqliteStorage
 
     async def read() -> dict[str, object]:
-        async with SqliteStorage(settings.database_path, create=False) as storage:
+        async with open_storage(settings.storage_url, create=False) as storage:
             since = datetime.now(UTC) - timedelta(days=args.days)
             handoffs = await storage.handoff_stats(since)
             faq = await storage.faq_stats(since)
@@ -686,13 +728,12 @@ def _start_of_day(day: date, zone: tzinfo) -> datetime | None:
 def _tickets_export(args: argparse.Namespace, settings: Settings) -> int:
     from bot.tickets_export import write_tickets_csv
     from handlers.tickets import EXPORT_ANSWER_ORDER
-    from storage.sqlite import SqliteStorage
 
     statuses = [TicketStatus(value) for value in args.status or EXPORTED_STATUSES]
     since = None if args.since is None else _start_of_day(args.since, settings.company.zone)
 
     async def read() -> list[Ticket]:
-        async with SqliteStorage(settings.database_path, create=False) as storage:
+        async with open_storage(settings.storage_url, create=False) as storage:
             return await storage.tickets(since, statuses)
 
     tickets = asyncio.run(read())
@@ -710,6 +751,56 @@ def _tickets_export(args: argparse.Namespace, settings: Settings) -> int:
             raise _Fatal(f"{path}: {exc.strerror or exc}") from None
         print(f"{path}: {written} ticket(s) written", file=sys.stderr)
     logger.info("tickets.exported count=%d", written)
+    return EXIT_OK
+
+
+def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    async def upgrade() -> tuple[int, int, int]:
+        async with open_storage(settings.storage_url, migrate=False) as storage:
+            before = await storage.schema_version()
+            return before, await storage.upgrade(), len(storage.MIGRATIONS)
+
+    before, after, latest = asyncio.run(upgrade())
+    where = safe_url(settings.storage_url)
+    if before == after:
+        print(f"{where}: schema version {after} of {latest}, nothing to do")
+    else:
+        print(f"{where}: schema version {before} -> {after} of {latest}")
+    return EXIT_OK
+
+
+def _db_copy(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.base import DatabaseMissing, StorageUnavailable
+    from storage.copy import CopyRefused, copy_rows
+
+    def copied(table: str, rows: int) -> None:
+        print(f"{table}: {rows}", flush=True)
+
+    async def copy() -> dict[str, int]:
+        async with AsyncExitStack() as stack:
+
+            async def opened(option: str, url: str, *, target: bool) -> SqlStorage:
+                # The source is only read; the target gets the schema if it has none.
+                try:
+                    return await stack.enter_async_context(
+                        open_storage(url, create=target, migrate=target)
+                    )
+                except (DatabaseMissing, StorageUnavailable) as exc:
+                    raise _Fatal(f"{option}: {exc}") from None
+
+            source = await opened("--from", args.source, target=False)
+            target = await opened("--to", args.target, target=True)
+            try:
+                return await copy_rows(source, target, progress=copied)
+            except CopyRefused as exc:
+                raise _Fatal(f"db copy: {exc}") from None
+
+    counts = asyncio.run(copy())
+    print(
+        f"{sum(counts.values())} rows in {len(counts)} tables copied from "
+        f"{safe_url(args.source)} to {safe_url(args.target)}; row counts match"
+    )
+    logger.info("db.copied rows=%d tables=%d", sum(counts.values()), len(counts))
     return EXIT_OK
 
 

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from domain.identifiers import email_address
 from faq.schema import Language
+from storage.open import SQLITE_PREFIX, check_storage_url, safe_url
 
 ENV_PREFIX = "MINERDESK_"
 CONFIG_ENV = "MINERDESK_CONFIG"
@@ -241,19 +242,13 @@ class WhatsAppSettings(Section):
 
 
 class StorageSettings(Section):
-    # Empty means sqlite:/// + <data_dir>/minerdesk.db
+    # Empty means sqlite:/// + <data_dir>/minerdesk.db; postgresql://... for several workers.
     url: str = ""
 
     @field_validator("url")
     @classmethod
-    def _supported_scheme(cls, value: str) -> str:
-        if not value:
-            return value
-        path = value.removeprefix("sqlite:///")
-        # Without a file name ("sqlite:///", "sqlite:///data/") SQLite is given a folder.
-        if path == value or not path.strip() or path.endswith("/"):
-            raise ValueError("expected sqlite:///PATH of a file (the only backend so far)")
-        return value
+    def _supported_backend(cls, value: str) -> str:
+        return check_storage_url(value) if value else value
 
 
 class FaqSettings(Section):
@@ -400,11 +395,9 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
     @property
-    def database_path(self) -> Path:
-        """The SQLite file behind storage.url."""
-        if self.storage.url:
-            return Path(self.storage.url.removeprefix("sqlite:///"))
-        return self.data_dir / "minerdesk.db"
+    def storage_url(self) -> str:
+        """storage.url, or the SQLite file in the data folder when it is empty."""
+        return self.storage.url or f"{SQLITE_PREFIX}{self.data_dir / 'minerdesk.db'}"
 
     @property
     def cache_dir(self) -> Path:
@@ -518,4 +511,7 @@ def _first_error(exc: ValidationError) -> str:
     if location in _SECRETS:
         # The line goes to the terminal and the logs: a secret's value never does.
         return f"{key}: {message}"
-    return f"{key}: {message} (got {error.get('input')!r})"
+    given = error.get("input")
+    if key == "storage.url" and isinstance(given, str):
+        given = safe_url(given)  # a PostgreSQL URL may hold the password
+    return f"{key}: {message} (got {given!r})"

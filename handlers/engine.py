@@ -20,7 +20,7 @@ from domain.privacy import mask_emails_in
 from faq.service import FaqService
 from handlers.i18n import Translate, supported_language, translator
 from handlers.messages import Button, Incoming, Reply
-from storage.base import ConversationStore, QueuedMessage, Record, Storage
+from storage.base import AlreadyProcessed, ConversationStore, QueuedMessage, Record, Storage
 
 logger = logging.getLogger(__name__)
 
@@ -205,23 +205,21 @@ class Engine:
     async def handle(self, incoming: Incoming) -> Outcome:
         key = ChatKey(incoming.channel, incoming.chat_id)
         async with self._locks.hold(key):
+            # Checked first to spare the turn; `save` refuses one another process saved since.
             if incoming.update_id and await self.store.is_processed(key, incoming.update_id):
-                logger.info(
-                    "engine.duplicate_update channel=%s chat=%s update=%s",
-                    key.channel,
-                    key.chat_id,
-                    incoming.update_id,
-                )
-                return Outcome(duplicate=True)
+                return _duplicate(key, incoming)
             turn = await self._run_turn(key, incoming)
-            queued = await self.store.save(
-                key,
-                turn.state,
-                incoming.update_id,
-                [*turn.records, *_transcript(turn)],
-                [(_destination(key, reply), reply.to_json()) for reply in turn.replies],
-                also_processed=incoming.merged_update_ids,
-            )
+            try:
+                queued = await self.store.save(
+                    key,
+                    turn.state,
+                    incoming.update_id,
+                    [*turn.records, *_transcript(turn)],
+                    [(_destination(key, reply), reply.to_json()) for reply in turn.replies],
+                    also_processed=incoming.merged_update_ids,
+                )
+            except AlreadyProcessed:
+                return _duplicate(key, incoming)
         return Outcome(queued, turn.notice)
 
     async def _run_turn(self, key: ChatKey, incoming: Incoming) -> Turn:
@@ -254,6 +252,16 @@ def _refuse_plain_text(replies: list[Reply]) -> None:
     for reply in replies:
         if not isinstance(reply.text, Markup):
             raise TypeError(f"reply text is {type(reply.text).__name__}, not Markup")
+
+
+def _duplicate(key: ChatKey, incoming: Incoming) -> Outcome:
+    logger.info(
+        "engine.duplicate_update channel=%s chat=%s update=%s",
+        key.channel,
+        key.chat_id,
+        incoming.update_id,
+    )
+    return Outcome(duplicate=True)
 
 
 def _destination(key: ChatKey, reply: Reply) -> ChatKey:

@@ -31,8 +31,13 @@ class HandoffStore(Protocol):
         """Every open handoff, oldest first (for reminders)."""
         ...
 
-    async def set_topic(self, customer: ChatKey, staff_chat_id: str, thread_id: str) -> None:
-        """Remember the customer's topic in the staff chat (replacing an earlier one)."""
+    async def set_topic(
+        self, customer: ChatKey, staff_chat_id: str, thread_id: str, replacing: str | None = None
+    ) -> str:
+        """Make `thread_id` the customer's topic in the staff chat if the customer has none
+        there, or has `replacing` (a topic found deleted); one topic per customer, however
+        many processes open one at once. Returns the customer's topic afterwards: another
+        writer's when one got there first (the caller's new topic is then surplus)."""
         ...
 
     async def topic_of(self, customer: ChatKey, staff_chat_id: str) -> str | None:

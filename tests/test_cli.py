@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from storage.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 from tests.factories import DEEP_ARRAY
+from tests.pgserver import Databases
 
 DATA = Path(__file__).resolve().parent / "data"
 ASK_KEYS = {"decision", "language", "entry_id", "score", "answer", "suggestions"}
@@ -374,3 +377,63 @@ def test_check_names_what_is_wrong_with_the_questions(
     assert message in result.stderr
     assert result.stderr.count("\n") == 1  # one line, no traceback
     assert result.stdout == ""
+
+
+def test_db_upgrade_says_which_versions_it_went_through(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    env = cli_env | {"MINERDESK_STORAGE__URL": url}
+    latest = len(SQLITE_MIGRATIONS)
+    first = minerdesk("db", "upgrade", env=env)
+    assert (first.returncode, first.stderr) == (0, "")
+    assert first.stdout == f"{url}: schema version 0 -> {latest} of {latest}\n"
+    again = minerdesk("db", "upgrade", env=env)
+    assert again.stdout == f"{url}: schema version {latest} of {latest}, nothing to do\n"
+
+
+def test_an_unreachable_postgresql_is_one_line_without_the_password(
+    cli_env: dict[str, str],
+) -> None:
+    env = cli_env | {"MINERDESK_STORAGE__URL": "postgresql://bot:s3cret@127.0.0.1:1/minerdesk"}
+    result = minerdesk("stats", env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "minerdesk: storage.url: cannot connect to postgresql://bot:***@127.0.0.1:1/minerdesk: "
+    )
+    assert len(result.stderr.splitlines()) == 1
+    assert "s3cret" not in result.stderr
+
+
+def test_db_copy_moves_a_shop_to_postgresql_that_every_command_then_uses(
+    cli_env: dict[str, str], tmp_path: Path, postgres_databases: Databases
+) -> None:
+    shop = f"sqlite:///{tmp_path / 'shop.db'}"
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(order_record("A-1") + "\n" + order_record("A-2") + "\n", encoding="utf-8")
+    imported = minerdesk(
+        "orders", "import", str(orders), env=cli_env | {"MINERDESK_STORAGE__URL": shop}
+    )
+    assert imported.returncode == 0, imported.stderr
+    empty = asyncio.run(postgres_databases.create(migrated=False))
+    target = empty.replace("postgres@", "postgres:s3cret@")  # the test server trusts anyone
+    masked = empty.replace("postgres@", "postgres:***@")
+    try:
+        copied = minerdesk("db", "copy", "--from", shop, "--to", target, env=cli_env)
+        assert copied.returncode == 0, copied.stderr
+        lines = copied.stdout.splitlines()
+        assert "orders: 2" in lines
+        assert lines[-1].endswith(f"copied from {shop} to {masked}; row counts match")
+
+        again = minerdesk("db", "copy", "--from", shop, "--to", target, env=cli_env)
+        assert again.returncode == 2
+        assert again.stderr.startswith("minerdesk: db copy: the target is not empty (orders: 2,")
+        on_postgres = cli_env | {"MINERDESK_STORAGE__URL": target}
+        upgrade = minerdesk("db", "upgrade", env=on_postgres)
+        assert upgrade.stdout == f"{masked}: schema version 2 of 2, nothing to do\n"
+        reimported = minerdesk("orders", "import", str(orders), env=on_postgres)
+        assert reimported.stdout.endswith(": 0 created, 0 updated, 2 unchanged, 0 problem(s)\n")
+        for output in (copied, again, upgrade, reimported):
+            assert "s3cret" not in output.stdout + output.stderr
+    finally:
+        asyncio.run(postgres_databases.drop(empty))

@@ -413,9 +413,13 @@ class TelegramSender:
             raise TemporaryFailure(exc.message) from exc
         except TelegramRetryAfter as exc:
             raise RetryAfter(exc.retry_after, exc.message) from exc
-        thread = str(topic.message_thread_id)
-        await self.desk.set_topic(customer, staff.chat_id, thread)
-        logger.info("handoff.topic_opened chat=%s thread=%s", customer.chat_id, thread)
+        opened = str(topic.message_thread_id)
+        thread = await self.desk.set_topic(customer, staff.chat_id, opened)
+        if thread != opened:
+            # Another process opened the customer's topic first; this one stays unused.
+            logger.warning("handoff.topic_surplus chat=%s thread=%s", customer.chat_id, opened)
+        else:
+            logger.info("handoff.topic_opened chat=%s thread=%s", customer.chat_id, thread)
         return thread
 
     async def _emit(self, key: ChatKey, part: TelegramMethod[Any]) -> Any:

@@ -98,10 +98,10 @@ async def write_update(tx: Transaction, key: ChatKey, record: HandoffUpdate) -> 
 
     Raises ValueError for a name outside HANDOFF_FIELDS, writing nothing.
     """
-    row = await tx.fetch_one(
+    rows = await tx.fetch_locked(
         "SELECT first_staff_reply_at FROM handoffs WHERE id=?", (record.handoff_id,)
     )
-    changes = fields_to_set(record, None if row is None else optional_timestamp(row[0]))
+    changes = fields_to_set(record, optional_timestamp(rows[0][0]) if rows else None)
     if not changes:
         return
     names = sorted(changes)
@@ -180,16 +180,30 @@ class HandoffRepository(Repository):
         """Every open handoff, oldest first (for reminders)."""
         return await _handoffs(self.database, "WHERE status != 'closed' ORDER BY opened_at, id")
 
-    async def set_topic(self, customer: ChatKey, staff_chat_id: str, thread_id: str) -> None:
-        """Remember the customer's topic in the staff chat (replacing an earlier one)."""
+    async def set_topic(
+        self, customer: ChatKey, staff_chat_id: str, thread_id: str, replacing: str | None = None
+    ) -> str:
+        """Make `thread_id` the customer's topic in the staff chat if the customer has none
+        there, or has `replacing` (a topic found deleted). Returns the customer's topic
+        afterwards: another writer's, when one got there first."""
         async with self.database.transaction() as tx:
+            # The primary key (channel, chat_id, staff_chat_id) makes the race a conflict,
+            # which waits for the other writer and keeps its topic.
             await tx.execute(
                 """INSERT INTO staff_topics (channel, chat_id, staff_chat_id, thread_id)
                    VALUES (?, ?, ?, ?)
                    ON CONFLICT (channel, chat_id, staff_chat_id) DO UPDATE SET
-                     thread_id=excluded.thread_id""",
-                (customer.channel, customer.chat_id, staff_chat_id, thread_id),
+                     thread_id=excluded.thread_id
+                   WHERE staff_topics.thread_id = ?""",
+                (customer.channel, customer.chat_id, staff_chat_id, thread_id, replacing),
             )
+            row = await tx.fetch_one(
+                "SELECT thread_id FROM staff_topics "
+                "WHERE channel=? AND chat_id=? AND staff_chat_id=?",
+                (customer.channel, customer.chat_id, staff_chat_id),
+            )
+        assert row is not None
+        return str(row[0])
 
     async def topic_of(self, customer: ChatKey, staff_chat_id: str) -> str | None:
         """The thread id of the customer's topic in that staff chat, if one was made."""

@@ -278,6 +278,19 @@ async def test_the_same_update_twice_is_answered_once(engine: Engine) -> None:
     assert (await engine.handle(message("/start", update_id="555"))).duplicate
 
 
+async def test_two_processes_given_one_update_answer_it_once(
+    engine: Engine, storage: SqliteStorage, faq_service: FaqService, placeholders: dict[str, str]
+) -> None:
+    async with SqliteStorage(storage.path) as elsewhere:
+        other = Engine(elsewhere, Services(faq_service, placeholders, elsewhere), build_router())
+        outcomes = await asyncio.gather(
+            engine.handle(message("/start", update_id="777")),
+            other.handle(message("/start", update_id="777")),
+        )
+    assert sorted(outcome.duplicate for outcome in outcomes) == [False, True]
+    assert len(await storage.outbox("test")) == 1
+
+
 async def test_media_outside_a_flow_asks_for_text(engine: Engine) -> None:
     photo = Media(MediaKind.PHOTO, file_ref="abc")
     [reply] = await said(engine, message(media=(photo,)))
