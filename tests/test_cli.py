@@ -12,7 +12,7 @@ import pytest
 from tests.factories import DEEP_ARRAY
 
 DATA = Path(__file__).resolve().parent / "data"
-ASK_KEYS = {"decision", "language", "entry_id", "score", "answer", "suggestions"}
+ASK_KEYS = {"decision", "language", "small_talk", "entry_id", "score", "answer", "suggestions"}
 CHECK_KEYS = {
     "in_scope",
     "correct",

@@ -9,6 +9,7 @@ from faq.loader import load_kb
 from faq.schema import SmallTalkKind, SmallTalkReply
 from faq.small_talk import SmallTalk
 from faq.text import script_language
+from handlers.handoff import asks_for_human
 
 SHIPPED = load_kb(bundled_kb_path(), CompanySettings().placeholders()).small_talk
 
@@ -231,3 +232,11 @@ def test_the_shipped_small_talk_in_each_language() -> None:
         assert {None, "ru", "zh"} <= scripts, kind.kind
         assert kind.reply.ru, kind.kind
         assert kind.reply.zh, kind.kind
+
+
+def test_no_shipped_small_talk_asks_for_a_person() -> None:
+    """Those hand the customer over before small talk is read ("can I talk to a human",
+    «оператор», 人工): a phrase of that kind here would be dead, or worse, edited out."""
+    for kind in SHIPPED.kinds:
+        for phrase in kind.phrases:
+            assert not asks_for_human(phrase), phrase
