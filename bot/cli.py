@@ -273,8 +273,8 @@ def _add_faq_editing(faq: Commands) -> None:
         faq,
         "ask",
         "match a question (or one per stdin line)",
-        "With --json: {decision, language, entry_id, score, answer, suggestions}. Without "
-        "TEXT: one question per stdin line, the model loaded once.",
+        "With --json: {decision, language, small_talk, entry_id, score, answer, suggestions}. "
+        "Without TEXT: one question per stdin line, the model loaded once.",
     )
     ask.add_argument(
         "text",
@@ -394,7 +394,7 @@ def _faq_validate(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"OK: {len(kb.entries)} entries in {len(kb_files(path))} file(s), "
         f"{sum(len(e.phrasings) for e in kb.entries)} phrasings, "
-        f"{len(kb.off_topic)} off-topic questions"
+        f"{len(kb.off_topic)} off-topic questions, {len(kb.small_talk.kinds)} kinds of small talk"
     )
     return EXIT_OK
 
@@ -449,6 +449,11 @@ def _print_result(result: FaqResult) -> None:
 
     best, language = result.match.best, result.language
     print(f"{result.decision.value} (score {best.score if best else 0:.3f}, {language})")
+    if result.small_talk is not None:
+        print(f"[{result.small_talk.kind}]")
+        print(to_plain_text(result.small_talk.reply_in(language)))
+    if result.matched_text is not None:
+        print(f"small talk left out, matched as: {result.matched_text!r}")
     if result.match.off_topic is not None:
         print(f"off-topic: nearest to {result.match.off_topic!r} in the KB's off-topic questions")
     if result.entry:

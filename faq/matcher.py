@@ -86,6 +86,9 @@ class Decision(StrEnum):
     ANSWER = "answer"
     SUGGEST = "suggest"
     FALLBACK = "fallback"
+    # Not a question ("hi", "thanks"): decided by the service before the matcher
+    # (faq/small_talk.py); the matcher itself never decides it.
+    SMALL_TALK = "small_talk"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from tests.factories import DEEP_ARRAY
 from tests.pgserver import Databases
 
 DATA = Path(__file__).resolve().parent / "data"
-ASK_KEYS = {"decision", "language", "entry_id", "score", "answer", "suggestions"}
+ASK_KEYS = {"decision", "language", "small_talk", "entry_id", "score", "answer", "suggestions"}
 CHECK_KEYS = {
     "in_scope",
     "correct",
@@ -168,11 +168,19 @@ def test_ask_json_shape_for_one_question_and_for_stdin(cli_env: dict[str, str]) 
         "--json",
         env=cli_env,
         stdin="how long does customs take\n\nwho won the world cup in 1998\nwarranty\n"
-        "можно оплатить заказ в рассрочку?\n",
+        "можно оплатить заказ в рассрочку?\nthanks!\n",
     )
     assert many.returncode == 0, many.stderr
     objects = [json.loads(line) for line in many.stdout.splitlines()]
-    assert len(objects) == 4
+    assert len(objects) == 5
+    thanks = objects.pop()
+    assert (thanks["decision"], thanks["small_talk"], thanks["entry_id"]) == (
+        "small_talk",
+        "thanks",
+        None,
+    )
+    assert thanks["answer"].startswith("You're welcome!")
+    assert all(obj["small_talk"] is None for obj in objects)
     russian = objects[3]
     assert (russian["language"], russian["entry_id"]) == ("ru", "instalments")
     assert "депозит" in russian["answer"]
