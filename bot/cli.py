@@ -835,7 +835,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         )
     from bot.api import serve_orders_api
     from bot.app import build_app
-    from bot.channels.telegram import TelegramChannel, TokenRejected, make_bot
+    from bot.channels.telegram import CannotServe, TelegramChannel, make_bot
 
     async def serve() -> None:
         async with build_app(settings) as app:
@@ -867,7 +867,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         asyncio.run(serve())
-    except TokenRejected as exc:
+    except CannotServe as exc:
         raise _Fatal(str(exc)) from None
     return EXIT_OK
 

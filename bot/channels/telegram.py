@@ -27,6 +27,7 @@ from aiogram.enums import ChatAction, ParseMode
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
+    TelegramConflictError,
     TelegramEntityTooLarge,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -124,8 +125,17 @@ class GetRawUpdates(TelegramMethod[list[dict[str, Any]]]):
     allowed_updates: list[str] | None = None
 
 
-class TokenRejected(Exception):
+class CannotServe(Exception):
+    """Telegram will not serve this process; the message says why, in one line."""
+
+
+class TokenRejected(CannotServe):
     """Telegram does not know the bot token."""
+
+
+class AnotherPoller(CannotServe):
+    """Another process polls with the same token: Telegram serves one long poll per bot and
+    ends the older with 409 Conflict, so two pollers would take turns losing updates' order."""
 
 
 @dataclass(frozen=True)
@@ -645,7 +655,8 @@ class TelegramChannel:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Serve until `stop()`; raise TokenRejected if Telegram does not know the token."""
+        """Serve until `stop()`; raise CannotServe if Telegram does not know the token or
+        another process polls with it."""
         try:
             me = await self.bot.get_me()
         except TelegramUnauthorizedError:
@@ -708,6 +719,11 @@ class TelegramChannel:
                 updates = await self.bot(request, request_timeout=timeout + 30)
             except TelegramUnauthorizedError:
                 raise TokenRejected("telegram.token: rejected by Telegram") from None
+            except TelegramConflictError:
+                raise AnotherPoller(
+                    "telegram: another process is polling with this token (Telegram answered "
+                    "409 Conflict); run one poller per bot, or use --webhook for several"
+                ) from None
             except TelegramAPIError as exc:
                 failures += 1
                 delay = POLL_RETRY.delay(failures)
