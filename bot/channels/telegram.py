@@ -410,7 +410,8 @@ class TelegramSender:
         if thread is not None or name is None or staff.chat_id in self._chats_without_topics:
             return thread
         try:
-            topic = await self.bot.create_forum_topic(int(staff.chat_id), name)
+            # Telegram caps topic names at 128 characters.
+            topic = await self.bot.create_forum_topic(int(staff.chat_id), name[:MAX_TOPIC_NAME])
         except TelegramBadRequest as exc:
             if "forum" not in exc.message.lower():
                 raise Undeliverable(exc.message) from exc
@@ -509,6 +510,7 @@ _ALBUM_GROUPS = {
     MediaKind.DOCUMENT: "document",
 }
 MAX_CAPTION_LENGTH = 1024
+MAX_TOPIC_NAME = 128
 
 
 def album_parts(album: Sequence[Media]) -> list[tuple[Media, ...]]:
