@@ -59,7 +59,9 @@ async def start_handoff(turn: Turn, args: list[str]) -> None:
     linked = {order.number for order in await turn.services.store.linked_orders(turn.key)}
     order_number = args[0] if args and args[0] in linked else None
     if args and order_number is None:
-        logger.warning("handoff.unverified_order_ignored chat=%s", turn.key.chat_id)
+        logger.warning(
+            "handoff.unverified_order_ignored chat=%s", turn.services.shown_chat_id(turn.key)
+        )
     await open_handoff(turn, "asked" if order_number is None else "order", order_number)
 
 
@@ -85,7 +87,7 @@ async def open_handoff(turn: Turn, reason: str, order_number: str | None = None)
     turn.say(_expectation(turn.state.language, services, now))
     card = await _context_card(turn, reason, order_number)
     turn.replies.append(Reply(card, to=staff_chat, topic_of=turn.key, open_topic=topic_name(turn)))
-    logger.info("handoff.opened chat=%s reason=%s", turn.key.chat_id, reason)
+    logger.info("handoff.opened chat=%s reason=%s", services.shown_chat_id(turn.key), reason)
 
 
 def _expectation(language: str, services: Services, now: datetime) -> Markup:
@@ -296,7 +298,8 @@ def _close(turn: Turn, handoff: Handoff, closed_by: str) -> None:
             },
         )
     )
-    logger.info("handoff.closed chat=%s by=%s", handoff.key.chat_id, closed_by)
+    shown = turn.services.shown_chat_id(handoff.key)
+    logger.info("handoff.closed chat=%s by=%s", shown, closed_by)
 
 
 async def staff_message(turn: Turn) -> None:
@@ -442,7 +445,8 @@ async def _phone(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None
             customer.channel
         )
     else:
-        logger.info("handoff.phone_shown chat=%s by=%s", customer.chat_id, turn.incoming.user_id)
+        shown = services.shown_chat_id(customer)
+        logger.info("handoff.phone_shown chat=%s by=%s", shown, turn.incoming.user_id)
         text = Markup("📞 {}").format(phone)
     turn.replies.append(in_topic(turn.key, customer, text))
 
@@ -506,4 +510,5 @@ async def remind(turn: Turn) -> None:
             )
         )
         turn.records.append(HandoffUpdate(handoff.id, {"reminded_at": now}))
-        logger.info("handoff.reminded chat=%s waited_minutes=%d", handoff.key.chat_id, waited)
+        shown = services.shown_chat_id(handoff.key)
+        logger.info("handoff.reminded chat=%s waited_minutes=%d", shown, waited)

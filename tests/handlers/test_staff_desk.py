@@ -5,6 +5,7 @@ customer's on WhatsApp's, for each channel's delivery."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -168,8 +169,9 @@ async def test_messages_are_relayed_both_ways_across_the_channels(
 
 
 async def test_phone_claim_close_and_the_rating_from_whatsapp(
-    engine: Engine, storage: SqliteStorage
+    engine: Engine, storage: SqliteStorage, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="handlers")
     await handed_over(engine, storage)
 
     [phone] = replies(await queued(engine, rep("/phone", "909")), STAFF)
@@ -189,6 +191,9 @@ async def test_phone_claim_close_and_the_rating_from_whatsapp(
     assert list(stats.by_channel["whatsapp"].ratings) == [4]
     assert stats.by_channel["whatsapp"].first_reply_seconds == []
     assert (stats.by_channel["whatsapp"].handoffs, stats.handoffs) == (1, 1)
+    # The handoff's log lines, /phone's too, show the number masked.
+    assert "handoff.phone_shown chat=••••••••0123 by=77" in caplog.text
+    assert PHONE not in caplog.text
 
 
 async def test_reminders_and_undelivered_replies_reach_the_customers_topic(
