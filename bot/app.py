@@ -151,7 +151,9 @@ async def build_app(settings: Settings) -> AsyncIterator[App]:
             ),
             staff=staff_desk(settings),
             file_size_limits={
-                TELEGRAM: None if settings.telegram.local_bot_api else 20 * 1024 * 1024
+                TELEGRAM: None if settings.telegram.local_bot_api else 20 * 1024 * 1024,
+                # Meta's own limits by type (up to 100 MB) apply when the file is fetched.
+                WHATSAPP: None,
             },
             # A WhatsApp chat id is the customer's phone number: staff see it masked.
             phone_channels=frozenset({WHATSAPP}),
