@@ -228,7 +228,7 @@ class Walk:
         missed = v("do you host {} miners")
         await Turns(self.storage).asked(ChatKey("test", "2"), missed, "fallback", at=NOW)
         self.clock.now = NOW + timedelta(days=1)
-        digest = system_event("test", STAFF, DIGEST_EVENT)
+        digest = system_event(ChatKey("test", STAFF), DIGEST_EVENT)
         await self.step("digest", digest, missed)
 
 
