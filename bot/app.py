@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
+from bot.channels.whatsapp_read import CHANNEL as WHATSAPP
 from bot.delivery import Delivery
 from bot.media import MB, Fetcher, MediaArchive
 from bot.notifier import OrderNotifier
 from bot.settings import Settings, kb_path
+from domain.chats import ChatKey
 from domain.hours import BusinessHours
 from domain.orders import Order, OrderRules
 from domain.ownership import CheckLimits
@@ -26,6 +28,10 @@ from storage.open import open_storage
 from storage.sql import SqlStorage
 
 logger = logging.getLogger(__name__)
+
+# The staff chat's channel (the Telegram supergroup); bot.channels.telegram imports this
+# module, so its CHANNEL is named here again.
+TELEGRAM = "telegram"
 
 # Messengers re-deliver within hours, so a week of processed-update marks is plenty.
 PRUNE_AFTER_DAYS = 7
@@ -106,7 +112,10 @@ def staff_desk(settings: Settings) -> StaffDesk:
     handoff, company = settings.handoff, settings.company
     hours = handoff.business_hours
     return StaffDesk(
-        chat_id=None if handoff.staff_chat_id is None else str(handoff.staff_chat_id),
+        # The Telegram staff supergroup, whatever channel customers write on.
+        chat=None
+        if handoff.staff_chat_id is None
+        else ChatKey(TELEGRAM, str(handoff.staff_chat_id)),
         hours=BusinessHours(
             zone=company.zone,
             days=hours.weekdays,
@@ -141,7 +150,13 @@ async def build_app(settings: Settings) -> AsyncIterator[App]:
                 overall=settings.orders.max_failed_checks_overall_per_hour,
             ),
             staff=staff_desk(settings),
-            file_size_limit=None if settings.telegram.local_bot_api else 20 * 1024 * 1024,
+            file_size_limits={
+                TELEGRAM: None if settings.telegram.local_bot_api else 20 * 1024 * 1024,
+                # Meta's own limits by type (up to 100 MB) apply when the file is fetched.
+                WHATSAPP: None,
+            },
+            # A WhatsApp chat id is the customer's phone number: staff see it masked.
+            phone_channels=frozenset({WHATSAPP}),
         )
         engine = Engine(storage, services, build_router())
         app = App(settings, storage, faq, engine)

@@ -16,13 +16,17 @@ from domain.handoffs import Said
 from domain.hours import BusinessHours
 from domain.orders import OrderRules
 from domain.ownership import CheckLimits
-from domain.privacy import mask_emails_in
+from domain.privacy import mask_emails_in, mask_phone
 from faq.service import FaqService
 from handlers.i18n import Translate, supported_language, translator
 from handlers.messages import Button, Incoming, Reply
 from storage.base import AlreadyProcessed, ConversationStore, QueuedMessage, Record, Storage
 
 logger = logging.getLogger(__name__)
+
+
+# What most messengers let a bot download (Telegram's cloud Bot API: 20 MB).
+DEFAULT_FILE_SIZE_LIMIT = 20 * 1024 * 1024
 
 
 def _utc_now() -> datetime:
@@ -33,9 +37,10 @@ def _utc_now() -> datetime:
 class StaffDesk:
     """Where and when sales reps answer customers handed over to them."""
 
-    # The staff chat (a supergroup, with topics for one thread per customer); None: no
-    # handoff, customers are given the support e-mail instead.
-    chat_id: str | None = None
+    # The staff chat (the Telegram supergroup, with topics for one thread per customer),
+    # on its own channel whatever channel customers write on; None: no handoff, customers
+    # are given the support e-mail instead.
+    chat: ChatKey | None = None
     hours: BusinessHours = field(default_factory=BusinessHours)
     # What customers are told to expect during business hours.
     reply_within_minutes: int = 15
@@ -60,12 +65,25 @@ class Services:
     check_limits: CheckLimits = field(default_factory=CheckLimits)
     staff: StaffDesk = field(default_factory=StaffDesk)
     clock: Callable[[], datetime] = _utc_now
-    # The biggest file the bot can fetch from the channel (the cloud Bot API's 20 MB);
-    # None with a local Bot API server. Bigger videos are asked for as a link.
-    file_size_limit: int | None = 20 * 1024 * 1024
+    # The biggest file the bot can fetch from each channel (Telegram's cloud Bot API: 20
+    # MB; None: no limit, as with a local Bot API server); a channel not named here has
+    # DEFAULT_FILE_SIZE_LIMIT. Bigger videos are asked for as a link.
+    file_size_limits: Mapping[str, int | None] = field(default_factory=dict)
+    # Channels whose chat id is the customer's phone number (WhatsApp): staff see it
+    # masked (`shown_chat_id`), and a rep in the customer's topic asks /phone for it.
+    phone_channels: frozenset[str] = frozenset()
 
     def now(self) -> datetime:
         return self.clock()
+
+    def shown_chat_id(self, key: ChatKey) -> str:
+        """The chat's id as staff see it: masked to its last 4 digits where it is the
+        customer's phone number."""
+        return mask_phone(key.chat_id) if key.channel in self.phone_channels else key.chat_id
+
+    def file_size_limit(self, channel: str) -> int | None:
+        """The biggest file the bot can fetch from `channel`; None: any."""
+        return self.file_size_limits.get(channel, DEFAULT_FILE_SIZE_LIMIT)
 
     def today(self) -> date:
         """Today in the company's time zone, which business days and dates shown follow."""
@@ -188,7 +206,7 @@ class Outcome:
 
     @property
     def replies(self) -> list[Reply]:
-        return [Reply.from_json(message.body) for message in self.queued]
+        return [Reply.from_json(message.body, message.key.channel) for message in self.queued]
 
 
 class Engine:
@@ -265,7 +283,9 @@ def _duplicate(key: ChatKey, incoming: Incoming) -> Outcome:
 
 
 def _destination(key: ChatKey, reply: Reply) -> ChatKey:
-    return key if reply.chat_id is None else ChatKey(key.channel, reply.chat_id)
+    """Where a reply goes: the turn's chat, or the one it names (maybe on another channel,
+    whose delivery then sends it)."""
+    return key if reply.to is None else reply.to
 
 
 def _transcript(turn: Turn) -> list[Record]:
@@ -278,7 +298,7 @@ def _transcript(turn: Turn) -> list[Record]:
     if turn.incoming.text:
         lines.append(Said(True, mask_emails_in(turn.incoming.text), now))
     for reply in turn.replies:
-        if reply.chat_id is None and reply.text:
+        if reply.to in (None, turn.key) and reply.text:
             # As plain text, like the customer's lines: the context card escapes both.
             lines.append(Said(False, reply.text.striptags(), now))
     return lines

@@ -215,7 +215,7 @@ async def _answer(turn: Turn, text: Markup) -> None:
     if customer is None:
         turn.say(text)
     else:
-        turn.replies.append(in_topic(turn.key.chat_id, customer, text))
+        turn.replies.append(in_topic(turn.key, customer, text))
 
 
 COMMANDS: dict[str, Callable[[Turn, str], Awaitable[None]]] = {

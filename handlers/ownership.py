@@ -90,7 +90,7 @@ async def prove_with_email(turn: Turn, lookup: str, email: str) -> list[Order] |
 def _warn_staff_of_probing(turn: Turn, lookup: str, failures: int) -> None:
     """Someone may be guessing the e-mail of an order: tell the staff once an hour."""
     logger.warning("orders.probed lookup=%s failures=%d", lookup, failures)
-    staff_chat = turn.services.staff.chat_id
+    staff_chat = turn.services.staff.chat
     if staff_chat is None:
         return
     turn.replies.append(
@@ -100,6 +100,6 @@ def _warn_staff_of_probing(turn: Turn, lookup: str, failures: int) -> None:
                 "from any chats: someone may be guessing its e-mail. Look-ups of it are paused "
                 "for an hour; the customer can still reach a rep."
             ).format(lookup=lookup, failures=failures),
-            chat_id=staff_chat,
+            to=staff_chat,
         )
     )

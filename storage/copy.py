@@ -62,12 +62,14 @@ TABLES = (
         "handoffs",
         "id, channel, chat_id, status, reason, order_number, opened_at, claimed_by, "
         "claimed_by_name, first_staff_reply_at, last_customer_at, last_staff_at, "
-        "waiting_since, reminded_at, closed_at, closed_by, rating",
+        "waiting_since, reminded_at, closed_at, closed_by, rating, phone",
     ),
-    _table("staff_topics", "rowid, channel, chat_id, staff_chat_id, thread_id", "rowid"),
+    _table(
+        "staff_topics", "rowid, channel, chat_id, staff_channel, staff_chat_id, thread_id", "rowid"
+    ),
     _table(
         "staff_relays",
-        "channel, staff_chat_id, message_id, chat_id, created_at",
+        "channel, staff_chat_id, message_id, customer_channel, chat_id, created_at",
         "channel, staff_chat_id, message_id",
     ),
     _table("staff_notes", "id, handoff_id, author, text, at"),

@@ -61,6 +61,7 @@ from aiogram.types import (
     Update,
 )
 from aiohttp import web
+from markupsafe import Markup
 
 from bot.app import App
 from bot.channels.html_split import split_html
@@ -329,7 +330,8 @@ class StaffPost:
     reply asks and there is none); the message sent is remembered as theirs."""
 
     method: TelegramMethod[Any]
-    customer: str
+    # The customer, on their own channel (a WhatsApp customer's topic is in this chat too).
+    customer: ChatKey
     open_topic: str | None = None
 
 
@@ -346,7 +348,7 @@ class TelegramSender:
         self._chats_without_topics: set[str] = set()
 
     def parts(self, message: QueuedMessage) -> list[Part]:
-        reply = Reply.from_json(message.body)
+        reply = Reply.from_json(message.body, message.key.channel)
         methods = self._methods(int(message.key.chat_id), reply)
         if reply.topic_of is None:
             return list(methods)
@@ -369,7 +371,13 @@ class TelegramSender:
                 CopyMessage(chat_id=chat_id, from_chat_id=source_chat, message_id=source_message)
             ]
         if reply.album:
-            return _album_methods(chat_id, reply)
+            # Files of another channel (a WhatsApp customer's) have no Telegram file id.
+            own = tuple(media for media in reply.album if media.channel in ("", CHANNEL))
+            foreign = tuple(media for media in reply.album if media.channel not in ("", CHANNEL))
+            notes = _foreign_files_note(chat_id, foreign)
+            if own:
+                return _album_methods(chat_id, replace(reply, album=own)) + notes
+            return self._methods(chat_id, replace(reply, album=())) + notes
         chunks = split_html(reply.text)
         markup = keyboard(reply.buttons)
         if reply.replaces is not None and len(chunks) == 1:
@@ -396,7 +404,7 @@ class TelegramSender:
             await self._emit(key, part)
             return
         assert self.desk is not None, "staff posts need the handoff store"
-        customer = ChatKey(key.channel, part.customer)
+        customer = part.customer
         thread = await self._topic(key, customer, part.open_topic)
         method = part.method
         if thread is not None:
@@ -408,11 +416,12 @@ class TelegramSender:
     async def _topic(self, staff: ChatKey, customer: ChatKey, name: str | None) -> str | None:
         """The customer's topic in the staff chat, opened now if asked and possible."""
         assert self.desk is not None
-        thread = await self.desk.topic_of(customer, staff.chat_id)
+        thread = await self.desk.topic_of(customer, staff)
         if thread is not None or name is None or staff.chat_id in self._chats_without_topics:
             return thread
         try:
-            topic = await self.bot.create_forum_topic(int(staff.chat_id), name)
+            # Telegram caps topic names at 128 characters.
+            topic = await self.bot.create_forum_topic(int(staff.chat_id), name[:MAX_TOPIC_NAME])
         except TelegramBadRequest as exc:
             if "forum" not in exc.message.lower():
                 raise Undeliverable(exc.message) from exc
@@ -424,7 +433,7 @@ class TelegramSender:
         except TelegramRetryAfter as exc:
             raise RetryAfter(exc.retry_after, exc.message) from exc
         opened = str(topic.message_thread_id)
-        thread = await self.desk.set_topic(customer, staff.chat_id, opened)
+        thread = await self.desk.set_topic(customer, staff, opened)
         if thread != opened:
             # Another process opened the customer's topic first; this one stays unused.
             logger.warning("handoff.topic_surplus chat=%s thread=%s", customer.chat_id, opened)
@@ -511,6 +520,7 @@ _ALBUM_GROUPS = {
     MediaKind.DOCUMENT: "document",
 }
 MAX_CAPTION_LENGTH = 1024
+MAX_TOPIC_NAME = 128
 
 
 def album_parts(album: Sequence[Media]) -> list[tuple[Media, ...]]:
@@ -549,6 +559,19 @@ def _album_methods(chat_id: int, reply: Reply) -> list[TelegramMethod[Any]]:
             methods.append(SendMediaGroup(chat_id=chat_id, media=items))
         caption = None
     return methods + after
+
+
+def _foreign_files_note(chat_id: int, files: Sequence[Media]) -> list[TelegramMethod[Any]]:
+    """A line in place of files of another channel, which Telegram cannot send by their id
+    (fetching and uploading them is not done yet); none without such files."""
+    if not files:
+        return []
+    kinds = ", ".join(media.kind.value for media in files)
+    channels = ", ".join(sorted({media.channel for media in files}))
+    text = Markup("📎 Not shown here: {} sent on {} ({}).").format(
+        "a file" if len(files) == 1 else f"{len(files)} files", channels, kinds
+    )
+    return [SendMessage(chat_id=chat_id, text=str(text))]
 
 
 def _file_message(chat_id: int, media: Media, caption: str | None) -> TelegramMethod[Any]:
@@ -641,6 +664,8 @@ class TelegramChannel:
         self.notifier = app.order_notifier(CHANNEL, self.delivery)
         self.archive = app.media_archive(CHANNEL, TelegramFetcher(bot))
         self.staff_chat_id = app.settings.handoff.staff_chat_id
+        # The staff desk: this channel's chat whatever channel customers write on.
+        self.staff_chat = app.services.staff.chat
         self._inbound = ChatPacer(
             self.settings.inbound_per_minute / 60.0, self.settings.inbound_burst
         )
@@ -843,22 +868,34 @@ class TelegramChannel:
     async def _staff_system_event(self, name: str) -> None:
         """Run a system event through the staff chat's flows, like a rep's message, so what
         it posts goes through the outbox."""
-        assert self.staff_chat_id is not None
-        event = system_event(CHANNEL, str(self.staff_chat_id), name)
+        assert self.staff_chat is not None
+        event = system_event(self.staff_chat, name)
         try:
             outcome = await self.app.engine.handle(event)
         except Exception:
             logger.exception("telegram.staff_event_failed event=%s", name)
             return
-        for message in outcome.queued:
-            self.delivery.enqueue(message)
+        self._deliver(outcome.queued)
 
     async def _report_undelivered(self, message: QueuedMessage, reason: str) -> None:
         """Staff flows hear of every reply a customer never got (they tell the rep if one
         is talking with that customer); a failed staff post is only logged."""
-        if self.staff_chat_id is None or message.key.chat_id == str(self.staff_chat_id):
+        if self.staff_chat is None or message.key == self.staff_chat:
             return
-        await self._staff_system_event(undelivered_event(message.key.chat_id, reason))
+        await self._staff_system_event(undelivered_event(message.key, reason))
+
+    def _deliver(self, queued: list[QueuedMessage]) -> None:
+        """Send this channel's replies; a reply to another channel's chat (a rep's answer to
+        a WhatsApp customer) waits in the outbox for that channel's delivery."""
+        for message in queued:
+            if message.key.channel == CHANNEL:
+                self.delivery.enqueue(message)
+            else:
+                logger.info(
+                    "telegram.queued_for_channel channel=%s message=%d",
+                    message.key.channel,
+                    message.id,
+                )
 
     async def _process(self, stored: InboxUpdate, update: Update | None, event: Event) -> None:
         try:
@@ -885,8 +922,7 @@ class TelegramChannel:
                 logger.info("telegram.inbound_paced chat=%s waited=%.1fs", incoming.chat_id, waited)
         async with self._typing.while_slow(incoming.chat_id):
             outcome = await self.app.engine.handle(incoming)
-        for message in outcome.queued:
-            self.delivery.enqueue(message)
+        self._deliver(outcome.queued)
         if incoming.media and self.archive is not None:
             # The turn may have added files to a ticket: copy them now, not at the next poll.
             self.archive.wake()

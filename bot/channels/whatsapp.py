@@ -128,7 +128,7 @@ class WhatsAppSender:
         self.list_label = list_label
 
     def parts(self, message: QueuedMessage) -> list[Part]:
-        return render(Reply.from_json(message.body), self.list_label)
+        return render(Reply.from_json(message.body, message.key.channel), self.list_label)
 
     def is_group(self, chat_id: str) -> bool:
         return False  # customers only: WhatsApp's staff chat is Telegram's

@@ -9,6 +9,7 @@ import pytest
 from aiogram import Bot
 from aiogram.methods import CopyMessage, EditMessageText, SendMessage
 from aiogram.types import Update
+from markupsafe import Markup
 from pydantic import SecretStr
 
 from bot.channels.telegram import (
@@ -29,6 +30,7 @@ from bot.settings import Settings, TelegramSettings
 from domain.chats import ChatKey
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
 from storage.base import QueuedMessage
+from storage.sqlite import SqliteStorage
 from tests.emulator import BotApiEmulator
 
 CHAT = 501
@@ -403,3 +405,36 @@ async def test_an_album_is_handed_on_when_its_time_is_up_however_busy() -> None:
     assert album is not None
     assert [m.file_ref for m in (await albums.complete(album)).media] == ["p1"]
     assert albums.add(album_item(2)) is not None  # a new message, not the old album
+
+
+async def test_a_whatsapp_customers_staff_posts_open_their_topic_in_the_telegram_staff_chat(
+    bot: Bot, emulator: BotApiEmulator, storage: SqliteStorage
+) -> None:
+    emulator.add_forum(STAFF)
+    staff = ChatKey("telegram", str(STAFF))
+    customer = ChatKey("whatsapp", "447700900123")
+    sender = TelegramSender(bot, storage)
+    own_photo = emulator.send_media(CHAT, "photo")["message"]["photo"][-1]["file_id"]
+    files = (
+        Media(MediaKind.PHOTO, "wamid-photo", channel="whatsapp"),
+        Media(MediaKind.PHOTO, own_photo, channel="telegram"),
+    )
+
+    async def post(reply: Reply) -> None:
+        message = QueuedMessage(1, staff, reply.to_json())
+        for part in sender.parts(message):
+            await sender.send(staff, part)
+
+    await post(Reply(Markup("card"), to=staff, topic_of=customer, open_topic="A" * 200))
+    await post(Reply(Markup("both sides"), to=staff, topic_of=customer, album=files))
+
+    [(thread, name)] = emulator.topics(STAFF).items()
+    assert name == "A" * 128
+    assert await storage.topic_of(customer, staff) == str(thread)
+    assert await storage.customer_of_topic(staff, str(thread)) == customer
+    card, photo, note = emulator.messages(STAFF, thread)
+    assert (card["text"], photo["caption"]) == ("card", "both sides")
+    assert note["text"] == "📎 Not shown here: a file sent on whatsapp (photo)."
+    # A rep replying to any of them reaches the customer on WhatsApp.
+    for sent in (card, photo, note):
+        assert await storage.customer_of_relay(staff, str(sent["message_id"])) == customer

@@ -64,7 +64,9 @@ class Walk:
     ) -> None:
         self.storage = storage
         self.clock = Clock(NOW)
-        desk = StaffDesk(chat_id=STAFF, admin_ids=frozenset({ADMIN}), digest_at=time(9))
+        desk = StaffDesk(
+            chat=ChatKey("test", STAFF), admin_ids=frozenset({ADMIN}), digest_at=time(9)
+        )
         self.services = Services(faq, placeholders, storage, staff=desk, clock=self.clock)
         self.engine = Engine(storage, self.services, build_router())
         self.value = value
@@ -204,7 +206,7 @@ class Walk:
         """The handoff card, messages and albums relayed both ways, the reps' commands."""
         v = self.v
         await self.press("handoff", "flow:handoff", v("Ann {}"), v("ann{}"))
-        await self.storage.set_topic(CUSTOMER, STAFF, TOPIC)
+        await self.storage.set_topic(CUSTOMER, ChatKey("test", STAFF), TOPIC)
         await self.say("relayed", v("Where is it {}?"), v("Where is it {}?"))
         photos = (Media(MediaKind.PHOTO, "p1", media_group_id="g"), Media(MediaKind.PHOTO, "p2"))
         album = self.customer(message(v("Both sides {}"), media=photos))
@@ -226,7 +228,7 @@ class Walk:
         missed = v("do you host {} miners")
         await Turns(self.storage).asked(ChatKey("test", "2"), missed, "fallback", at=NOW)
         self.clock.now = NOW + timedelta(days=1)
-        digest = system_event("test", STAFF, DIGEST_EVENT)
+        digest = system_event(ChatKey("test", STAFF), DIGEST_EVENT)
         await self.step("digest", digest, missed)
 
 

@@ -138,6 +138,23 @@ async def test_faq_figures_for_a_period(storage: SqlStorage, turn: Turns) -> Non
     assert (earlier.questions, earlier.votes) == (1, {"payment_methods": (1, 0)})
 
 
+async def test_questions_are_counted_by_the_customers_channel(
+    storage: SqlStorage, turn: Turns
+) -> None:
+    whatsapp = ChatKey("whatsapp", "447700900123")
+    await turn(KEY, asked("t1"), asked("t2", "hosting?", "fallback", None))
+    await turn(whatsapp, asked("w1"), asked("w2", decision="suggest"))
+    await turn(whatsapp, asked("w3", "hosting?", "fallback", None))
+
+    stats = await storage.faq_stats(since=NOW - timedelta(days=1))
+
+    assert stats.decisions == {"answer": 2, "suggest": 1, "fallback": 2}
+    assert stats.channels == {
+        "telegram": {"answer": 1, "fallback": 1},
+        "whatsapp": {"answer": 1, "suggest": 1, "fallback": 1},
+    }
+
+
 async def test_the_last_digest_day_is_remembered(storage: SqlStorage, turn: Turns) -> None:
     assert await storage.last_digest_day() is None
     await turn(KEY, DigestSent(date(2026, 11, 21), NOW), DigestSent(date(2026, 11, 22), NOW))

@@ -168,32 +168,47 @@ async def test_open_handoffs_come_oldest_first(storage: SqlStorage, turn: Turns)
     ]
 
 
+async def test_a_verified_phone_is_kept_with_the_handoff(storage: SqlStorage, turn: Turns) -> None:
+    customer = ChatKey("whatsapp", "15551234567")
+    await turn(customer, HandoffOpened(customer, "asked", T0, phone="+15551234567"))
+    handoff = await storage.open_handoff(customer)
+    assert handoff is not None
+    assert handoff.phone == "+15551234567"
+    assert (await open_for(storage, turn, CUSTOMER, T0)).phone is None
+
+
 async def test_topics_are_kept_per_staff_chat_and_found_both_ways(
     storage: SqlStorage,
 ) -> None:
     second_staff = ChatKey("telegram", "-1005678")
-    assert await storage.topic_of(CUSTOMER, STAFF.chat_id) is None
+    assert await storage.topic_of(CUSTOMER, STAFF) is None
     assert await storage.customer_of_topic(STAFF, "11") is None
 
-    await storage.set_topic(CUSTOMER, STAFF.chat_id, "11")
-    await storage.set_topic(OTHER, STAFF.chat_id, "12")
-    await storage.set_topic(CUSTOMER, second_staff.chat_id, "12")
+    await storage.set_topic(CUSTOMER, STAFF, "11")
+    await storage.set_topic(OTHER, STAFF, "12")
+    await storage.set_topic(CUSTOMER, second_staff, "12")
 
-    assert await storage.topic_of(CUSTOMER, STAFF.chat_id) == "11"
-    assert await storage.topic_of(CUSTOMER, second_staff.chat_id) == "12"
+    assert await storage.topic_of(CUSTOMER, STAFF) == "11"
+    assert await storage.topic_of(CUSTOMER, second_staff) == "12"
     assert await storage.customer_of_topic(STAFF, "11") == CUSTOMER
     assert await storage.customer_of_topic(STAFF, "12") == OTHER
     assert await storage.customer_of_topic(second_staff, "12") == CUSTOMER
     assert await storage.customer_of_topic(second_staff, "11") is None
     assert await storage.customer_of_topic(ChatKey("console", STAFF.chat_id), "11") is None
+    # A customer on another channel than the staff chat: found as who they are.
+    whatsapp = ChatKey("whatsapp", "15551234567")
+    await storage.set_topic(whatsapp, STAFF, "13")
+    assert await storage.topic_of(whatsapp, STAFF) == "13"
+    assert await storage.topic_of(ChatKey("telegram", whatsapp.chat_id), STAFF) is None
+    assert await storage.customer_of_topic(STAFF, "13") == whatsapp
 
     # Another writer's topic stands; one that was found deleted is replaced.
-    assert await storage.set_topic(CUSTOMER, STAFF.chat_id, "30") == "11"
-    assert await storage.set_topic(CUSTOMER, STAFF.chat_id, "31", replacing="11") == "31"
-    assert await storage.topic_of(CUSTOMER, STAFF.chat_id) == "31"
+    assert await storage.set_topic(CUSTOMER, STAFF, "30") == "11"
+    assert await storage.set_topic(CUSTOMER, STAFF, "31", replacing="11") == "31"
+    assert await storage.topic_of(CUSTOMER, STAFF) == "31"
     assert await storage.customer_of_topic(STAFF, "31") == CUSTOMER
     assert await storage.customer_of_topic(STAFF, "11") is None
-    assert await storage.topic_of(CUSTOMER, second_staff.chat_id) == "12"
+    assert await storage.topic_of(CUSTOMER, second_staff) == "12"
 
 
 async def test_relays_lead_back_to_the_customer(storage: SqlStorage) -> None:
@@ -203,9 +218,10 @@ async def test_relays_lead_back_to_the_customer(storage: SqlStorage) -> None:
     assert await storage.customer_of_relay(STAFF, "502") == OTHER
     assert await storage.customer_of_relay(STAFF, "503") is None
     assert await storage.customer_of_relay(ChatKey("telegram", "-1005678"), "501") is None
-    with pytest.raises(ValueError, match="across channels"):
-        await storage.remember_relay(STAFF, "504", ChatKey("console", "42"))
-    assert await storage.customer_of_relay(STAFF, "504") is None
+    # The customer may write on another channel than the staff chat's.
+    await storage.remember_relay(STAFF, "504", ChatKey("whatsapp", "42"))
+    assert await storage.customer_of_relay(STAFF, "504") == ChatKey("whatsapp", "42")
+    assert await storage.customer_of_relay(ChatKey("whatsapp", STAFF.chat_id), "504") is None
 
 
 async def test_notes_are_the_customers_newest_oldest_first(
@@ -337,10 +353,52 @@ async def test_stats_count_handoffs_replies_ratings_and_conversations(
         conversations=2,
         first_reply_seconds=[90.0, 1800.25],
         ratings=[5, 3],
+        by_channel={
+            "telegram": HandoffStats(
+                handoffs=3,
+                per_day=[("2024-05-01", 2), ("2024-05-02", 1)],
+                conversations=2,
+                first_reply_seconds=[90.0, 1800.25],
+                ratings=[5, 3],
+            )
+        },
     )
     assert await storage.handoff_stats(day2 + timedelta(days=1)) == HandoffStats(
         handoffs=0, per_day=[], conversations=0, first_reply_seconds=[], ratings=[]
     )
+
+
+async def test_stats_are_split_by_the_customers_channel(storage: SqlStorage, turn: Turns) -> None:
+    day = datetime(2024, 5, 1, tzinfo=UTC)
+    whatsapp, web = ChatKey("whatsapp", "15551234567"), ChatKey("web", "w1")
+    first = await open_for(storage, turn, CUSTOMER, day)
+    await turn(
+        STAFF, HandoffUpdate(first.id, {"first_staff_reply_at": day + timedelta(seconds=60)})
+    )
+    second = await open_for(storage, turn, whatsapp, day + timedelta(hours=1))
+    await turn(
+        STAFF,
+        HandoffUpdate(
+            second.id,
+            {"first_staff_reply_at": day + timedelta(hours=1, minutes=2), "status": "closed"},
+        ),
+    )
+    await turn(whatsapp, HandoffUpdate(second.id, {"rating": 4}))
+    for key in (CUSTOMER, OTHER, whatsapp, web):
+        await turn(key, Said(True, "hello", day))
+
+    stats = await storage.handoff_stats(day)
+
+    assert (stats.handoffs, stats.conversations, stats.ratings) == (2, 4, [4])
+    assert sorted(stats.by_channel) == ["telegram", "web", "whatsapp"]
+    on_whatsapp = stats.by_channel["whatsapp"]
+    assert (on_whatsapp.handoffs, on_whatsapp.conversations) == (1, 1)
+    assert (on_whatsapp.first_reply_seconds, on_whatsapp.ratings) == ([120.0], [4])
+    assert (stats.by_channel["telegram"].handoffs, stats.by_channel["telegram"].conversations) == (
+        1,
+        2,
+    )
+    assert stats.by_channel["web"] == HandoffStats(0, [], 1, [], [])
 
 
 async def test_prune_forgets_old_relays_and_lines_but_keeps_handoffs(
@@ -350,7 +408,7 @@ async def test_prune_forgets_old_relays_and_lines_but_keeps_handoffs(
     now = datetime.now(UTC)
     handoff = await open_for(storage, turn, CUSTOMER, long_ago)
     await turn(STAFF, StaffNote(handoff.id, "Anna", "old note", long_ago))
-    await storage.set_topic(CUSTOMER, STAFF.chat_id, "11")
+    await storage.set_topic(CUSTOMER, STAFF, "11")
     await storage.remember_relay(STAFF, "old", CUSTOMER)
     await storage.remember_relay(STAFF, "new", CUSTOMER)
     await raw.execute(
@@ -366,7 +424,7 @@ async def test_prune_forgets_old_relays_and_lines_but_keeps_handoffs(
     assert [line.text for line in await storage.recent_lines(CUSTOMER)] == ["new line"]
     assert await storage.open_handoff(CUSTOMER) == handoff
     assert [note.text for note in await storage.notes(CUSTOMER)] == ["old note"]
-    assert await storage.topic_of(CUSTOMER, STAFF.chat_id) == "11"
+    assert await storage.topic_of(CUSTOMER, STAFF) == "11"
 
 
 async def test_a_version_3_file_is_upgraded_to_handoffs(tmp_path: Path) -> None:
@@ -384,7 +442,7 @@ async def test_a_version_3_file_is_upgraded_to_handoffs(tmp_path: Path) -> None:
         state = await upgraded.load(CUSTOMER)
         assert state.language == "de"
         await upgraded.save(CUSTOMER, state, "1", [HandoffOpened(CUSTOMER, "words", T0)])
-        await upgraded.set_topic(CUSTOMER, STAFF.chat_id, "11")
+        await upgraded.set_topic(CUSTOMER, STAFF, "11")
     async with SqliteStorage(path) as reopened:
         handoff = await reopened.open_handoff(CUSTOMER)
         assert handoff is not None

@@ -26,11 +26,14 @@ SHIPPED = {
     "0002_claims_and_leases.sql": (
         "87bf0819f892260dc16af9736c874cb6aaee1faa7d8aee85813f2539f18402ee"
     ),
+    "0003_staff_desk_across_channels.sql": (
+        "a1aae0187b5b3813a02aab5f1c5920206bcd653ec354ec5c2c272d75cd7f9e89"
+    ),
 }
 
 # The SQLite versions whose schema each PostgreSQL version reaches: 0001 is SQLite's
 # 0001-0008 in one step, as no PostgreSQL database predates it.
-SQLITE_VERSIONS = {1: range(1, 9), 2: range(9, 10)}
+SQLITE_VERSIONS = {1: range(1, 9), 2: range(9, 10), 3: range(10, 11)}
 
 
 def test_the_migrations_are_the_numbered_files_in_order() -> None:
@@ -92,6 +95,13 @@ async def test_a_database_at_any_version_is_upgraded_with_its_rows(
             async with PostgresStorage(url) as upgraded:
                 assert await upgraded.schema_version() == len(MIGRATIONS)
                 readable = await sqlite_migrations.readable_rows(upgraded)
+                if version < 3:
+                    # Topics and relays of before: the staff chat and the customer on one
+                    # channel.
+                    staff, key = sqlite_migrations.STAFF, sqlite_migrations.KEY
+                    assert await upgraded.customer_of_topic(staff, "5") == key
+                    assert await upgraded.customer_of_relay(staff, "77") == key
+                    assert await upgraded.topic_of(key, staff) == "5"
 
             after = await _every_row(connection)
         finally:

@@ -20,7 +20,7 @@ from tests.storage import raw
 
 KEY = ChatKey("telegram", "42")
 OTHER = ChatKey("telegram", "43")
-STAFF_CHAT = "-100"
+STAFF_CHAT = ChatKey("telegram", "-100")
 LEASE = 30.0
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -269,7 +269,7 @@ async def test_two_workers_opening_a_topic_at_once_keep_one(
             second.set_topic(customer, STAFF_CHAT, f"{n}02"),
         )
         assert kept[0] == kept[1] == await storage.topic_of(customer, STAFF_CHAT)
-        assert await second.customer_of_topic(ChatKey("telegram", STAFF_CHAT), kept[0]) == customer
+        assert await second.customer_of_topic(STAFF_CHAT, kept[0]) == customer
 
 
 async def test_two_imports_of_a_new_order_at_once_create_it_once(
