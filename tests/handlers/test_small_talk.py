@@ -27,7 +27,7 @@ MENU = ["menu:ask", "flow:track_order", "flow:warranty_check", "flow:repair_tick
 
 def make_engine(storage: SqliteStorage, faq: FaqService, placeholders: dict[str, str]) -> Engine:
     """With a staff chat, so that a handoff would show, and an admin for /faq_test."""
-    desk = StaffDesk(chat_id=STAFF, admin_ids=frozenset({ADMIN}))
+    desk = StaffDesk(chat=ChatKey("test", STAFF), admin_ids=frozenset({ADMIN}))
     return Engine(storage, Services(faq, placeholders, storage, staff=desk), build_router())
 
 
