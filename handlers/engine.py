@@ -110,6 +110,11 @@ class Turn:
     def key(self) -> ChatKey:
         return ChatKey(self.incoming.channel, self.incoming.chat_id)
 
+    @property
+    def shown_chat_id(self) -> str:
+        """The chat's id as logs and staff see it: a phone number masked."""
+        return self.services.shown_chat_id(self.key)
+
     def say(self, text: Markup, *rows: list[Button] | tuple[Button, ...]) -> None:
         self.replies.append(Reply(text, _rows(rows)))
 
@@ -225,7 +230,7 @@ class Engine:
         async with self._locks.hold(key):
             # Checked first to spare the turn; `save` refuses one another process saved since.
             if incoming.update_id and await self.store.is_processed(key, incoming.update_id):
-                return _duplicate(key, incoming)
+                return _duplicate(key, incoming, self.services)
             turn = await self._run_turn(key, incoming)
             try:
                 queued = await self.store.save(
@@ -237,7 +242,7 @@ class Engine:
                     also_processed=incoming.merged_update_ids,
                 )
             except AlreadyProcessed:
-                return _duplicate(key, incoming)
+                return _duplicate(key, incoming, self.services)
         return Outcome(queued, turn.notice)
 
     async def _run_turn(self, key: ChatKey, incoming: Incoming) -> Turn:
@@ -254,7 +259,7 @@ class Engine:
             logger.exception(
                 "engine.turn_failed channel=%s chat=%s update=%s",
                 key.channel,
-                key.chat_id,
+                self.services.shown_chat_id(key),
                 incoming.update_id,
             )
             turn = Turn(incoming, await self.store.load(key), self.services)
@@ -272,11 +277,11 @@ def _refuse_plain_text(replies: list[Reply]) -> None:
             raise TypeError(f"reply text is {type(reply.text).__name__}, not Markup")
 
 
-def _duplicate(key: ChatKey, incoming: Incoming) -> Outcome:
+def _duplicate(key: ChatKey, incoming: Incoming, services: Services) -> Outcome:
     logger.info(
         "engine.duplicate_update channel=%s chat=%s update=%s",
         key.channel,
-        key.chat_id,
+        services.shown_chat_id(key),
         incoming.update_id,
     )
     return Outcome(duplicate=True)

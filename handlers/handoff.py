@@ -59,9 +59,7 @@ async def start_handoff(turn: Turn, args: list[str]) -> None:
     linked = {order.number for order in await turn.services.store.linked_orders(turn.key)}
     order_number = args[0] if args and args[0] in linked else None
     if args and order_number is None:
-        logger.warning(
-            "handoff.unverified_order_ignored chat=%s", turn.services.shown_chat_id(turn.key)
-        )
+        logger.warning("handoff.unverified_order_ignored chat=%s", turn.shown_chat_id)
     await open_handoff(turn, "asked" if order_number is None else "order", order_number)
 
 
@@ -119,7 +117,7 @@ def _expectation(language: str, services: Services, now: datetime) -> Markup:
 def topic_name(turn: Turn) -> str:
     """The customer's topic's name: who they are, and their channel when it is not the
     staff chat's (the staff chat's channel shortens it to what it takes)."""
-    name = turn.incoming.user_name or turn.services.shown_chat_id(turn.key)
+    name = turn.incoming.user_name or turn.shown_chat_id
     username = f" @{turn.incoming.username}" if turn.incoming.username else ""
     desk = turn.services.staff.chat
     channel = f" · {turn.key.channel}" if desk is None or desk.channel != turn.key.channel else ""

@@ -154,7 +154,7 @@ async def _open(turn: Turn, kind: TicketKind, replacing: bool = False) -> None:
                 _set_status(turn, old, TicketStatus.CANCELLED, "customer", "replaced by a new one")
     draft = forms.open_ticket(turn, form)
     forms.enter(turn, draft)
-    logger.info("ticket.opened chat=%s ticket=%s kind=%s", turn.key.chat_id, draft.id, kind)
+    logger.info("ticket.opened chat=%s ticket=%s kind=%s", turn.shown_chat_id, draft.id, kind)
     turn.say(forms.form_text(turn, form.intro))
     await forms.advance(turn, form, draft)
 
@@ -204,7 +204,7 @@ async def _submit(turn: Turn, ticket: Ticket) -> None:
             return
         _set_status(turn, ticket, TicketStatus.PENDING, "customer")
         turn.state.reset()
-        logger.info("ticket.submitted chat=%s ticket=%s", turn.key.chat_id, ticket.id)
+        logger.info("ticket.submitted chat=%s ticket=%s", turn.shown_chat_id, ticket.id)
         turn.say(
             _(
                 "✅ Your {title} is submitted: ticket <b>{id}</b>, status <b>pending</b>.\n\n"
@@ -229,7 +229,7 @@ async def _submit(turn: Turn, ticket: Ticket) -> None:
         _set_status(
             turn, ticket, TicketStatus.PENDING, "customer", "changed: " + ", ".join(changed)
         )
-        logger.info("ticket.revised chat=%s ticket=%s", turn.key.chat_id, ticket.id)
+        logger.info("ticket.revised chat=%s ticket=%s", turn.shown_chat_id, ticket.id)
         turn.say(
             _("✅ Changes sent: ticket <b>{id}</b> is pending again.").format(id=ticket.id),
             [Button(_("📋 My tickets"), "ticket:list")],

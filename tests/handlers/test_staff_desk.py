@@ -244,9 +244,13 @@ async def repair_ticket_submitted(engine: Engine, storage: SqliteStorage) -> lis
 
 
 async def test_a_ticket_card_in_the_staff_chat_and_its_decisions_reach_whatsapp(
-    engine: Engine, storage: SqliteStorage
+    engine: Engine, storage: SqliteStorage, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="handlers")
     sent = await repair_ticket_submitted(engine, storage)
+    # The ticket's log lines name the chat by its masked number, as every flow's do.
+    assert "ticket.submitted chat=••••••••0123" in caplog.text
+    assert PHONE not in caplog.text
     [ticket] = await storage.tickets_of(CUSTOMER)
     [confirmation] = replies(sent, CUSTOMER)
     assert ticket.id in confirmation.text
