@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 
@@ -180,27 +178,6 @@ class Router:
             await handler(turn, args)
 
 
-class ChatLocks:
-    """One lock per chat while it is in use: a chat's updates run in order, chats in parallel."""
-
-    def __init__(self) -> None:
-        self._locks: dict[ChatKey, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: ChatKey) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 @dataclass(frozen=True)
 class Outcome:
     """What a turn produced: replies already queued in the outbox, and a button's notice."""
@@ -223,11 +200,11 @@ class Engine:
         self.store = store
         self.services = services
         self.router = router
-        self._locks = ChatLocks()
 
     async def handle(self, incoming: Incoming) -> Outcome:
         key = ChatKey(incoming.channel, incoming.chat_id)
-        async with self._locks.hold(key):
+        # The database's lock: a chat's turns run one at a time across every process.
+        async with self.store.chat_lock(key):
             # Checked first to spare the turn; `save` refuses one another process saved since.
             if incoming.update_id and await self.store.is_processed(key, incoming.update_id):
                 return _duplicate(key, incoming, self.services)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -67,6 +68,11 @@ class StorageUnavailable(ConnectionError):
 
 
 class ConversationStore(Protocol):
+    def chat_lock(self, key: ChatKey) -> AbstractAsyncContextManager[None]:
+        """Held while a turn of the chat runs: another holder, in this process or another
+        one on the same database, waits until it is let go."""
+        ...
+
     async def load(self, key: ChatKey) -> ConversationState:
         """The chat's saved state, or a fresh one."""
         ...

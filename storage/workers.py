@@ -1,5 +1,6 @@
-"""What several processes serving from one database need of it: a lock per chat, claimed
-inbox and outbox rows, and leases for roles one process plays at a time (the timers).
+"""What several processes serving from one database need of it besides the chat lock
+(`ConversationStore.chat_lock`, which the engine holds for each turn): claimed inbox and
+outbox rows, and leases for roles one process plays at a time (the timers).
 
 Used by the worker runtime (next step). A claim or a lease lasts until its time runs out,
 so the rows and roles of a worker that died pass to the others within that time; times
@@ -8,10 +9,7 @@ come from the workers' clocks (keep them in sync, as NTP does).
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
-
-from domain.chats import ChatKey
 
 if TYPE_CHECKING:
     # storage.base gathers every store, this one included.
@@ -19,11 +17,6 @@ if TYPE_CHECKING:
 
 
 class WorkerStore(Protocol):
-    def chat_lock(self, key: ChatKey) -> AbstractAsyncContextManager[None]:
-        """Held while a turn of the chat runs: another holder, in this process or another
-        one on the same database, waits until it is let go."""
-        ...
-
     async def claim_inbox(
         self, channel: str, worker: str, lease_seconds: float, limit: int = 100
     ) -> list[InboxUpdate]:
