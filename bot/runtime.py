@@ -160,9 +160,6 @@ class Runtime:
     def stop(self) -> None:
         self._stopping.set()
 
-    def delivery(self, channel: str) -> Delivery:
-        return self._lanes[channel].delivery
-
     async def run(self) -> None:
         lanes = list(self._lanes.values())
         for lane in lanes:
@@ -198,17 +195,20 @@ class Runtime:
         await self._finish()
 
     async def _finish(self) -> None:
-        for lane in self._lanes.values():
-            loop = asyncio.get_running_loop()
-            grace = lane.pace.shutdown_grace_seconds
-            deadline = loop.time() + grace
-            try:
-                await asyncio.wait_for(lane.turns.join(), grace)
-            except TimeoutError:
-                logger.warning("%s.stopped_with_backlog chats=%d", lane.name, lane.turns.busy)
-            await lane.turns.cancel()
-            await lane.delivery.stop(max(0.0, deadline - loop.time()))
-            logger.info("%s.stopped", lane.name)
+        """Let each channel finish its turns and deliveries within its grace, together."""
+        await asyncio.gather(*(self._finish_lane(lane) for lane in self._lanes.values()))
+
+    async def _finish_lane(self, lane: _Lane) -> None:
+        loop = asyncio.get_running_loop()
+        grace = lane.pace.shutdown_grace_seconds
+        deadline = loop.time() + grace
+        try:
+            await asyncio.wait_for(lane.turns.join(), grace)
+        except TimeoutError:
+            logger.warning("%s.stopped_with_backlog chats=%d", lane.name, lane.turns.busy)
+        await lane.turns.cancel()
+        await lane.delivery.stop(max(0.0, deadline - loop.time()))
+        logger.info("%s.stopped", lane.name)
 
     def _store(self, lane: _Lane) -> Store:
         async def store(bodies: Sequence[dict[str, Any]]) -> None:
@@ -218,10 +218,6 @@ class Runtime:
                 self._submit(lane, item)
 
         return store
-
-    async def receive(self, channel: str, bodies: Sequence[dict[str, Any]]) -> None:
-        """Store and queue a channel's raw items (what its receiver hands on)."""
-        await self._store(self._lanes[channel])(bodies)
 
     def _submit(self, lane: _Lane, stored: InboxUpdate) -> None:
         if stored.update_id in lane.queued:
@@ -260,10 +256,7 @@ class Runtime:
             waited = await lane.inbound.wait(incoming.chat_id)
             if waited > 0:
                 logger.info(
-                    "runtime.inbound_paced channel=%s chat=%s waited=%.1fs",
-                    lane.name,
-                    incoming.chat_id,
-                    waited,
+                    "%s.inbound_paced chat=%s waited=%.1fs", lane.name, incoming.chat_id, waited
                 )
         async with lane.typing.while_slow(incoming.chat_id):
             outcome = await self.app.engine.handle(incoming)
