@@ -50,7 +50,7 @@ class App:
     kb_reported: asyncio.Event = field(default_factory=asyncio.Event)
 
     def kb_reloaded(self, report: ReloadReport) -> None:
-        """The watcher tried an edited KB: the channel with the staff chat posts the report
+        """The watcher tried an edited KB: the runtime posts the report in the staff chat
         (only the latest, if several come before it looks)."""
         self.kb_report = report
         self.kb_reported.set()

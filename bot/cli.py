@@ -134,9 +134,14 @@ def _add_serving(commands: Commands) -> None:
     run = _command(
         commands,
         "run",
-        "serve customers on Telegram (long polling)",
+        "serve customers on every configured channel (Telegram today), in one process",
         "The token comes from MINERDESK_TELEGRAM__TOKEN. SIGTERM or Ctrl-C finish the turns "
         "and deliveries under way (up to telegram.shutdown_grace_seconds) and exit 0.",
+    )
+    run.add_argument(
+        "--channel",
+        choices=("telegram", "whatsapp"),
+        help="serve only this channel (default: every configured channel)",
     )
     run.add_argument(
         "--webhook",
@@ -823,7 +828,8 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.telegram.token is None:
+    channels = _channels_to_run(args, settings)
+    if "telegram" in channels and settings.telegram.token is None:
         raise _Fatal(
             "telegram.token: not set; export MINERDESK_TELEGRAM__TOKEN (from @BotFather), "
             "or try the bot locally with `minerdesk chat`"
@@ -835,7 +841,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         )
     from bot.api import serve_orders_api
     from bot.app import build_app
-    from bot.channels.telegram import CannotServe, TelegramChannel, make_bot
+    from bot.channels.telegram import TelegramChannel, make_bot
+    from bot.runtime import CannotServe, Runtime
 
     async def serve() -> None:
         async with build_app(settings) as app:
@@ -853,11 +860,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                     )
                 )
             try:
-                channel = TelegramChannel(app, bot, webhook=args.webhook)
+                runtime = Runtime(app, [TelegramChannel(app, bot, webhook=args.webhook)])
                 loop = asyncio.get_running_loop()
                 for signum in (signal.SIGTERM, signal.SIGINT):
-                    loop.add_signal_handler(signum, channel.stop)
-                await channel.run()
+                    loop.add_signal_handler(signum, runtime.stop)
+                await runtime.run()
             finally:
                 if serving_api is not None:
                     serving_api.cancel()
@@ -870,6 +877,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     except CannotServe as exc:
         raise _Fatal(str(exc)) from None
     return EXIT_OK
+
+
+def _channels_to_run(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """The channels `run` starts: the one `--channel` names, else every configured one."""
+    if args.channel == "whatsapp":
+        if not settings.whatsapp.enabled:
+            raise _Fatal(
+                "whatsapp: not configured (set whatsapp.phone_number_id and its secrets), "
+                "and `minerdesk run` does not start WhatsApp yet"
+            )
+        raise _Fatal("whatsapp: configured, but `minerdesk run` does not start WhatsApp yet")
+    # Telegram is the one channel wired so far: it serves whether or not WhatsApp is set.
+    return ["telegram"]
 
 
 if __name__ == "__main__":

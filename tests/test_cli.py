@@ -87,6 +87,13 @@ def test_run_without_a_token_says_how_to_set_it(cli_env: dict[str, str]) -> None
     assert "MINERDESK_TELEGRAM__TOKEN" in result.stderr
 
 
+def test_run_says_in_one_line_that_whatsapp_is_not_started(cli_env: dict[str, str]) -> None:
+    result = minerdesk("run", "--channel", "whatsapp", env=cli_env)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "whatsapp: not configured" in result.stderr
+
+
 def order_record(number: str, **changes: str) -> str:
     record = {
         "number": number,

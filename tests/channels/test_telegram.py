@@ -12,19 +12,20 @@ from aiogram.types import Update
 from markupsafe import Markup
 from pydantic import SecretStr
 
+from bot.albums import Albums
 from bot.channels.telegram import (
-    Albums,
     Ignored,
     LeaveGroup,
     TelegramSender,
-    Typing,
     album_parts,
     from_telegram,
     keyboard,
     make_bot,
     read_update,
+    show_typing,
 )
 from bot.delivery import RetryAfter, TemporaryFailure, Undeliverable
+from bot.presence import ShowTyping, Typing
 from bot.serial import SerialQueues
 from bot.settings import Settings, TelegramSettings
 from domain.chats import ChatKey
@@ -50,6 +51,13 @@ async def bot(emulator: BotApiEmulator) -> AsyncIterator[Bot]:
     bot = make_bot(Settings(telegram=telegram))
     yield bot
     await bot.session.close()
+
+
+def typing_in(bot: Bot) -> ShowTyping:
+    async def show(chat_id: str) -> None:
+        await show_typing(bot, chat_id)
+
+    return show
 
 
 def queued(reply: Reply, chat: int = CHAT) -> QueuedMessage:
@@ -160,7 +168,7 @@ async def test_telegram_errors_become_delivery_errors(bot: Bot, emulator: BotApi
 
 
 async def test_typing_shows_only_when_the_work_is_slow(bot: Bot, emulator: BotApiEmulator) -> None:
-    typing = Typing(bot, SerialQueues("turns"))
+    typing = Typing(typing_in(bot), SerialQueues("turns"))
     async with typing.while_slow(str(CHAT)):
         await asyncio.sleep(0.01)
     async with typing.while_slow(str(CHAT + 1)):
@@ -170,7 +178,7 @@ async def test_typing_shows_only_when_the_work_is_slow(bot: Bot, emulator: BotAp
 
 
 async def test_a_burst_of_slow_turns_shows_typing_once(bot: Bot, emulator: BotApiEmulator) -> None:
-    typing = Typing(bot, SerialQueues("turns"), after=0.0)
+    typing = Typing(typing_in(bot), SerialQueues("turns"), after=0.0)
     async with typing.while_slow(str(CHAT)):
         await asyncio.to_thread(emulator.wait_until, lambda: emulator.chat_actions(CHAT) != [])
     for _ in range(10):
@@ -184,7 +192,7 @@ async def test_typing_is_shown_once_per_chat_in_five_seconds_and_never_for_a_bac
 ) -> None:
     now = [0.0]
     turns = SerialQueues("turns")
-    typing = Typing(bot, turns, max_busy=3, clock=lambda: now[0])
+    typing = Typing(typing_in(bot), turns, max_busy=3, clock=lambda: now[0])
     gate = asyncio.Event()
 
     async def turn() -> None:
