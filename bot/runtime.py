@@ -25,6 +25,7 @@ from bot.notifier import OrderNotifier
 from bot.presence import Typing
 from bot.ratelimit import ChatPacer, RateLimiter, RateLimits
 from bot.serial import SerialQueues
+from domain.chats import ChatKey
 from handlers.faq_admin import reloaded_event
 from handlers.handoff import undelivered_event
 from handlers.messages import Incoming
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 # How often the staff flows are asked whether a reminder or the daily digest is due.
 STAFF_CHECK_SECONDS = 30.0
+# A wait this long is worth a log line; shorter ones are the pacer's own bookkeeping.
+PACED_LOG_SECONDS = 0.1
 
 
 class CannotServe(Exception):
@@ -254,12 +257,15 @@ class Runtime:
         if not incoming.staff:
             # Over its pace a chat's turns wait here; its items stay in the inbox till then.
             waited = await lane.inbound.wait(incoming.chat_id)
-            if waited > 0:
-                logger.info(
-                    "%s.inbound_paced chat=%s waited=%.1fs", lane.name, incoming.chat_id, waited
-                )
+            if waited >= PACED_LOG_SECONDS:
+                shown = self.app.services.shown_chat_id(ChatKey(lane.name, incoming.chat_id))
+                logger.info("%s.inbound_paced chat=%s waited=%.1fs", lane.name, shown, waited)
         async with lane.typing.while_slow(incoming.chat_id):
             outcome = await self.app.engine.handle(incoming)
+        if outcome.duplicate:
+            # Re-delivered after it was handled (a webhook retried): stored again, so let go.
+            for update_id in {stored.update_id, *incoming.update_ids}:
+                await self.app.storage.discard(lane.name, update_id)
         self.deliver(outcome.queued)
         if incoming.media and lane.archive is not None:
             # The turn may have added files to a ticket: copy them now, not at the next poll.

@@ -118,10 +118,13 @@ class ScriptedEngine:
         self.turns: list[Incoming] = []
 
     async def handle(self, incoming: Incoming) -> Outcome:
-        self.turns.append(incoming)
         if incoming.system is not None:
+            self.turns.append(incoming)
             return Outcome()
         key = ChatKey(incoming.channel, incoming.chat_id)
+        if incoming.update_id and await self.storage.is_processed(key, incoming.update_id):
+            return Outcome(duplicate=True)
+        self.turns.append(incoming)
         text = incoming.text or ""
         to = ChatKey(*text.split(":", 1)) if ":" in text else key
         queued = await self.storage.save(
@@ -225,6 +228,24 @@ async def test_the_inbox_is_replayed_at_start_once_and_ignored_items_leave_it(
     assert alpha.sender.sent == [("7", "re left over"), ("7", "re new")]
     assert [turn.update_id for turn in engine_of(app).turns if not turn.system] == ["1", "3"]
     assert alpha.set_aside_ids == ["2"]
+    assert await storage.inbox("alpha") == []
+
+
+async def test_an_item_re_delivered_after_it_was_handled_leaves_the_inbox(
+    app: App, storage: SqliteStorage
+) -> None:
+    alpha = FakeChannel("alpha")
+    runtime = Runtime(app, [alpha])
+    task = await running(runtime, alpha)
+    assert alpha.store is not None
+    await alpha.store([{"id": 1, "chat": 7, "text": "hi"}])
+    await until(lambda: len(alpha.answered_ids) == 1)
+    # A webhook retried after the bot had handled it: stored again, answered never twice.
+    await alpha.store([{"id": 1, "chat": 7, "text": "hi"}])
+    await until(lambda: len(alpha.answered_ids) == 2)
+    runtime.stop()
+    await task
+    assert alpha.sender.sent == [("7", "re hi")]
     assert await storage.inbox("alpha") == []
 
 
