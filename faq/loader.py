@@ -275,21 +275,7 @@ def _load_file(path: Path, problems: list[Problem]) -> _Contents:
             where = ".".join(str(part) for part in error["loc"])
             message = error["msg"]
             if error["type"] == "extra_forbidden":
-                if len(error["loc"]) == 1:
-                    allowed = "entries, off_topic, small_talk, small_talk_filler"
-                elif error["loc"][0] == "small_talk":
-                    allowed = (
-                        ", ".join(LANGUAGES)
-                        if "reply" in error["loc"]
-                        else "kind, phrases, reply, show_menu, action"
-                    )
-                elif "translations" in error["loc"]:
-                    allowed = "question, alternates, answer"
-                else:
-                    allowed = (
-                        "id, category, question, alternates, answer, related, action, translations"
-                    )
-                message = f"unknown key (allowed: {allowed})"
+                message = f"unknown key (allowed: {_allowed_keys(error['loc'])})"
             problems.append(Problem(path, lines.line(error["loc"]), f"{where}: {message}"))
         return _Contents()
     return _Contents(
@@ -309,6 +295,19 @@ def _load_file(path: Path, problems: list[Problem]) -> _Contents:
             for index, text in enumerate(kb_file.small_talk_filler)
         ],
     )
+
+
+def _allowed_keys(location: tuple[int | str, ...]) -> str:
+    """The keys a KB file allows where an unknown one was found, for its problem line."""
+    if len(location) == 1:
+        return "entries, off_topic, small_talk, small_talk_filler"
+    if location[0] == "small_talk":
+        if "reply" in location:
+            return ", ".join(LANGUAGES)
+        return "kind, phrases, reply, show_menu, action"
+    if "translations" in location:
+        return "question, alternates, answer"
+    return "id, category, question, alternates, answer, related, action, translations"
 
 
 def _cross_entry_problems(located: list[_Located]) -> list[Problem]:
