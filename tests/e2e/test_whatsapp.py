@@ -18,6 +18,14 @@ from tests.whatsapp_emulator import WhatsAppEmulator
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
 CUSTOMER = "15551234567"
+HANDED_OVER = "15557654321"
+FORUM = -1001234567890
+REP = 555
+ALWAYS_OPEN = {
+    "MINERDESK_HANDOFF__BUSINESS_HOURS__DAYS": '["mon","tue","wed","thu","fri","sat","sun"]',
+    "MINERDESK_HANDOFF__BUSINESS_HOURS__OPENS": "00:00",
+    "MINERDESK_HANDOFF__BUSINESS_HOURS__CLOSES": "23:59:59",
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +42,12 @@ def whatsapp_bot(
     shared_cache: Path,
 ) -> Iterator[BotProcess]:
     port = free_port()
+    shared_emulator.add_forum(FORUM)
     data = tmp_path_factory.mktemp("whatsapp-bot") / "data"
     for process in launched(shared_emulator, data, shared_cache):
         process.env.update(
+            ALWAYS_OPEN,
+            MINERDESK_HANDOFF__STAFF_CHAT_ID=str(FORUM),
             MINERDESK_WHATSAPP__PHONE_NUMBER_ID=wa.phone_number_id,
             MINERDESK_WHATSAPP__API_BASE_URL=wa.api_base_url,
             MINERDESK_WHATSAPP__API_VERSION=wa.api_version,
@@ -84,3 +95,20 @@ def test_a_question_gets_its_answer_with_its_buttons_and_a_redelivery_is_answere
     assert sum("deposit" in text for text in texts) == 1, texts
     assert whatsapp_bot.query("SELECT COUNT(*) FROM inbox") == [(0,)]
     assert CUSTOMER not in whatsapp_bot.log
+
+
+def test_a_handoff_reaches_the_telegram_staff_topic_and_the_reps_reply_comes_back(
+    whatsapp_bot: BotProcess, wa: WhatsAppEmulator, shared_emulator: BotApiEmulator
+) -> None:
+    tg = shared_emulator
+    wa.send_text(HANDED_OVER, "I want to talk to a human", name="Bob")
+    tg.wait_until(lambda: len(tg.topics(FORUM)) == 1, timeout=60, what="the customer's topic")
+    [(thread, name)] = tg.topics(FORUM).items()
+    assert HANDED_OVER not in name
+    seen = len(wa.messages(HANDED_OVER))
+    tg.send_text(FORUM, "Hi Bob, a rep here", user_id=REP, message_thread_id=thread)
+    wa.wait_until(
+        lambda: any("Hi Bob, a rep here" in wa.text(m) for m in wa.messages(HANDED_OVER)[seen:]),
+        timeout=60,
+        what="the rep's reply on WhatsApp",
+    )
