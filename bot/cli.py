@@ -134,8 +134,9 @@ def _add_serving(commands: Commands) -> None:
     run = _command(
         commands,
         "run",
-        "serve customers on every configured channel (Telegram today), in one process",
-        "The token comes from MINERDESK_TELEGRAM__TOKEN. SIGTERM or Ctrl-C finish the turns "
+        "serve customers on every configured channel (Telegram, WhatsApp), in one process",
+        "Telegram's token comes from MINERDESK_TELEGRAM__TOKEN; WhatsApp serves when "
+        "whatsapp.phone_number_id is set. SIGTERM or Ctrl-C finish the turns "
         "and deliveries under way (up to telegram.shutdown_grace_seconds) and exit 0.",
     )
     run.add_argument(
@@ -829,11 +830,8 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     channels = _channels_to_run(args, settings)
-    if "telegram" in channels and settings.telegram.token is None:
-        raise _Fatal(
-            "telegram.token: not set; export MINERDESK_TELEGRAM__TOKEN (from @BotFather), "
-            "or try the bot locally with `minerdesk chat`"
-        )
+    if args.webhook and "telegram" not in channels:
+        raise _Fatal("--webhook is Telegram's: WhatsApp always receives on its webhook")
     if args.webhook and settings.telegram.webhook.url is None:
         raise _Fatal(
             "telegram.webhook.url: not set; give the public HTTPS address Telegram should "
@@ -842,11 +840,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.api import serve_orders_api
     from bot.app import build_app
     from bot.channels.telegram import TelegramChannel, make_bot
-    from bot.runtime import CannotServe, Runtime
+    from bot.channels.whatsapp import WhatsAppChannel
+    from bot.runtime import CannotServe, Channel, Runtime
 
     async def serve() -> None:
         async with build_app(settings) as app:
-            bot = make_bot(settings)
+            bot = make_bot(settings) if "telegram" in channels else None
+            whatsapp = WhatsAppChannel(settings) if "whatsapp" in channels else None
+            running: list[Channel] = []
+            if bot is not None:
+                running.append(TelegramChannel(app, bot, webhook=args.webhook))
+            if whatsapp is not None:
+                running.append(whatsapp)
             api = settings.orders.api
             serving_api = None
             if api.token is not None:
@@ -860,7 +865,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                     )
                 )
             try:
-                runtime = Runtime(app, [TelegramChannel(app, bot, webhook=args.webhook)])
+                runtime = Runtime(app, running)
                 loop = asyncio.get_running_loop()
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(signum, runtime.stop)
@@ -870,7 +875,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                     serving_api.cancel()
                     with suppress(asyncio.CancelledError):
                         await serving_api
-                await bot.session.close()
+                if bot is not None:
+                    await bot.session.close()
+                if whatsapp is not None:
+                    await whatsapp.close()
 
     try:
         asyncio.run(serve())
@@ -879,17 +887,33 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+TELEGRAM_MISSING = (
+    "telegram.token: not set; export MINERDESK_TELEGRAM__TOKEN (from @BotFather), "
+    "or try the bot locally with `minerdesk chat`"
+)
+WHATSAPP_MISSING = "whatsapp: not configured (set whatsapp.phone_number_id and its secrets)"
+
+
 def _channels_to_run(args: argparse.Namespace, settings: Settings) -> list[str]:
     """The channels `run` starts: the one `--channel` names, else every configured one."""
+    telegram = settings.telegram.token is not None
+    whatsapp = settings.whatsapp.enabled
+    if args.channel == "telegram":
+        if not telegram:
+            raise _Fatal(TELEGRAM_MISSING)
+        return ["telegram"]
     if args.channel == "whatsapp":
-        if not settings.whatsapp.enabled:
-            raise _Fatal(
-                "whatsapp: not configured (set whatsapp.phone_number_id and its secrets), "
-                "and `minerdesk run` does not start WhatsApp yet"
-            )
-        raise _Fatal("whatsapp: configured, but `minerdesk run` does not start WhatsApp yet")
-    # Telegram is the one channel wired so far: it serves whether or not WhatsApp is set.
-    return ["telegram"]
+        if not whatsapp:
+            raise _Fatal(WHATSAPP_MISSING)
+        return ["whatsapp"]
+    configured = [name for name, on in (("telegram", telegram), ("whatsapp", whatsapp)) if on]
+    if not configured:
+        raise _Fatal(
+            "no channel configured: export MINERDESK_TELEGRAM__TOKEN (from @BotFather) or set "
+            "whatsapp.phone_number_id and its secrets; or try the bot locally with "
+            "`minerdesk chat`"
+        )
+    return configured
 
 
 if __name__ == "__main__":

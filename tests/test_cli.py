@@ -87,11 +87,30 @@ def test_run_without_a_token_says_how_to_set_it(cli_env: dict[str, str]) -> None
     assert "MINERDESK_TELEGRAM__TOKEN" in result.stderr
 
 
-def test_run_says_in_one_line_that_whatsapp_is_not_started(cli_env: dict[str, str]) -> None:
-    result = minerdesk("run", "--channel", "whatsapp", env=cli_env)
+def test_run_says_in_one_line_that_whatsapp_is_not_configured(cli_env: dict[str, str]) -> None:
+    # A Telegram token does not make WhatsApp configured: `--channel whatsapp` wants its own.
+    env = {**cli_env, "MINERDESK_TELEGRAM__TOKEN": "123:secret"}
+    result = minerdesk("run", "--channel", "whatsapp", env=env)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "whatsapp: not configured" in result.stderr
+    assert "does not start" not in result.stderr
+
+
+def test_run_telegram_alone_without_its_token_says_how_to_set_it(
+    cli_env: dict[str, str],
+) -> None:
+    env = {
+        **cli_env,
+        "MINERDESK_WHATSAPP__PHONE_NUMBER_ID": "1234567890",
+        "MINERDESK_WHATSAPP__ACCESS_TOKEN": "t",
+        "MINERDESK_WHATSAPP__APP_SECRET": "s",
+        "MINERDESK_WHATSAPP__VERIFY_TOKEN": "v",
+    }
+    result = minerdesk("run", "--channel", "telegram", env=env)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "MINERDESK_TELEGRAM__TOKEN" in result.stderr
 
 
 def order_record(number: str, **changes: str) -> str:

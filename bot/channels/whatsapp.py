@@ -8,7 +8,10 @@
 - `WhatsAppFetcher`: the media archive's `Fetcher`, by media id;
 - `Presence`: read receipts with the typing indicator while a turn runs;
 - `decide` (whatsapp_window): free-form, template, or kept for the staff, by the 24-hour
-  customer-service window.
+  customer-service window (not applied by the sender yet: a reply outside the window fails
+  with 131047, `OutsideWindow`, and is reported like any undelivered reply);
+- `WhatsAppChannel`: the runtime's `Channel`, made of the parts above; `minerdesk run`
+  starts it when `whatsapp.phone_number_id` is set.
 
 Plain aiohttp against Meta's documented calls (whatsapp_api) rather than pywa: pywa's
 client fixes its base URL to graph.facebook.com (an emulator is reachable only by patching
@@ -18,6 +21,7 @@ framework integrations; the four calls and the signature check are short.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mimetypes
 from collections import OrderedDict
@@ -27,7 +31,14 @@ from typing import Any
 
 from bot.channels.whatsapp_api import MEDIA_TYPES, GraphClient, GraphError, media_type, size_limit
 from bot.channels.whatsapp_errors import delivery_error, mask
-from bot.channels.whatsapp_read import CHANNEL, DeliveryStatus, Ignored, Status, read
+from bot.channels.whatsapp_read import (
+    CHANNEL,
+    DeliveryStatus,
+    Ignored,
+    Status,
+    inbox_id,
+    read,
+)
 from bot.channels.whatsapp_render import (
     LIST_LABEL,
     FileMessage,
@@ -47,10 +58,12 @@ from bot.channels.whatsapp_window import (
 )
 from bot.delivery import DeliveryError, Undeliverable
 from bot.media import FetchFailed
-from bot.settings import WhatsAppSettings
+from bot.runtime import Aside, CannotServe, Pace
+from bot.settings import Settings, WhatsAppSettings
 from domain.chats import ChatKey
+from domain.privacy import mask_phone
 from handlers.messages import Incoming, Media, MediaKind, Reply
-from storage.base import QueuedMessage
+from storage.base import InboxUpdate, QueuedMessage
 
 __all__ = [
     "CHANNEL",
@@ -66,6 +79,7 @@ __all__ = [
     "SendAsIs",
     "SendTemplate",
     "Store",
+    "WhatsAppChannel",
     "WhatsAppFetcher",
     "WhatsAppSender",
     "WhatsAppWebhook",
@@ -231,24 +245,120 @@ class Presence:
         self.chats = chats
         self._latest: OrderedDict[str, str] = OrderedDict()
 
-    async def acknowledge(self, incoming: Incoming) -> None:
+    async def acknowledge(self, incoming: Incoming, typing: bool = True) -> None:
+        message_id = self.note(incoming)
+        if message_id is not None:
+            await self._read(incoming.chat_id, message_id, typing)
+
+    def note(self, incoming: Incoming) -> str | None:
+        """Remember the chat's latest message (what "typing…" is shown for); returns its id,
+        None if it is no WhatsApp message."""
         if incoming.channel != CHANNEL or not incoming.update_ids:
-            return
+            return None
         # Marking the latest of them read marks the earlier ones too.
         message_id = incoming.update_ids[-1]
         self._latest[incoming.chat_id] = message_id
         self._latest.move_to_end(incoming.chat_id)
         while len(self._latest) > self.chats:
             self._latest.popitem(last=False)
-        await self._read(incoming.chat_id, message_id)
+        return message_id
 
     async def show_typing(self, chat_id: str) -> None:
         message_id = self._latest.get(chat_id)
         if message_id is not None:
             await self._read(chat_id, message_id)
 
-    async def _read(self, chat_id: str, message_id: str) -> None:
+    async def _read(self, chat_id: str, message_id: str, typing: bool = True) -> None:
         try:
-            await self.client.mark_read(message_id, typing=True)
+            await self.client.mark_read(message_id, typing=typing)
         except GraphError as exc:
             logger.info("whatsapp.read_receipt_failed chat=%s reason=%s", mask(chat_id), exc.reason)
+
+
+class WhatsAppChannel:
+    """The WhatsApp adapter the runtime runs: the webhook receives, `read` reads, the sender
+    and fetcher do the rest. Chat ids are phone numbers: logged masked. WhatsApp has no pace
+    settings of its own yet: it is paced by Telegram's (`telegram.messages_per_second`,
+    `inbound_per_minute`, `inbound_burst`, `shutdown_grace_seconds`)."""
+
+    name = CHANNEL
+
+    def __init__(self, settings: Settings, client: GraphClient | None = None) -> None:
+        self.settings = settings.whatsapp
+        self.client = client if client is not None else GraphClient(self.settings)
+        self.sender = WhatsAppSender(self.client)
+        self.fetcher = WhatsAppFetcher(self.client)
+        self.presence = Presence(self.client)
+        # The webhook server while receiving (its `port` is the one bound).
+        self.webhook: WhatsAppWebhook | None = None
+        telegram = settings.telegram
+        self.pace = Pace(
+            messages_per_second=telegram.messages_per_second,
+            inbound_per_minute=telegram.inbound_per_minute,
+            inbound_burst=telegram.inbound_burst,
+            shutdown_grace_seconds=telegram.shutdown_grace_seconds,
+        )
+
+    async def start(self) -> None:
+        logger.info("whatsapp.started phone_number_id=%s", self.settings.phone_number_id)
+
+    async def receive(self, store: Store) -> None:
+        hook = self.settings.webhook
+        webhook = WhatsAppWebhook(self.settings, store)
+        try:
+            await webhook.start()
+            self.webhook = webhook
+        except OSError as exc:
+            raise CannotServe(
+                f"whatsapp.webhook: cannot listen on {hook.listen_host}:{hook.listen_port} "
+                f"({exc.strerror or exc})"
+            ) from None
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.webhook = None
+            await webhook.stop()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    def inbox_id(self, body: dict[str, Any]) -> str:
+        return inbox_id(body)
+
+    def read(self, stored: InboxUpdate) -> Incoming | Aside:
+        event = read(stored.body)
+        match event:
+            case Incoming():
+                # What "typing…" is shown for while its turn runs long.
+                self.presence.note(event)
+                return event
+            case DeliveryStatus():
+                return Aside(f"status:{event.status.value}", event=event)
+            case Ignored(reason=reason):
+                return Aside(reason)
+
+    async def set_aside(self, stored: InboxUpdate, aside: Aside) -> None:
+        status = aside.event
+        if not isinstance(status, DeliveryStatus):
+            logger.info("whatsapp.ignored item=%s reason=%s", stored.update_id, aside.reason)
+            return
+        failure = status_failure(status)
+        if failure is None:
+            return
+        # Note: not yet told to the staff flows like an undelivered reply (the runtime's
+        # `report_undelivered` wants the queued message, which a wamid does not name yet).
+        logger.warning(
+            "whatsapp.message_failed chat=%s message=%s reason=%s",
+            mask_phone(status.recipient),
+            status.message_id,
+            failure,
+        )
+
+    async def answered(self, stored: InboxUpdate, notice: str | None) -> None:
+        """Blue ticks once the turn is over, without "typing…": the replies are out."""
+        event = read(stored.body)
+        if isinstance(event, Incoming):
+            await self.presence.acknowledge(event, typing=False)
+
+    async def show_typing(self, chat_id: str) -> None:
+        await self.presence.show_typing(chat_id)
