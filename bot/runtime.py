@@ -137,6 +137,7 @@ class _Lane:
             channel.sender,
             RateLimiter(limits),
             on_failed=runtime.report_undelivered,
+            shown=app.services.shown_chat_id,
         )
         self.notifier: OrderNotifier = app.order_notifier(self.name, self.delivery)
         self.archive: MediaArchive | None = app.media_archive(self.name, channel.fetcher)

@@ -114,7 +114,9 @@ class ScriptedEngine:
 
     def __init__(self, storage: SqliteStorage, desk: StaffDesk) -> None:
         self.storage = storage
-        self.services = type("Services", (), {"staff": desk})()
+        self.services = type(
+            "Services", (), {"staff": desk, "shown_chat_id": staticmethod(lambda key: key.chat_id)}
+        )()
         self.turns: list[Incoming] = []
 
     async def handle(self, incoming: Incoming) -> Outcome:

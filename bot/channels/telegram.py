@@ -318,9 +318,16 @@ Part = TelegramMethod[Any] | StaffPost
 class TelegramSender:
     """Turns queued replies into Bot API calls and Telegram's errors into delivery errors."""
 
-    def __init__(self, bot: Bot, desk: HandoffStore | None = None) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        desk: HandoffStore | None = None,
+        shown: Callable[[ChatKey], str] = lambda key: key.chat_id,
+    ) -> None:
         self.bot = bot
         self.desk = desk
+        # How logs name a customer's chat, who may be on WhatsApp: a phone number masked.
+        self.shown = shown
         # Learnt from Telegram: a staff chat without topics gets the reply-based relay.
         self._chats_without_topics: set[str] = set()
 
@@ -413,9 +420,9 @@ class TelegramSender:
         thread = await self.desk.set_topic(customer, staff, opened)
         if thread != opened:
             # Another process opened the customer's topic first; this one stays unused.
-            logger.warning("handoff.topic_surplus chat=%s thread=%s", customer.chat_id, opened)
+            logger.warning("handoff.topic_surplus chat=%s thread=%s", self.shown(customer), opened)
         else:
-            logger.info("handoff.topic_opened chat=%s thread=%s", customer.chat_id, thread)
+            logger.info("handoff.topic_opened chat=%s thread=%s", self.shown(customer), thread)
         return thread
 
     async def _emit(self, key: ChatKey, part: TelegramMethod[Any]) -> Any:
@@ -633,7 +640,7 @@ class TelegramChannel:
         self.settings = app.settings.telegram
         self.webhook = webhook
         self.staff_chat_id = app.settings.handoff.staff_chat_id
-        self.sender = TelegramSender(bot, app.storage)
+        self.sender = TelegramSender(bot, app.storage, app.services.shown_chat_id)
         self.fetcher = TelegramFetcher(bot)
         self.pace = Pace(
             messages_per_second=self.settings.messages_per_second,

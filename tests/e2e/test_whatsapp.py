@@ -112,3 +112,5 @@ def test_a_handoff_reaches_the_telegram_staff_topic_and_the_reps_reply_comes_bac
         timeout=60,
         what="the rep's reply on WhatsApp",
     )
+    # The topic's opening and the relay name the customer's chat masked in the log.
+    assert HANDED_OVER not in whatsapp_bot.log
