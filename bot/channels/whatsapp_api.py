@@ -24,7 +24,7 @@ import aiohttp
 
 from bot.channels.whatsapp_errors import delivery_error, describe, mask
 from bot.delivery import DeliveryError
-from bot.media import CHUNK_BYTES, drop_partial, finish_partial, open_partial
+from bot.media import CHUNK_BYTES, drop_partial, open_partial, write_bounded
 from bot.settings import WhatsAppSettings
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,6 @@ API_TIMEOUT_SECONDS = 30
 # A 100 MB document on a slow link.
 DOWNLOAD_TIMEOUT_SECONDS = 600
 # Downloaded chunks are written to disk (in a worker thread) a few at a time.
-WRITE_BYTES = 4 * CHUNK_BYTES
 _CODE_PREFIX = re.compile(r"^\(#\d+\)\s*")
 # Graph's answer for an id it does not know: code 100, subcode 33.
 _NO_SUCH_OBJECT = (100, 33)
@@ -210,17 +209,8 @@ class GraphClient:
                     raise _error(response.status, await response.read())
                 if (response.content_length or 0) > max_bytes:
                     return False
-                received, buffer = 0, bytearray()
-                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                    received += len(chunk)
-                    if received > max_bytes:
-                        return False
-                    buffer += chunk
-                    if len(buffer) >= WRITE_BYTES:
-                        await asyncio.to_thread(partial.write, bytes(buffer))
-                        buffer.clear()
-            await asyncio.to_thread(finish_partial, partial, bytes(buffer), destination)
-            return True
+                chunks = response.content.iter_chunked(CHUNK_BYTES)
+                return await write_bounded(chunks, partial, destination, max_bytes)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise GraphError(0, None, f"download failed: {type(exc).__name__}") from exc
         finally:
