@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -182,6 +183,14 @@ def inbound_times(body: Any) -> dict[str, int]:
     return times
 
 
+def meta_time(timestamp: int) -> datetime | None:
+    """A timestamp of Meta's (seconds since the epoch) as a time; None when 0 or absurd."""
+    try:
+        return datetime.fromtimestamp(timestamp, UTC) if timestamp > 0 else None
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def album_group(wa_id: str) -> str:
     """The media group id every file of a chat gets (see the module's docstring)."""
     return f"wa:{wa_id}"
@@ -221,6 +230,8 @@ def _read_message(message: Mapping[str, Any], contacts: list[Any]) -> Incoming |
         message_id=wamid,
         reply_to=reply_to,
         phone=f"+{sender}",
+        # Meta's clock, which its 24-hour window runs on.
+        sent_at=meta_time(_int(message.get("timestamp"))),
     )
     item = message.get(kind)
     item = item if isinstance(item, dict) else {}
