@@ -170,19 +170,6 @@ def inbox_id(body: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def inbound_times(body: Any) -> dict[str, int]:
-    """When each customer in a notification last wrote (Meta's timestamps, seconds since the
-    epoch): what opens their 24-hour window."""
-    times: dict[str, int] = {}
-    for message in _list(_value(body).get("messages")):
-        if not isinstance(message, dict):
-            continue
-        sender, timestamp = _text(message.get("from")), _int(message.get("timestamp"))
-        if sender and timestamp:
-            times[sender] = max(times.get(sender, 0), timestamp)
-    return times
-
-
 def meta_time(timestamp: int) -> datetime | None:
     """A timestamp of Meta's (seconds since the epoch) as a time; None when 0 or absurd."""
     try:
