@@ -360,7 +360,7 @@ class WhatsAppChannel:
         if failed is None or failed.outbox_id is None or failed.body is None:
             # Reported already (another part of the reply), or no reply of ours is known.
             return None
-        message = QueuedMessage(failed.outbox_id, failed.key, failed.body, failed.part)
+        message = QueuedMessage(failed.outbox_id, failed.key, failed.body)
         return Undelivered(message, str(failure))
 
     async def answered(self, stored: InboxUpdate, notice: str | None) -> None:
