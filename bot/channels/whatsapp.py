@@ -151,9 +151,17 @@ class WhatsAppSender:
             raise Undeliverable(part.reason)
         try:
             payload = part.payload if isinstance(part, Message) else await self._file_payload(part)
-            return await self.client.send(key.chat_id, payload)
+            wamid = await self.client.send(key.chat_id, payload)
         except GraphError as exc:
             raise exc.delivery_error() from exc
+        if payload.get("type") == "template":
+            logger.info(
+                "whatsapp.template_sent chat=%s template=%s message=%s",
+                mask(key.chat_id),
+                payload["template"]["name"],
+                wamid,
+            )
+        return wamid
 
     async def _file_payload(self, part: FileMessage) -> dict[str, Any]:
         media = part.media

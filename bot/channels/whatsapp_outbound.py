@@ -80,7 +80,7 @@ class WindowGate:
                 return parts
             case SendTemplate():
                 logger.info(
-                    "whatsapp.template_sent chat=%s message=%d purpose=%s template=%s",
+                    "whatsapp.template_chosen chat=%s message=%d purpose=%s template=%s",
                     mask(message.key.chat_id),
                     message.id,
                     reply.purpose,
