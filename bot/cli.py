@@ -846,7 +846,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     async def serve() -> None:
         async with build_app(settings) as app:
             bot = make_bot(settings) if "telegram" in channels else None
-            whatsapp = WhatsAppChannel(settings) if "whatsapp" in channels else None
+            whatsapp = WhatsAppChannel(settings, app.storage) if "whatsapp" in channels else None
             running: list[Channel] = []
             if bot is not None:
                 running.append(TelegramChannel(app, bot, webhook=args.webhook))
