@@ -3,7 +3,8 @@
 Usage: python benchmarks/load.py [--channel telegram|whatsapp] [--rate 50] [--duration 30]
                                  [--chats N] [--json]
        python benchmarks/load.py --max [--rate 400] [--backlog 400] [--duration 30]
-Other options: --messages-per-second 1000, --faq-threads N (default: config.yaml's), --seed.
+Other options: --storage sqlite|postgresql, --workers N (`minerdesk run --workers N`),
+--messages-per-second 1000, --faq-threads N (default: config.yaml's), --seed.
 
 The emulators run in this process; the bot runs as users start it (`python -m bot run`)
 with a fresh data folder. `--channel telegram` (default): the customers write through the
@@ -11,7 +12,9 @@ Bot API emulator (`tests/emulator.py`), which the bot long-polls. `--channel wha
 write through the Cloud API emulator (`tests/whatsapp_emulator.py`), which posts each message
 to the bot's webhook, signed, and then Meta's `sent`/`delivered`/`read` statuses of each
 reply, as Meta does; the bot also polls Telegram for its staff chat, as a shop runs it.
-After start-up, an unmeasured warm-up of 50 questions; then the measured phase:
+`--storage postgresql` starts a throwaway PostgreSQL server (`tests/pgserver.py`, Debian's
+binaries) and points the bot at a fresh database on it. After start-up, an unmeasured
+warm-up of 50 questions; then the measured phase:
 
 * offered rate (default): questions are injected at `--rate` per second on an open-loop
   schedule (at the planned times, whatever the bot does), round-robin over the chats, for
@@ -38,12 +41,14 @@ WhatsApp's read receipts with the typing indicator; they count against the same 
 limits), lost questions (no reply within 10 s after the end), the bot's peak RSS
 (VmHWM, start-up included, and the largest VmRSS sampled while measuring), the bot's CPU
 seconds (/proc/<pid>/stat) and those of this process (emulator + load generator), which
-shares the machine with the bot.
+shares the machine with the bot. With several workers "the bot" is the supervisor and its
+workers: CPU and memory are summed over them.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import contextlib
 import json
@@ -73,6 +78,7 @@ from tests.emulator import BotApiEmulator  # noqa: E402
 from tests.whatsapp_emulator import WhatsAppEmulator  # noqa: E402
 
 KB_DIR = ROOT / "faq" / "kb"
+SQLITE_PREFIX = "sqlite:///"
 OUT_OF_SCOPE = [
     "what is the weather in berlin tomorrow",
     "can you recommend a good pizza place",
@@ -127,42 +133,83 @@ def questions(rng: random.Random, phrasings: list[str]) -> Iterator[str]:
 # ------------------------------------------------------------------ the bot process
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (a supervisor and its workers), from /proc."""
+    pids, index = [pid], 0
+    while index < len(pids):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pids[index]}/task").iterdir():
+                children = (task / "children").read_text().split()
+                pids.extend(int(child) for child in children)
+        index += 1
+    return pids
+
+
 def proc_status(pid: int, key: str) -> float:
-    """A kB field of /proc/<pid>/status (VmRSS, VmHWM) in MB; 0 once the process is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    """A kB field of /proc/<pid>/status (VmRSS, VmHWM) in MB, summed over the process and its
+    descendants; 0 once they are gone."""
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith(key + ":"):
+                    total += int(line.split()[1]) / 1024
+    return total
 
 
-def bot_backlog(database: Path) -> dict[str, int | None]:
+def bot_backlog(storage_url: str) -> dict[str, int | None]:
     """Rows of the bot's inbox (updates received, not yet handled) and outbox (replies not
     yet sent), read without writing; None where the database cannot be read."""
     counts: dict[str, int | None] = {"inbox": None, "outbox": None}
-    with contextlib.suppress(sqlite3.Error):
-        uri = f"file:{database}?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as db:
-            for table in counts:
-                counts[table] = int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    queries = {table: f"SELECT COUNT(*) FROM {table}" for table in counts}
+    if storage_url.startswith(SQLITE_PREFIX):
+        uri = f"file:{storage_url.removeprefix(SQLITE_PREFIX)}?mode=ro"
+        with (
+            contextlib.suppress(sqlite3.Error),
+            contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as db,
+        ):
+            for table, query in queries.items():
+                counts[table] = int(db.execute(query).fetchone()[0])
+        return counts
+
+    async def count() -> None:
+        import asyncpg
+
+        connection = await asyncpg.connect(storage_url)
+        try:
+            for table, query in queries.items():
+                counts[table] = int(await connection.fetchval(query))
+        finally:
+            await connection.close()
+
+    with contextlib.suppress(OSError, ImportError, RuntimeError):
+        asyncio.run(count())
     return counts
 
 
 def cpu_seconds(pid: int, tid: int | None = None) -> float:
-    """utime + stime of a process (or of one of its threads), from /proc/.../stat."""
+    """utime + stime of a process (or of one of its threads), from /proc/.../stat; 0 once
+    it is gone."""
     path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
-    fields = Path(path).read_text().rsplit(")", 1)[1].split()  # fields 3.. of proc(5)
+    try:
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()  # fields 3.. of proc(5)
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its descendants."""
+    return sum(cpu_seconds(member) for member in process_tree(pid))
+
+
 def thread_cpu(pid: int) -> dict[int, float]:
-    """CPU seconds of each thread of a process, by thread id."""
+    """CPU seconds of each thread of a process and its descendants, by thread id."""
     seconds = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for member in process_tree(pid):
         with contextlib.suppress(OSError):
-            seconds[int(task.name)] = cpu_seconds(pid, int(task.name))
+            for task in Path(f"/proc/{member}/task").iterdir():
+                seconds[int(task.name)] = cpu_seconds(member, int(task.name))
     return seconds
 
 
@@ -173,11 +220,12 @@ def busy_cpu_seconds() -> float:
 
 
 def busiest_threads(
-    pid: int, before: dict[int, float], after: dict[int, float], wall: float
+    pids: set[int], before: dict[int, float], after: dict[int, float], wall: float
 ) -> str:
-    """The three busiest threads in cores, e.g. "main 0.45, 0.42, 0.17"."""
+    """The three busiest threads in cores, e.g. "main 0.45, 0.42, 0.17" (main: a process's
+    main thread)."""
     used = sorted(((after[t] - before.get(t, 0.0), t) for t in after), reverse=True)[:3]
-    return ", ".join(f"{'main ' if t == pid else ''}{cpu / wall:.2f}" for cpu, t in used)
+    return ", ".join(f"{'main ' if t in pids else ''}{cpu / wall:.2f}" for cpu, t in used)
 
 
 class SampledBot(BotProcess):
@@ -200,6 +248,7 @@ class SampledBot(BotProcess):
             self.env.pop("MINERDESK_FAQ__THREADS")  # config.yaml's
         else:
             self.env["MINERDESK_FAQ__THREADS"] = str(faq_threads)
+        self.storage_url = SQLITE_PREFIX + str(self.database)
         self.rss_max_mb = 0.0
         self._sampling = threading.Event()
         self._sampler: threading.Thread | None = None
@@ -332,13 +381,18 @@ class WhatsAppCustomers:
 
 
 @contextlib.contextmanager
-def serving(
-    channel: str, folder: Path, messages_per_second: float, faq_threads: int | None
-) -> Iterator[tuple[SampledBot, Customers]]:
-    """The emulators and the bot, not started, with its customers on `channel`."""
+def serving(args: argparse.Namespace, folder: Path) -> Iterator[tuple[SampledBot, Customers]]:
+    """The emulators, the database and the bot (not started), with its customers on
+    `args.channel`."""
     with contextlib.ExitStack() as stack:
         telegram = stack.enter_context(BotApiEmulator())
-        bot = SampledBot(telegram, folder, messages_per_second, faq_threads)
+        bot = SampledBot(telegram, folder, args.messages_per_second, args.faq_threads)
+        if args.workers > 1:
+            bot.args = ["--workers", str(args.workers)]
+        if args.storage == "postgresql":
+            bot.storage_url = stack.enter_context(postgres_database())
+            bot.env["MINERDESK_STORAGE__URL"] = bot.storage_url
+        channel = args.channel
         if channel == "telegram":
             yield bot, TelegramCustomers(telegram)
             return
@@ -360,7 +414,7 @@ def serving(
 def start(bot: SampledBot, customers: Customers) -> float:
     """Start the bot; the seconds until it serves `customers`' channel."""
     started = time.perf_counter()
-    bot.start()
+    bot.start(*bot.args)
     if isinstance(customers, WhatsAppCustomers):
         # Telegram is polled first; WhatsApp serves once its webhook answers the handshake.
         customers.emu.wait_until(
@@ -371,6 +425,19 @@ def start(bot: SampledBot, customers: Customers) -> float:
         if bot.process_exited():
             raise RuntimeError(f"the bot stopped:\n{bot.tail()}")
     return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A throwaway PostgreSQL server with an empty database; its URL."""
+    from tests.pgserver import Databases, PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    try:
+        yield asyncio.run(Databases(server).create(migrated=False))
+    finally:
+        server.stop()
 
 
 def free_port() -> int:
@@ -557,7 +624,7 @@ class CpuSample:
 
     @classmethod
     def take(cls, pid: int) -> CpuSample:
-        return cls(cpu_seconds(pid), thread_cpu(pid), time.process_time(), busy_cpu_seconds())
+        return cls(tree_cpu(pid), thread_cpu(pid), time.process_time(), busy_cpu_seconds())
 
 
 @dataclass
@@ -569,7 +636,7 @@ class Measured:
     replies: list[tuple[float, int]]
     before: CpuSample
     mid: CpuSample
-    bot_pid: int
+    bot_pids: set[int]
     backlog_at_end: dict[str, int | None]
     typing: int
     typing_in_all: int
@@ -588,6 +655,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     results: dict[str, Any] = {
         "channel": args.channel,
+        "storage": args.storage,
+        "workers": args.workers,
         "mode": "max" if args.max else "offered rate",
         "offered_rate": rate,
         "duration_s": args.duration,
@@ -614,10 +683,7 @@ def measure(
     texts = questions(random.Random(args.seed), kb_phrasings())
     with (
         tempfile.TemporaryDirectory(prefix="minerdesk-load-") as folder,
-        serving(args.channel, Path(folder), args.messages_per_second, args.faq_threads) as (
-            bot,
-            customers,
-        ),
+        serving(args, Path(folder)) as (bot, customers),
     ):
         say(f"starting the bot (data dir {folder})")
         try:
@@ -635,7 +701,7 @@ def measure(
             say(f"measuring: {results['mode']}, {rate:g}/s offered, {args.duration:g} s")
             injection = inject(customers, tracker, chats, texts, rate, args.duration, backlog)
             mid = CpuSample.take(bot.pid)
-            backlog_at_end = bot_backlog(bot.data_dir / "minerdesk.db")
+            backlog_at_end = bot_backlog(bot.storage_url)
             backlog_at_end["messenger queue"] = customers.waiting_at_messenger()
             typing = customers.typing() - typing_before
             tracker.wait_answered(LOST_AFTER)
@@ -649,7 +715,7 @@ def measure(
                 customers.replies()[log_start:],
                 before,
                 mid,
-                bot.pid,
+                set(process_tree(bot.pid)),
                 backlog_at_end,
                 typing,
                 typing_in_all,
@@ -657,7 +723,7 @@ def measure(
             )
             results["bot_peak_rss_mb"] = round(proc_status(bot.pid, "VmHWM"))
             results["bot_rss_max_measured_mb"] = round(bot.rss_max_mb)
-            results["bot_cpu_s_total"] = round(cpu_seconds(bot.pid), 1)
+            results["bot_cpu_s_total"] = round(tree_cpu(bot.pid), 1)
         finally:
             customers.listen(None)
             say("stopping the bot (SIGTERM)")
@@ -693,7 +759,7 @@ def figures(measured: Measured, chats: set[int], max_mode: bool) -> dict[str, An
         bot_cpu_s_measured=round(bot_cpu, 1),
         bot_cpu_cores_measured=round(bot_cpu / wall, 2),
         bot_busiest_threads_cores=busiest_threads(
-            measured.bot_pid, before.threads, mid.threads, wall
+            measured.bot_pids, before.threads, mid.threads, wall
         ),
         generator_cpu_s_measured=round(own_cpu, 1),
         other_processes_cpu_cores=round(
@@ -718,6 +784,8 @@ def figures(measured: Measured, chats: set[int], max_mode: bool) -> dict[str, An
 
 LABELS = {
     "channel": "channel",
+    "storage": "storage",
+    "workers": "worker processes",
     "mode": "mode",
     "offered_rate": "offered rate (questions/s)",
     "duration_s": "measured for (s)",
@@ -785,6 +853,15 @@ def main() -> None:
         choices=("telegram", "whatsapp"),
         default="telegram",
         help="the customers' messenger (telegram)",
+    )
+    parser.add_argument(
+        "--storage",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the bot's database (sqlite; postgresql: a throwaway server)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="minerdesk run --workers N (1: in-process)"
     )
     parser.add_argument("--rate", type=float, help="questions offered per second (50; --max 400)")
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds (30)")
