@@ -33,8 +33,9 @@ Questions are the KB's own phrasings (`question` and `alternates` of `faq/kb/*.y
 about 10% out-of-scope questions, drawn from a seeded random.Random. A chat gets a question
 at most every `chats / rate` seconds (2 s or more by default), so Telegram's per-chat limit
 (burst 3, then 1/s) is never what is measured. The global cap (Telegram's ~30 messages/s,
-`telegram.messages_per_second`) is raised to `--messages-per-second` (default 1000): the
-emulators have no global cap, and at 30/s the bot paces its replies at 30/s by design.
+`telegram.messages_per_second`, and `whatsapp.messages_per_second`, 20/s) is raised to
+`--messages-per-second` (default 1000): the emulators have no global cap, and at the defaults
+the bot paces its replies at those rates by design.
 
 Also reported: the "typing" calls against the replies (Telegram's sendChatAction,
 WhatsApp's read receipts with the typing indicator; they count against the same API
@@ -406,6 +407,7 @@ def serving(args: argparse.Namespace, folder: Path) -> Iterator[tuple[SampledBot
             MINERDESK_WHATSAPP__APP_SECRET=whatsapp.app_secret,
             MINERDESK_WHATSAPP__VERIFY_TOKEN=whatsapp.verify_token,
             MINERDESK_WHATSAPP__WEBHOOK__LISTEN_PORT=str(port),
+            MINERDESK_WHATSAPP__MESSAGES_PER_SECOND=str(args.messages_per_second),
         )
         whatsapp.webhook_url = f"http://127.0.0.1:{port}/whatsapp/webhook"
         yield bot, WhatsAppCustomers(whatsapp)
@@ -831,8 +833,9 @@ LABELS = {
 def print_table(results: dict[str, Any]) -> None:
     print(
         f"note: the bot's global send cap is raised to {results['messages_per_second_cap']:g}"
-        " messages/s (MINERDESK_TELEGRAM__MESSAGES_PER_SECOND): the emulators have no global"
-        " cap, and with Telegram's default of 30/s the replies would be paced at 30/s by design."
+        " messages/s (telegram.messages_per_second, whatsapp.messages_per_second): the"
+        " emulators have no global cap, and with the defaults (Telegram's 30/s, WhatsApp's"
+        " 20/s) the replies would be paced at those rates by design."
     )
     print("| figure | value |")
     print("| --- | --- |")
