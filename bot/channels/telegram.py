@@ -649,6 +649,11 @@ class TelegramChannel:
             shutdown_grace_seconds=self.settings.shutdown_grace_seconds,
         )
 
+    @property
+    def receives_alone(self) -> bool:
+        """Telegram serves one long poll per bot; a webhook posts to any worker."""
+        return not self.webhook
+
     async def start(self) -> None:
         """Raise CannotServe if Telegram does not know the token; set the command menu."""
         try:

@@ -282,6 +282,8 @@ class WhatsAppChannel:
     `inbound_per_minute`, `inbound_burst`, `shutdown_grace_seconds`)."""
 
     name = CHANNEL
+    # Meta posts to the webhook: any number of workers may listen.
+    receives_alone = False
 
     def __init__(self, settings: Settings, client: GraphClient | None = None) -> None:
         self.settings = settings.whatsapp
