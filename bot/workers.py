@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import socket
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ from storage.workers import WorkerStore
 
 logger = logging.getLogger(__name__)
 
+# Several workers on one machine listen on one port, the kernel spreading the connections
+# (SO_REUSEPORT: Linux's; elsewhere run one per port behind a load balancer).
+REUSE_PORT = sys.platform == "linux"
 # How long a claim or a role lasts without renewal: the failover time after a worker dies.
 LEASE_SECONDS = 12.0
 # How often a worker renews its claims and roles and claims rows nobody holds; well under

@@ -69,6 +69,7 @@ from bot.channels.telegram_files import TelegramFetcher
 from bot.delivery import RetryAfter, RetryPolicy, TemporaryFailure, Undeliverable
 from bot.runtime import Aside, CannotServe, Pace, Store
 from bot.settings import Settings
+from bot.workers import REUSE_PORT
 from domain.chats import ChatKey
 from handlers.i18n import N_, SUPPORTED_LANGUAGES, translator
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
@@ -756,7 +757,7 @@ class TelegramChannel:
         web_app.router.add_post(hook.path, self._webhook_handler(secret, store))
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, hook.listen_host, hook.listen_port)
+        site = web.TCPSite(runner, hook.listen_host, hook.listen_port, reuse_port=REUSE_PORT)
         await site.start()
         await self.bot.set_webhook(
             str(hook.url), secret_token=secret, allowed_updates=ALLOWED_UPDATES
