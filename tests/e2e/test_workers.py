@@ -20,7 +20,6 @@ from domain.orders import OrderStatus
 from domain.ownership import OrderLinked
 from storage.postgres import PostgresStorage
 from tests.botprocess import BotProcess
-from tests.e2e.conftest import launched
 from tests.emulator import BotApiEmulator
 from tests.factories import order
 from tests.pgserver import Databases
@@ -40,8 +39,8 @@ QUESTIONS = (
     "Why can't I log in? I' ve already registered on the website.",
 )
 CHATS = tuple(range(6001, 6021))
+# It asks each question once first, for the answers to expect; it also follows an order.
 REFERENCE_CHAT = 6000
-NOTICE_CHAT = 6100
 ORDER = "MD-7001"
 # Killed once this share of the answers went out.
 KILL_AFTER = 0.3
@@ -65,21 +64,31 @@ def database(postgres_databases: Databases) -> Iterator[str]:
     asyncio.run(postgres_databases.drop(url))
 
 
-def worker(emulator: BotApiEmulator, folder: Path, cache: Path, database: str) -> BotProcess:
-    folder.mkdir()
-    process = next(launched(emulator, folder, cache))
-    process.env.update(
-        MINERDESK_STORAGE__URL=database,
-        # Customers here ask ten questions in a row, faster than the default pace allows.
-        MINERDESK_TELEGRAM__INBOUND_BURST="100",
-        MINERDESK_TELEGRAM__INBOUND_PER_MINUTE="6000",
+@pytest.fixture
+def workers(
+    emulator: BotApiEmulator, tmp_path: Path, shared_cache: Path, database: str
+) -> Iterator[tuple[BotProcess, BotProcess]]:
+    """Two bot processes on one PostgreSQL database, not started yet."""
+    pair = tuple(
+        BotProcess(emulator, tmp_path / name, shared_cache) for name in ("first", "second")
     )
-    return process
+    for process in pair:
+        process.data_dir.mkdir()
+        process.env.update(
+            MINERDESK_STORAGE__URL=database,
+            # Customers here ask ten questions in a row, faster than the default pace.
+            MINERDESK_TELEGRAM__INBOUND_BURST="100",
+            MINERDESK_TELEGRAM__INBOUND_PER_MINUTE="6000",
+        )
+    yield pair[0], pair[1]
+    for process in pair:
+        if process.process is not None and process.process.poll() is None:
+            process.kill()
 
 
 def link_order(database: str, status: OrderStatus | None = None) -> None:
-    """Save the order (in `status`); the first time, link NOTICE_CHAT to it as a customer
-    who proved it is theirs would be."""
+    """Save the order (in `status`); the first time, link REFERENCE_CHAT to it as a
+    customer who proved it is theirs would be."""
 
     async def save() -> None:
         async with PostgresStorage(database) as storage:
@@ -87,7 +96,7 @@ def link_order(database: str, status: OrderStatus | None = None) -> None:
             if status is None:
                 await storage.save_order(order(ORDER), now)
                 await storage.save(
-                    ChatKey("telegram", str(NOTICE_CHAT)),
+                    ChatKey("telegram", str(REFERENCE_CHAT)),
                     ConversationState(),
                     "linked",
                     records=[OrderLinked(ORDER)],
@@ -108,11 +117,10 @@ def customer(emu: BotApiEmulator, chat: int) -> None:
 
 @pytest.mark.postgres
 def test_two_workers_on_postgresql_survive_a_sigkill_mid_run(
-    emulator: BotApiEmulator, tmp_path: Path, shared_cache: Path, database: str
+    emulator: BotApiEmulator, workers: tuple[BotProcess, BotProcess], database: str
 ) -> None:
     link_order(database)
-    first = worker(emulator, tmp_path / "first", shared_cache, database)
-    second = worker(emulator, tmp_path / "second", shared_cache, database)
+    first, second = workers
     first.start()
     second.start(wait=False)
     emulator.wait_until(
@@ -161,7 +169,7 @@ def test_two_workers_on_postgresql_survive_a_sigkill_mid_run(
     # The survivor runs the timers: a status change made now reaches the customer.
     link_order(database, OrderStatus.SHIPPED)
     emulator.wait_until(
-        lambda: any(ORDER in text for text in texts(emulator, NOTICE_CHAT)),
+        lambda: any(ORDER in text for text in texts(emulator, REFERENCE_CHAT)),
         timeout=FAILOVER_SECONDS,
         what="the order notice",
     )
