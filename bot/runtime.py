@@ -192,15 +192,7 @@ class Runtime:
             await self._release_claims()
 
     async def _serve(self, lanes: list[_Lane]) -> None:
-        leader = Role(
-            self.app.storage,
-            "leader",
-            self.worker,
-            self._lead,
-            "runtime.leader",
-            # What fell due while the bot was down goes out before anything new comes in.
-            begin=self.check_staff,
-        )
+        leader = Role(self.app.storage, "leader", self.worker, self._lead, self._begin_leading)
         leading = asyncio.create_task(leader.run(), name="runtime.leader")
         deciding = asyncio.create_task(leader.decided.wait())
         await asyncio.wait({leading, deciding}, return_when=asyncio.FIRST_COMPLETED)
@@ -231,9 +223,15 @@ class Runtime:
         async def poll() -> None:
             await lane.channel.receive(store)
 
-        await Role(
-            self.app.storage, f"receiver:{lane.name}", self.worker, poll, "runtime.poller"
-        ).run()
+        async def begin() -> None:
+            logger.info("runtime.poller channel=%s worker=%s", lane.name, self.worker.id)
+
+        await Role(self.app.storage, f"receiver:{lane.name}", self.worker, poll, begin).run()
+
+    async def _begin_leading(self) -> None:
+        logger.info("runtime.leader worker=%s", self.worker.id)
+        # What fell due while the bot was down goes out before anything new comes in.
+        await self.check_staff()
 
     async def _lead(self) -> None:
         """The timers one worker runs for all (begun with a staff check, see `_serve`): an

@@ -53,17 +53,15 @@ class Role:
         name: str,
         worker: Worker,
         play: Callable[[], Coroutine[Any, Any, None]],
-        event: str,
         begin: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.name = name
         self.worker = worker
         self.play = play
-        # Done on taking the role, before `decided` is set and `play` starts.
+        # Done on taking the role (its log line, say), before `decided` is set and `play`
+        # starts.
         self.begin = begin
-        # The log line of taking it: `runtime.leader`, `runtime.poller`.
-        self.event = event
         # Set once the first attempt at the lease is decided (`begin` done and `play`
         # started, if won).
         self.decided = asyncio.Event()
@@ -103,12 +101,11 @@ class Role:
             logger.exception("runtime.lease_failed lease=%s", self.name)
             return
         if holding and self._playing is None:
-            logger.info("%s worker=%s lease=%s", self.event, self.worker.id, self.name)
             if self.begin is not None:
                 await self.begin()
             self._playing = asyncio.create_task(self.play(), name=self.name)
         elif not holding and self._playing is not None:
-            logger.warning("%s_lost worker=%s lease=%s", self.event, self.worker.id, self.name)
+            logger.warning("runtime.role_lost role=%s worker=%s", self.name, self.worker.id)
             await self._stop_playing()
 
     async def _ended(self, playing: asyncio.Task[None]) -> None:
@@ -119,7 +116,7 @@ class Role:
         if await self.store.acquire_lease(self.name, self.worker.id, LEASE_SECONDS):
             raise error
         logger.warning(
-            "%s_lost worker=%s lease=%s reason=%s", self.event, self.worker.id, self.name, error
+            "runtime.role_lost role=%s worker=%s reason=%s", self.name, self.worker.id, error
         )
 
     async def _stop_playing(self) -> None:

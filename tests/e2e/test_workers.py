@@ -18,7 +18,7 @@ import pytest
 from domain.chats import ChatKey, ConversationState
 from domain.orders import OrderStatus
 from domain.ownership import OrderLinked
-from storage.postgres import PostgresStorage
+from storage.open import open_storage
 from tests.botprocess import BotProcess
 from tests.emulator import BotApiEmulator
 from tests.factories import order
@@ -57,11 +57,17 @@ def without_repeats(replies: list[str]) -> list[str]:
     return [reply for i, reply in enumerate(replies) if i == 0 or reply != replies[i - 1]]
 
 
-@pytest.fixture
-def database(postgres_databases: Databases) -> Iterator[str]:
-    url = asyncio.run(postgres_databases.create())
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The workers' one database: PostgreSQL, the backend for several workers, or a
+    SQLite file they take turns writing."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shared.db'}"
+        return
+    databases: Databases = request.getfixturevalue("postgres_databases")
+    url = asyncio.run(databases.create())
     yield url
-    asyncio.run(postgres_databases.drop(url))
+    asyncio.run(databases.drop(url))
 
 
 @pytest.fixture
@@ -91,7 +97,7 @@ def link_order(database: str, status: OrderStatus | None = None) -> None:
     customer who proved it is theirs would be."""
 
     async def save() -> None:
-        async with PostgresStorage(database) as storage:
+        async with open_storage(database) as storage:
             now = datetime.now(UTC)
             if status is None:
                 await storage.save_order(order(ORDER), now)
@@ -115,8 +121,7 @@ def customer(emu: BotApiEmulator, chat: int) -> None:
         emu.wait_messages(chat, asked, timeout=FAILOVER_SECONDS + 60)
 
 
-@pytest.mark.postgres
-def test_two_workers_on_postgresql_survive_a_sigkill_mid_run(
+def test_two_workers_on_one_database_survive_a_sigkill_mid_run(
     emulator: BotApiEmulator, workers: tuple[BotProcess, BotProcess], database: str
 ) -> None:
     link_order(database)
@@ -129,7 +134,7 @@ def test_two_workers_on_postgresql_survive_a_sigkill_mid_run(
         what="the second worker to start",
     )
     assert "runtime.leader worker=" in first.log
-    assert "runtime.poller worker=" in first.log
+    assert "runtime.poller channel=telegram worker=" in first.log
     expected: list[str] = []
     for asked, question in enumerate(QUESTIONS, start=1):
         emulator.send_text(REFERENCE_CHAT, question)
@@ -161,11 +166,12 @@ def test_two_workers_on_postgresql_survive_a_sigkill_mid_run(
     # At most the replies in flight at the kill, one per chat.
     assert duplicates <= len(CHATS)
     print(
-        f"\nworkers: {len(CHATS)} chats x {len(QUESTIONS)} questions in {elapsed:.1f} s, "
+        f"\nworkers on {database.split(':')[0]}: {len(CHATS)} chats x {len(QUESTIONS)} "
+        f"questions in {elapsed:.1f} s, "
         f"killed after {killed_at - started:.1f} s, {duplicates} sent twice"
     )
     assert "runtime.leader worker=" in second.log
-    assert "runtime.poller worker=" in second.log
+    assert "runtime.poller channel=telegram worker=" in second.log
     # The survivor runs the timers: a status change made now reaches the customer.
     link_order(database, OrderStatus.SHIPPED)
     emulator.wait_until(
