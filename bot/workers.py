@@ -67,10 +67,6 @@ class Role:
         self.decided = asyncio.Event()
         self._playing: asyncio.Task[None] | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._playing is not None
-
     async def run(self) -> None:
         """Try for the lease every RENEW_SECONDS and play while holding it, until cancelled.
         Raises what `play` raised if this worker still held the lease then (a messenger
@@ -97,7 +93,7 @@ class Role:
         try:
             holding = await self.store.acquire_lease(self.name, self.worker.id, LEASE_SECONDS)
         except Exception:
-            # The database is away: play on until the lease would have run out anyway.
+            # The database is away: go on as before, and ask again next round.
             logger.exception("runtime.lease_failed lease=%s", self.name)
             return
         if holding and self._playing is None:
