@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.workers import REUSE_PORT
 from domain.order_feed import (
     NestedTooDeep,
     RecordInvalid,
@@ -60,7 +61,7 @@ async def serve_orders_api(
     runner = web.AppRunner(orders_api(store, token, changed), access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, reuse_port=REUSE_PORT).start()
         logger.info("orders_api.listening host=%s port=%d", host, port)
         await asyncio.Event().wait()
     finally:

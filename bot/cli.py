@@ -134,10 +134,18 @@ def _add_serving(commands: Commands) -> None:
     run = _command(
         commands,
         "run",
-        "serve customers on every configured channel (Telegram, WhatsApp), in one process",
+        "serve customers on every configured channel (Telegram, WhatsApp)",
         "Telegram's token comes from MINERDESK_TELEGRAM__TOKEN; WhatsApp serves when "
         "whatsapp.phone_number_id is set. SIGTERM or Ctrl-C finish the turns "
         "and deliveries under way (up to telegram.shutdown_grace_seconds) and exit 0.",
+    )
+    run.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="serve with N worker processes on one database (PostgreSQL), restarted when "
+        "one dies (default: 1, in this process)",
     )
     run.add_argument(
         "--channel",
@@ -828,6 +836,12 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a number of workers, 1 or more: {text!r}")
+    return int(text)
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     channels = _channels_to_run(args, settings)
     if args.webhook and "telegram" not in channels:
@@ -837,6 +851,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             "telegram.webhook.url: not set; give the public HTTPS address Telegram should "
             "post to (or run without --webhook for long polling)"
         )
+    if args.workers > 1:
+        return _supervise(args, settings)
     from bot.api import serve_orders_api
     from bot.app import build_app
     from bot.channels.telegram import TelegramChannel, make_bot
@@ -885,6 +901,30 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     except CannotServe as exc:
         raise _Fatal(str(exc)) from None
     return EXIT_OK
+
+
+def _supervise(args: argparse.Namespace, settings: Settings) -> int:
+    """`run --workers N`: N processes of the same `run`, each one worker."""
+    from bot.supervisor import Supervisor, WorkersKeepDying
+
+    if settings.storage_url.startswith(SQLITE_PREFIX):
+        logger.warning(
+            "supervisor.sqlite workers=%d: they take turns writing one file; PostgreSQL is "
+            "the backend for several workers",
+            args.workers,
+        )
+    command = [sys.executable, "-m", "bot"]
+    if args.config is not None:
+        command += ["--config", str(args.config)]
+    command.append("run")
+    if args.channel is not None:
+        command += ["--channel", args.channel]
+    if args.webhook:
+        command.append("--webhook")
+    try:
+        return Supervisor(command, args.workers).run()
+    except WorkersKeepDying as exc:
+        raise _Fatal(str(exc)) from None
 
 
 TELEGRAM_MISSING = (

@@ -1,6 +1,7 @@
 """Delivering queued replies: in order per chat, within the channel's rate limits, retried
 until they arrive or are known undeliverable. Replies wait in the outbox table, so a
-restart sends what a crash left behind."""
+restart sends what a crash left behind; a worker sends the replies it claimed
+(`storage/workers.py`), so several workers send each reply once."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from typing import Any, Protocol
 
 from bot.ratelimit import RateLimiter
 from bot.serial import SerialQueues
+from bot.workers import LEASE_SECONDS, Worker
 from domain.chats import ChatKey
 from storage.base import OutboxStore, QueuedMessage
+from storage.workers import WorkerStore
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +100,14 @@ class RetryPolicy:
 OnFailed = Callable[[QueuedMessage, str], Awaitable[None]]
 
 
+class ClaimedOutbox(OutboxStore, WorkerStore, Protocol):
+    """The outbox, with the claims that share it among workers."""
+
+
 class Delivery:
     def __init__(
         self,
-        outbox: OutboxStore,
+        outbox: ClaimedOutbox,
         channel: str,
         sender: Sender,
         limiter: RateLimiter | None = None,
@@ -108,6 +115,7 @@ class Delivery:
         on_failed: OnFailed | None = None,
         shown: Callable[[ChatKey], str] = lambda key: key.chat_id,
         gate: Gate | None = None,
+        worker: Worker | None = None,
     ) -> None:
         self.outbox = outbox
         self.channel = channel
@@ -119,16 +127,46 @@ class Delivery:
         self.shown = shown
         self.gate = gate
         self._queues = SerialQueues(f"delivery.{channel}")
+        # Whose claims this delivery sends under; its own unless the runtime's is given.
+        self.worker = worker if worker is not None else Worker.new()
+        # Replies queued here and not yet done, so a claim repeated never sends one twice.
+        self._held: set[int] = set()
 
     async def start(self) -> None:
-        """Queue what the outbox still holds from an earlier run, before anything new."""
-        left_over = await self.outbox.outbox(self.channel)
+        """Queue what the outbox holds that no worker holds (an earlier run's, a dead
+        worker's), before anything new."""
+        left_over = await self.claim()
         if left_over:
-            logger.info("delivery.resumed channel=%s messages=%d", self.channel, len(left_over))
-        for message in left_over:
+            logger.info("delivery.resumed channel=%s messages=%d", self.channel, left_over)
+
+    async def claim(self) -> int:
+        """Claim and queue the replies no worker holds; returns how many were queued."""
+        claimed = await self.outbox.claim_outbox(self.channel, self.worker.id, LEASE_SECONDS)
+        return self._queue_new(claimed)
+
+    async def take(self, messages: Sequence[QueuedMessage]) -> None:
+        """Send replies this process queued (a turn's, a notice), those it can claim: a
+        chat another worker is sending to keeps its order by going to that worker."""
+        if not messages:
+            return
+        claimed = await self.outbox.claim_outbox(
+            self.channel,
+            self.worker.id,
+            LEASE_SECONDS,
+            limit=len(messages),
+            only=[message.id for message in messages],
+        )
+        self._queue_new(claimed)
+
+    def _queue_new(self, messages: Sequence[QueuedMessage]) -> int:
+        fresh = [message for message in messages if message.id not in self._held]
+        for message in fresh:
             self.enqueue(message)
+        return len(fresh)
 
     def enqueue(self, message: QueuedMessage) -> None:
+        """Queue a reply behind its chat's earlier ones, claimed or not (one process)."""
+        self._held.add(message.id)
         self._queues.submit(message.key, lambda: self._deliver(message))
 
     async def join(self) -> None:
@@ -148,8 +186,10 @@ class Delivery:
         await self._queues.cancel()
 
     async def _deliver(self, message: QueuedMessage) -> None:
+        # Held until its row is gone or marked: a claim meanwhile must not queue it again.
         try:
             await self._send_parts(message)
+            await self.outbox.mark_delivered(message.id)
         except Undeliverable as exc:
             logger.error(
                 "delivery.failed channel=%s chat=%s message=%d reason=%s",
@@ -161,8 +201,8 @@ class Delivery:
             await self.outbox.mark_failed(message.id, str(exc))
             if self.on_failed is not None:
                 await self.on_failed(message, str(exc))
-            return
-        await self.outbox.mark_delivered(message.id)
+        finally:
+            self._held.discard(message.id)
 
     async def _send_parts(self, message: QueuedMessage) -> None:
         """Send what is left of the reply (what the gate lets through); raises Undeliverable

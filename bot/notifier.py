@@ -3,8 +3,8 @@
 Saving an order with a new status queues a notice per linked chat in the same
 transaction (see `OrderStore.save_order`), whoever saved it: the HTTP API in this
 process or `minerdesk orders import` in another. The notifier of each running channel
-turns its notices into outbox messages and hands them to delivery, so a notice survives
-a restart and is sent once.
+(in the leader, when several workers run) turns its notices into outbox messages and
+hands them to delivery, so a notice survives a restart and is sent once.
 """
 
 from __future__ import annotations
@@ -83,6 +83,6 @@ class OrderNotifier:
                 order.number,
                 order.status,
             )
-            self.delivery.enqueue(queued)
+            await self.delivery.take([queued])
             sent += 1
         return sent

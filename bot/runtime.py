@@ -3,10 +3,16 @@
 A channel adapter (`Channel`) only receives raw items, reads a stored one into an `Incoming`
 (or sets it aside), renders replies (its `Sender`), fetches files (its `Fetcher`) and shows
 "typing…". The runtime does the rest, the same for every channel: each item is stored in the
-inbox before the messenger is told it arrived, the inbox is replayed at start, each chat's
-items are handled one at a time in order (albums gathered, inbound paced), and a turn's
-replies go to the delivery of the channel each names. The staff timers and the KB reload
-reports run once per process, whatever the number of channels.
+inbox before the messenger is told it arrived, each chat's items are handled one at a time
+in order (albums gathered, inbound paced), and a turn's replies go to the delivery of the
+channel each names.
+
+The same code runs one worker or several on one database (`bot/workers.py`): a worker
+handles the items and sends the replies it claimed (those it stored or queued itself, and
+every few seconds those nobody holds: a poller's, a dead worker's, an earlier run's). One
+worker at a time leads (the staff timers, order notices, KB reload reports, copies of
+ticket files, whatever the number of channels), and one polls a channel that allows only
+one receiver (Telegram's long polling).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from bot.notifier import OrderNotifier
 from bot.presence import Typing
 from bot.ratelimit import ChatPacer, RateLimiter, RateLimits
 from bot.serial import SerialQueues
+from bot.workers import LEASE_SECONDS, RENEW_SECONDS, Role, Worker
 from domain.chats import ChatKey
 from handlers.faq_admin import reloaded_event
 from handlers.handoff import undelivered_event
@@ -103,6 +110,12 @@ class Channel(Protocol):
         sent (WhatsApp's 24-hour window and statuses); None: replies go as rendered."""
         ...
 
+    @property
+    def receives_alone(self) -> bool:
+        """Whether one process at a time may receive (Telegram's long polling): several
+        workers take turns by a lease."""
+        ...
+
     async def start(self) -> None:
         """Start-up checks and set-up before anything is received (Telegram: getMe, the
         command menu); raise CannotServe when the messenger will not serve."""
@@ -155,6 +168,7 @@ class _Lane:
             on_failed=runtime.report_undelivered,
             shown=app.services.shown_chat_id,
             gate=channel.gate,
+            worker=runtime.worker,
         )
         self.notifier: OrderNotifier = app.order_notifier(self.name, self.delivery)
         self.archive: MediaArchive | None = app.media_archive(self.name, channel.fetcher)
@@ -169,10 +183,11 @@ class Runtime:
     """Runs channels around one `App` until `stop()` (on SIGTERM), then finishes the work
     under way first; `run()` raises CannotServe when a channel cannot serve."""
 
-    def __init__(self, app: App, channels: Sequence[Channel]) -> None:
+    def __init__(self, app: App, channels: Sequence[Channel], worker: Worker | None = None) -> None:
         if not channels:
             raise ValueError("a runtime needs a channel")
         self.app = app
+        self.worker = worker if worker is not None else Worker.new()
         self.staff_chat = app.services.staff.chat
         self._lanes = {channel.name: _Lane(self, channel) for channel in channels}
         self._staff_checks = due_checks(app.services.staff)
@@ -185,35 +200,99 @@ class Runtime:
         lanes = list(self._lanes.values())
         for lane in lanes:
             await lane.channel.start()
-        for lane in lanes:
-            await lane.delivery.start()
-            for stored in await self.app.storage.inbox(lane.name):
-                self._submit(lane, stored)
-        # What fell due while the bot was down goes out before anything new comes in.
-        await self.check_staff()
+        try:
+            for lane in lanes:
+                await lane.delivery.start()
+                await self._claim_inbox(lane)
+            await self._serve(lanes)
+        finally:
+            await self._release_claims()
+
+    async def _serve(self, lanes: list[_Lane]) -> None:
+        leader = Role(self.app.storage, "leader", self.worker, self._lead, self._begin_leading)
+        leading = asyncio.create_task(leader.run(), name="runtime.leader")
+        deciding = asyncio.create_task(leader.decided.wait())
+        await asyncio.wait({leading, deciding}, return_when=asyncio.FIRST_COMPLETED)
+        deciding.cancel()
         receiving = [
-            asyncio.create_task(
-                lane.channel.receive(self._store(lane)), name=f"{lane.name}.receive"
-            )
-            for lane in lanes
+            asyncio.create_task(self._receive(lane), name=f"{lane.name}.receive") for lane in lanes
         ]
-        archiving = [
-            asyncio.create_task(lane.archive.run()) for lane in lanes if lane.archive is not None
-        ]
-        background = [asyncio.create_task(lane.notifier.run()) for lane in lanes]
-        background.append(asyncio.create_task(self._check_staff_every_while()))
-        background.append(asyncio.create_task(self._report_kb_reloads()))
+        claiming = asyncio.create_task(self._claim_every_while())
         stopping = asyncio.create_task(self._stopping.wait())
-        await asyncio.wait({*receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (*receiving, *archiving, *background, stopping):
+        await asyncio.wait({*receiving, leading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (*receiving, leading, claiming, stopping):
             task.cancel()
-        results = await asyncio.gather(*receiving, return_exceptions=True)
-        # A copy under way deletes its partial file on the way out.
-        await asyncio.gather(*archiving, return_exceptions=True)
+        # The leader's copy under way deletes its partial file on the way out.
+        results = await asyncio.gather(*receiving, leading, return_exceptions=True)
         for result in results:
             if isinstance(result, Exception):
                 raise result
         await self._finish()
+
+    async def _receive(self, lane: _Lane) -> None:
+        """Receive on the lane's channel; where one receiver is allowed, while this worker
+        holds its lease."""
+        store = self._store(lane)
+        if not lane.channel.receives_alone:
+            await lane.channel.receive(store)
+            return
+
+        async def poll() -> None:
+            await lane.channel.receive(store)
+
+        async def begin() -> None:
+            logger.info("runtime.poller channel=%s worker=%s", lane.name, self.worker.id)
+
+        await Role(self.app.storage, f"receiver:{lane.name}", self.worker, poll, begin).run()
+
+    async def _begin_leading(self) -> None:
+        logger.info("runtime.leader worker=%s", self.worker.id)
+        # What fell due while the bot was down goes out before anything new comes in.
+        await self.check_staff()
+
+    async def _lead(self) -> None:
+        """The timers one worker runs for all (begun with a staff check, see `_serve`): an
+        edit's KB report that came before this worker led was posted by the leader then."""
+        self.app.kb_reported.clear()
+        lanes = self._lanes.values()
+        timers = [
+            *(lane.archive.run() for lane in lanes if lane.archive is not None),
+            *(lane.notifier.run() for lane in lanes),
+            self._check_staff_every_while(),
+            self._report_kb_reloads(),
+        ]
+        tasks = [asyncio.create_task(timer) for timer in timers]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _claim_every_while(self) -> None:
+        """Keep this worker's claims, and take the items and replies nobody holds."""
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            try:
+                await self.app.storage.renew_claims(self.worker.id, LEASE_SECONDS)
+                for lane in self._lanes.values():
+                    await self._claim_inbox(lane)
+                    await lane.delivery.claim()
+            except Exception:
+                # The database is away: try again next round; nothing is lost meanwhile.
+                logger.exception("runtime.claim_failed worker=%s", self.worker.id)
+
+    async def _claim_inbox(self, lane: _Lane) -> None:
+        claimed = await self.app.storage.claim_inbox(lane.name, self.worker.id, LEASE_SECONDS)
+        for stored in claimed:
+            self._submit(lane, stored)
+
+    async def _release_claims(self) -> None:
+        """Stopping: what this worker did not finish is for the others to take now."""
+        try:
+            await self.app.storage.release_claims(self.worker.id)
+        except Exception:
+            logger.exception("runtime.release_failed worker=%s", self.worker.id)
 
     async def _finish(self) -> None:
         """Let each channel finish its turns and deliveries within its grace, together."""
@@ -233,12 +312,27 @@ class Runtime:
 
     def _store(self, lane: _Lane) -> Store:
         async def store(bodies: Sequence[dict[str, Any]]) -> None:
-            items = [InboxUpdate(lane.name, lane.channel.inbox_id(body), body) for body in bodies]
+            items = [self._inbox_item(lane, body) for body in bodies]
             await self.app.storage.receive(items)
-            for item in items:
+            # Handled here, unless their chat is another worker's: it takes them, in order.
+            claimed = await self.app.storage.claim_inbox(
+                lane.name,
+                self.worker.id,
+                LEASE_SECONDS,
+                limit=len(items),
+                only=list(dict.fromkeys(item.update_id for item in items)),
+            )
+            for item in claimed:
                 self._submit(lane, item)
 
         return store
+
+    @staticmethod
+    def _inbox_item(lane: _Lane, body: dict[str, Any]) -> InboxUpdate:
+        """The raw item as the inbox keeps it, with its chat so workers keep the chat's order."""
+        update_id = lane.channel.inbox_id(body)
+        chat_id = lane.channel.read(InboxUpdate(lane.name, update_id, body)).chat_id
+        return InboxUpdate(lane.name, update_id, body, chat_id)
 
     def _submit(self, lane: _Lane, stored: InboxUpdate) -> None:
         if stored.update_id in lane.queued:
@@ -286,25 +380,27 @@ class Runtime:
             # Re-delivered after it was handled (a webhook retried): stored again, so let go.
             for update_id in {stored.update_id, *incoming.update_ids}:
                 await self.app.storage.discard(lane.name, update_id)
-        self.deliver(outcome.queued)
+        await self.deliver(outcome.queued)
         if incoming.media and lane.archive is not None:
             # The turn may have added files to a ticket: copy them now, not at the next poll.
             lane.archive.wake()
         await lane.channel.answered(stored, outcome.notice)
 
-    def deliver(self, queued: Sequence[QueuedMessage]) -> None:
+    async def deliver(self, queued: Sequence[QueuedMessage]) -> None:
         """Hand each reply to the delivery of the channel it goes to; a reply to a channel
         not running here (a rep's answer to a WhatsApp customer) waits in the outbox."""
+        by_lane: dict[str, list[QueuedMessage]] = {}
         for message in queued:
-            lane = self._lanes.get(message.key.channel)
-            if lane is not None:
-                lane.delivery.enqueue(message)
+            if message.key.channel in self._lanes:
+                by_lane.setdefault(message.key.channel, []).append(message)
             else:
                 logger.info(
                     "runtime.queued_for_channel channel=%s message=%d",
                     message.key.channel,
                     message.id,
                 )
+        for channel, messages in by_lane.items():
+            await self._lanes[channel].delivery.take(messages)
 
     async def _check_staff_every_while(self) -> None:
         while True:
@@ -338,7 +434,7 @@ class Runtime:
         except Exception:
             logger.exception("runtime.staff_event_failed event=%s", name)
             return
-        self.deliver(outcome.queued)
+        await self.deliver(outcome.queued)
 
     async def report_undelivered(self, message: QueuedMessage, reason: str) -> None:
         """Staff flows hear of every reply a customer never got (they tell the rep if one

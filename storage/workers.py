@@ -2,13 +2,14 @@
 (`ConversationStore.chat_lock`, which the engine holds for each turn): claimed inbox and
 outbox rows, and leases for roles one process plays at a time (the timers).
 
-Used by the worker runtime (next step). A claim or a lease lasts until its time runs out,
-so the rows and roles of a worker that died pass to the others within that time; times
-come from the workers' clocks (keep them in sync, as NTP does).
+Used by the runtime (`bot/runtime.py`, `bot/workers.py`). A claim or a lease lasts until
+its time runs out, so the rows and roles of a worker that died pass to the others within
+that time; times come from the workers' clocks (keep them in sync, as NTP does).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -18,20 +19,35 @@ if TYPE_CHECKING:
 
 class WorkerStore(Protocol):
     async def claim_inbox(
-        self, channel: str, worker: str, lease_seconds: float, limit: int = 100
+        self,
+        channel: str,
+        worker: str,
+        lease_seconds: float,
+        limit: int = 100,
+        only: Sequence[str] | None = None,
     ) -> list[InboxUpdate]:
         """Up to `limit` updates for `worker` to process, oldest first: none that another
         worker holds, and none of a chat another worker holds an update of, while their
-        leases run. They are the worker's for `lease_seconds` or until processed."""
+        leases run. They are the worker's for `lease_seconds` or until processed.
+
+        With `only` (update ids: what the worker just stored), only those, and none of a
+        chat with an earlier update waiting that the worker does not hold: they are left to
+        whoever takes that one."""
         ...
 
     async def claim_outbox(
-        self, channel: str, worker: str, lease_seconds: float, limit: int = 100
+        self,
+        channel: str,
+        worker: str,
+        lease_seconds: float,
+        limit: int = 100,
+        only: Sequence[int] | None = None,
     ) -> list[QueuedMessage]:
         """Up to `limit` replies for `worker` to send, in the order queued: none that
         another worker holds, and none of a chat another worker holds a reply of, while
         their leases run; so each chat's replies go out once and in order. They are the
-        worker's for `lease_seconds` or until marked delivered or failed."""
+        worker's for `lease_seconds` or until marked delivered or failed. With `only`
+        (outbox ids: replies the worker's own turns queued), as `claim_inbox`."""
         ...
 
     async def renew_claims(self, worker: str, lease_seconds: float) -> None:

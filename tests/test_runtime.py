@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import bot.runtime
+import bot.workers
 from bot.app import App
 from bot.delivery import Undeliverable
 from bot.runtime import Aside, CannotServe, Pace, Runtime, Store
@@ -63,6 +64,7 @@ class FakeChannel:
         self.fetcher = FakeFetcher()
         self.pace = PACE
         self.gate = None
+        self.receives_alone = False
         self.fail = fail
         self.store: Store | None = None
         self.receiving = asyncio.Event()
@@ -143,11 +145,15 @@ class ScriptedEngine:
         return [turn.system for turn in self.turns if turn.system is not None]
 
 
-@pytest.fixture
-def app(storage: SqliteStorage) -> App:
+def scripted_app(storage: SqliteStorage) -> App:
     desk = StaffDesk(chat=STAFF, digest_at=time(9, 0))
     engine = ScriptedEngine(storage, desk)
     return App(Settings(), storage, faq=None, engine=engine)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def app(storage: SqliteStorage) -> App:
+    return scripted_app(storage)
 
 
 def engine_of(app: App) -> ScriptedEngine:
@@ -284,3 +290,58 @@ async def test_a_channel_that_cannot_serve_stops_the_runtime(app: App) -> None:
     runtime = Runtime(app, [alpha, beta])
     with pytest.raises(CannotServe, match="beta: refused"):
         await asyncio.wait_for(runtime.run(), 5)
+
+
+@pytest.fixture
+def fast_roles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leases of a moment, renewed often: a worker's roles pass on within a test."""
+    monkeypatch.setattr(bot.workers, "LEASE_SECONDS", 0.5)
+    monkeypatch.setattr(bot.workers, "RENEW_SECONDS", 0.05)
+    monkeypatch.setattr(bot.runtime, "RENEW_SECONDS", 0.05)
+    monkeypatch.setattr(bot.runtime, "STAFF_CHECK_SECONDS", 0.05)
+
+
+async def test_of_two_workers_one_leads_and_the_other_takes_over_when_it_stops(
+    app: App, storage: SqliteStorage, fast_roles: None
+) -> None:
+    async with SqliteStorage(storage.path) as other_storage:
+        other = scripted_app(other_storage)
+        alpha, beta = FakeChannel("alpha"), FakeChannel("alpha")
+        first, second = Runtime(app, [alpha]), Runtime(other, [beta])
+        running_first = await running(first, alpha)
+        running_second = await running(second, beta)
+        await until(lambda: len(engine_of(app).system_events()) >= 4)
+        assert engine_of(other).system_events() == []
+        # Each worker handles what it received; the leader's timers run in it alone.
+        assert beta.store is not None
+        await beta.store([{"id": 1, "chat": 7, "text": "hi"}])
+        await until(lambda: beta.sender.sent == [("7", "re hi")])
+        assert alpha.sender.sent == []
+        first.stop()
+        await running_first
+        await until(lambda: len(engine_of(other).system_events()) >= 2)
+        second.stop()
+        await running_second
+
+
+async def test_a_dead_workers_items_and_replies_go_to_the_survivor(
+    app: App, storage: SqliteStorage, fast_roles: None
+) -> None:
+    # A worker that died holding an update and a reply: nobody renews its claims.
+    await storage.receive([InboxUpdate("alpha", "1", {"id": 1, "chat": 7, "text": "hi"}, "7")])
+    [queued] = await storage.save(
+        ChatKey("alpha", "8"),
+        ConversationState(),
+        "0",
+        replies=[(ChatKey("alpha", "8"), {"text": "left"})],
+    )
+    await storage.claim_inbox("alpha", "dead", 0.3)
+    await storage.claim_outbox("alpha", "dead", 0.3)
+    alpha = FakeChannel("alpha")
+    runtime = Runtime(app, [alpha])
+    task = await running(runtime, alpha)
+    assert alpha.sender.sent == []
+    await until(lambda: sorted(alpha.sender.sent) == [("7", "re hi"), ("8", "left")])
+    runtime.stop()
+    await task
+    assert queued.id not in {m.id for m in await storage.outbox("alpha")}

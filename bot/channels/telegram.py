@@ -69,6 +69,7 @@ from bot.channels.telegram_files import TelegramFetcher
 from bot.delivery import Gate, RetryAfter, RetryPolicy, TemporaryFailure, Undeliverable
 from bot.runtime import Aside, CannotServe, Pace, Store
 from bot.settings import Settings
+from bot.workers import REUSE_PORT
 from domain.chats import ChatKey
 from handlers.i18n import N_, SUPPORTED_LANGUAGES, translator
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
@@ -651,6 +652,11 @@ class TelegramChannel:
             shutdown_grace_seconds=self.settings.shutdown_grace_seconds,
         )
 
+    @property
+    def receives_alone(self) -> bool:
+        """Telegram serves one long poll per bot; a webhook posts to any worker."""
+        return not self.webhook
+
     async def start(self) -> None:
         """Raise CannotServe if Telegram does not know the token; set the command menu."""
         try:
@@ -753,7 +759,7 @@ class TelegramChannel:
         web_app.router.add_post(hook.path, self._webhook_handler(secret, store))
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, hook.listen_host, hook.listen_port)
+        site = web.TCPSite(runner, hook.listen_host, hook.listen_port, reuse_port=REUSE_PORT)
         await site.start()
         await self.bot.set_webhook(
             str(hook.url), secret_token=secret, allowed_updates=ALLOWED_UPDATES

@@ -288,6 +288,8 @@ class WhatsAppChannel:
     `shutdown_grace_seconds`."""
 
     name = CHANNEL
+    # Meta posts to the webhook: any number of workers may listen.
+    receives_alone = False
 
     def __init__(
         self, settings: Settings, store: WindowStore, client: GraphClient | None = None

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from bot.channels.whatsapp_read import NotANotification, split_notification
 from bot.settings import WhatsAppSettings
+from bot.workers import REUSE_PORT
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,9 @@ class WhatsAppWebhook:
         runner = web.AppRunner(self.application(), access_log=None)
         await runner.setup()
         try:
-            await web.TCPSite(runner, hook.listen_host, hook.listen_port).start()
+            await web.TCPSite(
+                runner, hook.listen_host, hook.listen_port, reuse_port=REUSE_PORT
+            ).start()
         except BaseException:
             await runner.cleanup()
             raise

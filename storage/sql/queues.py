@@ -61,11 +61,18 @@ def _lease_end(lease_seconds: float) -> str:
 
 
 async def _claim(
-    tx: Transaction, queue: _Queue, channel: str, worker: str, lease_seconds: float, limit: int
+    tx: Transaction,
+    queue: _Queue,
+    channel: str,
+    worker: str,
+    lease_seconds: float,
+    limit: int,
+    only: Sequence[str | int] | None = None,
 ) -> list[Row]:
-    """Claim rows of `queue` for `worker` (see WorkerStore.claim_outbox); rows selecting
-    `queue.columns`, in queue order."""
+    """Claim rows of `queue` for `worker` (see WorkerStore.claim_outbox), of those keyed
+    `only` if given; rows selecting `queue.columns`, in queue order."""
     now = now_timestamp()
+    chosen, chosen_params = _only(queue, worker, only)
     # Claims of one queue run one at a time, so each sees the chats the last one took.
     await tx.serialize(f"claim:{queue.table}:{channel}")
     # Skipped rows are only ever locked by their holder's own writes, whose chat the
@@ -78,8 +85,9 @@ async def _claim(
                 SELECT 1 FROM {queue.table} h
                 WHERE h.channel = q.channel AND h.chat_id = q.chat_id
                   AND {queue.waiting.format(row="h")} AND h.claimed_by != ? AND h.lease_until >= ?)
+              {chosen}
             ORDER BY {queue.order} LIMIT ?""",  # noqa: S608
-        (channel, now, worker, now, limit),
+        (channel, now, worker, now, *chosen_params, limit),
         skip_locked=True,
     )
     await tx.execute_many(
@@ -88,6 +96,23 @@ async def _claim(
         [(worker, _lease_end(lease_seconds), channel, row[0]) for row in rows],
     )
     return rows
+
+
+def _only(queue: _Queue, worker: str, only: Sequence[str | int] | None) -> tuple[str, list[Any]]:
+    """The claim's condition and parameters for rows keyed `only`: none of a chat with an
+    earlier row waiting outside them that `worker` does not hold, for whoever takes that
+    one must take these after it."""
+    if only is None:
+        return "", []
+    keys = ", ".join("?" * len(only))
+    condition = f"""AND q.{queue.key} IN ({keys})
+              AND NOT EXISTS (
+                SELECT 1 FROM {queue.table} e
+                WHERE e.channel = q.channel AND e.chat_id = q.chat_id
+                  AND {queue.waiting.format(row="e")} AND e.{queue.order} < q.{queue.order}
+                  AND e.{queue.key} NOT IN ({keys})
+                  AND (e.claimed_by IS NULL OR e.claimed_by != ?))"""  # noqa: S608
+    return condition, [*only, *only, worker]
 
 
 class InboxRepository(Repository):
@@ -112,10 +137,17 @@ class InboxRepository(Repository):
             await take_from_inbox(tx, channel, update_id)
 
     async def claim_inbox(
-        self, channel: str, worker: str, lease_seconds: float, limit: int = 100
+        self,
+        channel: str,
+        worker: str,
+        lease_seconds: float,
+        limit: int = 100,
+        only: Sequence[str] | None = None,
     ) -> list[InboxUpdate]:
+        if only is not None and not only:
+            return []
         async with self.database.transaction() as tx:
-            rows = await _claim(tx, _INBOX, channel, worker, lease_seconds, limit)
+            rows = await _claim(tx, _INBOX, channel, worker, lease_seconds, limit, only)
         return [_inbox_update(channel, row) for row in rows]
 
 
@@ -139,10 +171,17 @@ class OutboxRepository(Repository):
         return [_queued(channel, row) for row in rows]
 
     async def claim_outbox(
-        self, channel: str, worker: str, lease_seconds: float, limit: int = 100
+        self,
+        channel: str,
+        worker: str,
+        lease_seconds: float,
+        limit: int = 100,
+        only: Sequence[int] | None = None,
     ) -> list[QueuedMessage]:
+        if only is not None and not only:
+            return []
         async with self.database.transaction() as tx:
-            rows = await _claim(tx, _OUTBOX, channel, worker, lease_seconds, limit)
+            rows = await _claim(tx, _OUTBOX, channel, worker, lease_seconds, limit, only)
         return [_queued(channel, row) for row in rows]
 
     async def mark_progress(self, message_id: int, parts_sent: int) -> None:

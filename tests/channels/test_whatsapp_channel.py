@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from bot.channels.whatsapp import WhatsAppChannel
 from bot.channels.whatsapp_read import DeliveryStatus, Status
 from bot.runtime import Aside, CannotServe, Pace
 from bot.settings import Settings
+from bot.workers import REUSE_PORT
 from domain.chats import ChatKey
 from handlers.messages import Incoming, Reply
 from storage.base import InboxUpdate, QueuedMessage
@@ -145,18 +147,36 @@ async def test_pace_is_whatsapps_own(emu: WhatsAppEmulator, storage: SqliteStora
     await channel.close()
 
 
-async def test_a_busy_port_is_one_line(emu: WhatsAppEmulator, storage: SqliteStorage) -> None:
-    first = WhatsAppChannel(Settings().model_copy(update={"whatsapp": settings_for(emu)}), storage)
-    store = Received(first)
-    receiving = asyncio.create_task(first.receive(store))
-    port = await listening(first)
+def on_port(emu: WhatsAppEmulator, storage: SqliteStorage, port: int) -> WhatsAppChannel:
     hook = settings_for(emu).webhook.model_copy(update={"listen_port": port})
-    busy = settings_for(emu).model_copy(update={"webhook": hook})
-    second = WhatsAppChannel(Settings().model_copy(update={"whatsapp": busy}), storage)
-    with pytest.raises(CannotServe, match=r"whatsapp\.webhook: cannot listen on 127\.0\.0\.1"):
-        await second.receive(Received(second))
-    receiving.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await receiving
+    whatsapp = settings_for(emu).model_copy(update={"webhook": hook})
+    return WhatsAppChannel(Settings().model_copy(update={"whatsapp": whatsapp}), storage)
+
+
+async def test_a_port_another_program_holds_is_one_line(
+    emu: WhatsAppEmulator, storage: SqliteStorage
+) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        channel = on_port(emu, storage, other.getsockname()[1])
+        with pytest.raises(CannotServe, match=r"whatsapp\.webhook: cannot listen on 127\.0\.0\.1"):
+            await channel.receive(Received(channel))
+        await channel.close()
+
+
+@pytest.mark.skipif(not REUSE_PORT, reason="SO_REUSEPORT is Linux's")
+async def test_workers_on_one_machine_listen_on_one_port(
+    emu: WhatsAppEmulator, storage: SqliteStorage
+) -> None:
+    first = on_port(emu, storage, 0)
+    receiving = [asyncio.create_task(first.receive(Received(first)))]
+    port = await listening(first)
+    second = on_port(emu, storage, port)
+    receiving.append(asyncio.create_task(second.receive(Received(second))))
+    assert await listening(second) == port
+    for task in receiving:
+        task.cancel()
+    await asyncio.gather(*receiving, return_exceptions=True)
     await first.close()
     await second.close()

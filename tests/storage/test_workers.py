@@ -228,6 +228,41 @@ async def test_the_inbox_is_claimed_per_chat_and_left_by_processed_updates(
     assert [u.update_id for u in await storage.inbox("telegram")] == ["2", "3", "4"]
 
 
+async def test_a_worker_claims_what_it_stored_unless_its_chat_is_anothers(
+    storage: SqlStorage, second: SqlStorage
+) -> None:
+    await storage.receive(
+        [InboxUpdate("telegram", "1", {}, "42"), InboxUpdate("telegram", "2", {}, "43")]
+    )
+    assert [u.update_id for u in await second.claim_inbox("telegram", "B", LEASE, limit=1)] == ["1"]
+    # A stored 3 and 4 (say from its webhook): 3's chat is B's, so B takes 3 after 1.
+    await storage.receive(
+        [InboxUpdate("telegram", "3", {}, "42"), InboxUpdate("telegram", "4", {}, "44")]
+    )
+    mine = await storage.claim_inbox("telegram", "A", LEASE, only=["3", "4"])
+    assert [u.update_id for u in mine] == ["4"]
+    # An earlier update of the chat that nobody holds (2) goes first, with the later one.
+    await storage.receive([InboxUpdate("telegram", "5", {}, "43")])
+    assert await storage.claim_inbox("telegram", "A", LEASE, only=["5"]) == []
+    assert [u.update_id for u in await second.claim_inbox("telegram", "B", LEASE)] == [
+        "2",
+        "3",
+        "5",
+    ]
+
+
+async def test_a_worker_claims_its_turns_replies_unless_the_chat_is_anothers(
+    storage: SqlStorage, second: SqlStorage
+) -> None:
+    await queue(storage, KEY, "k1")
+    assert texts(await second.claim_outbox("telegram", "B", LEASE)) == ["k1"]
+    k2 = await queue(storage, KEY, "k2")
+    o1 = await queue(storage, OTHER, "o1")
+    assert texts(await storage.claim_outbox("telegram", "A", LEASE, only=k2 + o1)) == ["o1"]
+    # B, still sending to the chat, takes its next reply in order.
+    assert texts(await second.claim_outbox("telegram", "B", LEASE)) == ["k2"]
+
+
 async def test_a_lease_has_one_holder_until_it_runs_out_or_is_released(
     storage: SqlStorage, second: SqlStorage
 ) -> None:
