@@ -16,6 +16,7 @@ import pytest
 from markupsafe import Markup
 from pydantic import SecretStr
 
+from bot.albums import Albums
 from bot.channels.whatsapp import Presence, WhatsAppFetcher, WhatsAppSender, status_failure
 from bot.channels.whatsapp_api import GraphClient
 from bot.channels.whatsapp_errors import OutsideWindow, TokenRejected, delivery_error, mask
@@ -350,6 +351,17 @@ async def test_photos_sent_one_after_another_share_the_chats_album(
         (CUSTOMER, album_group(CUSTOMER)),
     ]
     assert len({inbox_id(item) for item in inbox.items}) == 4
+    # The runtime gathers them as one album, in the order they came (wamids say none).
+    albums = Albums(quiet=0.01)
+    customers = [e for e in inbox.incoming() if e.chat_id == CUSTOMER]
+    album = albums.add(customers[0])
+    assert album is not None
+    for later in customers[1:]:
+        assert albums.add(later) is None
+    merged = await albums.complete(album)
+    assert merged.text == "front"
+    assert [m.mime for m in merged.media] == ["image/jpeg", "image/jpeg", "image/png"]
+    assert merged.update_ids == tuple(e.update_id for e in customers)
 
 
 def test_status_items_read_as_delivery_statuses() -> None:
