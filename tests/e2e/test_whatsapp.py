@@ -166,16 +166,19 @@ class Customer:
         )
 
     def _pick(self, label: str) -> None:
-        message = [m for m in self.wa.messages(self.number) if m["type"] == "interactive"][-1]
-        for button_id, title in self.wa.buttons(message):
-            if shortened(title, label):
-                self.wa.press_button(self.number, button_id, context_message_id=message["id"])
-                return
-        for row_id, title, _ in self.wa.rows(message):
-            if shortened(title, label):
-                self.wa.choose_row(self.number, row_id, context_message_id=message["id"])
-                return
-        raise AssertionError(f"no choice {label!r} in {choices(self.wa, message)}")
+        """The latest message offering `label` (a long choice is split over several list
+        messages, so it is not always the very last)."""
+        offers = [m for m in self.wa.messages(self.number) if m["type"] == "interactive"]
+        for message in reversed(offers):
+            for button_id, title in self.wa.buttons(message):
+                if shortened(title, label):
+                    self.wa.press_button(self.number, button_id, context_message_id=message["id"])
+                    return
+            for row_id, title, _ in self.wa.rows(message):
+                if shortened(title, label):
+                    self.wa.choose_row(self.number, row_id, context_message_id=message["id"])
+                    return
+        raise AssertionError(f"no choice {label!r} in {[choices(self.wa, m) for m in offers]}")
 
     def _then(self, act: Callable[[], object], expect: str) -> str:
         seen = len(self.wa.messages(self.number))
