@@ -58,8 +58,8 @@ i18n: install  ## extract the interface texts into the catalogs (handlers/locale
 bench: install  ## BANKING77 benchmark (DATASETS=folder with banking77_{train,test}.csv)
 	$(PY) benchmarks/banking77.py $(or $(DATASETS),../shared/datasets)
 
-bench-load: install  ## Telegram load: emulator -> bot -> reply (ARGS="--max" for throughput)
-	$(PY) benchmarks/telegram_load.py $(ARGS)
+bench-load: install  ## load: emulator -> bot -> reply (ARGS="--channel whatsapp", "--max")
+	$(PY) benchmarks/load.py $(ARGS)
 
 clean:  ## remove the virtualenv and local data
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

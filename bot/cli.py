@@ -851,7 +851,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             files = CrossChannelFiles()
             bot = make_bot(settings) if "telegram" in channels else None
             whatsapp = (
-                WhatsAppChannel(settings, open_file=files.open) if "whatsapp" in channels else None
+                WhatsAppChannel(settings, app.storage, open_file=files.open)
+                if "whatsapp" in channels
+                else None
             )
             running: list[Channel] = []
             if bot is not None:

@@ -44,11 +44,33 @@ class Sender(Protocol):
 
     def parts(self, message: QueuedMessage) -> Sequence[Any]: ...
 
-    async def send(self, key: ChatKey, part: Any) -> None:
-        """Send one part; raise a DeliveryError subclass when it did not go out."""
+    async def send(self, key: ChatKey, part: Any) -> str | None:
+        """Send one part; raise a DeliveryError subclass when it did not go out. Returns
+        the messenger's id of the message sent where a later status names it (WhatsApp's
+        wamid), else None."""
         ...
 
     def is_group(self, chat_id: str) -> bool: ...
+
+
+class Gate(Protocol):
+    """What a channel asks of a reply besides rendering it, where the messenger limits what
+    may go out when (WhatsApp's 24-hour window), and what it keeps of each message sent."""
+
+    async def parts(self, message: QueuedMessage, parts: Sequence[Any]) -> Sequence[Any]:
+        """The parts to send for a reply not yet begun: `parts` as rendered, or others in
+        their place (a template); raises Undeliverable to keep the reply back."""
+        ...
+
+    async def refused(self, message: QueuedMessage, error: Undeliverable) -> Sequence[Any]:
+        """The parts to send in place of a reply the messenger refused with `error` (the
+        window closed after all); raises Undeliverable (`error` itself) when none may go."""
+        ...
+
+    async def sent(self, message: QueuedMessage, part: int, sent_id: str) -> str | None:
+        """Part `part` of the reply went out as the messenger's message `sent_id`; returns
+        why it failed when the messenger's failed status came before its answer."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -85,6 +107,7 @@ class Delivery:
         policy: RetryPolicy = RetryPolicy(),
         on_failed: OnFailed | None = None,
         shown: Callable[[ChatKey], str] = lambda key: key.chat_id,
+        gate: Gate | None = None,
     ) -> None:
         self.outbox = outbox
         self.channel = channel
@@ -94,6 +117,7 @@ class Delivery:
         self.on_failed = on_failed
         # How logs name a chat: a phone number (WhatsApp's chat ids) masked.
         self.shown = shown
+        self.gate = gate
         self._queues = SerialQueues(f"delivery.{channel}")
 
     async def start(self) -> None:
@@ -124,34 +148,55 @@ class Delivery:
         await self._queues.cancel()
 
     async def _deliver(self, message: QueuedMessage) -> None:
-        parts = self.sender.parts(message)
-        for index in range(message.parts_sent, len(parts)):
-            try:
-                await self._send_part(message.key, parts[index])
-            except Undeliverable as exc:
-                logger.error(
-                    "delivery.failed channel=%s chat=%s message=%d reason=%s",
-                    self.channel,
-                    self.shown(message.key),
-                    message.id,
-                    exc,
-                )
-                await self.outbox.mark_failed(message.id, str(exc))
-                if self.on_failed is not None:
-                    await self.on_failed(message, str(exc))
-                return
-            if index + 1 < len(parts):
-                await self.outbox.mark_progress(message.id, index + 1)
+        try:
+            await self._send_parts(message)
+        except Undeliverable as exc:
+            logger.error(
+                "delivery.failed channel=%s chat=%s message=%d reason=%s",
+                self.channel,
+                self.shown(message.key),
+                message.id,
+                exc,
+            )
+            await self.outbox.mark_failed(message.id, str(exc))
+            if self.on_failed is not None:
+                await self.on_failed(message, str(exc))
+            return
         await self.outbox.mark_delivered(message.id)
 
-    async def _send_part(self, key: ChatKey, part: Any) -> None:
+    async def _send_parts(self, message: QueuedMessage) -> None:
+        """Send what is left of the reply (what the gate lets through); raises Undeliverable
+        when it cannot go."""
+        parts = self.sender.parts(message)
+        if self.gate is not None and message.parts_sent == 0:
+            parts = await self.gate.parts(message, parts)
+        try:
+            await self._send_from(message, parts, message.parts_sent, progress=True)
+        except Undeliverable as exc:
+            if self.gate is None:
+                raise
+            # Sent in place of the whole reply: progress is kept of the reply's own parts.
+            await self._send_from(message, await self.gate.refused(message, exc), 0)
+
+    async def _send_from(
+        self, message: QueuedMessage, parts: Sequence[Any], start: int, progress: bool = False
+    ) -> None:
+        for index in range(start, len(parts)):
+            sent_id = await self._send_part(message.key, parts[index])
+            if sent_id and self.gate is not None:
+                failed = await self.gate.sent(message, index, sent_id)
+                if failed is not None and self.on_failed is not None:
+                    await self.on_failed(message, failed)
+            if progress and index + 1 < len(parts):
+                await self.outbox.mark_progress(message.id, index + 1)
+
+    async def _send_part(self, key: ChatKey, part: Any) -> str | None:
         failures = 0
         while True:
             if self.limiter is not None:
                 await self.limiter.acquire(key.chat_id, group=self.sender.is_group(key.chat_id))
             try:
-                await self.sender.send(key, part)
-                return
+                return await self.sender.send(key, part)
             except RetryAfter as exc:
                 logger.warning(
                     "delivery.rate_limited chat=%s retry_after=%s", self.shown(key), exc.seconds

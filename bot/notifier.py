@@ -78,7 +78,8 @@ class OrderNotifier:
             logger.info(
                 "notifier.queued channel=%s chat=%s order=%s status=%s",
                 self.channel,
-                notice.key.chat_id,
+                # A WhatsApp customer's chat is their phone number: masked as delivery logs it.
+                self.delivery.shown(notice.key),
                 order.number,
                 order.status,
             )

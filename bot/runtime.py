@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from bot.albums import Album, Albums
 from bot.app import App
-from bot.delivery import Delivery, Sender
+from bot.delivery import Delivery, Gate, Sender
 from bot.media import Fetcher, MediaArchive
 from bot.notifier import OrderNotifier
 from bot.presence import Typing
@@ -56,6 +56,15 @@ class Aside:
 
 
 @dataclass(frozen=True)
+class Undelivered:
+    """A reply the messenger reported lost after it had taken it (a WhatsApp `failed`
+    status): the staff hear of it as of a reply delivery gave up on."""
+
+    message: QueuedMessage
+    reason: str
+
+
+@dataclass(frozen=True)
 class Pace:
     """A channel's limits: replies a second overall, what one chat may send (a burst, then
     so many a minute), and the grace on stopping for turns and deliveries under way."""
@@ -88,6 +97,12 @@ class Channel(Protocol):
     @property
     def pace(self) -> Pace: ...
 
+    @property
+    def gate(self) -> Gate | None:
+        """What a reply must pass before it goes out, and what is kept of each message
+        sent (WhatsApp's 24-hour window and statuses); None: replies go as rendered."""
+        ...
+
     async def start(self) -> None:
         """Start-up checks and set-up before anything is received (Telegram: getMe, the
         command menu); raise CannotServe when the messenger will not serve."""
@@ -106,8 +121,9 @@ class Channel(Protocol):
         """What a stored item means; never raises."""
         ...
 
-    async def set_aside(self, stored: InboxUpdate, aside: Aside) -> None:
-        """Act on an item that is no turn (log it, answer its button, leave its group)."""
+    async def set_aside(self, stored: InboxUpdate, aside: Aside) -> Undelivered | None:
+        """Act on an item that is no turn (log it, answer its button, leave its group);
+        returns the reply it reports undelivered (a failed status), if any."""
         ...
 
     async def answered(self, stored: InboxUpdate, notice: str | None) -> None:
@@ -138,6 +154,7 @@ class _Lane:
             RateLimiter(limits),
             on_failed=runtime.report_undelivered,
             shown=app.services.shown_chat_id,
+            gate=channel.gate,
         )
         self.notifier: OrderNotifier = app.order_notifier(self.name, self.delivery)
         self.archive: MediaArchive | None = app.media_archive(self.name, channel.fetcher)
@@ -249,7 +266,9 @@ class Runtime:
             if isinstance(event, Incoming):
                 await self._converse(lane, event, stored)
             else:
-                await lane.channel.set_aside(stored, event)
+                undelivered = await lane.channel.set_aside(stored, event)
+                if undelivered is not None:
+                    await self.report_undelivered(undelivered.message, undelivered.reason)
                 await self.app.storage.discard(lane.name, stored.update_id)
         finally:
             lane.queued.discard(stored.update_id)

@@ -205,6 +205,17 @@ class WhatsAppSettings(Section):
     app_secret: SecretStr | None = Field(default=None, validate_default=True)
     verify_token: SecretStr | None = Field(default=None, validate_default=True)
     webhook: WhatsAppWebhookSettings = Field(default_factory=WhatsAppWebhookSettings)
+    # Overall cap on messages sent per second. The Cloud API takes 80 a second per number by
+    # default (up to 1,000 once Meta upgrades it), but counts every call, read receipts and
+    # "typing…" included, and a new number's quality rating suffers from bursts: 20 leaves
+    # room for those and for a second process on the same number. Each customer also has
+    # Meta's pair rate (about one message every 6 seconds after a burst): 131056 backs off.
+    messages_per_second: float = Field(default=20.0, gt=0, le=1000)
+    # What one customer may send before the bot slows down for them, as telegram's.
+    inbound_burst: int = Field(default=10, ge=1)
+    inbound_per_minute: float = Field(default=30.0, gt=0)
+    # On SIGTERM: how long to finish turns and deliveries under way before exiting.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # Approved templates for messages outside the 24-hour window, by purpose.
     templates: dict[TemplatePurpose, WhatsAppTemplateSettings] = Field(default_factory=dict)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, tzinfo
+from typing import Any
 
 from markupsafe import Markup
 
@@ -17,7 +18,7 @@ from domain.ownership import CheckLimits
 from domain.privacy import mask_emails_in, mask_phone
 from faq.service import FaqService
 from handlers.i18n import Translate, supported_language, translator
-from handlers.messages import Button, Incoming, Reply
+from handlers.messages import Button, Incoming, Purpose, Reply
 from storage.base import AlreadyProcessed, ConversationStore, QueuedMessage, Record, Storage
 
 logger = logging.getLogger(__name__)
@@ -215,8 +216,9 @@ class Engine:
                     turn.state,
                     incoming.update_id,
                     [*turn.records, *_transcript(turn)],
-                    [(_destination(key, reply), reply.to_json()) for reply in turn.replies],
+                    [_queued(turn, reply) for reply in turn.replies],
                     also_processed=incoming.merged_update_ids,
+                    inbound_at=_inbound_at(turn),
                 )
             except AlreadyProcessed:
                 return _duplicate(key, incoming, self.services)
@@ -268,6 +270,25 @@ def _destination(key: ChatKey, reply: Reply) -> ChatKey:
     """Where a reply goes: the turn's chat, or the one it names (maybe on another channel,
     whose delivery then sends it)."""
     return key if reply.to is None else reply.to
+
+
+def _queued(turn: Turn, reply: Reply) -> tuple[ChatKey, dict[str, Any]]:
+    """A reply as the outbox keeps it, for the chat it goes to. What a staff turn sends a
+    customer is the staff's (a rep's answer, a ticket's decision): WhatsApp may send it
+    after its 24-hour window only as the staff's template."""
+    destination = _destination(turn.key, reply)
+    if turn.incoming.staff and destination != turn.key and reply.purpose is Purpose.ANSWER:
+        reply = replace(reply, purpose=Purpose.STAFF_REPLY)
+    return destination, reply.to_json()
+
+
+def _inbound_at(turn: Turn) -> datetime | None:
+    """When the customer wrote, on the messenger's clock if it says (what opens WhatsApp's
+    24-hour window); None for the staff's and the application's own events."""
+    incoming = turn.incoming
+    if incoming.staff or incoming.system is not None:
+        return None
+    return incoming.sent_at or turn.services.now()
 
 
 def _transcript(turn: Turn) -> list[Record]:

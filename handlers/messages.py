@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -22,6 +23,15 @@ class MediaKind(StrEnum):
     CONTACT = "contact"
     # Anything else a messenger can carry (polls, dice, games): flows never ask for it.
     OTHER = "other"
+
+
+class Purpose(StrEnum):
+    """What a reply to a customer is for: a messenger that limits messages the customer did
+    not just ask for (WhatsApp's 24-hour window) sends each kind its own way."""
+
+    ANSWER = "answer"  # the bot's answer in the customer's own turn
+    ORDER_UPDATE = "order_update"  # a proactive order status notice
+    STAFF_REPLY = "staff_reply"  # a rep's answer, or a staff action, relayed to the customer
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,9 @@ class Incoming:
     # The customer's phone number (E.164), set only by a channel that verified it
     # (WhatsApp's wa_id); never from what the customer typed.
     phone: str | None = None
+    # When the customer wrote it, on the messenger's clock (WhatsApp's `timestamp`); None
+    # when the messenger does not say: then it counts as written on arrival.
+    sent_at: datetime | None = None
 
     @property
     def update_ids(self) -> tuple[str, ...]:
@@ -118,7 +131,9 @@ class Reply:
       copy (or, to staff, forward) instead of `text`; a message crossing channels is
       passed on as `text` and `album` instead;
     - `album`: files to send, `text` being their caption; each names its channel, so a
-      channel can fetch another's file and upload it.
+      channel can fetch another's file and upload it;
+    - `purpose`: what it is for (an answer, an order notice, a rep's reply), for channels
+      that may send only some kinds late (WhatsApp's 24-hour window).
     """
 
     text: Markup
@@ -129,6 +144,7 @@ class Reply:
     open_topic: str | None = None
     copy_of: tuple[str, str] | None = None
     album: tuple[Media, ...] = ()
+    purpose: Purpose = Purpose.ANSWER
 
     @property
     def flat_buttons(self) -> list[Button]:
@@ -153,6 +169,8 @@ class Reply:
                 [media.kind, media.file_ref, media.channel, media.mime, media.file_name]
                 for media in self.album
             ]
+        if self.purpose is not Purpose.ANSWER:
+            body["purpose"] = self.purpose.value
         return body
 
     @classmethod
@@ -175,6 +193,8 @@ class Reply:
             open_topic=body.get("open_topic"),
             copy_of=(str(copy_of[0]), str(copy_of[1])) if copy_of else None,
             album=tuple(_media(item, channel) for item in body.get("album", ())),
+            # Before replies said: an answer, the kind a closed window keeps.
+            purpose=Purpose(body.get("purpose", Purpose.ANSWER)),
         )
 
 

@@ -24,7 +24,7 @@ from handlers.engine import Services, Turn
 from handlers.faq import ACTION_LABELS, entry_button, handoff_button
 from handlers.i18n import Translate, format_date, translator
 from handlers.menu import menu_button, stale_button
-from handlers.messages import Button, Reply
+from handlers.messages import Button, Purpose, Reply
 from handlers.ownership import locked_out_minutes, owned_orders, prove_with_email
 from handlers.warranty import warranty_card
 
@@ -404,10 +404,13 @@ async def list_orders(turn: Turn, args: list[str]) -> None:
 
 
 def status_notice(order: Order, language: str, services: Services) -> Reply:
-    """The message a linked chat gets when its order's status changes."""
+    """The message a linked chat gets when its order's status changes, unprompted (on
+    WhatsApp, after the 24-hour window, as the `order_update` template)."""
     _ = translator(language)
     card = status_card(language, order, services)
     heading = _("🔔 Update on your order {number}: now {status}.").format(
         number=order.number, status=status_label(_, order.status)
     )
-    return Reply(Markup("{}\n\n{}").format(heading, card.text), card.buttons)
+    return Reply(
+        Markup("{}\n\n{}").format(heading, card.text), card.buttons, purpose=Purpose.ORDER_UPDATE
+    )

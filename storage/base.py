@@ -15,6 +15,7 @@ from domain.ownership import FailedOwnershipCheck, OrderLinked
 from domain.tickets import TicketRecord
 from storage.handoffs import HandoffStore
 from storage.orders import OrderStore
+from storage.sent import SentStore
 from storage.tickets import TicketStore
 from storage.workers import WorkerStore
 
@@ -89,15 +90,22 @@ class ConversationStore(Protocol):
         records: Sequence[Record] = (),
         replies: Sequence[tuple[ChatKey, dict[str, Any]]] = (),
         also_processed: Sequence[str] = (),
+        inbound_at: datetime | None = None,
     ) -> list[QueuedMessage]:
         """Store the turn atomically: state, records, replies queued in the outbox for the
         chat each is addressed to, and the update (with `also_processed`, the other updates
         merged into it) marked processed and so removed from the inbox. Returns the queued
-        replies.
+        replies. `inbound_at` (tz-aware): when the customer wrote the update, kept as the
+        chat's `last_inbound` unless a later one is kept already.
 
         Raises AlreadyProcessed, saving nothing, when `update_id` was marked processed
         before (another process handled it): an update is processed exactly once.
         """
+        ...
+
+    async def last_inbound(self, key: ChatKey) -> datetime | None:
+        """When the customer of the chat last wrote (the latest `inbound_at` saved), or None
+        if never: what WhatsApp's 24-hour window runs from."""
         ...
 
 
@@ -168,12 +176,14 @@ class Storage(
     HandoffStore,
     TicketStore,
     WorkerStore,
+    SentStore,
     Protocol,
 ):
     """Everything the bot stores; one implementation per backend."""
 
     async def prune(self, older_than_days: float) -> None:
-        """Forget processed-update marks and failed replies older than that."""
+        """Forget processed-update marks, failed replies and records of sent messages older
+        than that."""
         ...
 
     async def close(self) -> None: ...

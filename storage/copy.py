@@ -29,7 +29,8 @@ def _table(name: str, columns: str, order: str = "id") -> Table:
 TABLES = (
     _table(
         "conversations",
-        "channel, chat_id, flow, step, data, language, updated_at, language_chosen",
+        "channel, chat_id, flow, step, data, language, updated_at, language_chosen, "
+        "last_inbound_at",
         "channel, chat_id",
     ),
     _table("processed_updates", "channel, chat_id, update_id, processed_at", "channel, update_id"),
@@ -89,6 +90,12 @@ TABLES = (
     ),
     _table("ticket_events", "id, ticket_id, at, actor, action, detail"),
     _table("leases", "name, holder, expires_at", "name"),
+    _table(
+        "sent_messages",
+        "channel, chat_id, message_id, outbox_id, part, body, sent_at, status, status_at, "
+        "error_code, error",
+        "channel, message_id",
+    ),
 )
 
 

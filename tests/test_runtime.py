@@ -62,6 +62,7 @@ class FakeChannel:
         self.sender = FakeSender(refuse)
         self.fetcher = FakeFetcher()
         self.pace = PACE
+        self.gate = None
         self.fail = fail
         self.store: Store | None = None
         self.receiving = asyncio.Event()

@@ -607,6 +607,9 @@ class WhatsAppEmulator:
         self.webhook_retry_delay = webhook_retry_delay
         #: The bot's webhook, e.g. ``http://127.0.0.1:<port>/whatsapp/webhook``; set by the test.
         self.webhook_url: str | None = None
+        #: Called with (wa_id, message) for each message the bot sends, read receipts aside,
+        #: from the emulator's thread as the call arrives (the load benchmark times replies).
+        self.on_message: Callable[[str, JsonDict], None] | None = None
 
         self._cond = threading.Condition(threading.RLock())
         self._version = 0
@@ -820,6 +823,9 @@ class WhatsAppEmulator:
             message["status"] = "accepted"
             self._outbound[wamid] = _Outbound(wa_id, message, failure)
             self._changed()
+        hook = self.on_message
+        if hook is not None:
+            hook(wa_id, message)
         self._queue_statuses(wamid, wa_id, failure)
         answer: JsonDict = {
             "messaging_product": "whatsapp",
@@ -1649,11 +1655,13 @@ class WhatsAppEmulator:
             found = self._media.get(media_id)
             return copy.copy(found) if found else None
 
-    def read_receipts(self, wa_id: str) -> list[JsonDict]:
-        """The bot's read receipts for a customer's messages (bodies as sent)."""
-        wa_id = _wa_id(wa_id)
+    def read_receipts(self, wa_id: str | None = None) -> list[JsonDict]:
+        """The bot's read receipts for a customer's messages, or everyone's (bodies as sent)."""
+        wanted = None if wa_id is None else _wa_id(wa_id)
         with self._cond:
-            return [copy.deepcopy(body) for who, body in self._read_receipts if who == wa_id]
+            return [
+                copy.deepcopy(body) for who, body in self._read_receipts if wanted in (None, who)
+            ]
 
     @property
     def templates_sent(self) -> list[JsonDict]:

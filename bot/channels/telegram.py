@@ -68,7 +68,7 @@ from markupsafe import Markup
 from bot.app import App
 from bot.channels.html_split import split_html
 from bot.channels.telegram_files import TelegramFetcher
-from bot.delivery import RetryAfter, RetryPolicy, TemporaryFailure, Undeliverable
+from bot.delivery import Gate, RetryAfter, RetryPolicy, TemporaryFailure, Undeliverable
 from bot.media import MB, FileNotCarried, OpenFile
 from bot.runtime import Aside, CannotServe, Pace, Store
 from bot.settings import Settings
@@ -692,6 +692,8 @@ class TelegramChannel:
     reads them, answers button presses, shows "typing…"; its sender and fetcher do the rest."""
 
     name = CHANNEL
+    # No window or statuses to heed: replies go as rendered.
+    gate: Gate | None = None
 
     def __init__(
         self, app: App, bot: Bot, webhook: bool = False, open_file: OpenFile | None = None

@@ -8,8 +8,10 @@
 - `WhatsAppFetcher`: the media archive's `Fetcher`, by media id;
 - `Presence`: read receipts with the typing indicator while a turn runs;
 - `decide` (whatsapp_window): free-form, template, or kept for the staff, by the 24-hour
-  customer-service window (not applied by the sender yet: a reply outside the window fails
-  with 131047, `OutsideWindow`, and is reported like any undelivered reply);
+  customer-service window; `WindowGate` (whatsapp_outbound) applies it to every reply
+  before delivery sends it, and records each message sent by its wamid;
+- `StatusBook` (whatsapp_outbound): Meta's statuses kept against those records, a
+  `failed` one reported to the staff as an undelivered reply;
 - `WhatsAppChannel`: the runtime's `Channel`, made of the parts above; `minerdesk run`
   starts it when `whatsapp.phone_number_id` is set.
 
@@ -24,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from bot.channels.whatsapp_api import (
     size_limit,
 )
 from bot.channels.whatsapp_errors import delivery_error, mask
+from bot.channels.whatsapp_outbound import StatusBook, WindowGate, WindowStore
 from bot.channels.whatsapp_read import (
     CHANNEL,
     DeliveryStatus,
@@ -64,7 +66,7 @@ from bot.channels.whatsapp_window import (
 )
 from bot.delivery import DeliveryError, Undeliverable
 from bot.media import FetchFailed, OpenFile, upload_name
-from bot.runtime import Aside, CannotServe, Pace
+from bot.runtime import Aside, CannotServe, Pace, Undelivered
 from bot.settings import Settings, WhatsAppSettings
 from domain.chats import ChatKey
 from domain.privacy import mask_phone
@@ -78,17 +80,18 @@ __all__ = [
     "GraphClient",
     "Ignored",
     "KeepForStaff",
-    "OnSent",
     "OpenFile",
     "Presence",
     "Purpose",
     "SendAsIs",
     "SendTemplate",
+    "StatusBook",
     "Store",
     "WhatsAppChannel",
     "WhatsAppFetcher",
     "WhatsAppSender",
     "WhatsAppWebhook",
+    "WindowGate",
     "decide",
     "read",
     "receive",
@@ -97,9 +100,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Told of every message sent, with its wamid: what a later status (a failure, 131047 among
-# them) refers to.
-OnSent = Callable[[ChatKey, Part, str], Awaitable[None]]
 # A status reports a message Meta had accepted: only the error code tells what went wrong.
 HTTP_OK = 200
 _TYPES_BY_KIND = {
@@ -128,20 +128,18 @@ def status_failure(status: DeliveryStatus) -> DeliveryError | None:
 
 class WhatsAppSender:
     """Turns queued replies into Cloud API calls and Meta's errors into delivery errors:
-    131047 is `OutsideWindow` (the caller may send a template instead), rate limits are
+    131047 is `OutsideWindow` (the gate may send a template instead), rate limits are
     `RetryAfter`, Meta's outages `TemporaryFailure`, the rest `Undeliverable` with Meta's
-    reason."""
+    reason. `send` returns the message's wamid, what Meta's later statuses name."""
 
     def __init__(
         self,
         client: GraphClient,
         open_file: OpenFile | None = None,
-        on_sent: OnSent | None = None,
         list_label: str = LIST_LABEL,
     ) -> None:
         self.client = client
         self.open_file = open_file
-        self.on_sent = on_sent
         self.list_label = list_label
 
     def parts(self, message: QueuedMessage) -> list[Part]:
@@ -150,7 +148,7 @@ class WhatsAppSender:
     def is_group(self, chat_id: str) -> bool:
         return False  # customers only: WhatsApp's staff chat is Telegram's
 
-    async def send(self, key: ChatKey, part: Part) -> None:
+    async def send(self, key: ChatKey, part: Part) -> str:
         if isinstance(part, Refused):
             raise Undeliverable(part.reason)
         try:
@@ -158,8 +156,14 @@ class WhatsAppSender:
             wamid = await self.client.send(key.chat_id, payload)
         except GraphError as exc:
             raise exc.delivery_error() from exc
-        if self.on_sent is not None:
-            await self.on_sent(key, part, wamid)
+        if payload.get("type") == "template":
+            logger.info(
+                "whatsapp.template_sent chat=%s template=%s message=%s",
+                mask(key.chat_id),
+                payload["template"]["name"],
+                wamid,
+            )
+        return wamid
 
     async def _file_payload(self, part: FileMessage) -> dict[str, Any]:
         media = part.media
@@ -274,15 +278,17 @@ class Presence:
 
 class WhatsAppChannel:
     """The WhatsApp adapter the runtime runs: the webhook receives, `read` reads, the sender
-    and fetcher do the rest. Chat ids are phone numbers: logged masked. WhatsApp has no pace
-    settings of its own yet: it is paced by Telegram's (`telegram.messages_per_second`,
-    `inbound_per_minute`, `inbound_burst`, `shutdown_grace_seconds`)."""
+    and fetcher do the rest, the gate applies the 24-hour window and the status book keeps
+    Meta's statuses (both in `store`). Chat ids are phone numbers: logged masked. Paced by
+    `whatsapp.messages_per_second`, `inbound_per_minute`, `inbound_burst` and
+    `shutdown_grace_seconds`."""
 
     name = CHANNEL
 
     def __init__(
         self,
         settings: Settings,
+        store: WindowStore,
         client: GraphClient | None = None,
         open_file: OpenFile | None = None,
     ) -> None:
@@ -292,14 +298,19 @@ class WhatsAppChannel:
         self.sender = WhatsAppSender(self.client, open_file)
         self.fetcher = WhatsAppFetcher(self.client)
         self.presence = Presence(self.client)
+        templates = {
+            str(purpose): template for purpose, template in self.settings.templates.items()
+        }
+        self.gate = WindowGate(store, templates)
+        self.statuses = StatusBook(store)
         # The webhook server while receiving (its `port` is the one bound).
         self.webhook: WhatsAppWebhook | None = None
-        telegram = settings.telegram
+        own = self.settings
         self.pace = Pace(
-            messages_per_second=telegram.messages_per_second,
-            inbound_per_minute=telegram.inbound_per_minute,
-            inbound_burst=telegram.inbound_burst,
-            shutdown_grace_seconds=telegram.shutdown_grace_seconds,
+            messages_per_second=own.messages_per_second,
+            inbound_per_minute=own.inbound_per_minute,
+            inbound_burst=own.inbound_burst,
+            shutdown_grace_seconds=own.shutdown_grace_seconds,
         )
 
     async def start(self) -> None:
@@ -340,22 +351,26 @@ class WhatsAppChannel:
             case Ignored(reason=reason):
                 return Aside(reason)
 
-    async def set_aside(self, stored: InboxUpdate, aside: Aside) -> None:
+    async def set_aside(self, stored: InboxUpdate, aside: Aside) -> Undelivered | None:
         status = aside.event
         if not isinstance(status, DeliveryStatus):
             logger.info("whatsapp.ignored item=%s reason=%s", stored.update_id, aside.reason)
-            return
+            return None
+        failed = await self.statuses.keep(status, self.name)
         failure = status_failure(status)
         if failure is None:
-            return
-        # Note: not yet told to the staff flows like an undelivered reply (the runtime's
-        # `report_undelivered` wants the queued message, which a wamid does not name yet).
+            return None
         logger.warning(
             "whatsapp.message_failed chat=%s message=%s reason=%s",
             mask_phone(status.recipient),
             status.message_id,
             failure,
         )
+        if failed is None or failed.outbox_id is None or failed.body is None:
+            # Reported already (another part of the reply), or no reply of ours is known.
+            return None
+        message = QueuedMessage(failed.outbox_id, failed.key, failed.body)
+        return Undelivered(message, str(failure))
 
     async def answered(self, stored: InboxUpdate, notice: str | None) -> None:
         """Blue ticks once the turn is over, without "typing…": the replies are out."""

@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -169,17 +170,12 @@ def inbox_id(body: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def inbound_times(body: Any) -> dict[str, int]:
-    """When each customer in a notification last wrote (Meta's timestamps, seconds since the
-    epoch): what opens their 24-hour window."""
-    times: dict[str, int] = {}
-    for message in _list(_value(body).get("messages")):
-        if not isinstance(message, dict):
-            continue
-        sender, timestamp = _text(message.get("from")), _int(message.get("timestamp"))
-        if sender and timestamp:
-            times[sender] = max(times.get(sender, 0), timestamp)
-    return times
+def meta_time(timestamp: int) -> datetime | None:
+    """A timestamp of Meta's (seconds since the epoch) as a time; None when 0 or absurd."""
+    try:
+        return datetime.fromtimestamp(timestamp, UTC) if timestamp > 0 else None
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def album_group(wa_id: str) -> str:
@@ -221,6 +217,8 @@ def _read_message(message: Mapping[str, Any], contacts: list[Any]) -> Incoming |
         message_id=wamid,
         reply_to=reply_to,
         phone=f"+{sender}",
+        # Meta's clock, which its 24-hour window runs on.
+        sent_at=meta_time(_int(message.get("timestamp"))),
     )
     item = message.get(kind)
     item = item if isinstance(item, dict) else {}

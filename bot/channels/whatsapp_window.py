@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 
 from bot.channels.whatsapp_format import template_parameter
 from bot.channels.whatsapp_render import Message
 from bot.settings import WhatsAppTemplateSettings
+from handlers.messages import Purpose
 
 WINDOW_SECONDS = 24 * 3600
 # Meta's clock is not ours, and a message waits in the queue a little: this close to the
@@ -25,13 +25,19 @@ WINDOW_MARGIN_SECONDS = 120
 # A template's parameter may not be empty: a reply of files alone says so.
 NO_TEXT = "📎"
 
-
-class Purpose(StrEnum):
-    """What a message to a customer is; the last two have templates (`whatsapp.templates`)."""
-
-    ANSWER = "answer"  # the bot's answer in the customer's own turn
-    ORDER_UPDATE = "order_update"  # a proactive order status notice
-    STAFF_REPLY = "staff_reply"  # a rep's answer relayed to the customer
+__all__ = [
+    "NO_TEXT",
+    "WINDOW_MARGIN_SECONDS",
+    "WINDOW_SECONDS",
+    "Decision",
+    "KeepForStaff",
+    "Purpose",
+    "SendAsIs",
+    "SendTemplate",
+    "decide",
+    "template_message",
+    "window_open",
+]
 
 
 @dataclass(frozen=True)

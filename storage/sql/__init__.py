@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Self
 
 from domain.chats import ChatKey
-from storage.sql import conversations, handoffs, orders, queues
+from storage.sql import conversations, handoffs, orders, queues, sent
 from storage.sql.conversations import ConversationRepository
 from storage.sql.faq_log import FaqLogRepository
 from storage.sql.handoffs import HandoffRepository
@@ -28,6 +28,7 @@ from storage.sql.leases import LeaseRepository
 from storage.sql.migrations import Migrations
 from storage.sql.orders import OrderRepository
 from storage.sql.queues import ClaimRepository, InboxRepository, OutboxRepository
+from storage.sql.sent import SentRepository
 from storage.sql.tickets import TicketRepository
 from storage.sql.times import utc_timestamp
 
@@ -42,6 +43,7 @@ class SqlStorage(
     TicketRepository,
     ClaimRepository,
     LeaseRepository,
+    SentRepository,
 ):
     """Everything the bot stores, given a backend's `database`; open it with `async with`
     (or `connect`), which also brings the schema up to date unless told not to."""
@@ -86,12 +88,13 @@ class SqlStorage(
         await self.close()
 
     async def prune(self, older_than_days: float) -> None:
-        """Forget processed-update marks, failed replies, failed ownership checks, staff-chat
-        relays and transcript lines older than that."""
+        """Forget processed-update marks, failed replies, records of sent messages, failed
+        ownership checks, staff-chat relays and transcript lines older than that."""
         cutoff = utc_timestamp(datetime.now(UTC) - timedelta(days=older_than_days))
         async with self.database.transaction() as tx:
             await conversations.forget_processed_before(tx, cutoff)
             await queues.forget_failed_before(tx, cutoff)
+            await sent.forget_sent_before(tx, cutoff)
             await orders.forget_checks_before(tx, cutoff)
             await handoffs.forget_before(tx, cutoff)
             # Tickets, their answers, files and history stay: the service centre needs them.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from domain.chats import ChatKey, ConversationState
@@ -16,7 +17,7 @@ from storage.base import AlreadyProcessed, QueuedMessage, Record
 from storage.sql import faq_log, handoffs, orders, tickets
 from storage.sql.database import Repository, Transaction
 from storage.sql.queues import queue_reply, take_from_inbox
-from storage.sql.times import now_timestamp
+from storage.sql.times import now_timestamp, optional_timestamp, utc_timestamp
 
 # Stores one record of a turn, for the turn's chat, inside the turn's transaction.
 RecordWriter = Callable[[Transaction, ChatKey, Any], Awaitable[None]]
@@ -61,6 +62,15 @@ async def _write_state(tx: Transaction, key: ChatKey, state: ConversationState) 
     )
 
 
+async def _write_last_inbound(tx: Transaction, key: ChatKey, at: datetime) -> None:
+    """The customer wrote at `at`; a message Meta delivers late never moves it back."""
+    await tx.execute(
+        "UPDATE conversations SET last_inbound_at=? WHERE channel=? AND chat_id=? "
+        "AND (last_inbound_at IS NULL OR last_inbound_at < ?)",
+        (utc_timestamp(at), key.channel, key.chat_id, utc_timestamp(at)),
+    )
+
+
 async def _mark_processed(tx: Transaction, key: ChatKey, update_id: str) -> bool:
     """The update will not be handled again, and leaves the inbox; False when it was
     already marked (a concurrent insert waits for the other transaction, then sees it)."""
@@ -90,6 +100,13 @@ class ConversationRepository(Repository):
         flow, step, data, language, chosen = row
         return ConversationState(flow, step, json.loads(data), language, bool(chosen))
 
+    async def last_inbound(self, key: ChatKey) -> datetime | None:
+        row = await self.database.fetch_one(
+            "SELECT last_inbound_at FROM conversations WHERE channel=? AND chat_id=?",
+            (key.channel, key.chat_id),
+        )
+        return None if row is None else optional_timestamp(row[0])
+
     async def is_processed(self, key: ChatKey, update_id: str) -> bool:
         row = await self.database.fetch_one(
             "SELECT 1 FROM processed_updates WHERE channel=? AND update_id=?",
@@ -105,6 +122,7 @@ class ConversationRepository(Repository):
         records: Sequence[Record] = (),
         replies: Sequence[tuple[ChatKey, dict[str, Any]]] = (),
         also_processed: Sequence[str] = (),
+        inbound_at: datetime | None = None,
     ) -> list[QueuedMessage]:
         async with self.database.transaction() as tx:
             # First, so a duplicate turn stops before it writes anything.
@@ -113,6 +131,8 @@ class ConversationRepository(Repository):
             for merged_id in also_processed:
                 await _mark_processed(tx, key, merged_id)
             await _write_state(tx, key, state)
+            if inbound_at is not None:
+                await _write_last_inbound(tx, key, inbound_at)
             for record in records:
                 await WRITERS[type(record)](tx, key, record)
             return [await queue_reply(tx, destination, body) for destination, body in replies]

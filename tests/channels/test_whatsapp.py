@@ -9,6 +9,7 @@ import logging
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,9 @@ from bot.channels.whatsapp_read import (
     Ignored,
     Status,
     album_group,
-    inbound_times,
     inbox_id,
     read,
 )
-from bot.channels.whatsapp_render import render
 from bot.channels.whatsapp_webhook import WhatsAppWebhook, signature
 from bot.channels.whatsapp_window import Purpose, SendTemplate, decide
 from bot.delivery import RetryAfter, TemporaryFailure, Undeliverable
@@ -203,8 +202,10 @@ async def test_a_notification_of_several_messages_is_stored_one_item_each(
         (OTHER, "two", "Ben"),
         (CUSTOMER, "three", "Ann"),
     ]
-    times = inbound_times(inbox.items[2])
-    assert times == {CUSTOMER: int(sent[2]["timestamp"])}
+    # Each customer's window runs from Meta's timestamp of their message.
+    assert [e.sent_at for e in inbox.incoming()] == [
+        datetime.fromtimestamp(int(m["timestamp"]), UTC) for m in sent
+    ]
 
 
 # --- reading what customers send ----------------------------------------------------------
@@ -223,6 +224,7 @@ async def test_text_and_replies(emu: WhatsAppEmulator, inbox: Inbox) -> None:
         user_name="Alice",
         message_id=first["id"],
         phone="+" + CUSTOMER,
+        sent_at=datetime.fromtimestamp(int(first["timestamp"]), UTC),
     )
     assert command.command == "start"
     assert command.reply_to == "wamid.bots-menu"
@@ -422,44 +424,32 @@ def local(tmp_path: Path, kind: MediaKind, name: str, **fields: Any) -> Media:
     return Media(kind, str(tmp_path / name), channel="console", **fields)
 
 
-class Sent:
-    """The runtime's `on_sent`: which part became which wamid."""
-
-    def __init__(self) -> None:
-        self.wamids: list[str] = []
-
-    async def __call__(self, key: ChatKey, part: Any, wamid: str) -> None:
-        self.wamids.append(wamid)
-
-
 KEY = ChatKey("whatsapp", CUSTOMER)
 
 
-async def deliver(sender: WhatsAppSender, reply: Reply) -> None:
-    """Send a reply as the runtime will: its parts from the outbox's JSON, one call each.
-    An album is rendered from the reply itself: the outbox's JSON keeps only each file's
-    kind and id so far, not its channel (part 2b's Reply.to_json keeps it)."""
+async def deliver(sender: WhatsAppSender, reply: Reply) -> list[str]:
+    """Send a reply as delivery does: its parts from the outbox's JSON, one call each;
+    returns the wamids, in order."""
     message = QueuedMessage(1, KEY, reply.to_json())
-    parts = render(reply) if reply.album else sender.parts(message)
-    for part in parts:
-        await sender.send(KEY, part)
+    return [await sender.send(KEY, part) for part in sender.parts(message)]
 
 
 async def test_replies_arrive_within_metas_limits(
     emu: WhatsAppEmulator, client: GraphClient
 ) -> None:
     emu.set_last_inbound(CUSTOMER, 60)
-    sent = Sent()
-    sender = WhatsAppSender(client, on_sent=sent)
+    sender = WhatsAppSender(client)
     paragraph = "<b>Shipping</b>: " + "a sentence about delivery times. " * 40
-    await deliver(sender, Reply(Markup("\n\n".join([paragraph] * 3)), (_feedback(),)))
+    wamids = await deliver(sender, Reply(Markup("\n\n".join([paragraph] * 3)), (_feedback(),)))
     menu = [Button(label, f"menu:{i}") for i, label in enumerate(MENU)]
-    await deliver(sender, Reply(Markup("Main menu"), tuple((b,) for b in menu), replaces="wamid.x"))
+    wamids += await deliver(
+        sender, Reply(Markup("Main menu"), tuple((b,) for b in menu), replaces="wamid.x")
+    )
     messages = emu.messages(CUSTOMER)
     kinds = [m["type"] for m in messages]
     assert kinds == ["text"] * (len(kinds) - 2) + ["interactive", "interactive"]
     assert len(kinds) > 3
-    assert [m["id"] for m in messages] == sent.wamids
+    assert [m["id"] for m in messages] == wamids
     assert emu.buttons(messages[-2]) == [("fb:1", "👍"), ("fb:0", "👎")]
     assert [row[0] for row in emu.rows(messages[-1])] == [f"menu:{i}" for i in range(len(MENU))]
     # Every call exactly as documented, with the token.
@@ -602,9 +592,7 @@ async def test_errors_answered_by_the_call_become_delivery_failures(
 async def test_outside_the_window_meta_accepts_then_reports_131047_in_a_status(
     emu: WhatsAppEmulator, inbox: Inbox, client: GraphClient
 ) -> None:
-    sent = Sent()
-    await deliver(WhatsAppSender(client, on_sent=sent), Reply(Markup("late answer")))
-    [wamid] = sent.wamids
+    [wamid] = await deliver(WhatsAppSender(client), Reply(Markup("late answer")))
     await drive(emu.wait_status, wamid, "failed")
     await drive(emu.wait_until, lambda: len(inbox.items) == 1, 5, "the failed status")
     [status] = inbox.events()
@@ -631,19 +619,18 @@ async def test_statuses_are_recorded_as_they_come(
 ) -> None:
     await drive(lambda: emu.send_text(CUSTOMER, "hi"))
     emu.fail_next(131026, wa_id=CUSTOMER)  # Meta reports it later, in a failed status
-    sent = Sent()
-    sender = WhatsAppSender(client, on_sent=sent)
-    await deliver(sender, Reply(Markup("first")))
-    await deliver(sender, Reply(Markup("second")))
+    sender = WhatsAppSender(client)
+    wamids = await deliver(sender, Reply(Markup("first")))
+    wamids += await deliver(sender, Reply(Markup("second")))
     await drive(emu.wait_until, lambda: len(inbox.items) == 5, 5, "four statuses")
     statuses = [e for e in inbox.events() if isinstance(e, DeliveryStatus)]
     by_message = {(s.message_id, s.status): s for s in statuses}
-    failed = by_message[(sent.wamids[0], Status.FAILED)]
+    failed = by_message[(wamids[0], Status.FAILED)]
     assert failed.error_code == 131026
     assert failed.error is not None
     assert failed.error.startswith("Message undeliverable")
     assert type(status_failure(failed)) is Undeliverable
-    assert [s.status for s in statuses if s.message_id == sent.wamids[1]] == [
+    assert [s.status for s in statuses if s.message_id == wamids[1]] == [
         Status.SENT,
         Status.DELIVERED,
         Status.READ,

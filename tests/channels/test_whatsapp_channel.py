@@ -13,11 +13,12 @@ from markupsafe import Markup
 
 from bot.channels.whatsapp import WhatsAppChannel
 from bot.channels.whatsapp_read import DeliveryStatus, Status
-from bot.runtime import Aside, CannotServe
+from bot.runtime import Aside, CannotServe, Pace
 from bot.settings import Settings
 from domain.chats import ChatKey
 from handlers.messages import Incoming, Reply
 from storage.base import InboxUpdate, QueuedMessage
+from storage.sqlite import SqliteStorage
 from tests.channels.test_whatsapp import settings_for
 from tests.whatsapp_emulator import WhatsAppEmulator
 
@@ -33,9 +34,9 @@ def emu() -> Iterator[WhatsAppEmulator]:
 
 
 @pytest.fixture
-async def channel(emu: WhatsAppEmulator) -> AsyncIterator[WhatsAppChannel]:
+async def channel(emu: WhatsAppEmulator, storage: SqliteStorage) -> AsyncIterator[WhatsAppChannel]:
     settings = Settings().model_copy(update={"whatsapp": settings_for(emu)})
-    channel = WhatsAppChannel(settings)
+    channel = WhatsAppChannel(settings, storage)
     yield channel
     await channel.close()
 
@@ -127,20 +128,31 @@ async def test_statuses_and_ignored_items_are_set_aside_a_failure_logged_masked(
     assert CUSTOMER not in caplog.text
 
 
-async def test_pace_is_telegrams(channel: WhatsAppChannel) -> None:
-    telegram = Settings().telegram
-    assert channel.pace.messages_per_second == telegram.messages_per_second
-    assert channel.pace.inbound_burst == telegram.inbound_burst
+async def test_pace_is_whatsapps_own(emu: WhatsAppEmulator, storage: SqliteStorage) -> None:
+    paced = settings_for(emu).model_copy(
+        update={
+            "messages_per_second": 5.0,
+            "inbound_per_minute": 12.0,
+            "inbound_burst": 3,
+            "shutdown_grace_seconds": 4.0,
+        }
+    )
+    channel = WhatsAppChannel(Settings().model_copy(update={"whatsapp": paced}), storage)
+    assert channel.pace == Pace(5.0, 12.0, 3, 4.0)
+    default = WhatsAppChannel(Settings(), storage, client=channel.client)
+    # Below the Cloud API's 80 a second, and not Telegram's 30.
+    assert default.pace.messages_per_second == 20.0
+    await channel.close()
 
 
-async def test_a_busy_port_is_one_line(emu: WhatsAppEmulator) -> None:
-    first = WhatsAppChannel(Settings().model_copy(update={"whatsapp": settings_for(emu)}))
+async def test_a_busy_port_is_one_line(emu: WhatsAppEmulator, storage: SqliteStorage) -> None:
+    first = WhatsAppChannel(Settings().model_copy(update={"whatsapp": settings_for(emu)}), storage)
     store = Received(first)
     receiving = asyncio.create_task(first.receive(store))
     port = await listening(first)
     hook = settings_for(emu).webhook.model_copy(update={"listen_port": port})
     busy = settings_for(emu).model_copy(update={"webhook": hook})
-    second = WhatsAppChannel(Settings().model_copy(update={"whatsapp": busy}))
+    second = WhatsAppChannel(Settings().model_copy(update={"whatsapp": busy}), storage)
     with pytest.raises(CannotServe, match=r"whatsapp\.webhook: cannot listen on 127\.0\.0\.1"):
         await second.receive(Received(second))
     receiving.cancel()

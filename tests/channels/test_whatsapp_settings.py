@@ -30,6 +30,9 @@ def test_whatsapp_is_off_by_default_and_in_the_shipped_config() -> None:
         assert whatsapp.api_version == "v23.0"
         assert whatsapp.webhook.path == "/whatsapp/webhook"
         assert whatsapp.templates == {}
+        # Its own pace, below the Cloud API's 80 messages a second.
+        assert (whatsapp.messages_per_second, whatsapp.inbound_burst) == (20.0, 10)
+        assert (whatsapp.inbound_per_minute, whatsapp.shutdown_grace_seconds) == (30.0, 10.0)
 
 
 def test_the_channel_is_on_with_a_phone_number_id_and_the_secrets_from_the_environment(
@@ -113,6 +116,11 @@ def test_an_empty_secret_counts_as_missing(monkeypatch: pytest.MonkeyPatch) -> N
             "whatsapp.templates.staff_reply.name",
         ),
         ("whatsapp:\n  phone_id: '1'\n", "whatsapp.phone_id"),
+        ("whatsapp:\n  messages_per_second: 0\n", "whatsapp.messages_per_second"),
+        ("whatsapp:\n  messages_per_second: 5000\n", "whatsapp.messages_per_second"),
+        ("whatsapp:\n  inbound_burst: 0\n", "whatsapp.inbound_burst"),
+        ("whatsapp:\n  inbound_per_minute: -1\n", "whatsapp.inbound_per_minute"),
+        ("whatsapp:\n  shutdown_grace_seconds: -1\n", "whatsapp.shutdown_grace_seconds"),
     ],
 )
 def test_a_wrong_value_names_its_key(tmp_path: Path, text: str, key: str) -> None:

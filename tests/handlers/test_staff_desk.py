@@ -16,7 +16,7 @@ from domain.tickets import TicketStatus
 from faq.service import FaqService
 from handlers.engine import Engine, Services, StaffDesk
 from handlers.handoff import REMIND_EVENT, undelivered_event
-from handlers.messages import Incoming, Media, MediaKind, Reply
+from handlers.messages import Incoming, Media, MediaKind, Purpose, Reply
 from handlers.routes import build_router
 from handlers.staff import system_event
 from storage.base import QueuedMessage
@@ -287,3 +287,25 @@ async def test_a_ticket_card_in_the_staff_chat_and_its_decisions_reach_whatsapp(
         TicketStatus.CONFIRMED,
         "Bob Rep",
     )
+
+
+async def test_what_the_staff_send_a_customer_is_a_staff_reply_and_the_time_they_wrote_is_kept(
+    engine: Engine, storage: SqliteStorage, clock: Clock
+) -> None:
+    # Meta's timestamp of a message it delivers a day late: WhatsApp's window runs from it.
+    stamped = MONDAY - timedelta(hours=30)
+    asked = replace(on_whatsapp(press("flow:handoff"), name="Alice Buyer"), sent_at=stamped)
+    sent = await queued(engine, asked)
+    assert {reply.purpose for reply in replies(sent, CUSTOMER)} == {Purpose.ANSWER}
+    assert await storage.last_inbound(CUSTOMER) == stamped
+    await storage.set_topic(CUSTOMER, STAFF, "500")
+
+    sent = await queued(engine, rep("It ships today"))
+    [answer] = replies(sent, CUSTOMER)
+    assert answer.purpose is Purpose.STAFF_REPLY
+    # The staff's own chat is no customer's: its time is not a customer's last message.
+    assert await storage.last_inbound(STAFF) is None
+
+    # A channel that gives no time: the turn's.
+    await said(engine, on_whatsapp(message("thanks")))
+    assert await storage.last_inbound(CUSTOMER) == clock.now

@@ -19,6 +19,7 @@ import pytest
 import storage.sqlite
 from domain.chats import ChatKey, ConversationState
 from domain.orders import OrderStatus, StatusChange, order_to_record
+from domain.sent import SentStatus
 from storage.sql import SqlStorage
 from storage.sqlite import MIGRATIONS, DatabaseMissing, SqliteStorage
 from tests.factories import order
@@ -55,6 +56,9 @@ SHIPPED = {
     ),
     "0010_staff_desk_across_channels.sql": (
         "49ff439d94bc90ebca25c6b926426f86c7b68d7958436f36694c2ac9bf70f33a"
+    ),
+    "0011_last_inbound_and_sent_messages.sql": (
+        "485bd4a92ec70466cffdae7dc7da3c1fb0ca1c1440d54eb2ed3930196082c77a"
     ),
 }
 
@@ -142,6 +146,14 @@ ROWS: dict[int, list[str]] = {
         "INSERT INTO handoffs (channel, chat_id, status, reason, opened_at, phone) "
         f"VALUES ('whatsapp', '15551234567', 'waiting', 'asked', {AT}, '+15551234567')",
     ],
+    11: [
+        "INSERT INTO conversations (channel, chat_id, last_inbound_at) "
+        f"VALUES ('whatsapp', '15551234567', {AT})",
+        "INSERT INTO sent_messages (channel, chat_id, message_id, outbox_id, part, body, "
+        "sent_at, status, status_at, error_code, error) VALUES ('whatsapp', '15551234567', "
+        f"'wamid.1', 3, 0, '{{\"text\": \"hi\"}}', {AT}, 'failed', {AT}, 131047, "
+        "'Re-engagement message (#131047)')",
+    ],
 }
 
 
@@ -159,7 +171,19 @@ async def readable_rows(upgraded: SqlStorage) -> dict[int, bool]:
         9: not await upgraded.acquire_lease("timers", "w2", 10)
         and [u.chat_id for u in await upgraded.inbox("telegram")] == [None, "42"],
         10: await _across_channels(upgraded),
+        11: await _window_and_statuses(upgraded),
     }
+
+
+async def _window_and_statuses(upgraded: SqlStorage) -> bool:
+    """Version 11's rows: when a WhatsApp customer last wrote, and a message's status."""
+    [sent] = await upgraded.sent_messages(WHATSAPP) or [None]
+    return (
+        await upgraded.last_inbound(WHATSAPP) == PAID_AT_T0.at
+        and sent is not None
+        and (sent.outbox_id, sent.body, sent.status, sent.error_code)
+        == (3, {"text": "hi"}, SentStatus.FAILED, 131047)
+    )
 
 
 async def _across_channels(upgraded: SqlStorage) -> bool:

@@ -29,11 +29,14 @@ SHIPPED = {
     "0003_staff_desk_across_channels.sql": (
         "a1aae0187b5b3813a02aab5f1c5920206bcd653ec354ec5c2c272d75cd7f9e89"
     ),
+    "0004_last_inbound_and_sent_messages.sql": (
+        "419df8a7144e1f5e5b605b6809fa90545ff73d300ea6fb7c6e5b551018cd1aaf"
+    ),
 }
 
 # The SQLite versions whose schema each PostgreSQL version reaches: 0001 is SQLite's
 # 0001-0008 in one step, as no PostgreSQL database predates it.
-SQLITE_VERSIONS = {1: range(1, 9), 2: range(9, 10), 3: range(10, 11)}
+SQLITE_VERSIONS = {1: range(1, 9), 2: range(9, 10), 3: range(10, 11), 4: range(11, 12)}
 
 
 def test_the_migrations_are_the_numbered_files_in_order() -> None:

@@ -1,12 +1,20 @@
-"""Telegram load: FAQ questions from many chats, emulator -> real bot process -> reply.
+"""Load: FAQ questions from many chats, messenger emulator -> real bot process -> reply.
 
-Usage: python benchmarks/telegram_load.py [--rate 50] [--duration 30] [--chats N] [--json]
-       python benchmarks/telegram_load.py --max [--rate 400] [--backlog 400] [--duration 30]
-Other options: --messages-per-second 1000, --faq-threads N (default: config.yaml's), --seed.
+Usage: python benchmarks/load.py [--channel telegram|whatsapp] [--rate 50] [--duration 30]
+                                 [--chats N] [--json]
+       python benchmarks/load.py --max [--rate 400] [--backlog 400] [--duration 30]
+Other options: --storage sqlite|postgresql, --workers N (`minerdesk run --workers N`),
+--messages-per-second 1000, --faq-threads N (default: config.yaml's), --seed.
 
-The Bot API emulator (`tests/emulator.py`) runs in this process; the bot runs as users start
-it (`python -m bot run`, long polling) against the emulator, with a fresh data folder. After
-start-up, an unmeasured warm-up of 50 questions; then the measured phase:
+The emulators run in this process; the bot runs as users start it (`python -m bot run`)
+with a fresh data folder. `--channel telegram` (default): the customers write through the
+Bot API emulator (`tests/emulator.py`), which the bot long-polls. `--channel whatsapp`: they
+write through the Cloud API emulator (`tests/whatsapp_emulator.py`), which posts each message
+to the bot's webhook, signed, and then Meta's `sent`/`delivered`/`read` statuses of each
+reply, as Meta does; the bot also polls Telegram for its staff chat, as a shop runs it.
+`--storage postgresql` starts a throwaway PostgreSQL server (`tests/pgserver.py`, Debian's
+binaries) and points the bot at a fresh database on it. After start-up, an unmeasured
+warm-up of 50 questions; then the measured phase:
 
 * offered rate (default): questions are injected at `--rate` per second on an open-loop
   schedule (at the planned times, whatever the bot does), round-robin over the chats, for
@@ -14,6 +22,8 @@ start-up, an unmeasured warm-up of 50 questions; then the measured phase:
   sendMessage to that chat (`sent_log`) minus the moment the update was queued. Replies are
   matched to questions per chat in order; with enough chats a chat never has two questions
   outstanding, which is checked (`overlapping`) along with replies that match no question.
+  On WhatsApp a question's clock starts before the webhook POST and the generator waits
+  for the bot's 200, as Meta's servers do.
 * `--max`: offered at `--rate` (default 400/s) but never more than `--backlog` questions
   unanswered, so the bot always has work queued and the drain after the end stays short.
   Throughput = replies per second over the steady window (the first and last few seconds
@@ -23,19 +33,23 @@ Questions are the KB's own phrasings (`question` and `alternates` of `faq/kb/*.y
 about 10% out-of-scope questions, drawn from a seeded random.Random. A chat gets a question
 at most every `chats / rate` seconds (2 s or more by default), so Telegram's per-chat limit
 (burst 3, then 1/s) is never what is measured. The global cap (Telegram's ~30 messages/s,
-`telegram.messages_per_second`) is raised to `--messages-per-second` (default 1000): the
-emulator has no global cap, and at 30/s the bot paces its replies at 30/s by design.
+`telegram.messages_per_second`, and `whatsapp.messages_per_second`, 20/s) is raised to
+`--messages-per-second` (default 1000): the emulators have no global cap, and at the defaults
+the bot paces its replies at those rates by design.
 
-Also reported: the sendChatAction ("typing") calls against the replies (they count against
-the same API limits), lost questions (no reply within 10 s after the end), the bot's peak RSS
+Also reported: the "typing" calls against the replies (Telegram's sendChatAction,
+WhatsApp's read receipts with the typing indicator; they count against the same API
+limits), lost questions (no reply within 10 s after the end), the bot's peak RSS
 (VmHWM, start-up included, and the largest VmRSS sampled while measuring), the bot's CPU
 seconds (/proc/<pid>/stat) and those of this process (emulator + load generator), which
-shares the machine with the bot.
+shares the machine with the bot. With several workers "the bot" is the supervisor and its
+workers: CPU and memory are summed over them.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import contextlib
 import json
@@ -43,15 +57,16 @@ import math
 import os
 import platform
 import random
+import socket
 import sqlite3
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -61,8 +76,10 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.banking77 import machine  # noqa: E402
 from tests.botprocess import BotProcess  # noqa: E402
 from tests.emulator import BotApiEmulator  # noqa: E402
+from tests.whatsapp_emulator import WhatsAppEmulator  # noqa: E402
 
 KB_DIR = ROOT / "faq" / "kb"
+SQLITE_PREFIX = "sqlite:///"
 OUT_OF_SCOPE = [
     "what is the weather in berlin tomorrow",
     "can you recommend a good pizza place",
@@ -80,6 +97,8 @@ OUT_OF_SCOPE = [
 OOS_SHARE = 0.1
 SEED = 20260101
 FIRST_CHAT = 100_000_000
+# A WhatsApp customer's number: this prefix and the chat's number (13 digits in all).
+WHATSAPP_PREFIX = "1555"
 WARMUP_CHAT = 900_000_000
 WARMUP_QUESTIONS = 50
 # The bot starts with an empty embedding cache: on a busy machine encoding the KB alone
@@ -115,42 +134,83 @@ def questions(rng: random.Random, phrasings: list[str]) -> Iterator[str]:
 # ------------------------------------------------------------------ the bot process
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (a supervisor and its workers), from /proc."""
+    pids, index = [pid], 0
+    while index < len(pids):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pids[index]}/task").iterdir():
+                children = (task / "children").read_text().split()
+                pids.extend(int(child) for child in children)
+        index += 1
+    return pids
+
+
 def proc_status(pid: int, key: str) -> float:
-    """A kB field of /proc/<pid>/status (VmRSS, VmHWM) in MB; 0 once the process is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    """A kB field of /proc/<pid>/status (VmRSS, VmHWM) in MB, summed over the process and its
+    descendants; 0 once they are gone."""
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith(key + ":"):
+                    total += int(line.split()[1]) / 1024
+    return total
 
 
-def bot_backlog(database: Path) -> dict[str, int | None]:
+def bot_backlog(storage_url: str) -> dict[str, int | None]:
     """Rows of the bot's inbox (updates received, not yet handled) and outbox (replies not
     yet sent), read without writing; None where the database cannot be read."""
     counts: dict[str, int | None] = {"inbox": None, "outbox": None}
-    with contextlib.suppress(sqlite3.Error):
-        uri = f"file:{database}?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as db:
-            for table in counts:
-                counts[table] = int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    queries = {table: f"SELECT COUNT(*) FROM {table}" for table in counts}
+    if storage_url.startswith(SQLITE_PREFIX):
+        uri = f"file:{storage_url.removeprefix(SQLITE_PREFIX)}?mode=ro"
+        with (
+            contextlib.suppress(sqlite3.Error),
+            contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as db,
+        ):
+            for table, query in queries.items():
+                counts[table] = int(db.execute(query).fetchone()[0])
+        return counts
+
+    async def count() -> None:
+        import asyncpg
+
+        connection = await asyncpg.connect(storage_url)
+        try:
+            for table, query in queries.items():
+                counts[table] = int(await connection.fetchval(query))
+        finally:
+            await connection.close()
+
+    with contextlib.suppress(OSError, ImportError, RuntimeError):
+        asyncio.run(count())
     return counts
 
 
 def cpu_seconds(pid: int, tid: int | None = None) -> float:
-    """utime + stime of a process (or of one of its threads), from /proc/.../stat."""
+    """utime + stime of a process (or of one of its threads), from /proc/.../stat; 0 once
+    it is gone."""
     path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
-    fields = Path(path).read_text().rsplit(")", 1)[1].split()  # fields 3.. of proc(5)
+    try:
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()  # fields 3.. of proc(5)
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its descendants."""
+    return sum(cpu_seconds(member) for member in process_tree(pid))
+
+
 def thread_cpu(pid: int) -> dict[int, float]:
-    """CPU seconds of each thread of a process, by thread id."""
+    """CPU seconds of each thread of a process and its descendants, by thread id."""
     seconds = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for member in process_tree(pid):
         with contextlib.suppress(OSError):
-            seconds[int(task.name)] = cpu_seconds(pid, int(task.name))
+            for task in Path(f"/proc/{member}/task").iterdir():
+                seconds[int(task.name)] = cpu_seconds(member, int(task.name))
     return seconds
 
 
@@ -161,11 +221,12 @@ def busy_cpu_seconds() -> float:
 
 
 def busiest_threads(
-    pid: int, before: dict[int, float], after: dict[int, float], wall: float
+    pids: set[int], before: dict[int, float], after: dict[int, float], wall: float
 ) -> str:
-    """The three busiest threads in cores, e.g. "main 0.45, 0.42, 0.17"."""
+    """The three busiest threads in cores, e.g. "main 0.45, 0.42, 0.17" (main: a process's
+    main thread)."""
     used = sorted(((after[t] - before.get(t, 0.0), t) for t in after), reverse=True)[:3]
-    return ", ".join(f"{'main ' if t == pid else ''}{cpu / wall:.2f}" for cpu, t in used)
+    return ", ".join(f"{'main ' if t in pids else ''}{cpu / wall:.2f}" for cpu, t in used)
 
 
 class SampledBot(BotProcess):
@@ -188,6 +249,7 @@ class SampledBot(BotProcess):
             self.env.pop("MINERDESK_FAQ__THREADS")  # config.yaml's
         else:
             self.env["MINERDESK_FAQ__THREADS"] = str(faq_threads)
+        self.storage_url = SQLITE_PREFIX + str(self.database)
         self.rss_max_mb = 0.0
         self._sampling = threading.Event()
         self._sampler: threading.Thread | None = None
@@ -212,6 +274,180 @@ class SampledBot(BotProcess):
             self._sampler.join()
 
 
+# ------------------------------------------------------------------ the customers' side
+
+
+# Told of each reply with the chat it went to.
+OnReply = Callable[[int], None]
+
+
+class Customers(Protocol):
+    """The messenger as the load generator sees it: questions in, replies timed out."""
+
+    name: str
+
+    def ask(self, chat: int, text: str) -> None:
+        """The customer of `chat` writes `text` (returns once the messenger has it)."""
+        ...
+
+    def listen(self, on_reply: OnReply | None) -> None:
+        """Call `on_reply` for each reply from now on (None: stop)."""
+        ...
+
+    def replies(self) -> list[tuple[float, int]]:
+        """Every reply so far: (perf_counter when it reached the messenger, chat)."""
+        ...
+
+    def typing(self) -> int:
+        """The "typing" calls so far."""
+        ...
+
+    def waiting_at_messenger(self) -> int | None:
+        """Questions the bot has not fetched yet (polling), None when pushed to it."""
+        ...
+
+    def polls(self) -> int | None:
+        """The bot's calls asking for questions so far; None when they are pushed."""
+        ...
+
+
+class TelegramCustomers:
+    """Customers on the Bot API emulator, which the bot long-polls."""
+
+    name = "telegram"
+
+    def __init__(self, emu: BotApiEmulator) -> None:
+        self.emu = emu
+
+    def ask(self, chat: int, text: str) -> None:
+        self.emu.send_text(chat, text)
+
+    def listen(self, on_reply: OnReply | None) -> None:
+        self.emu.on_message = None if on_reply is None else self._hook(on_reply)
+
+    @staticmethod
+    def _hook(on_reply: OnReply) -> Callable[[dict[str, Any]], None]:
+        return lambda message: on_reply(int(message["chat"]["id"]))
+
+    def replies(self) -> list[tuple[float, int]]:
+        return [(arrived, chat) for arrived, chat, _ in self.emu.sent_log]
+
+    def typing(self) -> int:
+        return len(self.emu.calls("sendChatAction"))
+
+    def waiting_at_messenger(self) -> int | None:
+        return self.emu.pending_updates()
+
+    def polls(self) -> int | None:
+        return len(self.emu.calls("getUpdates"))
+
+
+class WhatsAppCustomers:
+    """Customers on the Cloud API emulator, which posts their messages to the bot's webhook
+    (and Meta's statuses of its replies after them)."""
+
+    name = "whatsapp"
+
+    def __init__(self, emu: WhatsAppEmulator) -> None:
+        self.emu = emu
+        self._replies: list[tuple[float, int]] = []
+        self._on_reply: OnReply | None = None
+        emu.on_message = self._arrived
+
+    def _arrived(self, wa_id: str, message: dict[str, Any]) -> None:
+        arrived = time.perf_counter()
+        chat = int(wa_id.removeprefix(WHATSAPP_PREFIX))
+        self._replies.append((arrived, chat))
+        hook = self._on_reply
+        if hook is not None:
+            hook(chat)
+
+    def ask(self, chat: int, text: str) -> None:
+        self.emu.send_text(f"{WHATSAPP_PREFIX}{chat}", text)
+
+    def listen(self, on_reply: OnReply | None) -> None:
+        self._on_reply = on_reply
+
+    def replies(self) -> list[tuple[float, int]]:
+        return list(self._replies)
+
+    def typing(self) -> int:
+        return sum("typing_indicator" in receipt for receipt in self.emu.read_receipts())
+
+    def waiting_at_messenger(self) -> int | None:
+        return None
+
+    def polls(self) -> int | None:
+        return None
+
+
+@contextlib.contextmanager
+def serving(args: argparse.Namespace, folder: Path) -> Iterator[tuple[SampledBot, Customers]]:
+    """The emulators, the database and the bot (not started), with its customers on
+    `args.channel`."""
+    with contextlib.ExitStack() as stack:
+        telegram = stack.enter_context(BotApiEmulator())
+        bot = SampledBot(telegram, folder, args.messages_per_second, args.faq_threads)
+        if args.workers > 1:
+            bot.args = ["--workers", str(args.workers)]
+        if args.storage == "postgresql":
+            bot.storage_url = stack.enter_context(postgres_database())
+            bot.env["MINERDESK_STORAGE__URL"] = bot.storage_url
+        channel = args.channel
+        if channel == "telegram":
+            yield bot, TelegramCustomers(telegram)
+            return
+        whatsapp = stack.enter_context(WhatsAppEmulator())
+        port = free_port()
+        bot.env.update(
+            MINERDESK_WHATSAPP__PHONE_NUMBER_ID=whatsapp.phone_number_id,
+            MINERDESK_WHATSAPP__API_BASE_URL=whatsapp.api_base_url,
+            MINERDESK_WHATSAPP__API_VERSION=whatsapp.api_version,
+            MINERDESK_WHATSAPP__ACCESS_TOKEN=whatsapp.access_token,
+            MINERDESK_WHATSAPP__APP_SECRET=whatsapp.app_secret,
+            MINERDESK_WHATSAPP__VERIFY_TOKEN=whatsapp.verify_token,
+            MINERDESK_WHATSAPP__WEBHOOK__LISTEN_PORT=str(port),
+            MINERDESK_WHATSAPP__MESSAGES_PER_SECOND=str(args.messages_per_second),
+        )
+        whatsapp.webhook_url = f"http://127.0.0.1:{port}/whatsapp/webhook"
+        yield bot, WhatsAppCustomers(whatsapp)
+
+
+def start(bot: SampledBot, customers: Customers) -> float:
+    """Start the bot; the seconds until it serves `customers`' channel."""
+    started = time.perf_counter()
+    bot.start(*bot.args)
+    if isinstance(customers, WhatsAppCustomers):
+        # Telegram is polled first; WhatsApp serves once its webhook answers the handshake.
+        customers.emu.wait_until(
+            lambda: customers.emu.verify("ready")[0] == 200 or bot.process_exited(),
+            timeout=START_TIMEOUT,
+            what="the WhatsApp webhook to listen",
+        )
+        if bot.process_exited():
+            raise RuntimeError(f"the bot stopped:\n{bot.tail()}")
+    return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A throwaway PostgreSQL server with an empty database; its URL."""
+    from tests.pgserver import Databases, PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    try:
+        yield asyncio.run(Databases(server).create(migrated=False))
+    finally:
+        server.stop()
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 # ------------------------------------------------------------------ load
 
 
@@ -225,22 +461,21 @@ class Tracker:
     _outstanding: int = 0
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
-    def on_message(self, message: dict[str, Any]) -> None:
-        chat = int(message["chat"]["id"])
+    def on_reply(self, chat: int) -> None:
         with self._cond:
             if self._pending[chat] > 0:
                 self._pending[chat] -= 1
                 self._outstanding -= 1
                 self._cond.notify_all()
 
-    def inject(self, emu: BotApiEmulator, chat: int, text: str) -> None:
+    def inject(self, customers: Customers, chat: int, text: str) -> None:
         with self._cond:
             if self._pending[chat]:
                 self.overlapping += 1
             self._pending[chat] += 1
             self._outstanding += 1
         sent = time.perf_counter()
-        emu.send_text(chat, text)
+        customers.ask(chat, text)
         self.injected.append((sent, chat))
 
     @property
@@ -277,7 +512,7 @@ class Injection:
 
 
 def inject(
-    emu: BotApiEmulator,
+    customers: Customers,
     tracker: Tracker,
     chats: list[int],
     texts: Iterator[str],
@@ -308,22 +543,22 @@ def inject(
                 break
             if now > planned:
                 anchor, anchor_count = now, count
-        tracker.inject(emu, chats[count % len(chats)], next(texts))
+        tracker.inject(customers, chats[count % len(chats)], next(texts))
         count += 1
     return Injection(start, max(time.perf_counter(), end), count, max_lag * 1000)
 
 
-def warm_up(emu: BotApiEmulator, texts: Iterator[str]) -> None:
+def warm_up(customers: Customers, texts: Iterator[str]) -> None:
     """Unmeasured questions (first encodes, allocator growth), each answered once."""
     tracker = Tracker()
-    emu.on_message = tracker.on_message
+    customers.listen(tracker.on_reply)
     chats = [WARMUP_CHAT + i for i in range(WARMUP_QUESTIONS)]
-    inject(emu, tracker, chats, texts, rate=25, duration=WARMUP_QUESTIONS / 25)
+    inject(customers, tracker, chats, texts, rate=25, duration=WARMUP_QUESTIONS / 25)
     tracker.wait_answered(60)
     if tracker.outstanding:
         raise RuntimeError(f"warm-up: {tracker.outstanding} questions got no reply in 60 s")
     time.sleep(0.5)
-    extra = [c for t, c, _ in emu.sent_log if c >= WARMUP_CHAT]
+    extra = [chat for _, chat in customers.replies() if chat >= WARMUP_CHAT]
     if len(extra) != WARMUP_QUESTIONS:
         raise RuntimeError(f"warm-up: {len(extra)} replies to {WARMUP_QUESTIONS} questions")
 
@@ -340,14 +575,14 @@ class Matched:
 
 
 def match_replies(
-    injected: list[tuple[float, int]], sent_log: list[tuple[float, int, Any]], chats: set[int]
+    injected: list[tuple[float, int]], replies: list[tuple[float, int]], chats: set[int]
 ) -> Matched:
     """Pair each chat's replies with its questions, in order (a reply after its question)."""
     waiting: dict[int, collections.deque[float]] = collections.defaultdict(collections.deque)
     for sent, chat in injected:
         waiting[chat].append(sent)
     latencies, reply_times, unmatched = [], [], 0
-    for arrived, chat, _ in sent_log:
+    for arrived, chat in replies:
         if chat not in chats:
             continue
         queue = waiting[chat]
@@ -391,7 +626,7 @@ class CpuSample:
 
     @classmethod
     def take(cls, pid: int) -> CpuSample:
-        return cls(cpu_seconds(pid), thread_cpu(pid), time.process_time(), busy_cpu_seconds())
+        return cls(tree_cpu(pid), thread_cpu(pid), time.process_time(), busy_cpu_seconds())
 
 
 @dataclass
@@ -400,14 +635,14 @@ class Measured:
 
     tracker: Tracker
     injection: Injection
-    sent_log: list[Any]
+    replies: list[tuple[float, int]]
     before: CpuSample
     mid: CpuSample
-    bot_pid: int
+    bot_pids: set[int]
     backlog_at_end: dict[str, int | None]
     typing: int
     typing_in_all: int
-    polls: int
+    polls: int | None
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -421,6 +656,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"a chat asks every {chat_count / rate:.2f} s (Telegram allows 1/s per chat)"
         )
     results: dict[str, Any] = {
+        "channel": args.channel,
+        "storage": args.storage,
+        "workers": args.workers,
         "mode": "max" if args.max else "offered rate",
         "offered_rate": rate,
         "duration_s": args.duration,
@@ -445,48 +683,51 @@ def measure(
     """Start the bot, warm it up, offer the load, wait for the replies, stop it; the bot's
     start-up time, memory and exit code go into `results`."""
     texts = questions(random.Random(args.seed), kb_phrasings())
-    with tempfile.TemporaryDirectory(prefix="minerdesk-load-") as folder, BotApiEmulator() as emu:
-        bot = SampledBot(emu, Path(folder), args.messages_per_second, args.faq_threads)
+    with (
+        tempfile.TemporaryDirectory(prefix="minerdesk-load-") as folder,
+        serving(args, Path(folder)) as (bot, customers),
+    ):
         say(f"starting the bot (data dir {folder})")
         try:
-            results["startup_s"] = round(bot.start(), 1)
+            results["startup_s"] = round(start(bot, customers), 1)
             say(f"bot ready in {results['startup_s']} s; warm-up: {WARMUP_QUESTIONS} questions")
-            warm_up(emu, texts)
+            warm_up(customers, texts)
 
             tracker = Tracker()
-            emu.on_message = tracker.on_message
-            log_start = len(emu.sent_log)
-            polls_before = len(emu.calls("getUpdates"))
-            typing_before = len(emu.calls("sendChatAction"))
+            customers.listen(tracker.on_reply)
+            log_start = len(customers.replies())
+            polls_before = customers.polls()
+            typing_before = customers.typing()
             bot.start_sampling()
             before = CpuSample.take(bot.pid)
             say(f"measuring: {results['mode']}, {rate:g}/s offered, {args.duration:g} s")
-            injection = inject(emu, tracker, chats, texts, rate, args.duration, backlog)
+            injection = inject(customers, tracker, chats, texts, rate, args.duration, backlog)
             mid = CpuSample.take(bot.pid)
-            backlog_at_end = bot_backlog(bot.data_dir / "minerdesk.db")
-            backlog_at_end["emulator queue"] = emu.pending_updates()
-            typing = len(emu.calls("sendChatAction")) - typing_before
+            backlog_at_end = bot_backlog(bot.storage_url)
+            backlog_at_end["messenger queue"] = customers.waiting_at_messenger()
+            typing = customers.typing() - typing_before
             tracker.wait_answered(LOST_AFTER)
             # Over the same span as the replies counted below: injection and drain.
-            typing_in_all = len(emu.calls("sendChatAction")) - typing_before
+            typing_in_all = customers.typing() - typing_before
             bot.stop_sampling()
+            polls_after = customers.polls()
             measured = Measured(
                 tracker,
                 injection,
-                emu.sent_log[log_start:],
+                customers.replies()[log_start:],
                 before,
                 mid,
-                bot.pid,
+                set(process_tree(bot.pid)),
                 backlog_at_end,
                 typing,
                 typing_in_all,
-                len(emu.calls("getUpdates")) - polls_before,
+                None if polls_after is None or polls_before is None else polls_after - polls_before,
             )
             results["bot_peak_rss_mb"] = round(proc_status(bot.pid, "VmHWM"))
             results["bot_rss_max_measured_mb"] = round(bot.rss_max_mb)
-            results["bot_cpu_s_total"] = round(cpu_seconds(bot.pid), 1)
+            results["bot_cpu_s_total"] = round(tree_cpu(bot.pid), 1)
         finally:
-            emu.on_message = None
+            customers.listen(None)
             say("stopping the bot (SIGTERM)")
             code = bot.terminate()
         results["bot_exit_code"] = code
@@ -498,7 +739,7 @@ def measure(
 def figures(measured: Measured, chats: set[int], max_mode: bool) -> dict[str, Any]:
     """The replies' latencies and throughput, and where the CPU went, from one run."""
     injection, before, mid = measured.injection, measured.before, measured.mid
-    matched = match_replies(measured.tracker.injected, measured.sent_log, chats)
+    matched = match_replies(measured.tracker.injected, measured.replies, chats)
     latencies = sorted(matched.latencies_ms)
     wall = injection.end - injection.start
     throughput, window = steady_throughput(matched.reply_times, injection.start, injection.end)
@@ -520,14 +761,16 @@ def figures(measured: Measured, chats: set[int], max_mode: bool) -> dict[str, An
         bot_cpu_s_measured=round(bot_cpu, 1),
         bot_cpu_cores_measured=round(bot_cpu / wall, 2),
         bot_busiest_threads_cores=busiest_threads(
-            measured.bot_pid, before.threads, mid.threads, wall
+            measured.bot_pids, before.threads, mid.threads, wall
         ),
         generator_cpu_s_measured=round(own_cpu, 1),
         other_processes_cpu_cores=round(
             max(0.0, (mid.busy - before.busy) - bot_cpu - own_cpu) / wall, 2
         ),
         unanswered_at_end=injection.count - sum(t < injection.end for t in matched.reply_times),
-        bot_backlog_at_end=", ".join(f"{k} {v}" for k, v in measured.backlog_at_end.items()),
+        bot_backlog_at_end=", ".join(
+            f"{k} {v}" for k, v in measured.backlog_at_end.items() if v is not None
+        ),
         typing_actions=measured.typing,
         typing_actions_per_reply=(
             round(measured.typing_in_all / len(latencies), 3) if latencies else None
@@ -542,6 +785,9 @@ def figures(measured: Measured, chats: set[int], max_mode: bool) -> dict[str, An
 
 
 LABELS = {
+    "channel": "channel",
+    "storage": "storage",
+    "workers": "worker processes",
     "mode": "mode",
     "offered_rate": "offered rate (questions/s)",
     "duration_s": "measured for (s)",
@@ -573,9 +819,9 @@ LABELS = {
     "generator_cpu_s_measured": "emulator + generator CPU while injecting (s)",
     "other_processes_cpu_cores": "other processes' CPU while injecting (cores)",
     "unanswered_at_end": "unanswered when injection ended",
-    "bot_backlog_at_end": "where they were: bot's inbox / outbox rows, emulator queue",
-    "typing_actions": "sendChatAction (typing) calls while injecting",
-    "typing_actions_per_reply": "sendChatAction (typing) calls per reply",
+    "bot_backlog_at_end": "where they were: bot's inbox / outbox rows, messenger's queue",
+    "typing_actions": "typing calls while injecting",
+    "typing_actions_per_reply": "typing calls per reply",
     "updates_per_get_updates": "questions per getUpdates call",
     "bot_exit_code": "bot exit code after SIGTERM",
     "cpu_count": "os.cpu_count()",
@@ -587,8 +833,9 @@ LABELS = {
 def print_table(results: dict[str, Any]) -> None:
     print(
         f"note: the bot's global send cap is raised to {results['messages_per_second_cap']:g}"
-        " messages/s (MINERDESK_TELEGRAM__MESSAGES_PER_SECOND): the emulator has no global"
-        " cap, and with Telegram's default of 30/s the replies would be paced at 30/s by design."
+        " messages/s (telegram.messages_per_second, whatsapp.messages_per_second): the"
+        " emulators have no global cap, and with the defaults (Telegram's 30/s, WhatsApp's"
+        " 20/s) the replies would be paced at those rates by design."
     )
     print("| figure | value |")
     print("| --- | --- |")
@@ -604,6 +851,21 @@ def say(text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--channel",
+        choices=("telegram", "whatsapp"),
+        default="telegram",
+        help="the customers' messenger (telegram)",
+    )
+    parser.add_argument(
+        "--storage",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the bot's database (sqlite; postgresql: a throwaway server)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="minerdesk run --workers N (1: in-process)"
+    )
     parser.add_argument("--rate", type=float, help="questions offered per second (50; --max 400)")
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds (30)")
     parser.add_argument("--chats", type=int, help="chats to spread over (max(500, 2.5 * rate))")
