@@ -91,7 +91,7 @@ class Album:
         return [item.update_id for item in self.items if item.update_id]
 
     def merged(self) -> Incoming:
-        items = sorted(self.items, key=lambda item: int(item.message_id or 0))
+        items = sorted(self.items, key=_sent_order)
         first = items[0]
         caption = next((item.text for item in items if item.text), None)
         return replace(
@@ -100,3 +100,10 @@ class Album:
             media=tuple(media for item in items for media in item.media),
             merged_update_ids=tuple(i.update_id for i in items[1:] if i.update_id),
         )
+
+
+def _sent_order(item: Incoming) -> int:
+    """Telegram's message ids count up in a chat; a WhatsApp wamid says nothing of order,
+    so its files keep the order they arrived in (the sort is stable)."""
+    message_id = item.message_id or ""
+    return int(message_id) if message_id.isascii() and message_id.isdigit() else 0

@@ -857,17 +857,29 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app
     from bot.channels.telegram import TelegramChannel, make_bot
     from bot.channels.whatsapp import WhatsAppChannel
+    from bot.media import CrossChannelFiles
     from bot.runtime import CannotServe, Channel, Runtime
 
     async def serve() -> None:
         async with build_app(settings) as app:
+            # A rep's Telegram photo for a WhatsApp customer, a WhatsApp customer's video
+            # for the staff topic: each fetched by its own channel, uploaded by the other.
+            files = CrossChannelFiles()
             bot = make_bot(settings) if "telegram" in channels else None
-            whatsapp = WhatsAppChannel(settings, app.storage) if "whatsapp" in channels else None
+            whatsapp = (
+                WhatsAppChannel(settings, app.storage, open_file=files.open)
+                if "whatsapp" in channels
+                else None
+            )
             running: list[Channel] = []
             if bot is not None:
-                running.append(TelegramChannel(app, bot, webhook=args.webhook))
+                running.append(
+                    TelegramChannel(app, bot, webhook=args.webhook, open_file=files.open)
+                )
             if whatsapp is not None:
                 running.append(whatsapp)
+            for channel in running:
+                files.serve(channel.name, channel.fetcher)
             api = settings.orders.api
             serving_api = None
             if api.token is not None:

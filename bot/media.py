@@ -6,6 +6,10 @@ archive asks storage for files not copied yet, has the channel's `Fetcher` copy 
 `<store_path>/<ticket id>/<question>-<position><ext>` and records where it went. A file
 too big or gone is marked so it is never tried again; any other failure is retried on
 the next pass.
+
+The same fetchers carry files across channels (`CrossChannelFiles`): a sender given a
+file of another channel (a rep's Telegram photo for a WhatsApp customer, a WhatsApp
+customer's video for the Telegram staff topic) opens a bounded copy of it and uploads that.
 """
 
 from __future__ import annotations
@@ -15,13 +19,17 @@ import logging
 import mimetypes
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import AsyncIterable
-from contextlib import suppress
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
+from bot.delivery import TemporaryFailure, Undeliverable
 from domain.tickets import TicketMedia
+from handlers.messages import Media, MediaKind
 from storage.tickets import MediaToStore, TicketStore
 
 logger = logging.getLogger(__name__)
@@ -33,6 +41,14 @@ POLL_SECONDS = 5.0
 BATCH = 50
 CHUNK_BYTES = 256 * 1024
 _KIND_EXTENSIONS = {"photo": ".jpg", "video": ".mp4"}
+# A file's type when its channel did not say (Telegram's photos are always JPEG).
+_KIND_MIMES = {
+    MediaKind.PHOTO: "image/jpeg",
+    MediaKind.VIDEO: "video/mp4",
+    MediaKind.VOICE: "audio/ogg",
+    MediaKind.STICKER: "image/webp",
+}
+UNKNOWN_MIME = "application/octet-stream"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}")
 
@@ -236,3 +252,93 @@ def drop_partial(partial: IO[bytes]) -> None:
     partial.close()
     with suppress(FileNotFoundError):
         os.unlink(partial.name)
+
+
+@dataclass(frozen=True)
+class FileCopy:
+    """Another channel's file, fetched for sending: a temporary copy, its type, size and
+    a name to upload it under."""
+
+    path: Path
+    mime: str
+    size: int
+    name: str
+
+
+class FileNotCarried(Undeliverable):
+    """A file that cannot reach the destination: too big for it, gone from its channel,
+    or of a channel this process cannot fetch from. The message says which, for a line
+    in the file's place."""
+
+
+# Opens a bounded copy of a file for `destination` (a messenger's name, for the reason a
+# file did not cross): what a sender is given; raises FileNotCarried, or TemporaryFailure
+# when the fetch is worth retrying.
+OpenFile = Callable[[Media, int, str], AbstractAsyncContextManager[FileCopy]]
+
+
+class CrossChannelFiles:
+    """Files passing from one channel to another, fetched by their own channel's `Fetcher`
+    into a temporary folder (never more than the destination takes, so never whole in
+    memory) for the destination's sender to upload; the one way a file crosses, both ways.
+    `open` is the senders' `OpenFile`."""
+
+    def __init__(self, scratch: Path | None = None) -> None:
+        self._fetchers: dict[str, Fetcher] = {}
+        # Where the copies wait while uploaded (the system's temporary folder if None).
+        self.scratch = scratch
+
+    def serve(self, channel: str, fetcher: Fetcher) -> None:
+        """Files of `channel` are fetched with `fetcher` from now on."""
+        self._fetchers[channel] = fetcher
+
+    @asynccontextmanager
+    async def open(self, media: Media, max_bytes: int, destination: str) -> AsyncIterator[FileCopy]:
+        """A copy of the file while the block runs, deleted after."""
+        fetcher = self._fetchers.get(media.channel)
+        if fetcher is None:
+            raise FileNotCarried(f"cannot fetch a file of the {media.channel or '?'} channel")
+        folder = Path(
+            await asyncio.to_thread(tempfile.mkdtemp, prefix="minerdesk-file-", dir=self.scratch)
+        )
+        try:
+            copy = await self._fetch(fetcher, media, folder / "file", max_bytes, destination)
+            yield copy
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    async def _fetch(
+        self, fetcher: Fetcher, media: Media, path: Path, max_bytes: int, destination: str
+    ) -> FileCopy:
+        try:
+            fetched = await fetcher.fetch(media.file_ref, path, max_bytes)
+        except (FetchFailed, OSError) as exc:
+            reason = f"could not fetch the {media.kind} from {media.channel}: {exc!r}"
+            raise TemporaryFailure(reason) from exc
+        if not fetched:
+            logger.info(
+                "media.not_carried from=%s to=%s kind=%s reason=too_big_or_gone",
+                media.channel,
+                destination,
+                media.kind,
+            )
+            raise FileNotCarried(
+                f"the {media.kind} is over the {shown_size(max_bytes)} {destination} takes "
+                f"or is gone from {media.channel}"
+            )
+        mime = media.mime or _KIND_MIMES.get(media.kind, UNKNOWN_MIME)
+        size = (await asyncio.to_thread(path.stat)).st_size
+        return FileCopy(path, mime, size, upload_name(media, mime))
+
+
+def shown_size(size: int) -> str:
+    """A limit as people read it: "50 MB", "500 KB"."""
+    return f"{size / MB:.3g} MB" if size >= MB else f"{size / 1024:.3g} KB"
+
+
+def upload_name(media: Media, mime: str) -> str:
+    """The name a file is uploaded under: its own, else its kind with its type's extension."""
+    if media.file_name:
+        return media.file_name
+    guessed = mimetypes.guess_extension(mime.split(";")[0].strip(), strict=False)
+    return f"{media.kind.value}{guessed or ''}"

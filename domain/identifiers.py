@@ -1,5 +1,6 @@
 """The identifiers customers and the shop give us, each read by one parser: e-mail
-addresses, order numbers, serial numbers and the service centre's ticket ids."""
+addresses, order numbers, serial numbers, phone numbers and the service centre's ticket
+ids."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ SERIAL = re.compile(r"[A-Z0-9-]{4,40}")
 # "SN: JYZZ…", "S/N JYZZ…" as copied from a label; an SN may itself start with "SN".
 _SERIAL_LABEL = re.compile(r"^\s*S/?N\s*[:#]\s*|^\s*S/?N\s+", re.IGNORECASE)
 SERVICE_TICKET_ID = re.compile(r"[A-Z0-9][A-Z0-9/_.-]{2,39}")
+# E.164: a country code (never starting with 0) and the number, 15 digits at most.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+# What people write between a phone number's digits: spaces, dashes, brackets.
+_PHONE_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015()\[\]]+")
 
 
 def email_address(text: str) -> str | None:
@@ -40,3 +45,15 @@ def service_ticket_id(text: str) -> str | None:
     """The service centre's repair ticket id as typed ("#rt-2291" -> "RT-2291")."""
     ticket = "".join(text.split()).upper().removeprefix("#")
     return ticket if SERVICE_TICKET_ID.fullmatch(ticket) else None
+
+
+def e164_phone(text: str) -> str | None:
+    """A phone number as written ("+7 (701) 123-45-67", "0049 30 1234567") in E.164
+    ("+77011234567"); None without an international prefix (+ or 00) or with anything but
+    digits, spaces, dashes and brackets: a national number's country is a guess, and a
+    wrong guess could match a stranger's number."""
+    # "+44 (0)20 …": the trunk prefix a caller inside the country dials, not part of E.164.
+    compact = _PHONE_SEPARATORS.sub("", text.replace("(0)", ""))
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    return compact if E164.fullmatch(compact) else None

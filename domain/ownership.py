@@ -7,10 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from domain.identifiers import e164_phone
+from domain.orders import Order
+
 
 @dataclass(frozen=True)
 class OrderLinked:
-    """The chat proved it owns this order (by its e-mail): later look-ups skip the check."""
+    """The chat proved it owns this order (by its e-mail, or by its verified phone number):
+    later look-ups skip the check."""
 
     number: str
 
@@ -49,3 +53,13 @@ def pause(failures: Sequence[datetime], limit: int, now: datetime) -> timedelta 
 
 def minutes_until(wait: timedelta) -> int:
     return max(1, math.ceil(wait.total_seconds() / 60))
+
+
+def on_phone(order: Order, verified_phone: str | None) -> bool:
+    """Whether the order's phone number is the chat's, as its channel verified it (a
+    WhatsApp number): whoever holds that SIM holds the order. Numbers that cannot be read
+    in E.164 never match."""
+    if verified_phone is None or order.phone is None:
+        return False
+    chat = e164_phone(verified_phone)
+    return chat is not None and chat == e164_phone(order.phone)

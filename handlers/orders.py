@@ -1,7 +1,8 @@
 """Order tracking and the warranty check (diagram: orders.mmd).
 
 Both start by finding the customer's order, by number or by a machine's serial number,
-and proving it is theirs with the order's e-mail address. A verified order is linked to
+and proving it is theirs with the order's e-mail address (on WhatsApp, a number that is the
+order's phone proves it without the question). A verified order is linked to
 the chat, so later look-ups (and `/orders`) skip the question. Nothing about an order
 reaches a chat that has not proved it owns it: an unknown order and a wrong e-mail get
 the same answer, and too many wrong answers in an hour pause look-ups for the chat.

@@ -1,7 +1,8 @@
 """Proving a chat owns an order, shared by order tracking and the ticket forms.
 
 An order is found by its number or a machine's serial number and proved with the order's
-e-mail address; a verified order is linked to the chat, so later look-ups skip the
+e-mail address, or by the chat's phone number when its channel verified it (WhatsApp) and
+it is the order's; a verified order is linked to the chat, so later look-ups skip the
 question. An unknown order and a wrong e-mail count the same, and too many wrong answers
 in an hour pause look-ups: in the chat, of the order number from any chat, or in the shop
 (`CheckLimits`); the staff chat is told when one order's look-ups keep failing.
@@ -19,6 +20,7 @@ from domain.ownership import (
     FailedOwnershipCheck,
     OrderLinked,
     minutes_until,
+    on_phone,
     pause,
 )
 from handlers.engine import Services, Turn
@@ -35,9 +37,18 @@ async def find_orders(services: Services, lookup: str) -> list[Order]:
 
 
 async def owned_orders(turn: Turn, lookup: str) -> list[Order]:
-    """The orders `lookup` finds that this chat already proved it owns."""
+    """The orders `lookup` finds that this chat already proved it owns, else those on the
+    chat's verified phone number (linked now, no e-mail asked)."""
+    found = await find_orders(turn.services, lookup)
     linked = {order.number for order in await turn.services.store.linked_orders(turn.key)}
-    return [order for order in await find_orders(turn.services, lookup) if order.number in linked]
+    owned = [order for order in found if order.number in linked]
+    if owned:
+        return owned
+    by_phone = [order for order in found if on_phone(order, turn.incoming.phone)]
+    for order in by_phone:
+        turn.records.append(OrderLinked(order.number))
+        logger.info("orders.verified chat=%s order=%s by=phone", turn.shown_chat_id, order.number)
+    return by_phone
 
 
 async def locked_out_minutes(turn: Turn, lookup: str | None = None) -> int | None:

@@ -15,9 +15,12 @@ from pydantic import SecretStr
 
 from bot.channels.telegram import make_bot
 from bot.channels.telegram_files import TelegramFetcher
+from bot.delivery import TemporaryFailure
 from bot.media import (
     MB,
+    CrossChannelFiles,
     FetchFailed,
+    FileNotCarried,
     LocalFileFetcher,
     MediaArchive,
     extension,
@@ -25,6 +28,7 @@ from bot.media import (
 from bot.settings import Settings, TelegramSettings
 from domain.chats import ChatKey, ConversationState
 from domain.tickets import Ticket, TicketKind, TicketMedia, TicketMediaSet, TicketOpened
+from handlers.messages import Media, MediaKind
 from storage.sqlite import SqliteStorage
 from tests.emulator import BotApiEmulator
 
@@ -125,6 +129,66 @@ async def test_a_telegram_outage_is_a_failure_to_retry(
     with pytest.raises(FetchFailed):
         await TelegramFetcher(bot).fetch(video, tmp_path / "video-0.mp4", MB)
     assert await TelegramFetcher(bot).fetch(video, tmp_path / "video-0.mp4", MB)
+
+
+# ------------------------------------------------------------------ CrossChannelFiles
+
+
+def names_in(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
+
+
+async def test_another_channels_file_is_a_temporary_copy_while_it_is_sent(
+    emulator: BotApiEmulator, bot: Bot, tmp_path: Path
+) -> None:
+    files = CrossChannelFiles(scratch=tmp_path)
+    files.serve("telegram", TelegramFetcher(bot))
+    photo = emulator.send_media(CHAT, "photo", content=VIDEO)["message"]["photo"][-1]
+    media = Media(MediaKind.PHOTO, photo["file_id"], channel="telegram")
+    async with files.open(media, MB, "WhatsApp") as copy:
+        assert copy.path.read_bytes() == VIDEO
+        # Telegram's photos are JPEG without saying so.
+        assert (copy.mime, copy.size, copy.name) == ("image/jpeg", len(VIDEO), "photo.jpg")
+    assert names_in(tmp_path) == []
+
+
+async def test_a_file_over_the_destinations_limit_or_gone_is_not_carried_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    files = CrossChannelFiles(scratch=tmp_path / "scratch")
+    (tmp_path / "scratch").mkdir()
+    files.serve("console", LocalFileFetcher())
+    source = tmp_path / "hashboard.mp4"
+    source.write_bytes(VIDEO)
+    video = Media(MediaKind.VIDEO, str(source), mime="video/mp4", channel="console")
+    with pytest.raises(FileNotCarried, match="video is over the 1 KB Telegram takes"):
+        async with files.open(video, 1024, "Telegram"):
+            pass
+    gone = Media(MediaKind.VIDEO, str(tmp_path / "deleted.mp4"), channel="console")
+    with pytest.raises(FileNotCarried, match="or is gone from console"):
+        async with files.open(gone, MB, "Telegram"):
+            pass
+    stranger = Media(MediaKind.PHOTO, "wamid.1", channel="whatsapp")
+    with pytest.raises(FileNotCarried, match="cannot fetch a file of the whatsapp channel"):
+        async with files.open(stranger, MB, "Telegram"):
+            pass
+    assert names_in(tmp_path / "scratch") == []
+
+
+async def test_a_fetch_that_failed_is_retried_by_delivery(
+    emulator: BotApiEmulator, bot: Bot, tmp_path: Path
+) -> None:
+    files = CrossChannelFiles(scratch=tmp_path)
+    files.serve("telegram", TelegramFetcher(bot))
+    video = emulator.send_media(CHAT, "video", content=VIDEO)["message"]["video"]["file_id"]
+    media = Media(MediaKind.VIDEO, video, mime="video/mp4", channel="telegram")
+    emulator.fail("getFile", error_code=502)
+    with pytest.raises(TemporaryFailure, match="could not fetch the video from telegram"):
+        async with files.open(media, MB, "WhatsApp"):
+            pass
+    async with files.open(media, MB, "WhatsApp") as copy:
+        assert copy.path.read_bytes() == VIDEO
+    assert names_in(tmp_path) == []
 
 
 async def test_a_local_bot_api_server_file_is_copied_from_its_disk(tmp_path: Path) -> None:

@@ -49,9 +49,11 @@ from aiogram.methods import (
 from aiogram.types import (
     BotCommand,
     CallbackQuery,
+    FSInputFile,
     InaccessibleMessage,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     InputMediaAudio,
     InputMediaDocument,
     InputMediaLivePhoto,
@@ -67,6 +69,7 @@ from bot.app import App
 from bot.channels.html_split import split_html
 from bot.channels.telegram_files import TelegramFetcher
 from bot.delivery import Gate, RetryAfter, RetryPolicy, TemporaryFailure, Undeliverable
+from bot.media import MB, FileNotCarried, OpenFile
 from bot.runtime import Aside, CannotServe, Pace, Store
 from bot.settings import Settings
 from bot.workers import REUSE_PORT
@@ -303,17 +306,30 @@ _TAG = re.compile(r"</?[a-zA-Z][\w-]*(?:\s[^<>]*)?>")
 
 
 @dataclass(frozen=True)
+class Upload:
+    """A file of another channel (a WhatsApp customer's photo): fetched and uploaded when
+    sent, a line saying why in its place when it cannot cross."""
+
+    chat_id: int
+    media: Media
+    caption: str | None = None
+
+
+Method = TelegramMethod[Any] | Upload
+
+
+@dataclass(frozen=True)
 class StaffPost:
     """A part for the staff chat, posted in the customer's topic (opened first if the
     reply asks and there is none); the message sent is remembered as theirs."""
 
-    method: TelegramMethod[Any]
+    method: Method
     # The customer, on their own channel (a WhatsApp customer's topic is in this chat too).
     customer: ChatKey
     open_topic: str | None = None
 
 
-Part = TelegramMethod[Any] | StaffPost
+Part = Method | StaffPost
 
 
 class TelegramSender:
@@ -324,11 +340,14 @@ class TelegramSender:
         bot: Bot,
         desk: HandoffStore | None = None,
         shown: Callable[[ChatKey], str] = lambda key: key.chat_id,
+        open_file: OpenFile | None = None,
     ) -> None:
         self.bot = bot
         self.desk = desk
         # How logs name a customer's chat, who may be on WhatsApp: a phone number masked.
         self.shown = shown
+        # Other channels' files (a WhatsApp customer's photos), uploaded when sent.
+        self.open_file = open_file
         # Learnt from Telegram: a staff chat without topics gets the reply-based relay.
         self._chats_without_topics: set[str] = set()
 
@@ -342,7 +361,7 @@ class TelegramSender:
             for i, method in enumerate(methods)
         ]
 
-    def _methods(self, chat_id: int, reply: Reply) -> list[TelegramMethod[Any]]:
+    def _methods(self, chat_id: int, reply: Reply) -> list[Method]:
         if reply.copy_of is not None:
             source_chat, source_message = int(reply.copy_of[0]), int(reply.copy_of[1])
             if reply.topic_of is not None:
@@ -356,13 +375,19 @@ class TelegramSender:
                 CopyMessage(chat_id=chat_id, from_chat_id=source_chat, message_id=source_message)
             ]
         if reply.album:
-            # Files of another channel (a WhatsApp customer's) have no Telegram file id.
+            # Files of another channel (a WhatsApp customer's) have no Telegram file id:
+            # they are uploaded one by one after the album of Telegram's own.
             own = tuple(media for media in reply.album if media.channel in ("", CHANNEL))
-            foreign = tuple(media for media in reply.album if media.channel not in ("", CHANNEL))
-            notes = _foreign_files_note(chat_id, foreign)
+            uploads = [
+                Upload(chat_id, media)
+                for media in reply.album
+                if media.channel not in ("", CHANNEL)
+            ]
             if own:
-                return _album_methods(chat_id, replace(reply, album=own)) + notes
-            return self._methods(chat_id, replace(reply, album=())) + notes
+                return [*_album_methods(chat_id, replace(reply, album=own)), *uploads]
+            if reply.text and not reply.buttons and fits_caption(reply.text):
+                return [replace(uploads[0], caption=str(reply.text)), *uploads[1:]]
+            return [*self._methods(chat_id, replace(reply, album=())), *uploads]
         chunks = split_html(reply.text)
         markup = keyboard(reply.buttons)
         if reply.replaces is not None and len(chunks) == 1:
@@ -386,17 +411,54 @@ class TelegramSender:
 
     async def send(self, key: ChatKey, part: Part) -> None:
         if not isinstance(part, StaffPost):
-            await self._emit(key, part)
+            await self._post(key, part)
             return
         assert self.desk is not None, "staff posts need the handoff store"
         customer = part.customer
         thread = await self._topic(key, customer, part.open_topic)
-        method = part.method
-        if thread is not None:
-            method = method.model_copy(update={"message_thread_id": int(thread)})
-        sent = await self._emit(key, method)
+        sent = await self._post(key, part.method, None if thread is None else int(thread))
         for message_id in _sent_ids(sent):
             await self.desk.remember_relay(key, str(message_id), customer)
+
+    async def _post(self, key: ChatKey, method: Method, thread: int | None = None) -> Any:
+        if isinstance(method, Upload):
+            return await self._upload(key, method, thread)
+        if thread is not None:
+            method = method.model_copy(update={"message_thread_id": thread})
+        return await self._emit(key, method)
+
+    def upload_limit(self, kind: MediaKind) -> int:
+        """The largest file of this kind a bot may upload: 10 MB for a photo and 50 MB for
+        the rest on the cloud Bot API, 2,000 MB on a local server."""
+        if self.bot.session.api.is_local:
+            return LOCAL_UPLOAD_BYTES
+        return PHOTO_UPLOAD_BYTES if kind is MediaKind.PHOTO else UPLOAD_BYTES
+
+    async def _upload(self, key: ChatKey, part: Upload, thread: int | None) -> Any:
+        """Another channel's file, fetched and uploaded; a line saying why in its place when
+        it cannot cross (too big for Telegram, gone), so staff know something was sent."""
+        media = part.media
+        try:
+            if self.open_file is None:
+                raise FileNotCarried(f"cannot fetch a file of the {media.channel} channel")
+            limit = self.upload_limit(media.kind)
+            async with self.open_file(media, limit, "Telegram") as file:
+                upload = FSInputFile(file.path, filename=file.name)
+                method = _file_message(part.chat_id, media.kind, upload, part.caption)
+                if thread is not None:
+                    method = method.model_copy(update={"message_thread_id": thread})
+                return await self._emit(key, method)
+        except FileNotCarried as exc:
+            logger.warning(
+                "telegram.file_not_carried chat=%s kind=%s reason=%s", key.chat_id, media.kind, exc
+            )
+            note = Markup("📎 Not shown here: a {} sent on {} ({}).").format(
+                media.kind.value, media.channel, str(exc)
+            )
+            if part.caption:
+                note = Markup(part.caption) + Markup("\n\n") + note  # noqa: S704 (our markup)
+            line = SendMessage(chat_id=part.chat_id, text=str(note), message_thread_id=thread)
+            return await self._emit(key, line)
 
     async def _topic(self, staff: ChatKey, customer: ChatKey, name: str | None) -> str | None:
         """The customer's topic in the staff chat, opened now if asked and possible."""
@@ -505,6 +567,10 @@ _ALBUM_GROUPS = {
     MediaKind.DOCUMENT: "document",
 }
 MAX_CAPTION_LENGTH = 1024
+# What a bot may upload: photos and other files on the cloud Bot API, any on a local one.
+PHOTO_UPLOAD_BYTES = 10 * MB
+UPLOAD_BYTES = 50 * MB
+LOCAL_UPLOAD_BYTES = 2000 * MB
 MAX_TOPIC_NAME = 128
 
 
@@ -522,12 +588,16 @@ def album_parts(album: Sequence[Media]) -> list[tuple[Media, ...]]:
     ]
 
 
+def fits_caption(text: str) -> bool:
+    return len(plain_text(text)) <= MAX_CAPTION_LENGTH
+
+
 def _album_methods(chat_id: int, reply: Reply) -> list[TelegramMethod[Any]]:
     """The album's parts, with `reply.text` as the caption of the very first item; a text
     too long for a caption follows the album as messages of its own."""
     caption: str | None = reply.text or None
     after: list[TelegramMethod[Any]] = []
-    if caption is not None and len(plain_text(caption)) > MAX_CAPTION_LENGTH:
+    if caption is not None and not fits_caption(caption):
         caption = None
         chunks = split_html(reply.text)
         last, markup = len(chunks) - 1, keyboard(reply.buttons)
@@ -538,7 +608,7 @@ def _album_methods(chat_id: int, reply: Reply) -> list[TelegramMethod[Any]]:
     methods: list[TelegramMethod[Any]] = []
     for part in album_parts(reply.album):
         if len(part) == 1:
-            methods.append(_file_message(chat_id, part[0], caption))
+            methods.append(_file_message(chat_id, part[0].kind, part[0].file_ref, caption))
         else:
             items = [_album_item(m, caption if i == 0 else None) for i, m in enumerate(part)]
             methods.append(SendMediaGroup(chat_id=chat_id, media=items))
@@ -546,22 +616,11 @@ def _album_methods(chat_id: int, reply: Reply) -> list[TelegramMethod[Any]]:
     return methods + after
 
 
-def _foreign_files_note(chat_id: int, files: Sequence[Media]) -> list[TelegramMethod[Any]]:
-    """A line in place of files of another channel, which Telegram cannot send by their id
-    (fetching and uploading them is not done yet); none without such files."""
-    if not files:
-        return []
-    kinds = ", ".join(media.kind.value for media in files)
-    channels = ", ".join(sorted({media.channel for media in files}))
-    text = Markup("📎 Not shown here: {} sent on {} ({}).").format(
-        "a file" if len(files) == 1 else f"{len(files)} files", channels, kinds
-    )
-    return [SendMessage(chat_id=chat_id, text=str(text))]
-
-
-def _file_message(chat_id: int, media: Media, caption: str | None) -> TelegramMethod[Any]:
-    ref = media.file_ref
-    match media.kind:
+def _file_message(
+    chat_id: int, kind: MediaKind, ref: str | InputFile, caption: str | None
+) -> TelegramMethod[Any]:
+    """A file sent by its Telegram file id, or uploaded."""
+    match kind:
         case MediaKind.PHOTO:
             return SendPhoto(chat_id=chat_id, photo=ref, caption=caption)
         case MediaKind.VIDEO:
@@ -637,13 +696,16 @@ class TelegramChannel:
     # No window or statuses to heed: replies go as rendered.
     gate: Gate | None = None
 
-    def __init__(self, app: App, bot: Bot, webhook: bool = False) -> None:
+    def __init__(
+        self, app: App, bot: Bot, webhook: bool = False, open_file: OpenFile | None = None
+    ) -> None:
         self.bot = bot
         self.app_settings = app.settings
         self.settings = app.settings.telegram
         self.webhook = webhook
         self.staff_chat_id = app.settings.handoff.staff_chat_id
-        self.sender = TelegramSender(bot, app.storage, app.services.shown_chat_id)
+        # `open_file`: other channels' files (a WhatsApp customer's), uploaded when sent.
+        self.sender = TelegramSender(bot, app.storage, app.services.shown_chat_id, open_file)
         self.fetcher = TelegramFetcher(bot)
         self.pace = Pace(
             messages_per_second=self.settings.messages_per_second,

@@ -25,13 +25,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bot.channels.whatsapp_api import MEDIA_TYPES, GraphClient, GraphError, media_type, size_limit
+from bot.channels.whatsapp_api import (
+    LARGEST_MEDIA,
+    MEDIA_TYPES,
+    GraphClient,
+    GraphError,
+    media_type,
+    size_limit,
+)
 from bot.channels.whatsapp_errors import delivery_error, mask
 from bot.channels.whatsapp_outbound import StatusBook, WindowGate, WindowStore
 from bot.channels.whatsapp_read import (
@@ -60,12 +65,12 @@ from bot.channels.whatsapp_window import (
     decide,
 )
 from bot.delivery import DeliveryError, Undeliverable
-from bot.media import FetchFailed
+from bot.media import FetchFailed, OpenFile, upload_name
 from bot.runtime import Aside, CannotServe, Pace, Undelivered
 from bot.settings import Settings, WhatsAppSettings
 from domain.chats import ChatKey
 from domain.privacy import mask_phone
-from handlers.messages import Incoming, Media, MediaKind, Reply
+from handlers.messages import Incoming, MediaKind, Reply
 from storage.base import InboxUpdate, QueuedMessage
 
 __all__ = [
@@ -95,9 +100,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# The bytes and MIME type of a file another channel holds (the runtime fetches it); raises a
-# DeliveryError when it cannot.
-OpenFile = Callable[[Media], Awaitable[tuple[bytes, str]]]
 # A status reports a message Meta had accepted: only the error code tells what went wrong.
 HTTP_OK = 200
 _TYPES_BY_KIND = {
@@ -174,14 +176,15 @@ class WhatsAppSender:
         else:
             if self.open_file is None:
                 raise Undeliverable(f"cannot fetch a file of the {media.channel or '?'} channel")
-            content, mime = await self.open_file(media)
-            kind = upload_type(media.kind, mime, len(content))
-            media_id = await self.client.upload(content, mime, _file_name(media, mime))
+            # Fetched by its own channel into a temporary file, then uploaded from there.
+            async with self.open_file(media, LARGEST_MEDIA, "WhatsApp") as file:
+                kind = upload_type(media.kind, file.mime, file.size)
+                media_id = await self.client.upload(file.path, file.mime, file.name)
         item: dict[str, Any] = {"id": media_id}
         if part.caption and kind in ("image", "video", "document"):
             item["caption"] = part.caption
         if kind == "document":
-            item["filename"] = media.file_name or _file_name(media, media.mime or "")
+            item["filename"] = upload_name(media, media.mime or "")
         return {"type": kind, kind: item}
 
 
@@ -201,13 +204,6 @@ def upload_type(kind: MediaKind, mime: str, size: int) -> str:
     if size == 0:
         raise Undeliverable("the file is empty")
     return "document" if kind is MediaKind.DOCUMENT else natural
-
-
-def _file_name(media: Media, mime: str) -> str:
-    if media.file_name:
-        return media.file_name
-    extension = mimetypes.guess_extension(mime.split(";")[0].strip(), strict=False) or ""
-    return f"{media.kind.value}{extension}"
 
 
 class WhatsAppFetcher:
@@ -292,11 +288,16 @@ class WhatsAppChannel:
     receives_alone = False
 
     def __init__(
-        self, settings: Settings, store: WindowStore, client: GraphClient | None = None
+        self,
+        settings: Settings,
+        store: WindowStore,
+        client: GraphClient | None = None,
+        open_file: OpenFile | None = None,
     ) -> None:
         self.settings = settings.whatsapp
         self.client = client if client is not None else GraphClient(self.settings)
-        self.sender = WhatsAppSender(self.client)
+        # `open_file`: other channels' files (a rep's photo), uploaded when sent.
+        self.sender = WhatsAppSender(self.client, open_file)
         self.fetcher = WhatsAppFetcher(self.client)
         self.presence = Presence(self.client)
         templates = {

@@ -2,7 +2,8 @@
 `{api_base_url}/{api_version}/` with `Authorization: Bearer <token>`:
 
 - `POST {phone_number_id}/messages`: a message, or a read receipt with the typing indicator;
-- `POST {phone_number_id}/media`: an upload (multipart), giving a media id to send;
+- `POST {phone_number_id}/media`: an upload (multipart, streamed from disk), giving a
+  media id to send;
 - `GET {media_id}`: a file's short-lived download URL, then `GET` that URL with the token.
 
 Every failure is a `GraphError` with Meta's code and words; `whatsapp_errors` says what it
@@ -167,13 +168,20 @@ class GraphClient:
             body["typing_indicator"] = {"type": "text"}
         await self._call("POST", f"{self.phone_number_id}/messages", json_body=body)
 
-    async def upload(self, content: bytes, mime: str, filename: str) -> str:
-        """Upload a file for sending; returns its media id."""
-        form = aiohttp.FormData()
-        form.add_field("messaging_product", "whatsapp")
-        form.add_field("type", mime)
-        form.add_field("file", content, filename=filename, content_type=mime)
-        answer = await self._call("POST", f"{self.phone_number_id}/media", form=form)
+    async def upload(self, content: bytes | Path, mime: str, filename: str) -> str:
+        """Upload a file (its bytes, or a file on disk, streamed) for sending; returns its
+        media id."""
+        reader = await asyncio.to_thread(content.open, "rb") if isinstance(content, Path) else None
+        try:
+            form = aiohttp.FormData()
+            form.add_field("messaging_product", "whatsapp")
+            form.add_field("type", mime)
+            body = content if reader is None else reader
+            form.add_field("file", body, filename=filename, content_type=mime)
+            answer = await self._call("POST", f"{self.phone_number_id}/media", form=form)
+        finally:
+            if reader is not None:
+                await asyncio.to_thread(reader.close)
         media_id = answer.get("id")
         if not isinstance(media_id, str) or not media_id:
             raise GraphError(200, None, "the upload gave no media id")

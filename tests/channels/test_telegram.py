@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from aiogram import Bot
@@ -24,7 +25,11 @@ from bot.channels.telegram import (
     read_update,
     show_typing,
 )
+from bot.channels.telegram_files import TelegramFetcher
+from bot.channels.whatsapp import WhatsAppFetcher
+from bot.channels.whatsapp_api import GraphClient
 from bot.delivery import RetryAfter, TemporaryFailure, Undeliverable
+from bot.media import MB, CrossChannelFiles
 from bot.presence import ShowTyping, Typing
 from bot.serial import SerialQueues
 from bot.settings import Settings, TelegramSettings
@@ -32,7 +37,10 @@ from domain.chats import ChatKey
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
 from storage.base import QueuedMessage
 from storage.sqlite import SqliteStorage
+from tests.channels.test_whatsapp import JPEG, names_in
+from tests.channels.test_whatsapp import settings_for as whatsapp_settings
 from tests.emulator import BotApiEmulator
+from tests.whatsapp_emulator import WhatsAppEmulator
 
 CHAT = 501
 
@@ -416,33 +424,54 @@ async def test_an_album_is_handed_on_when_its_time_is_up_however_busy() -> None:
 
 
 async def test_a_whatsapp_customers_staff_posts_open_their_topic_in_the_telegram_staff_chat(
-    bot: Bot, emulator: BotApiEmulator, storage: SqliteStorage
+    bot: Bot, emulator: BotApiEmulator, storage: SqliteStorage, tmp_path: Path
 ) -> None:
     emulator.add_forum(STAFF)
     staff = ChatKey("telegram", str(STAFF))
     customer = ChatKey("whatsapp", "447700900123")
-    sender = TelegramSender(bot, storage)
-    own_photo = emulator.send_media(CHAT, "photo")["message"]["photo"][-1]["file_id"]
-    files = (
-        Media(MediaKind.PHOTO, "wamid-photo", channel="whatsapp"),
-        Media(MediaKind.PHOTO, own_photo, channel="telegram"),
-    )
+    with WhatsAppEmulator(status_delay=0) as wa:
+        graph = GraphClient(whatsapp_settings(wa))
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+        files = CrossChannelFiles(scratch=scratch)
+        files.serve("whatsapp", WhatsAppFetcher(graph))
+        sender = TelegramSender(bot, storage, open_file=files.open)
+        own_photo = emulator.send_media(CHAT, "photo")["message"]["photo"][-1]["file_id"]
+        their_photo = wa.add_media(JPEG, "image/jpeg")
+        album = (
+            Media(MediaKind.PHOTO, their_photo, mime="image/jpeg", channel="whatsapp"),
+            Media(MediaKind.PHOTO, own_photo, channel="telegram"),
+            # Gone from Meta (media ids expire): a line says so in its place.
+            Media(MediaKind.VIDEO, "999999", mime="video/mp4", channel="whatsapp"),
+        )
 
-    async def post(reply: Reply) -> None:
-        message = QueuedMessage(1, staff, reply.to_json())
-        for part in sender.parts(message):
-            await sender.send(staff, part)
+        async def post(reply: Reply) -> None:
+            message = QueuedMessage(1, staff, reply.to_json())
+            for part in sender.parts(message):
+                await sender.send(staff, part)
 
-    await post(Reply(Markup("card"), to=staff, topic_of=customer, open_topic="A" * 200))
-    await post(Reply(Markup("both sides"), to=staff, topic_of=customer, album=files))
+        await post(Reply(Markup("card"), to=staff, topic_of=customer, open_topic="A" * 200))
+        await post(Reply(Markup("both sides"), to=staff, topic_of=customer, album=album))
+        await post(Reply(Markup("<b>the label</b>"), to=staff, topic_of=customer, album=album[:1]))
+        await graph.close()
 
     [(thread, name)] = emulator.topics(STAFF).items()
     assert name == "A" * 128
     assert await storage.topic_of(customer, staff) == str(thread)
     assert await storage.customer_of_topic(staff, str(thread)) == customer
-    card, photo, note = emulator.messages(STAFF, thread)
-    assert (card["text"], photo["caption"]) == ("card", "both sides")
-    assert note["text"] == "📎 Not shown here: a file sent on whatsapp (photo)."
+    card, own, theirs, note, captioned = emulator.messages(STAFF, thread)
+    assert (card["text"], own["caption"]) == ("card", "both sides")
+    assert note["text"] == (
+        "📎 Not shown here: a video sent on whatsapp "
+        "(the video is over the 50 MB Telegram takes or is gone from whatsapp)."
+    )
+    assert captioned["caption"] == "the label"
+    # The customer's photo was uploaded: the bot can fetch the same bytes back.
+    for uploaded in (theirs, captioned):
+        copy = tmp_path / "copy.jpg"
+        assert await TelegramFetcher(bot).fetch(uploaded["photo"][-1]["file_id"], copy, MB)
+        assert copy.read_bytes() == JPEG
+    assert names_in(scratch) == []
     # A rep replying to any of them reaches the customer on WhatsApp.
-    for sent in (card, photo, note):
+    for sent in (card, own, theirs, note, captioned):
         assert await storage.customer_of_relay(staff, str(sent["message_id"])) == customer

@@ -17,6 +17,7 @@ import pytest
 from markupsafe import Markup
 from pydantic import SecretStr
 
+from bot.albums import Albums
 from bot.channels.whatsapp import Presence, WhatsAppFetcher, WhatsAppSender, status_failure
 from bot.channels.whatsapp_api import GraphClient
 from bot.channels.whatsapp_errors import OutsideWindow, TokenRejected, delivery_error, mask
@@ -31,7 +32,7 @@ from bot.channels.whatsapp_read import (
 from bot.channels.whatsapp_webhook import WhatsAppWebhook, signature
 from bot.channels.whatsapp_window import Purpose, SendTemplate, decide
 from bot.delivery import RetryAfter, TemporaryFailure, Undeliverable
-from bot.media import FetchFailed
+from bot.media import CrossChannelFiles, FetchFailed, FileNotCarried, LocalFileFetcher
 from bot.settings import WhatsAppSettings, WhatsAppTemplateSettings, WhatsAppWebhookSettings
 from domain.chats import ChatKey
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
@@ -352,6 +353,17 @@ async def test_photos_sent_one_after_another_share_the_chats_album(
         (CUSTOMER, album_group(CUSTOMER)),
     ]
     assert len({inbox_id(item) for item in inbox.items}) == 4
+    # The runtime gathers them as one album, in the order they came (wamids say none).
+    albums = Albums(quiet=0.01)
+    customers = [e for e in inbox.incoming() if e.chat_id == CUSTOMER]
+    album = albums.add(customers[0])
+    assert album is not None
+    for later in customers[1:]:
+        assert albums.add(later) is None
+    merged = await albums.complete(album)
+    assert merged.text == "front"
+    assert [m.mime for m in merged.media] == ["image/jpeg", "image/jpeg", "image/png"]
+    assert merged.update_ids == tuple(e.update_id for e in customers)
 
 
 def test_status_items_read_as_delivery_statuses() -> None:
@@ -394,16 +406,22 @@ async def client(emu: WhatsAppEmulator) -> AsyncIterator[GraphClient]:
     await graph.close()
 
 
-class Files:
-    """The runtime's `open_file`: another channel's files, by reference."""
+def local_files(tmp_path: Path, files: dict[str, bytes]) -> CrossChannelFiles:
+    """Files of another channel (the console's, whose refs are paths), fetched as the
+    runtime fetches a Telegram file for WhatsApp."""
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    opened = CrossChannelFiles(scratch=tmp_path)
+    opened.serve("console", LocalFileFetcher())
+    return opened
 
-    def __init__(self, files: dict[str, tuple[bytes, str]]) -> None:
-        self.files = files
-        self.opened: list[str] = []
 
-    async def __call__(self, media: Media) -> tuple[bytes, str]:
-        self.opened.append(media.file_ref)
-        return self.files[media.file_ref]
+def names_in(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
+
+
+def local(tmp_path: Path, kind: MediaKind, name: str, **fields: Any) -> Media:
+    return Media(kind, str(tmp_path / name), channel="console", **fields)
 
 
 KEY = ChatKey("whatsapp", CUSTOMER)
@@ -459,23 +477,32 @@ async def test_a_list_choice_comes_back_as_its_payload(
 
 
 async def test_another_channels_files_are_uploaded_then_sent_by_id(
-    emu: WhatsAppEmulator, client: GraphClient
+    emu: WhatsAppEmulator, client: GraphClient, tmp_path: Path
 ) -> None:
     emu.set_last_inbound(CUSTOMER, 60)
-    files = Files({"tg-1": (JPEG, "image/jpeg"), "tg-2": (b"%PDF-1.4", "application/pdf")})
-    photo = Media(MediaKind.PHOTO, "tg-1", channel="telegram")
-    report = Media(MediaKind.DOCUMENT, "tg-2", file_name="report.pdf", channel="telegram")
+    files = local_files(tmp_path, {"photo": JPEG, "report": b"%PDF-1.4"})
+    photo = local(tmp_path, MediaKind.PHOTO, "photo")
+    report = local(
+        tmp_path, MediaKind.DOCUMENT, "report", mime="application/pdf", file_name="report.pdf"
+    )
     await deliver(
-        WhatsAppSender(client, files), Reply(Markup("<i>From the rep</i>"), album=(photo, report))
+        WhatsAppSender(client, files.open),
+        Reply(Markup("<i>From the rep</i>"), album=(photo, report)),
     )
     image, document = emu.messages(CUSTOMER)
     uploads = emu.uploads
-    assert [u.content for u in uploads] == [JPEG, b"%PDF-1.4"]
+    assert [(u.content, u.mime_type) for u in uploads] == [
+        (JPEG, "image/jpeg"),
+        (b"%PDF-1.4", "application/pdf"),
+    ]
+    assert [u.filename for u in uploads] == ["photo.jpg", "report.pdf"]
     assert image["image"] == {"id": uploads[0].id, "caption": "_From the rep_"}
     assert document["document"] == {"id": uploads[1].id, "filename": "report.pdf"}
     assert [c.path for c in emu.calls("/media")] == [
         f"/{emu.api_version}/{emu.phone_number_id}/media"
     ] * 2
+    # The temporary copies are gone once uploaded.
+    assert names_in(tmp_path) == ["photo", "report"]
 
 
 async def test_whatsapps_own_files_go_by_id_without_upload(
@@ -498,15 +525,25 @@ async def test_whatsapps_own_files_go_by_id_without_upload(
     ],
 )
 async def test_files_whatsapp_cannot_carry_are_undeliverable(
-    emu: WhatsAppEmulator, client: GraphClient, content: bytes, mime: str, reason: str
+    emu: WhatsAppEmulator,
+    client: GraphClient,
+    tmp_path: Path,
+    content: bytes,
+    mime: str,
+    reason: str,
 ) -> None:
-    files = Files({"tg-1": (content, mime)})
-    photo = Media(MediaKind.PHOTO, "tg-1", channel="telegram")
+    files = local_files(tmp_path, {"photo": content})
+    photo = local(tmp_path, MediaKind.PHOTO, "photo", mime=mime)
     with pytest.raises(Undeliverable, match=reason):
-        await deliver(WhatsAppSender(client, files), Reply(Markup(""), album=(photo,)))
+        await deliver(WhatsAppSender(client, files.open), Reply(Markup(""), album=(photo,)))
     assert emu.uploads == []
-    with pytest.raises(Undeliverable, match="cannot fetch a file of the telegram channel"):
-        await deliver(WhatsAppSender(client), Reply(Markup(""), album=(photo,)))
+    gone = local(tmp_path, MediaKind.PHOTO, "deleted")
+    with pytest.raises(FileNotCarried, match="over the 100 MB WhatsApp takes or is gone"):
+        await deliver(WhatsAppSender(client, files.open), Reply(Markup(""), album=(gone,)))
+    telegram = Media(MediaKind.PHOTO, "tg-1", channel="telegram")
+    for sender in (WhatsAppSender(client), WhatsAppSender(client, files.open)):
+        with pytest.raises(Undeliverable, match="cannot fetch a file of the telegram channel"):
+            await deliver(sender, Reply(Markup(""), album=(telegram,)))
 
 
 async def test_a_copy_without_text_is_refused_with_the_reason(client: GraphClient) -> None:

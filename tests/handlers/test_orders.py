@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -157,6 +158,50 @@ async def test_too_many_failed_checks_in_the_shop_pause_every_lookup(
         assert "could not find" in reply.text
     await said(engine, press("flow:track_order", chat="400"))
     assert "paused" in (await one(engine, press("flow:track_order", chat="400"))).text
+
+
+def on_whatsapp(incoming: Incoming, number: str) -> Incoming:
+    """The same message from a WhatsApp chat, whose number the channel verified."""
+    return replace(incoming, channel="whatsapp", chat_id=number, phone=f"+{number}")
+
+
+async def test_a_whatsapp_number_on_the_order_needs_no_email_and_links_the_order(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    await storage.save_order(order(phone="+7 (701) 123-45-67"), NOW)
+    owner = "77011234567"
+    await said(engine, on_whatsapp(press("flow:track_order"), owner))
+    card = await one(engine, on_whatsapp(message("A-1001"), owner))
+    assert "Order A-1001</b>: paid" in card.text
+    linked = await storage.linked_orders(ChatKey("whatsapp", owner))
+    assert [o.number for o in linked] == ["A-1001"]
+
+
+async def test_another_number_or_a_telegram_chat_is_asked_for_the_email(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    await storage.save_order(order(phone="+7 (701) 123-45-67"), NOW)
+    stranger = "77011234568"
+    await said(engine, on_whatsapp(press("flow:track_order"), stranger))
+    asked = await one(engine, on_whatsapp(message("A-1001"), stranger))
+    assert "e-mail address" in asked.text
+    wrong = await one(engine, on_whatsapp(message("guess@example.com"), stranger))
+    assert "could not find" in wrong.text
+    # A chat id that looks like the number proves nothing: only a channel's verified phone.
+    await said(engine, press("flow:track_order", chat="77011234567"))
+    asked = await one(engine, message("A-1001", chat="77011234567"))
+    assert "e-mail address" in asked.text
+    assert await storage.linked_orders(ChatKey("whatsapp", stranger)) == []
+
+
+async def test_a_phone_without_a_country_code_on_the_order_matches_no_number(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    await storage.save_order(order(phone="77011234567"), NOW)
+    owner = "77011234567"
+    await said(engine, on_whatsapp(press("flow:track_order"), owner))
+    asked = await one(engine, on_whatsapp(message("A-1001"), owner))
+    assert "e-mail address" in asked.text
 
 
 async def test_a_forged_button_reveals_no_order(engine: Engine, storage: SqliteStorage) -> None:
