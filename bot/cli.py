@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.channels import CHANNELS, ChannelKind
 from bot.settings import Settings, SettingsError, kb_path, load_settings
 from domain.tickets import TicketStatus
 from storage.open import SQLITE_PREFIX, check_storage_url, open_storage, safe_url
@@ -149,7 +150,7 @@ def _add_serving(commands: Commands) -> None:
     )
     run.add_argument(
         "--channel",
-        choices=("telegram", "whatsapp"),
+        choices=tuple(CHANNELS),
         help="serve only this channel (default: every configured channel)",
     )
     run.add_argument(
@@ -843,8 +844,8 @@ def _workers(text: str) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    channels = _channels_to_run(args, settings)
-    if args.webhook and "telegram" not in channels:
+    kinds = _channels_to_run(args, settings)
+    if args.webhook and "telegram" not in (kind.name for kind in kinds):
         raise _Fatal("--webhook is Telegram's: WhatsApp always receives on its webhook")
     if args.webhook and settings.telegram.webhook.url is None:
         raise _Fatal(
@@ -855,29 +856,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _supervise(args, settings)
     from bot.api import serve_orders_api
     from bot.app import build_app
-    from bot.channels.telegram import TelegramChannel, make_bot
-    from bot.channels.whatsapp import WhatsAppChannel
     from bot.media import CrossChannelFiles
-    from bot.runtime import CannotServe, Channel, Runtime
+    from bot.runtime import CannotServe, Runtime
 
     async def serve() -> None:
-        async with build_app(settings) as app:
+        async with build_app(settings) as app, AsyncExitStack() as channels:
             # A rep's Telegram photo for a WhatsApp customer, a WhatsApp customer's video
             # for the staff topic: each fetched by its own channel, uploaded by the other.
             files = CrossChannelFiles()
-            bot = make_bot(settings) if "telegram" in channels else None
-            whatsapp = (
-                WhatsAppChannel(settings, app.storage, open_file=files.open)
-                if "whatsapp" in channels
-                else None
-            )
-            running: list[Channel] = []
-            if bot is not None:
-                running.append(
-                    TelegramChannel(app, bot, webhook=args.webhook, open_file=files.open)
+            running = [
+                await channels.enter_async_context(
+                    kind.opener()(app, files.open, webhook=args.webhook)
                 )
-            if whatsapp is not None:
-                running.append(whatsapp)
+                for kind in kinds
+            ]
             for channel in running:
                 files.serve(channel.name, channel.fetcher)
             api = settings.orders.api
@@ -903,10 +895,6 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                     serving_api.cancel()
                     with suppress(asyncio.CancelledError):
                         await serving_api
-                if bot is not None:
-                    await bot.session.close()
-                if whatsapp is not None:
-                    await whatsapp.close()
 
     try:
         asyncio.run(serve())
@@ -939,26 +927,14 @@ def _supervise(args: argparse.Namespace, settings: Settings) -> int:
         raise _Fatal(str(exc)) from None
 
 
-TELEGRAM_MISSING = (
-    "telegram.token: not set; export MINERDESK_TELEGRAM__TOKEN (from @BotFather), "
-    "or try the bot locally with `minerdesk chat`"
-)
-WHATSAPP_MISSING = "whatsapp: not configured (set whatsapp.phone_number_id and its secrets)"
-
-
-def _channels_to_run(args: argparse.Namespace, settings: Settings) -> list[str]:
+def _channels_to_run(args: argparse.Namespace, settings: Settings) -> list[ChannelKind]:
     """The channels `run` starts: the one `--channel` names, else every configured one."""
-    telegram = settings.telegram.token is not None
-    whatsapp = settings.whatsapp.enabled
-    if args.channel == "telegram":
-        if not telegram:
-            raise _Fatal(TELEGRAM_MISSING)
-        return ["telegram"]
-    if args.channel == "whatsapp":
-        if not whatsapp:
-            raise _Fatal(WHATSAPP_MISSING)
-        return ["whatsapp"]
-    configured = [name for name, on in (("telegram", telegram), ("whatsapp", whatsapp)) if on]
+    if args.channel is not None:
+        kind = CHANNELS[args.channel]
+        if not kind.configured(settings):
+            raise _Fatal(kind.missing)
+        return [kind]
+    configured = [kind for kind in CHANNELS.values() if kind.configured(settings)]
     if not configured:
         raise _Fatal(
             "no channel configured: export MINERDESK_TELEGRAM__TOKEN (from @BotFather) or set "

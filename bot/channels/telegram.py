@@ -14,8 +14,8 @@ import hmac
 import html
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -887,3 +887,16 @@ async def answer_callback(bot: Bot, query_id: str, notice: str | None) -> None:
             if isinstance(exc, TelegramRetryAfter):
                 delay = min(exc.retry_after, CALLBACK_RETRY.max_delay)
             await asyncio.sleep(delay)
+
+
+@asynccontextmanager
+async def open_channel(
+    app: App, open_file: OpenFile, *, webhook: bool = False
+) -> AsyncIterator[TelegramChannel]:
+    """The channel `minerdesk run` serves (`bot.channels.CHANNELS`): long polling, or with
+    `webhook` Telegram's webhook; its HTTP session closed after."""
+    bot = make_bot(app.settings)
+    try:
+        yield TelegramChannel(app, bot, webhook=webhook, open_file=open_file)
+    finally:
+        await bot.session.close()

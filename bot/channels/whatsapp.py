@@ -26,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.channels.whatsapp_api import (
     LARGEST_MEDIA,
@@ -97,6 +99,9 @@ __all__ = [
     "receive",
     "status_failure",
 ]
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 logger = logging.getLogger(__name__)
 
@@ -382,3 +387,16 @@ class WhatsAppChannel:
 
     async def show_typing(self, chat_id: str) -> None:
         await self.presence.show_typing(chat_id)
+
+
+@asynccontextmanager
+async def open_channel(
+    app: App, open_file: OpenFile, *, webhook: bool = False
+) -> AsyncIterator[WhatsAppChannel]:
+    """The channel `minerdesk run` serves (`bot.channels.CHANNELS`); WhatsApp always
+    receives on its webhook."""
+    channel = WhatsAppChannel(app.settings, app.storage, open_file=open_file)
+    try:
+        yield channel
+    finally:
+        await channel.close()
