@@ -57,7 +57,6 @@ import math
 import os
 import platform
 import random
-import socket
 import sqlite3
 import sys
 import tempfile
@@ -398,35 +397,9 @@ def serving(args: argparse.Namespace, folder: Path) -> Iterator[tuple[SampledBot
             yield bot, TelegramCustomers(telegram)
             return
         whatsapp = stack.enter_context(WhatsAppEmulator())
-        port = free_port()
-        bot.env.update(
-            MINERDESK_WHATSAPP__PHONE_NUMBER_ID=whatsapp.phone_number_id,
-            MINERDESK_WHATSAPP__API_BASE_URL=whatsapp.api_base_url,
-            MINERDESK_WHATSAPP__API_VERSION=whatsapp.api_version,
-            MINERDESK_WHATSAPP__ACCESS_TOKEN=whatsapp.access_token,
-            MINERDESK_WHATSAPP__APP_SECRET=whatsapp.app_secret,
-            MINERDESK_WHATSAPP__VERIFY_TOKEN=whatsapp.verify_token,
-            MINERDESK_WHATSAPP__WEBHOOK__LISTEN_PORT=str(port),
-            MINERDESK_WHATSAPP__MESSAGES_PER_SECOND=str(args.messages_per_second),
-        )
-        whatsapp.webhook_url = f"http://127.0.0.1:{port}/whatsapp/webhook"
+        bot.on_whatsapp(whatsapp)
+        bot.env["MINERDESK_WHATSAPP__MESSAGES_PER_SECOND"] = str(args.messages_per_second)
         yield bot, WhatsAppCustomers(whatsapp)
-
-
-def start(bot: SampledBot, customers: Customers) -> float:
-    """Start the bot; the seconds until it serves `customers`' channel."""
-    started = time.perf_counter()
-    bot.start(*bot.args)
-    if isinstance(customers, WhatsAppCustomers):
-        # Telegram is polled first; WhatsApp serves once its webhook answers the handshake.
-        customers.emu.wait_until(
-            lambda: customers.emu.verify("ready")[0] == 200 or bot.process_exited(),
-            timeout=START_TIMEOUT,
-            what="the WhatsApp webhook to listen",
-        )
-        if bot.process_exited():
-            raise RuntimeError(f"the bot stopped:\n{bot.tail()}")
-    return time.perf_counter() - started
 
 
 @contextlib.contextmanager
@@ -440,12 +413,6 @@ def postgres_database() -> Iterator[str]:
         yield asyncio.run(Databases(server).create(migrated=False))
     finally:
         server.stop()
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ------------------------------------------------------------------ load
@@ -689,7 +656,7 @@ def measure(
     ):
         say(f"starting the bot (data dir {folder})")
         try:
-            results["startup_s"] = round(start(bot, customers), 1)
+            results["startup_s"] = round(bot.start(*bot.args), 1)
             say(f"bot ready in {results['startup_s']} s; warm-up: {WARMUP_QUESTIONS} questions")
             warm_up(customers, texts)
 

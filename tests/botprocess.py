@@ -7,18 +7,29 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.emulator import BotApiEmulator
+
+if TYPE_CHECKING:
+    from tests.whatsapp_emulator import WhatsAppEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # Start-up loads the embedding model; a busy 2-core CI machine can take a while.
 START_TIMEOUT = 300
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class BotProcess:
@@ -41,6 +52,8 @@ class BotProcess:
             MINERDESK_FAQ__THREADS="1",
         )
         self.cache_dir = cache_dir
+        # The Cloud API emulator the bot's WhatsApp channel talks to, once `on_whatsapp`.
+        self.whatsapp: WhatsAppEmulator | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -74,8 +87,25 @@ class BotProcess:
             self.wait_ready()
         return time.perf_counter() - started
 
+    def on_whatsapp(self, wa: WhatsAppEmulator) -> None:
+        """Serve WhatsApp too, against the Cloud API emulator, which posts to the bot's
+        webhook on a free port."""
+        port = free_port()
+        self.env.update(
+            MINERDESK_WHATSAPP__PHONE_NUMBER_ID=wa.phone_number_id,
+            MINERDESK_WHATSAPP__API_BASE_URL=wa.api_base_url,
+            MINERDESK_WHATSAPP__API_VERSION=wa.api_version,
+            MINERDESK_WHATSAPP__ACCESS_TOKEN=wa.access_token,
+            MINERDESK_WHATSAPP__APP_SECRET=wa.app_secret,
+            MINERDESK_WHATSAPP__VERIFY_TOKEN=wa.verify_token,
+            MINERDESK_WHATSAPP__WEBHOOK__LISTEN_PORT=str(port),
+        )
+        wa.webhook_url = f"http://127.0.0.1:{port}/whatsapp/webhook"
+        self.whatsapp = wa
+
     def wait_ready(self) -> None:
-        """Ready once it asked for updates (polling) or set its webhook, after this start."""
+        """Ready once it asked for updates (polling) or set its webhook, after this start,
+        and with WhatsApp once its webhook answers Meta's handshake (Telegram starts first)."""
         method = "setWebhook" if "--webhook" in self.args else "getUpdates"
         seen = len(self.emulator.calls(method))
         self.emulator.wait_until(
@@ -83,6 +113,13 @@ class BotProcess:
             timeout=self.start_timeout,
             what=f"the bot to call {method}",
         )
+        wa = self.whatsapp
+        if wa is not None:
+            wa.wait_until(
+                lambda: self.process_exited() or wa.verify("ready")[0] == 200,
+                timeout=self.start_timeout,
+                what="the WhatsApp webhook to listen",
+            )
         assert not self.process_exited(), self.output()
 
     def process_exited(self) -> bool:

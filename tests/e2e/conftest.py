@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,9 +53,3 @@ def launched(emulator: BotApiEmulator, data_dir: Path, cache: Path) -> Iterator[
     yield process
     if process.process is not None and process.process.poll() is None:
         process.kill()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

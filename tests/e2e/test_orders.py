@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.botprocess import ROOT, BotProcess
-from tests.e2e.conftest import free_port
+from tests.botprocess import ROOT, BotProcess, free_port
 from tests.emulator import BotApiEmulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]

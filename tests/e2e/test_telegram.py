@@ -8,8 +8,7 @@ import urllib.request
 
 import pytest
 
-from tests.botprocess import START_TIMEOUT, BotProcess
-from tests.e2e.conftest import free_port
+from tests.botprocess import START_TIMEOUT, BotProcess, free_port
 from tests.emulator import BotApiEmulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]

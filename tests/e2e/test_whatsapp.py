@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.botprocess import START_TIMEOUT, BotProcess
-from tests.e2e.conftest import free_port, launched
+from tests.botprocess import BotProcess
+from tests.e2e.conftest import launched
 from tests.e2e.test_handoff import texts, wait_text
 from tests.e2e.test_orders import import_orders
 from tests.emulator import BotApiEmulator
@@ -47,35 +47,13 @@ def whatsapp_bot(
     tmp_path_factory: pytest.TempPathFactory,
     shared_cache: Path,
 ) -> Iterator[BotProcess]:
-    port = free_port()
     shared_emulator.add_forum(FORUM)
     data = tmp_path_factory.mktemp("whatsapp-bot") / "data"
     for process in launched(shared_emulator, data, shared_cache):
-        process.env.update(
-            ALWAYS_OPEN,
-            MINERDESK_HANDOFF__STAFF_CHAT_ID=str(FORUM),
-            MINERDESK_WHATSAPP__PHONE_NUMBER_ID=wa.phone_number_id,
-            MINERDESK_WHATSAPP__API_BASE_URL=wa.api_base_url,
-            MINERDESK_WHATSAPP__API_VERSION=wa.api_version,
-            MINERDESK_WHATSAPP__ACCESS_TOKEN=wa.access_token,
-            MINERDESK_WHATSAPP__APP_SECRET=wa.app_secret,
-            MINERDESK_WHATSAPP__VERIFY_TOKEN=wa.verify_token,
-            MINERDESK_WHATSAPP__WEBHOOK__LISTEN_PORT=str(port),
-        )
-        wa.webhook_url = f"http://127.0.0.1:{port}/whatsapp/webhook"
-        start(process, wa)
+        process.env.update(ALWAYS_OPEN, MINERDESK_HANDOFF__STAFF_CHAT_ID=str(FORUM))
+        process.on_whatsapp(wa)
+        process.start()
         yield process
-
-
-def start(process: BotProcess, wa: WhatsAppEmulator) -> None:
-    process.start()
-    # Telegram polls first; the webhook is up once the handshake answers.
-    wa.wait_until(
-        lambda: wa.verify("ready")[0] == 200 or process.process_exited(),
-        timeout=START_TIMEOUT,
-        what="the WhatsApp webhook to listen",
-    )
-    assert not process.process_exited(), process.output()
 
 
 def choices(wa: WhatsAppEmulator, message: dict[str, Any]) -> list[str]:
@@ -427,7 +405,7 @@ def test_sigkill_in_the_middle_of_a_ticket_and_the_ticket_goes_on(
     whatsapp_bot.kill()
     video = wa.send_video(gus.number, VOLTAGE, name="Gus", check=False)
     assert wa.deliveries[-1].status != 200
-    start(whatsapp_bot, wa)
+    whatsapp_bot.start()
     # Meta retries a notification the webhook did not take.
     seen = len(wa.messages(gus.number))
     wa.redeliver(video)

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.botprocess import START_TIMEOUT, BotProcess
-from tests.e2e.conftest import free_port, launched
+from tests.botprocess import BotProcess, free_port
+from tests.e2e.conftest import launched
 from tests.e2e.test_orders import ORDERS_CSV, call_api, import_orders
 from tests.emulator import BotApiEmulator
 from tests.whatsapp_emulator import WhatsAppEmulator
@@ -59,7 +59,6 @@ def window_bot(
     tmp_path_factory: pytest.TempPathFactory,
     shared_cache: Path,
 ) -> Iterator[BotProcess]:
-    port = free_port()
     shared_emulator.add_forum(FORUM)
     folder = tmp_path_factory.mktemp("whatsapp-window-bot")
     for process in launched(shared_emulator, folder / "data", shared_cache):
@@ -68,27 +67,14 @@ def window_bot(
             MINERDESK_HANDOFF__STAFF_CHAT_ID=str(FORUM),
             MINERDESK_ORDERS__API__TOKEN=API_TOKEN,
             MINERDESK_ORDERS__API__LISTEN_PORT=str(api_port),
-            MINERDESK_WHATSAPP__PHONE_NUMBER_ID=wa.phone_number_id,
-            MINERDESK_WHATSAPP__API_BASE_URL=wa.api_base_url,
-            MINERDESK_WHATSAPP__API_VERSION=wa.api_version,
-            MINERDESK_WHATSAPP__ACCESS_TOKEN=wa.access_token,
-            MINERDESK_WHATSAPP__APP_SECRET=wa.app_secret,
-            MINERDESK_WHATSAPP__VERIFY_TOKEN=wa.verify_token,
-            MINERDESK_WHATSAPP__WEBHOOK__LISTEN_PORT=str(port),
             MINERDESK_WHATSAPP__TEMPLATES=json.dumps(TEMPLATES),
         )
+        process.on_whatsapp(wa)
         orders = folder / "orders.csv"
         orders.write_text(ORDERS_CSV, encoding="utf-8")
         imported = import_orders(process, orders)
         assert imported.returncode == 0, imported.stderr
-        wa.webhook_url = f"http://127.0.0.1:{port}/whatsapp/webhook"
         process.start()
-        wa.wait_until(
-            lambda p=process: wa.verify("ready")[0] == 200 or p.process_exited(),  # type: ignore[misc]
-            timeout=START_TIMEOUT,
-            what="the WhatsApp webhook to listen",
-        )
-        assert not process.process_exited(), process.output()
         yield process
 
 
