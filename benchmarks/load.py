@@ -249,6 +249,8 @@ class SampledBot(BotProcess):
         else:
             self.env["MINERDESK_FAQ__THREADS"] = str(faq_threads)
         self.storage_url = SQLITE_PREFIX + str(self.database)
+        # The PostgreSQL server's postmaster, whose CPU is the database's share of the work.
+        self.database_pid: int | None = None
         self.rss_max_mb = 0.0
         self._sampling = threading.Event()
         self._sampler: threading.Thread | None = None
@@ -390,7 +392,7 @@ def serving(args: argparse.Namespace, folder: Path) -> Iterator[tuple[SampledBot
         if args.workers > 1:
             bot.args = ["--workers", str(args.workers)]
         if args.storage == "postgresql":
-            bot.storage_url = stack.enter_context(postgres_database())
+            bot.storage_url, bot.database_pid = stack.enter_context(postgres_database())
             bot.env["MINERDESK_STORAGE__URL"] = bot.storage_url
         channel = args.channel
         if channel == "telegram":
@@ -403,14 +405,15 @@ def serving(args: argparse.Namespace, folder: Path) -> Iterator[tuple[SampledBot
 
 
 @contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A throwaway PostgreSQL server with an empty database; its URL."""
+def postgres_database() -> Iterator[tuple[str, int]]:
+    """A throwaway PostgreSQL server with an empty database; its URL and the server's pid."""
     from tests.pgserver import Databases, PostgresServer
 
     server = PostgresServer()
     server.start()
     try:
-        yield asyncio.run(Databases(server).create(migrated=False))
+        postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+        yield asyncio.run(Databases(server).create(migrated=False)), postmaster
     finally:
         server.stop()
 
@@ -584,16 +587,21 @@ def steady_throughput(reply_times: list[float], start: float, end: float) -> tup
 
 @dataclass(frozen=True)
 class CpuSample:
-    """CPU seconds at one moment: the bot's, its threads', this generator's, the machine's."""
+    """CPU seconds at one moment: the bot's, its threads', the database server's (PostgreSQL),
+    this generator's, the machine's."""
 
     bot: float
     threads: dict[int, float]
+    database: float
     own: float
     busy: float
 
     @classmethod
-    def take(cls, pid: int) -> CpuSample:
-        return cls(tree_cpu(pid), thread_cpu(pid), time.process_time(), busy_cpu_seconds())
+    def take(cls, pid: int, database_pid: int | None) -> CpuSample:
+        database = 0.0 if database_pid is None else tree_cpu(database_pid)
+        return cls(
+            tree_cpu(pid), thread_cpu(pid), database, time.process_time(), busy_cpu_seconds()
+        )
 
 
 @dataclass
@@ -606,6 +614,7 @@ class Measured:
     before: CpuSample
     mid: CpuSample
     bot_pids: set[int]
+    database_pid: int | None
     backlog_at_end: dict[str, int | None]
     typing: int
     typing_in_all: int
@@ -666,10 +675,10 @@ def measure(
             polls_before = customers.polls()
             typing_before = customers.typing()
             bot.start_sampling()
-            before = CpuSample.take(bot.pid)
+            before = CpuSample.take(bot.pid, bot.database_pid)
             say(f"measuring: {results['mode']}, {rate:g}/s offered, {args.duration:g} s")
             injection = inject(customers, tracker, chats, texts, rate, args.duration, backlog)
-            mid = CpuSample.take(bot.pid)
+            mid = CpuSample.take(bot.pid, bot.database_pid)
             backlog_at_end = bot_backlog(bot.storage_url)
             backlog_at_end["messenger queue"] = customers.waiting_at_messenger()
             typing = customers.typing() - typing_before
@@ -685,6 +694,7 @@ def measure(
                 before,
                 mid,
                 set(process_tree(bot.pid)),
+                bot.database_pid,
                 backlog_at_end,
                 typing,
                 typing_in_all,
@@ -711,6 +721,7 @@ def figures(measured: Measured, chats: set[int], max_mode: bool) -> dict[str, An
     wall = injection.end - injection.start
     throughput, window = steady_throughput(matched.reply_times, injection.start, injection.end)
     bot_cpu, own_cpu = mid.bot - before.bot, mid.own - before.own
+    database_cpu = mid.database - before.database
     return dict(
         injected=injection.count,
         injected_per_s=round(injection.count / wall, 1),
@@ -730,9 +741,12 @@ def figures(measured: Measured, chats: set[int], max_mode: bool) -> dict[str, An
         bot_busiest_threads_cores=busiest_threads(
             measured.bot_pids, before.threads, mid.threads, wall
         ),
+        database_server_cpu_cores=(
+            round(database_cpu / wall, 2) if measured.database_pid is not None else None
+        ),
         generator_cpu_s_measured=round(own_cpu, 1),
         other_processes_cpu_cores=round(
-            max(0.0, (mid.busy - before.busy) - bot_cpu - own_cpu) / wall, 2
+            max(0.0, (mid.busy - before.busy) - bot_cpu - database_cpu - own_cpu) / wall, 2
         ),
         unanswered_at_end=injection.count - sum(t < injection.end for t in matched.reply_times),
         bot_backlog_at_end=", ".join(
@@ -784,6 +798,7 @@ LABELS = {
     "bot_cpu_s_total": "bot CPU since start (s)",
     "bot_busiest_threads_cores": "bot's 3 busiest threads while injecting (cores)",
     "generator_cpu_s_measured": "emulator + generator CPU while injecting (s)",
+    "database_server_cpu_cores": "PostgreSQL server's CPU while injecting (cores)",
     "other_processes_cpu_cores": "other processes' CPU while injecting (cores)",
     "unanswered_at_end": "unanswered when injection ended",
     "bot_backlog_at_end": "where they were: bot's inbox / outbox rows, messenger's queue",
