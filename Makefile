@@ -36,8 +36,8 @@ run: install  ## serve customers on Telegram (needs MINERDESK_TELEGRAM__TOKEN)
 test: install  ## run the whole test suite
 	$(VENV)/bin/pytest -q
 
-test-fast: install  ## the tests that need no model and start no process (under a minute)
-	MINERDESK_TEST_FAST=1 $(VENV)/bin/pytest -q -m "not model and not subprocess and not e2e"
+test-fast: install  ## the tests that need no model, process or PostgreSQL (under a minute)
+	MINERDESK_TEST_FAST=1 $(VENV)/bin/pytest -q -m "not model and not subprocess and not e2e and not postgres"
 
 lint: install  ## ruff (check and format) and mypy
 	$(VENV)/bin/ruff check .

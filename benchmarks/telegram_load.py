@@ -380,11 +380,39 @@ def steady_throughput(reply_times: list[float], start: float, end: float) -> tup
 # ------------------------------------------------------------------ the run
 
 
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU seconds at one moment: the bot's, its threads', this generator's, the machine's."""
+
+    bot: float
+    threads: dict[int, float]
+    own: float
+    busy: float
+
+    @classmethod
+    def take(cls, pid: int) -> CpuSample:
+        return cls(cpu_seconds(pid), thread_cpu(pid), time.process_time(), busy_cpu_seconds())
+
+
+@dataclass
+class Measured:
+    """What one measured run leaves behind, read once the bot has stopped."""
+
+    tracker: Tracker
+    injection: Injection
+    sent_log: list[Any]
+    before: CpuSample
+    mid: CpuSample
+    bot_pid: int
+    backlog_at_end: dict[str, int | None]
+    typing: int
+    typing_in_all: int
+    polls: int
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     rate: float = args.rate if args.rate is not None else (400.0 if args.max else 50.0)
     chat_count: int = args.chats or max(500, math.ceil(2.5 * rate))
-    rng = random.Random(args.seed)
-    texts = questions(rng, kb_phrasings())
     chats = [FIRST_CHAT + i for i in range(chat_count)]
     backlog = args.backlog if args.max else None
     if chat_count / rate < 2:
@@ -402,6 +430,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "messages_per_second_cap": args.messages_per_second,
         "faq_threads": "config.yaml" if args.faq_threads is None else args.faq_threads,
     }
+    measured = measure(args, results, chats, rate, backlog)
+    results.update(figures(measured, set(chats), args.max))
+    return results
+
+
+def measure(
+    args: argparse.Namespace,
+    results: dict[str, Any],
+    chats: list[int],
+    rate: float,
+    backlog: int | None,
+) -> Measured:
+    """Start the bot, warm it up, offer the load, wait for the replies, stop it; the bot's
+    start-up time, memory and exit code go into `results`."""
+    texts = questions(random.Random(args.seed), kb_phrasings())
     with tempfile.TemporaryDirectory(prefix="minerdesk-load-") as folder, BotApiEmulator() as emu:
         bot = SampledBot(emu, Path(folder), args.messages_per_second, args.faq_threads)
         say(f"starting the bot (data dir {folder})")
@@ -416,12 +459,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             polls_before = len(emu.calls("getUpdates"))
             typing_before = len(emu.calls("sendChatAction"))
             bot.start_sampling()
-            cpu_before, own_before = cpu_seconds(bot.pid), time.process_time()
-            threads_before, busy_before = thread_cpu(bot.pid), busy_cpu_seconds()
+            before = CpuSample.take(bot.pid)
             say(f"measuring: {results['mode']}, {rate:g}/s offered, {args.duration:g} s")
             injection = inject(emu, tracker, chats, texts, rate, args.duration, backlog)
-            cpu_mid, own_mid = cpu_seconds(bot.pid), time.process_time()
-            threads_mid, busy_mid = thread_cpu(bot.pid), busy_cpu_seconds()
+            mid = CpuSample.take(bot.pid)
             backlog_at_end = bot_backlog(bot.data_dir / "minerdesk.db")
             backlog_at_end["emulator queue"] = emu.pending_updates()
             typing = len(emu.calls("sendChatAction")) - typing_before
@@ -429,8 +470,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # Over the same span as the replies counted below: injection and drain.
             typing_in_all = len(emu.calls("sendChatAction")) - typing_before
             bot.stop_sampling()
-            sent_log = emu.sent_log[log_start:]
-            polls = len(emu.calls("getUpdates")) - polls_before
+            measured = Measured(
+                tracker,
+                injection,
+                emu.sent_log[log_start:],
+                before,
+                mid,
+                bot.pid,
+                backlog_at_end,
+                typing,
+                typing_in_all,
+                len(emu.calls("getUpdates")) - polls_before,
+            )
             results["bot_peak_rss_mb"] = round(proc_status(bot.pid, "VmHWM"))
             results["bot_rss_max_measured_mb"] = round(bot.rss_max_mb)
             results["bot_cpu_s_total"] = round(cpu_seconds(bot.pid), 1)
@@ -441,18 +492,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["bot_exit_code"] = code
         if code != 0:
             say(f"the bot exited with {code}:\n{bot.tail()}")
+    return measured
 
-    matched = match_replies(tracker.injected, sent_log, set(chats))
+
+def figures(measured: Measured, chats: set[int], max_mode: bool) -> dict[str, Any]:
+    """The replies' latencies and throughput, and where the CPU went, from one run."""
+    injection, before, mid = measured.injection, measured.before, measured.mid
+    matched = match_replies(measured.tracker.injected, measured.sent_log, chats)
     latencies = sorted(matched.latencies_ms)
     wall = injection.end - injection.start
     throughput, window = steady_throughput(matched.reply_times, injection.start, injection.end)
-    results.update(
+    bot_cpu, own_cpu = mid.bot - before.bot, mid.own - before.own
+    return dict(
         injected=injection.count,
         injected_per_s=round(injection.count / wall, 1),
-        generator_max_lag_ms=None if args.max else round(injection.max_lag_ms, 1),
+        generator_max_lag_ms=None if max_mode else round(injection.max_lag_ms, 1),
         completed=len(latencies),
         lost=matched.lost,
-        overlapping=tracker.overlapping,
+        overlapping=measured.tracker.overlapping,
         unmatched_replies=matched.unmatched_replies,
         throughput_per_s=round(throughput, 1),
         steady_window_s=round(window, 1),
@@ -460,25 +517,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         p90_ms=percentile(latencies, 90),
         p99_ms=percentile(latencies, 99),
         max_ms=percentile(latencies, 100),
-        bot_cpu_s_measured=round(cpu_mid - cpu_before, 1),
-        bot_cpu_cores_measured=round((cpu_mid - cpu_before) / wall, 2),
-        bot_busiest_threads_cores=busiest_threads(bot.pid, threads_before, threads_mid, wall),
-        generator_cpu_s_measured=round(own_mid - own_before, 1),
+        bot_cpu_s_measured=round(bot_cpu, 1),
+        bot_cpu_cores_measured=round(bot_cpu / wall, 2),
+        bot_busiest_threads_cores=busiest_threads(
+            measured.bot_pid, before.threads, mid.threads, wall
+        ),
+        generator_cpu_s_measured=round(own_cpu, 1),
         other_processes_cpu_cores=round(
-            max(0.0, (busy_mid - busy_before) - (cpu_mid - cpu_before) - (own_mid - own_before))
-            / wall,
-            2,
+            max(0.0, (mid.busy - before.busy) - bot_cpu - own_cpu) / wall, 2
         ),
         unanswered_at_end=injection.count - sum(t < injection.end for t in matched.reply_times),
-        bot_backlog_at_end=", ".join(f"{k} {v}" for k, v in backlog_at_end.items()),
-        typing_actions=typing,
-        typing_actions_per_reply=round(typing_in_all / len(latencies), 3) if latencies else None,
-        updates_per_get_updates=round(injection.count / polls, 1) if polls else None,
+        bot_backlog_at_end=", ".join(f"{k} {v}" for k, v in measured.backlog_at_end.items()),
+        typing_actions=measured.typing,
+        typing_actions_per_reply=(
+            round(measured.typing_in_all / len(latencies), 3) if latencies else None
+        ),
+        updates_per_get_updates=(
+            round(injection.count / measured.polls, 1) if measured.polls else None
+        ),
         cpu_count=os.cpu_count(),
         platform=platform.platform(),
         machine=machine(),
     )
-    return results
 
 
 LABELS = {

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
+from bot.channels.whatsapp_read import CHANNEL as WHATSAPP
 from bot.delivery import Delivery
 from bot.media import MB, Fetcher, MediaArchive
 from bot.notifier import OrderNotifier
 from bot.settings import Settings, kb_path
+from domain.chats import ChatKey
 from domain.hours import BusinessHours
 from domain.orders import Order, OrderRules
 from domain.ownership import CheckLimits
@@ -22,9 +24,14 @@ from handlers.engine import Engine, Services, StaffDesk
 from handlers.messages import Reply
 from handlers.orders import status_notice
 from handlers.routes import build_router
-from storage.sqlite import SqliteStorage
+from storage.open import open_storage
+from storage.sql import SqlStorage
 
 logger = logging.getLogger(__name__)
+
+# The staff chat's channel (the Telegram supergroup); bot.channels.telegram imports this
+# module, so its CHANNEL is named here again.
+TELEGRAM = "telegram"
 
 # Messengers re-deliver within hours, so a week of processed-update marks is plenty.
 PRUNE_AFTER_DAYS = 7
@@ -33,7 +40,7 @@ PRUNE_AFTER_DAYS = 7
 @dataclass
 class App:
     settings: Settings
-    storage: SqliteStorage
+    storage: SqlStorage
     faq: FaqService
     engine: Engine
     # Set when this process saved an order, so notifiers look for notices at once.
@@ -43,7 +50,7 @@ class App:
     kb_reported: asyncio.Event = field(default_factory=asyncio.Event)
 
     def kb_reloaded(self, report: ReloadReport) -> None:
-        """The watcher tried an edited KB: the channel with the staff chat posts the report
+        """The watcher tried an edited KB: the runtime posts the report in the staff chat
         (only the latest, if several come before it looks)."""
         self.kb_report = report
         self.kb_reported.set()
@@ -105,7 +112,10 @@ def staff_desk(settings: Settings) -> StaffDesk:
     handoff, company = settings.handoff, settings.company
     hours = handoff.business_hours
     return StaffDesk(
-        chat_id=None if handoff.staff_chat_id is None else str(handoff.staff_chat_id),
+        # The Telegram staff supergroup, whatever channel customers write on.
+        chat=None
+        if handoff.staff_chat_id is None
+        else ChatKey(TELEGRAM, str(handoff.staff_chat_id)),
         hours=BusinessHours(
             zone=company.zone,
             days=hours.weekdays,
@@ -123,10 +133,11 @@ def staff_desk(settings: Settings) -> StaffDesk:
 @asynccontextmanager
 async def build_app(settings: Settings) -> AsyncIterator[App]:
     faq = await asyncio.to_thread(build_faq, settings)
-    storage = await SqliteStorage.open(settings.database_path)
-    await storage.prune(older_than_days=PRUNE_AFTER_DAYS)
+    stack = AsyncExitStack()
     watcher: asyncio.Task[None] | None = None
     try:
+        storage = await stack.enter_async_context(open_storage(settings.storage_url))
+        await storage.prune(older_than_days=PRUNE_AFTER_DAYS)
         services = Services(
             faq=faq,
             contacts=settings.company.placeholders(),
@@ -139,7 +150,13 @@ async def build_app(settings: Settings) -> AsyncIterator[App]:
                 overall=settings.orders.max_failed_checks_overall_per_hour,
             ),
             staff=staff_desk(settings),
-            file_size_limit=None if settings.telegram.local_bot_api else 20 * 1024 * 1024,
+            file_size_limits={
+                TELEGRAM: None if settings.telegram.local_bot_api else 20 * 1024 * 1024,
+                # Meta's own limits by type (up to 100 MB) apply when the file is fetched.
+                WHATSAPP: None,
+            },
+            # A WhatsApp chat id is the customer's phone number: staff see it masked.
+            phone_channels=frozenset({WHATSAPP}),
         )
         engine = Engine(storage, services, build_router())
         app = App(settings, storage, faq, engine)
@@ -149,5 +166,5 @@ async def build_app(settings: Settings) -> AsyncIterator[App]:
     finally:
         if watcher is not None:
             watcher.cancel()
-        await storage.close()
+        await stack.aclose()
         faq.close()

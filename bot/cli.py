@@ -12,13 +12,14 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import suppress
+from contextlib import AsyncExitStack, suppress
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.settings import Settings, SettingsError, kb_path, load_settings
 from domain.tickets import TicketStatus
+from storage.open import SQLITE_PREFIX, check_storage_url, open_storage, safe_url
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from domain.tickets import Ticket
     from faq.holdout import Outcome
     from faq.service import FaqResult
+    from storage.sql import SqlStorage
 
 logger = logging.getLogger("minerdesk")
 # What argparse's add_subparsers returns (generic only for type checkers).
@@ -57,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings, quiet=args.command != "run")
     from faq.encoder import ModelNotFound
     from faq.loader import KbInvalid
-    from storage.sqlite import DatabaseMissing
+    from storage.base import DatabaseMissing, StorageUnavailable
 
     try:
         return int(args.handler(args, settings))
@@ -73,11 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"minerdesk: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except DatabaseMissing as exc:
-        print(
-            f"minerdesk: storage.url: {exc} (mistyped? `minerdesk run`, `chat` and "
-            "`orders import` create it)",
-            file=sys.stderr,
+        made_by = (
+            "`minerdesk run`, `chat` and `orders import` create it"
+            if settings.storage_url.startswith(SQLITE_PREFIX)
+            else "createdb makes it, `minerdesk db upgrade` its tables"
         )
+        print(f"minerdesk: storage.url: {exc} (mistyped? {made_by})", file=sys.stderr)
+        return EXIT_USAGE
+    except StorageUnavailable as exc:
+        print(f"minerdesk: storage.url: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -98,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_orders(commands)
     _add_stats(commands)
     _add_tickets(commands)
+    _add_db(commands)
     faq = commands.add_parser(
         "faq", help="knowledge base tools", description="Knowledge base tools."
     ).add_subparsers(dest="faq_command", metavar="FAQ_COMMAND", required=True)
@@ -127,9 +134,15 @@ def _add_serving(commands: Commands) -> None:
     run = _command(
         commands,
         "run",
-        "serve customers on Telegram (long polling)",
-        "The token comes from MINERDESK_TELEGRAM__TOKEN. SIGTERM or Ctrl-C finish the turns "
+        "serve customers on every configured channel (Telegram, WhatsApp), in one process",
+        "Telegram's token comes from MINERDESK_TELEGRAM__TOKEN; WhatsApp serves when "
+        "whatsapp.phone_number_id is set. SIGTERM or Ctrl-C finish the turns "
         "and deliveries under way (up to telegram.shutdown_grace_seconds) and exit 0.",
+    )
+    run.add_argument(
+        "--channel",
+        choices=("telegram", "whatsapp"),
+        help="serve only this channel (default: every configured channel)",
     )
     run.add_argument(
         "--webhook",
@@ -210,6 +223,44 @@ def _add_tickets(commands: Commands) -> None:
     export.set_defaults(handler=_tickets_export)
 
 
+def _add_db(commands: Commands) -> None:
+    db = commands.add_parser(
+        "db", help="the database: upgrade, copy", description="The database (storage.url)."
+    ).add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
+    _command(
+        db,
+        "upgrade",
+        "apply the migrations storage.url's database has not had yet",
+        "Prints the schema version before and after. Every command also does this when it "
+        "opens the database; this one does only that, e.g. before starting several workers. "
+        "Processes starting together migrate once (PostgreSQL: under an advisory lock).",
+    ).set_defaults(handler=_db_upgrade)
+    copy = _command(
+        db,
+        "copy",
+        "copy every row of one database into another, e.g. SQLite to PostgreSQL",
+        "Both URLs as storage.url takes them (sqlite:///PATH, postgresql://USER:PASSWORD@"
+        "HOST:PORT/DATABASE). The source must be at the latest schema (`minerdesk db "
+        "upgrade` it first) and is only read; the target is migrated, must hold no rows, and "
+        "gets every table in one transaction (a failed copy leaves it empty), ids kept. Row "
+        "counts are compared per table at the end. Stop the bot first.",
+    )
+    copy.add_argument(
+        "--from", dest="source", required=True, type=_storage_url, metavar="URL", help="source"
+    )
+    copy.add_argument(
+        "--to", dest="target", required=True, type=_storage_url, metavar="URL", help="target"
+    )
+    copy.set_defaults(handler=_db_copy)
+
+
+def _storage_url(text: str) -> str:
+    try:
+        return check_storage_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_faq_editing(faq: Commands) -> None:
     """The commands staff use while editing the KB."""
     validate = _command(
@@ -228,8 +279,8 @@ def _add_faq_editing(faq: Commands) -> None:
         faq,
         "ask",
         "match a question (or one per stdin line)",
-        "With --json: {decision, language, entry_id, score, answer, suggestions}. Without "
-        "TEXT: one question per stdin line, the model loaded once.",
+        "With --json: {decision, language, small_talk, entry_id, score, answer, suggestions}. "
+        "Without TEXT: one question per stdin line, the model loaded once.",
     )
     ask.add_argument(
         "text",
@@ -349,7 +400,7 @@ def _faq_validate(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"OK: {len(kb.entries)} entries in {len(kb_files(path))} file(s), "
         f"{sum(len(e.phrasings) for e in kb.entries)} phrasings, "
-        f"{len(kb.off_topic)} off-topic questions"
+        f"{len(kb.off_topic)} off-topic questions, {len(kb.small_talk.kinds)} kinds of small talk"
     )
     return EXIT_OK
 
@@ -404,6 +455,11 @@ def _print_result(result: FaqResult) -> None:
 
     best, language = result.match.best, result.language
     print(f"{result.decision.value} (score {best.score if best else 0:.3f}, {language})")
+    if result.small_talk is not None:
+        print(f"[{result.small_talk.kind}]")
+        print(to_plain_text(result.small_talk.reply_in(language)))
+    if result.matched_text is not None:
+        print(f"small talk left out, matched as: {result.matched_text!r}")
     if result.match.off_topic is not None:
         print(f"off-topic: nearest to {result.match.off_topic!r} in the KB's off-topic questions")
     if result.entry:
@@ -509,7 +565,6 @@ def _print_tally(target: str, language: str, tally: dict[str, int]) -> None:
 
 def _faq_gaps(args: argparse.Namespace, settings: Settings) -> int:
     from faq.gaps import Gap, NewEntry, entry_files, find_gaps, gaps_yaml
-    from storage.sqlite import SqliteStorage
 
     if args.min_count < 1:
         raise _Fatal("--min-count: expected 1 or more")
@@ -517,7 +572,7 @@ def _faq_gaps(args: argparse.Namespace, settings: Settings) -> int:
     since = until - timedelta(days=args.days)
 
     async def read() -> list[LoggedMiss]:
-        async with SqliteStorage(settings.database_path, create=False) as storage:
+        async with open_storage(settings.storage_url, create=False) as storage:
             return await storage.misses(since, until)
 
     misses = asyncio.run(read())
@@ -609,7 +664,6 @@ def _faq_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def _orders_import(args: argparse.Namespace, settings: Settings) -> int:
     from domain.order_feed import OrdersFileError, read_orders_file
-    from storage.sqlite import SqliteStorage
 
     try:
         parsed = read_orders_file(args.file)
@@ -618,7 +672,7 @@ def _orders_import(args: argparse.Namespace, settings: Settings) -> int:
 
     async def save() -> Counter[str]:
         outcomes: Counter[str] = Counter()
-        async with SqliteStorage(settings.database_path) as storage:
+        async with open_storage(settings.storage_url) as storage:
             for _line, order in parsed.orders:
                 result = await storage.save_order(order, datetime.now(UTC))
                 outcome = "created" if result.created else "updated" if result.changed else "same"
@@ -645,10 +699,9 @@ def _orders_import(args: argparse.Namespace, settings: Settings) -> int:
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
     from bot.stats import faq_figures, format_faq_figures, format_figures, handoff_figures
     from faq.loader import check_kb
-    from storage.sqlite import SqliteStorage
 
     async def read() -> dict[str, object]:
-        async with SqliteStorage(settings.database_path, create=False) as storage:
+        async with open_storage(settings.storage_url, create=False) as storage:
             since = datetime.now(UTC) - timedelta(days=args.days)
             handoffs = await storage.handoff_stats(since)
             faq = await storage.faq_stats(since)
@@ -686,13 +739,12 @@ def _start_of_day(day: date, zone: tzinfo) -> datetime | None:
 def _tickets_export(args: argparse.Namespace, settings: Settings) -> int:
     from bot.tickets_export import write_tickets_csv
     from handlers.tickets import EXPORT_ANSWER_ORDER
-    from storage.sqlite import SqliteStorage
 
     statuses = [TicketStatus(value) for value in args.status or EXPORTED_STATUSES]
     since = None if args.since is None else _start_of_day(args.since, settings.company.zone)
 
     async def read() -> list[Ticket]:
-        async with SqliteStorage(settings.database_path, create=False) as storage:
+        async with open_storage(settings.storage_url, create=False) as storage:
             return await storage.tickets(since, statuses)
 
     tickets = asyncio.run(read())
@@ -713,6 +765,56 @@ def _tickets_export(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    async def upgrade() -> tuple[int, int, int]:
+        async with open_storage(settings.storage_url, migrate=False) as storage:
+            before = await storage.schema_version()
+            return before, await storage.upgrade(), len(storage.MIGRATIONS)
+
+    before, after, latest = asyncio.run(upgrade())
+    where = safe_url(settings.storage_url)
+    if before == after:
+        print(f"{where}: schema version {after} of {latest}, nothing to do")
+    else:
+        print(f"{where}: schema version {before} -> {after} of {latest}")
+    return EXIT_OK
+
+
+def _db_copy(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.base import DatabaseMissing, StorageUnavailable
+    from storage.copy import CopyRefused, copy_rows
+
+    def copied(table: str, rows: int) -> None:
+        print(f"{table}: {rows}", flush=True)
+
+    async def copy() -> dict[str, int]:
+        async with AsyncExitStack() as stack:
+
+            async def opened(option: str, url: str, *, target: bool) -> SqlStorage:
+                # The source is only read; the target gets the schema if it has none.
+                try:
+                    return await stack.enter_async_context(
+                        open_storage(url, create=target, migrate=target)
+                    )
+                except (DatabaseMissing, StorageUnavailable) as exc:
+                    raise _Fatal(f"{option}: {exc}") from None
+
+            source = await opened("--from", args.source, target=False)
+            target = await opened("--to", args.target, target=True)
+            try:
+                return await copy_rows(source, target, progress=copied)
+            except CopyRefused as exc:
+                raise _Fatal(f"db copy: {exc}") from None
+
+    counts = asyncio.run(copy())
+    print(
+        f"{sum(counts.values())} rows in {len(counts)} tables copied from "
+        f"{safe_url(args.source)} to {safe_url(args.target)}; row counts match"
+    )
+    logger.info("db.copied rows=%d tables=%d", sum(counts.values()), len(counts))
+    return EXIT_OK
+
+
 def _chat(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app
     from bot.channels.console import ConsoleChannel
@@ -727,11 +829,9 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.telegram.token is None:
-        raise _Fatal(
-            "telegram.token: not set; export MINERDESK_TELEGRAM__TOKEN (from @BotFather), "
-            "or try the bot locally with `minerdesk chat`"
-        )
+    channels = _channels_to_run(args, settings)
+    if args.webhook and "telegram" not in channels:
+        raise _Fatal("--webhook is Telegram's: WhatsApp always receives on its webhook")
     if args.webhook and settings.telegram.webhook.url is None:
         raise _Fatal(
             "telegram.webhook.url: not set; give the public HTTPS address Telegram should "
@@ -739,11 +839,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         )
     from bot.api import serve_orders_api
     from bot.app import build_app
-    from bot.channels.telegram import TelegramChannel, TokenRejected, make_bot
+    from bot.channels.telegram import TelegramChannel, make_bot
+    from bot.channels.whatsapp import WhatsAppChannel
+    from bot.runtime import CannotServe, Channel, Runtime
 
     async def serve() -> None:
         async with build_app(settings) as app:
-            bot = make_bot(settings)
+            bot = make_bot(settings) if "telegram" in channels else None
+            whatsapp = WhatsAppChannel(settings) if "whatsapp" in channels else None
+            running: list[Channel] = []
+            if bot is not None:
+                running.append(TelegramChannel(app, bot, webhook=args.webhook))
+            if whatsapp is not None:
+                running.append(whatsapp)
             api = settings.orders.api
             serving_api = None
             if api.token is not None:
@@ -757,23 +865,55 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                     )
                 )
             try:
-                channel = TelegramChannel(app, bot, webhook=args.webhook)
+                runtime = Runtime(app, running)
                 loop = asyncio.get_running_loop()
                 for signum in (signal.SIGTERM, signal.SIGINT):
-                    loop.add_signal_handler(signum, channel.stop)
-                await channel.run()
+                    loop.add_signal_handler(signum, runtime.stop)
+                await runtime.run()
             finally:
                 if serving_api is not None:
                     serving_api.cancel()
                     with suppress(asyncio.CancelledError):
                         await serving_api
-                await bot.session.close()
+                if bot is not None:
+                    await bot.session.close()
+                if whatsapp is not None:
+                    await whatsapp.close()
 
     try:
         asyncio.run(serve())
-    except TokenRejected as exc:
+    except CannotServe as exc:
         raise _Fatal(str(exc)) from None
     return EXIT_OK
+
+
+TELEGRAM_MISSING = (
+    "telegram.token: not set; export MINERDESK_TELEGRAM__TOKEN (from @BotFather), "
+    "or try the bot locally with `minerdesk chat`"
+)
+WHATSAPP_MISSING = "whatsapp: not configured (set whatsapp.phone_number_id and its secrets)"
+
+
+def _channels_to_run(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """The channels `run` starts: the one `--channel` names, else every configured one."""
+    telegram = settings.telegram.token is not None
+    whatsapp = settings.whatsapp.enabled
+    if args.channel == "telegram":
+        if not telegram:
+            raise _Fatal(TELEGRAM_MISSING)
+        return ["telegram"]
+    if args.channel == "whatsapp":
+        if not whatsapp:
+            raise _Fatal(WHATSAPP_MISSING)
+        return ["whatsapp"]
+    configured = [name for name, on in (("telegram", telegram), ("whatsapp", whatsapp)) if on]
+    if not configured:
+        raise _Fatal(
+            "no channel configured: export MINERDESK_TELEGRAM__TOKEN (from @BotFather) or set "
+            "whatsapp.phone_number_id and its secrets; or try the bot locally with "
+            "`minerdesk chat`"
+        )
+    return configured
 
 
 if __name__ == "__main__":

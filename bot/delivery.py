@@ -84,6 +84,7 @@ class Delivery:
         limiter: RateLimiter | None = None,
         policy: RetryPolicy = RetryPolicy(),
         on_failed: OnFailed | None = None,
+        shown: Callable[[ChatKey], str] = lambda key: key.chat_id,
     ) -> None:
         self.outbox = outbox
         self.channel = channel
@@ -91,6 +92,8 @@ class Delivery:
         self.limiter = limiter
         self.policy = policy
         self.on_failed = on_failed
+        # How logs name a chat: a phone number (WhatsApp's chat ids) masked.
+        self.shown = shown
         self._queues = SerialQueues(f"delivery.{channel}")
 
     async def start(self) -> None:
@@ -129,7 +132,7 @@ class Delivery:
                 logger.error(
                     "delivery.failed channel=%s chat=%s message=%d reason=%s",
                     self.channel,
-                    message.key.chat_id,
+                    self.shown(message.key),
                     message.id,
                     exc,
                 )
@@ -151,7 +154,7 @@ class Delivery:
                 return
             except RetryAfter as exc:
                 logger.warning(
-                    "delivery.rate_limited chat=%s retry_after=%s", key.chat_id, exc.seconds
+                    "delivery.rate_limited chat=%s retry_after=%s", self.shown(key), exc.seconds
                 )
                 await asyncio.sleep(exc.seconds)
             except TemporaryFailure as exc:
@@ -161,7 +164,7 @@ class Delivery:
                 delay = self.policy.delay(failures)
                 logger.warning(
                     "delivery.retrying chat=%s attempt=%d in=%.1fs reason=%s",
-                    key.chat_id,
+                    self.shown(key),
                     failures,
                     delay,
                     exc,

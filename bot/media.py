@@ -16,6 +16,7 @@ import mimetypes
 import os
 import re
 import tempfile
+from collections.abc import AsyncIterable
 from contextlib import suppress
 from pathlib import Path
 from typing import IO, Protocol
@@ -201,6 +202,28 @@ def open_partial(destination: Path) -> IO[bytes]:
     return tempfile.NamedTemporaryFile(
         dir=destination.parent, prefix=f".{destination.name}.", suffix=".part", delete=False
     )
+
+
+# Chunks are gathered into writes this big, each off the event loop.
+WRITE_BYTES = 4 * CHUNK_BYTES
+
+
+async def write_bounded(
+    chunks: AsyncIterable[bytes], partial: IO[bytes], destination: Path, max_bytes: int
+) -> bool:
+    """Write a download's chunks into `partial` and give it `destination`'s name; False,
+    renaming nothing, once they pass `max_bytes`."""
+    received, buffer = 0, bytearray()
+    async for chunk in chunks:
+        received += len(chunk)
+        if received > max_bytes:
+            return False
+        buffer += chunk
+        if len(buffer) >= WRITE_BYTES:
+            await asyncio.to_thread(partial.write, bytes(buffer))
+            buffer.clear()
+    await asyncio.to_thread(finish_partial, partial, bytes(buffer), destination)
+    return True
 
 
 def finish_partial(partial: IO[bytes], tail: bytes, destination: Path) -> None:

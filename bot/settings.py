@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from domain.identifiers import email_address
 from faq.schema import Language
+from storage.open import SQLITE_PREFIX, check_storage_url, safe_url
 
 ENV_PREFIX = "MINERDESK_"
 CONFIG_ENV = "MINERDESK_CONFIG"
@@ -145,20 +146,109 @@ class TelegramSettings(Section):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
 
 
+class WhatsAppWebhookSettings(Section):
+    # Where the bot's own HTTP server listens; your HTTPS reverse proxy forwards the webhook
+    # URL registered with Meta here.
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(default=8083, ge=1, le=65535)
+    path: str = "/whatsapp/webhook"
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("expected a path starting with /")
+        return value
+
+
+# What an approved message template is for: a proactive order notice, or a rep's answer
+# that reaches the customer after WhatsApp's 24-hour customer-service window closed.
+TemplatePurpose = Literal["order_update", "staff_reply"]
+_TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
+_TEMPLATE_LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Z]{2,3})?")
+
+
+class WhatsAppTemplateSettings(Section):
+    # As approved in WhatsApp Manager: lower-case letters, digits and underscores.
+    name: str
+    # The template's language code, e.g. en_US, en, ru, zh_CN.
+    language: str = "en_US"
+
+    @field_validator("name")
+    @classmethod
+    def _template_name(cls, value: str) -> str:
+        if not _TEMPLATE_NAME.fullmatch(value):
+            raise ValueError("expected a template name of a-z, 0-9 and _ (as in WhatsApp Manager)")
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _language_code(cls, value: str) -> str:
+        if not _TEMPLATE_LANGUAGE.fullmatch(value):
+            raise ValueError("expected a language code such as en_US, en, ru or zh_CN")
+        return value
+
+
+_GRAPH_VERSION = re.compile(r"v[0-9]{1,3}\.[0-9]{1,3}")
+
+
+class WhatsAppSettings(Section):
+    # The business phone number's id (WhatsApp Manager, API Setup). Empty: no WhatsApp.
+    phone_number_id: str | None = None
+    # The Graph API; tests point it at an emulator.
+    api_base_url: AnyHttpUrl = AnyHttpUrl("https://graph.facebook.com")
+    api_version: str = "v23.0"
+    # From the environment only, and required once phone_number_id is set: a permanent
+    # (system user) access token, the app secret that signs webhooks, and the verify token
+    # of the webhook's subscription handshake.
+    access_token: SecretStr | None = Field(default=None, validate_default=True)
+    app_secret: SecretStr | None = Field(default=None, validate_default=True)
+    verify_token: SecretStr | None = Field(default=None, validate_default=True)
+    webhook: WhatsAppWebhookSettings = Field(default_factory=WhatsAppWebhookSettings)
+    # Approved templates for messages outside the 24-hour window, by purpose.
+    templates: dict[TemplatePurpose, WhatsAppTemplateSettings] = Field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        return self.phone_number_id is not None
+
+    @field_validator("phone_number_id", mode="before")
+    @classmethod
+    def _phone_number_id(cls, value: Any) -> Any:
+        if value in (None, ""):
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # YAML reads an unquoted id as a number
+        if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+            raise ValueError("expected the phone number id (digits) from WhatsApp Manager")
+        return value
+
+    @field_validator("api_version")
+    @classmethod
+    def _graph_version(cls, value: str) -> str:
+        if not _GRAPH_VERSION.fullmatch(value):
+            raise ValueError("expected a Graph API version such as v23.0")
+        return value
+
+    @field_validator("access_token", "app_secret", "verify_token")
+    @classmethod
+    def _required_when_on(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            value = None
+        if value is None and info.data.get("phone_number_id") is not None:
+            env = f"{ENV_PREFIX}WHATSAPP__{str(info.field_name).upper()}"
+            raise ValueError(f"required when whatsapp.phone_number_id is set: set {env}")
+        return value
+
+
 class StorageSettings(Section):
-    # Empty means sqlite:/// + <data_dir>/minerdesk.db
+    # Empty means sqlite:/// + <data_dir>/minerdesk.db; postgresql://... for several workers.
     url: str = ""
 
     @field_validator("url")
     @classmethod
-    def _supported_scheme(cls, value: str) -> str:
-        if not value:
-            return value
-        path = value.removeprefix("sqlite:///")
-        # Without a file name ("sqlite:///", "sqlite:///data/") SQLite is given a folder.
-        if path == value or not path.strip() or path.endswith("/"):
-            raise ValueError("expected sqlite:///PATH of a file (the only backend so far)")
-        return value
+    def _supported_backend(cls, value: str) -> str:
+        return check_storage_url(value) if value else value
 
 
 class FaqSettings(Section):
@@ -284,6 +374,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     company: CompanySettings = Field(default_factory=CompanySettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    whatsapp: WhatsAppSettings = Field(default_factory=WhatsAppSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     faq: FaqSettings = Field(default_factory=FaqSettings)
     orders: OrdersSettings = Field(default_factory=OrdersSettings)
@@ -304,11 +395,9 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
     @property
-    def database_path(self) -> Path:
-        """The SQLite file behind storage.url."""
-        if self.storage.url:
-            return Path(self.storage.url.removeprefix("sqlite:///"))
-        return self.data_dir / "minerdesk.db"
+    def storage_url(self) -> str:
+        """storage.url, or the SQLite file in the data folder when it is empty."""
+        return self.storage.url or f"{SQLITE_PREFIX}{self.data_dir / 'minerdesk.db'}"
 
     @property
     def cache_dir(self) -> Path:
@@ -366,6 +455,9 @@ _SECRETS = (
     ("telegram", "token"),
     ("telegram", "webhook", "secret"),
     ("orders", "api", "token"),
+    ("whatsapp", "access_token"),
+    ("whatsapp", "app_secret"),
+    ("whatsapp", "verify_token"),
 )
 
 
@@ -419,4 +511,7 @@ def _first_error(exc: ValidationError) -> str:
     if location in _SECRETS:
         # The line goes to the terminal and the logs: a secret's value never does.
         return f"{key}: {message}"
-    return f"{key}: {message} (got {error.get('input')!r})"
+    given = error.get("input")
+    if key == "storage.url" and isinstance(given, str):
+        given = safe_url(given)  # a PostgreSQL URL may hold the password
+    return f"{key}: {message} (got {given!r})"

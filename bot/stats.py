@@ -12,14 +12,25 @@ from domain.handoffs import HandoffStats
 
 
 def handoff_figures(stats: HandoffStats, days: int) -> dict[str, Any]:
-    """The figures staff ask for, as plain JSON-ready values (None where nothing to say)."""
+    """The figures staff ask for, as plain JSON-ready values (None where nothing to say),
+    with the same figures for each customer channel under "by_channel"."""
+    return {
+        "days": days,
+        "handoffs_per_day": round(stats.handoffs / days, 2),
+        "per_day": dict(stats.per_day),
+        **_handoff_figures(stats),
+        "by_channel": {
+            channel: _handoff_figures(figures) for channel, figures in stats.by_channel.items()
+        },
+    }
+
+
+def _handoff_figures(stats: HandoffStats) -> dict[str, Any]:
+    """Handoffs, conversations, time to first reply and ratings of `stats`."""
     minutes = sorted(seconds / 60 for seconds in stats.first_reply_seconds)
     ratings = Counter(stats.ratings)
     return {
-        "days": days,
         "handoffs": stats.handoffs,
-        "handoffs_per_day": round(stats.handoffs / days, 2),
-        "per_day": dict(stats.per_day),
         "conversations": stats.conversations,
         "handoff_share": (
             round(stats.handoffs / stats.conversations, 4) if stats.conversations else None
@@ -73,7 +84,29 @@ def format_figures(figures: dict[str, Any]) -> str:
     if figures["per_day"]:
         lines.append("  per day:")
         lines += [f"    {day}  {count}" for day, count in figures["per_day"].items()]
+    if figures["by_channel"]:
+        lines.append("  by the customer's channel:")
+        lines += [
+            f"    {channel}: {_channel_line(of_channel)}"
+            for channel, of_channel in figures["by_channel"].items()
+        ]
     return "\n".join(lines)
+
+
+def _channel_line(figures: dict[str, Any]) -> str:
+    """One channel's figures on a line: handoffs of conversations, first reply, ratings."""
+    share = figures["handoff_share"]
+    reply = figures["first_reply_minutes"]
+    rating = figures["satisfaction"]
+    parts = [
+        f"{figures['handoffs']} handoffs of {figures['conversations']} conversations"
+        + ("" if share is None else f" ({share:.1%})"),
+        f"first reply median {reply['median']} min" if reply["answered"] else "none answered",
+        f"{rating['average']} / 5 from {rating['ratings']} ratings"
+        if rating["ratings"]
+        else "no ratings",
+    ]
+    return ", ".join(parts)
 
 
 def faq_figures(stats: FaqStats, questions: Mapping[str, str]) -> dict[str, Any]:
@@ -92,6 +125,11 @@ def faq_figures(stats: FaqStats, questions: Mapping[str, str]) -> dict[str, Any]
         "suggested": counted("suggest"),
         "fallback": counted("fallback"),
         "languages": dict(Counter(stats.languages).most_common()),
+        # Questions by the customer's channel: how many, and how many answered.
+        "channels": {
+            channel: {"questions": sum(counts.values()), "answered": counts.get("answer", 0)}
+            for channel, counts in stats.channels.items()
+        },
         "votes": [
             {"entry_id": entry_id, "question": questions.get(entry_id), "up": up, "down": down}
             for entry_id, (up, down) in votes
@@ -119,6 +157,11 @@ def format_faq_figures(figures: dict[str, Any], days: int) -> str:
         )
     spread = ", ".join(f"{language} {n}" for language, n in figures["languages"].items())
     lines.append(f"  languages:                  {spread or '–'}")
+    channels = ", ".join(
+        f"{channel} {counts['questions']} ({counts['answered']} answered)"
+        for channel, counts in figures["channels"].items()
+    )
+    lines.append(f"  channels:                   {channels or '–'}")
     sections: list[tuple[str, list[str]]] = [
         (
             "most answered",

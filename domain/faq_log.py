@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from domain.chats import ChatKey
@@ -80,6 +80,8 @@ class FaqStats:
     votes: dict[str, tuple[int, int]]
     # (masked question, times missed), most first; the same words in any case count as one.
     missed: list[tuple[str, int]]
+    # Questions by the customer's channel, then by decision.
+    channels: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def questions(self) -> int:

@@ -40,6 +40,8 @@ class Handoff:
     closed_at: datetime | None = None
     closed_by: str | None = None
     rating: int | None = None
+    # The customer's phone number (E.164) when their channel verified it (WhatsApp).
+    phone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class HandoffOpened:
     reason: str
     at: datetime
     order_number: str | None = None
+    phone: str | None = None
 
 
 # Columns a HandoffUpdate may set.
@@ -137,6 +140,8 @@ class HandoffStats:
     first_reply_seconds: Sequence[float]
     # Ratings given (1-5).
     ratings: Sequence[int]
+    # The same figures for each customer channel (handoffs by the customer's channel).
+    by_channel: Mapping[str, HandoffStats] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,21 @@ def _mask(part: str) -> str:
     return f"{part[0]}***{part[-1]}"
 
 
+def mask_phone(phone: str) -> str:
+    """ "+15551234567" -> "+•••••••4567": every digit but the last 4 hidden, so staff can
+    match it against what the customer says without the number showing in the staff chat."""
+    digits = sum(char.isdigit() for char in phone)
+    seen = 0
+    masked = []
+    for char in phone:
+        if char.isdigit():
+            seen += 1
+            masked.append(char if seen > digits - 4 else "•")
+        else:
+            masked.append(char)
+    return "".join(masked)
+
+
 def mask_emails_in(text: str) -> str:
     """Every e-mail address in free text masked, for logs of what customers typed."""
     return EMAIL.sub(lambda match: mask_email(match.group()), text)

@@ -145,7 +145,7 @@ def _outcome(service: FaqService, question: Question) -> Outcome:
         offered = {entry.id for entry in result.suggestions}
         kind = "suggested_right" if question.expected in offered else "suggested_wrong"
     else:
-        kind = "fallback"
+        kind = "fallback"  # or small talk: the question went unanswered all the same
     return Outcome(
         question.text,
         question.expected,

@@ -14,7 +14,15 @@ import yaml
 from pydantic import ValidationError
 from rapidfuzz import fuzz, process
 
-from faq.schema import LANGUAGES, MIN_ALTERNATES, TRANSLATED_LANGUAGES, Entry, KbFile
+from faq.schema import (
+    LANGUAGES,
+    MIN_ALTERNATES,
+    TRANSLATED_LANGUAGES,
+    Entry,
+    KbFile,
+    SmallTalkKind,
+)
+from faq.small_talk import SmallTalk, phrase_key
 from faq.text import normalize, script_language
 
 # Phrasings of two different entries this similar (rapidfuzz ratio on normalised text)
@@ -71,6 +79,8 @@ class KnowledgeBase:
     entries: tuple[Entry, ...]
     # Questions no entry answers, in any of the KB's languages (faq/matcher.py).
     off_topic: tuple[str, ...] = ()
+    # Greetings, thanks, goodbyes...: read before the matcher (faq/small_talk.py).
+    small_talk: SmallTalk = field(default_factory=SmallTalk)
     by_id: Mapping[str, Entry] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -127,21 +137,20 @@ def check_kb(
     if not files:
         return None, [Problem(path, 0, "no *.yaml files in this folder")]
     problems: list[Problem] = []
-    located: list[_Located] = []
-    off_topic: list[_OffTopic] = []
+    contents = _Contents()
     for file in files:
-        file_entries, file_off_topic = _load_file(file, problems)
-        located.extend(file_entries)
-        off_topic.extend(file_off_topic)
+        contents.extend(_load_file(file, problems))
+    located, off_topic = contents.entries, contents.off_topic
     problems.extend(_cross_entry_problems(located))
     problems.extend(_off_topic_conflicts(located, off_topic))
     for item in located:
         problems.extend(_answer_problems(item, placeholders))
         problems.extend(_translation_problems(item))
+    small_talk = _small_talk(contents, placeholders, problems)
     if any(p.severity == "error" for p in problems):
         return None, problems
     entries = tuple(_with_placeholders(item.entry, placeholders) for item in located)
-    return KnowledgeBase(entries, tuple(item.text for item in off_topic)), problems
+    return KnowledgeBase(entries, tuple(item.text for item in off_topic), small_talk), problems
 
 
 @dataclass(frozen=True)
@@ -156,10 +165,39 @@ class _Located:
 
 
 @dataclass(frozen=True)
-class _OffTopic:
+class _Listed:
+    """An item of a plain list: an off-topic question, a filler word."""
+
     text: str
     path: Path
     line: int
+
+
+@dataclass(frozen=True)
+class _SmallTalkLocated:
+    kind: SmallTalkKind
+    path: Path
+    lines: _LineMap
+    index: int
+
+    def line(self, *keys: str | int) -> int:
+        return self.lines.line(("small_talk", self.index, *keys))
+
+
+@dataclass
+class _Contents:
+    """What the KB's files hold, each item with where it is written."""
+
+    entries: list[_Located] = field(default_factory=list)
+    off_topic: list[_Listed] = field(default_factory=list)
+    small_talk: list[_SmallTalkLocated] = field(default_factory=list)
+    filler: list[_Listed] = field(default_factory=list)
+
+    def extend(self, other: _Contents) -> None:
+        self.entries += other.entries
+        self.off_topic += other.off_topic
+        self.small_talk += other.small_talk
+        self.filler += other.filler
 
 
 class _LineMap:
@@ -204,28 +242,32 @@ def _parse_yaml(text: str) -> tuple[yaml.Node | None, Any]:
         loader.dispose()
 
 
-def _load_file(path: Path, problems: list[Problem]) -> tuple[list[_Located], list[_OffTopic]]:
-    """The file's entries and off-topic phrasings; its problems are added to `problems`."""
+def _load_file(path: Path, problems: list[Problem]) -> _Contents:
+    """The file's entries, off-topic phrasings and small talk; its problems are added to
+    `problems`."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(path, 0, f"cannot read: {exc}"))
-        return [], []
+        return _Contents()
     try:
         root, data = _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 0
         problems.append(Problem(path, line, f"not valid YAML: {getattr(exc, 'problem', exc)}"))
-        return [], []
+        return _Contents()
     lines = _LineMap(root)
     if not isinstance(data, dict):
         problems.append(
             Problem(
-                path, 1, "expected a mapping with an `entries:` or `off_topic:` list at the top"
+                path,
+                1,
+                "expected a mapping with an `entries:`, `off_topic:` or `small_talk:` list at "
+                "the top",
             )
         )
-        return [], []
+        return _Contents()
     try:
         kb_file = KbFile.model_validate(data)
     except ValidationError as exc:
@@ -233,23 +275,39 @@ def _load_file(path: Path, problems: list[Problem]) -> tuple[list[_Located], lis
             where = ".".join(str(part) for part in error["loc"])
             message = error["msg"]
             if error["type"] == "extra_forbidden":
-                if len(error["loc"]) == 1:
-                    allowed = "entries, off_topic"
-                elif "translations" in error["loc"]:
-                    allowed = "question, alternates, answer"
-                else:
-                    allowed = (
-                        "id, category, question, alternates, answer, related, action, translations"
-                    )
-                message = f"unknown key (allowed: {allowed})"
+                message = f"unknown key (allowed: {_allowed_keys(error['loc'])})"
             problems.append(Problem(path, lines.line(error["loc"]), f"{where}: {message}"))
-        return [], []
-    entries = [_Located(entry, path, lines, index) for index, entry in enumerate(kb_file.entries)]
-    off_topic = [
-        _OffTopic(text, path, lines.line(("off_topic", index)))
-        for index, text in enumerate(kb_file.off_topic)
-    ]
-    return entries, off_topic
+        return _Contents()
+    return _Contents(
+        entries=[
+            _Located(entry, path, lines, index) for index, entry in enumerate(kb_file.entries)
+        ],
+        off_topic=[
+            _Listed(text, path, lines.line(("off_topic", index)))
+            for index, text in enumerate(kb_file.off_topic)
+        ],
+        small_talk=[
+            _SmallTalkLocated(kind, path, lines, index)
+            for index, kind in enumerate(kb_file.small_talk)
+        ],
+        filler=[
+            _Listed(text, path, lines.line(("small_talk_filler", index)))
+            for index, text in enumerate(kb_file.small_talk_filler)
+        ],
+    )
+
+
+def _allowed_keys(location: tuple[int | str, ...]) -> str:
+    """The keys a KB file allows where an unknown one was found, for its problem line."""
+    if len(location) == 1:
+        return "entries, off_topic, small_talk, small_talk_filler"
+    if location[0] == "small_talk":
+        if "reply" in location:
+            return ", ".join(LANGUAGES)
+        return "kind, phrases, reply, show_menu, action"
+    if "translations" in location:
+        return "question, alternates, answer"
+    return "id, category, question, alternates, answer, related, action, translations"
 
 
 def _cross_entry_problems(located: list[_Located]) -> list[Problem]:
@@ -319,7 +377,7 @@ def _conflicting_phrasings(located: list[_Located]) -> list[Problem]:
     return problems
 
 
-def _off_topic_conflicts(located: list[_Located], off_topic: list[_OffTopic]) -> list[Problem]:
+def _off_topic_conflicts(located: list[_Located], off_topic: list[_Listed]) -> list[Problem]:
     """Off-topic phrasings near-identical to an entry's phrasing (in any language): the
     matcher could not tell answering from not answering."""
     if not off_topic:
@@ -369,19 +427,177 @@ def _answer_problems(item: _Located, placeholders: Mapping[str, str]) -> list[Pr
         (("translations", language, "answer"), translation.answer)
         for language, translation in item.entry.translations.items()
     ]
-    problems = []
-    for loc, answer in answers:
-        line, where = item.line(*loc), ".".join(loc)
-        for name in PLACEHOLDER.findall(answer):
-            if name not in placeholders:
-                known = ", ".join(f"{{{key}}}" for key in sorted(placeholders))
-                problems.append(
-                    Problem(
-                        item.path, line, f"{where}: unknown placeholder {{{name}}} (known: {known})"
-                    )
+    return [
+        Problem(item.path, item.line(*loc), f"{'.'.join(loc)}: {message}")
+        for loc, answer in answers
+        for message in _markup_problems(answer, placeholders)
+    ]
+
+
+def _markup_problems(text: str, placeholders: Mapping[str, str]) -> list[str]:
+    """Unknown placeholders and HTML Telegram would refuse, in a text the bot sends."""
+    return _placeholder_problems(text, placeholders) + _telegram_html_problems(text)
+
+
+def _placeholder_problems(text: str, placeholders: Mapping[str, str]) -> list[str]:
+    known = ", ".join(f"{{{key}}}" for key in sorted(placeholders))
+    return [
+        f"unknown placeholder {{{name}}} (known: {known})"
+        for name in PLACEHOLDER.findall(text)
+        if name not in placeholders
+    ]
+
+
+def _small_talk(
+    contents: _Contents, placeholders: Mapping[str, str], problems: list[Problem]
+) -> SmallTalk:
+    """The small talk with placeholders filled; its problems are added to `problems`.
+
+    Errors: a kind defined twice, a phrase with nothing to recognise or in two kinds, a
+    reply Telegram would refuse, and a phrase that makes an entry's phrasing or an
+    off-topic question small talk (its customers would never get an answer). Warnings: a
+    reply missing in a language.
+    """
+    # What each phrase and filler word is compared as -> what it is, and where.
+    owners: dict[str, tuple[str, Path, int]] = {}
+    filler: list[str] = []
+    for listed in contents.filler:
+        text = _fill_plain(listed.text, placeholders)
+        problems += _listed_problems(listed, "small_talk_filler", placeholders)
+        if not phrase_key(text):
+            problems.append(
+                Problem(
+                    listed.path,
+                    listed.line,
+                    f"small_talk_filler: {listed.text!r} has no words or emoji to recognise",
                 )
-        for message in _telegram_html_problems(answer):
-            problems.append(Problem(item.path, line, f"{where}: {message}"))
+            )
+        else:
+            owners.setdefault(phrase_key(text), ("filler", listed.path, listed.line))
+        filler.append(text)
+    first_by_kind: dict[str, _SmallTalkLocated] = {}
+    kinds: list[SmallTalkKind] = []
+    for item in contents.small_talk:
+        kind = item.kind
+        earlier = first_by_kind.setdefault(kind.kind, item)
+        if earlier is not item:
+            problems.append(
+                Problem(
+                    item.path,
+                    item.line("kind"),
+                    f"small talk {kind.kind!r} is defined twice (first at {earlier.path}:"
+                    f"{earlier.line('kind')})",
+                )
+            )
+        problems += _phrase_problems(item, owners, placeholders)
+        problems += _reply_problems(item, placeholders)
+        kinds.append(_small_talk_with_placeholders(kind, placeholders))
+    questions = [
+        (item, loc, text)
+        for item in contents.entries
+        for language in LANGUAGES
+        for loc, text in _phrasing_locations(item.entry, language)
+    ]
+    small_talk = SmallTalk(
+        kinds,
+        filler,
+        [text for _, _, text in questions] + [listed.text for listed in contents.off_topic],
+    )
+    if small_talk:
+        problems += _read_as_small_talk(small_talk, contents, questions)
+    return small_talk
+
+
+def _listed_problems(listed: _Listed, where: str, placeholders: Mapping[str, str]) -> list[Problem]:
+    return [
+        Problem(listed.path, listed.line, f"{where}: {message}")
+        for message in _placeholder_problems(listed.text, placeholders)
+    ]
+
+
+def _phrase_problems(
+    item: _SmallTalkLocated,
+    owners: dict[str, tuple[str, Path, int]],
+    placeholders: Mapping[str, str],
+) -> list[Problem]:
+    """A phrase with nothing to recognise, an unknown placeholder, or a phrase that is
+    also filler or another kind's phrase (`owners` holds those read so far)."""
+    problems: list[Problem] = []
+    mine = f"a phrase of {item.kind.kind!r}"
+    for index, phrase in enumerate(item.kind.phrases):
+        line, where = item.line("phrases", index), f"small talk {item.kind.kind!r}"
+        problems += [
+            Problem(item.path, line, f"{where}: {message}")
+            for message in _placeholder_problems(phrase, placeholders)
+        ]
+        key = phrase_key(_fill_plain(phrase, placeholders))
+        if not key:
+            problems.append(
+                Problem(item.path, line, f"{where}: {phrase!r} has no words or emoji to recognise")
+            )
+            continue
+        owner, path, owner_line = owners.setdefault(key, (mine, item.path, line))
+        if owner != mine:
+            problems.append(
+                Problem(
+                    item.path, line, f"{where}: {phrase!r} is also {owner} ({path}:{owner_line})"
+                )
+            )
+    return problems
+
+
+def _reply_problems(item: _SmallTalkLocated, placeholders: Mapping[str, str]) -> list[Problem]:
+    kind = item.kind
+    problems = [
+        Problem(item.path, item.line("reply", language), f"small talk {kind.kind!r}: {message}")
+        for language in LANGUAGES
+        if (reply := getattr(kind.reply, language)) is not None
+        for message in _markup_problems(reply, placeholders)
+    ]
+    missing = [language for language in TRANSLATED_LANGUAGES if not getattr(kind.reply, language)]
+    if missing:
+        problems.append(
+            Problem(
+                item.path,
+                item.line("reply"),
+                f"small talk {kind.kind!r}: no reply in {', '.join(missing)} (customers "
+                "writing in it get the English reply)",
+                "warning",
+            )
+        )
+    return problems
+
+
+def _read_as_small_talk(
+    small_talk: SmallTalk,
+    contents: _Contents,
+    questions: list[tuple[_Located, tuple[str | int, ...], str]],
+) -> list[Problem]:
+    """Entries' phrasings and off-topic questions the small talk would answer instead:
+    customers asking them would never get the answer, or the honest fallback."""
+    problems: list[Problem] = []
+    read: list[tuple[str, str]] = [
+        (text, f"{text!r} of {item.entry.id!r} ({item.path}:{item.line(*loc)})")
+        for item, loc, text in questions
+    ]
+    read += [
+        (listed.text, f"the off-topic question {listed.text!r} ({listed.path}:{listed.line})")
+        for listed in contents.off_topic
+    ]
+    for text, what in read:
+        reading = small_talk.read(text)
+        if reading.kind is None:
+            continue
+        kind_index, phrase_index = reading.phrases[0]
+        item = contents.small_talk[kind_index]
+        problems.append(
+            Problem(
+                item.path,
+                item.line("phrases", phrase_index),
+                f"small talk {item.kind.kind!r}: {item.kind.phrases[phrase_index]!r} makes "
+                f"{what} small talk, so it would never be answered as a question",
+            )
+        )
     return problems
 
 
@@ -478,6 +694,27 @@ def _with_placeholders(entry: Entry, placeholders: Mapping[str, str]) -> Entry:
             "translations": translations,
         }
     )
+
+
+def _small_talk_with_placeholders(
+    kind: SmallTalkKind, placeholders: Mapping[str, str]
+) -> SmallTalkKind:
+    replies = {
+        language: fill_placeholders(reply, placeholders)
+        for language in LANGUAGES
+        if (reply := getattr(kind.reply, language)) is not None
+    }
+    return kind.model_copy(
+        update={
+            "phrases": [_fill_plain(phrase, placeholders) for phrase in kind.phrases],
+            "reply": kind.reply.model_copy(update=replies),
+        }
+    )
+
+
+def _fill_plain(text: str, placeholders: Mapping[str, str]) -> str:
+    """`{name}` replaced by its value as written, for text that is matched, not shown."""
+    return PLACEHOLDER.sub(lambda m: placeholders.get(m.group(1), m.group(0)), text)
 
 
 def fill_placeholders(text: str, placeholders: Mapping[str, str]) -> str:

@@ -1,54 +1,12 @@
 """Find the entry a customer means, and decide whether to answer, suggest or admit not knowing.
 
-Before scoring, a misspelt word is read as the KB's nearest word (`faq/spelling.py`).
-
-Scoring a query against entry c (all from unit-length sentence embeddings, plus the text):
-
-- `p_head(c)`: a multinomial logistic regression fitted on the KB's phrasings;
-- `p_near(c)`: a softmax over entries of the best cosine between the query and c's phrasings;
-- `p_lex(c)`: a softmax of the best rapidfuzz token-set ratio between the normalised query and
-  c's phrasings, over the best `LEXICAL_POOL` entries only (typos, identifiers, short queries);
-- `score(c)`: their weighted sum, a probability-like number in [0, 1].
-
-How much the head weighs against the nearest phrasing depends on the KB: with a handful of
-phrasings an entry the head generalises better, with a hundred the nearest phrasing catches
-more. So the weight is chosen per KB from `HEAD_WEIGHTS`, by 5-fold cross-validation on its
-own phrasings (`_choose_head_weight`), and stored with the fit.
-
-Off-topic phrasings (questions staff listed as ones no entry answers, e.g. the bitcoin price):
-a query whose nearest phrasing (best cosine) is one of them falls back whatever its
-confidence. Without them a question close to the shop's business but answered by no entry
-lands on its nearest entry, often confidently. They are not classes of the head: as one class
-they taught it a broad "mining chatter" direction that swallowed real questions (a fifth of
-the Russian held-out ones), and as a class each they did no better on training data than the
-nearest phrasing, and a reload of the shipped KB took half as long again (BENCHMARKS.md).
-
-Deciding: a small logistic "is the top entry right?" model maps six features of the scores to a
-confidence. `answer` when it reaches `thresholds.answer`; otherwise `fallback` when the three best
-entries together score below `thresholds.suggest`; otherwise `suggest` the three best.
-
-Long messages: a customer often wraps the question in context ("I bought two S19s from you in
-March. One of them ..."). Embedded whole, the question's signal is diluted, and the matcher is
-unsure even when its best entry is right. `MatcherConfig.long_messages` says what is done
-about it (`LongMessages`): by default, when a message of several sentences falls short of
-`answer`, its question sentence (the last one ending in a question mark, else the last one) is
-scored alone; if its best entry is the message's own, the confidence rises to the mean of the
-two (the sentence never answers alone, and the ranking is always the whole message's). The
-other designs (every clause backing the message, the question sentence alone, the surest
-sentence) were measured against it (BENCHMARKS.md).
-
-The confidence model and both thresholds are fitted on the KB itself, by simulation: in each of
-`folds` folds, a group of entries is removed (their phrasings play questions nobody wrote an
-entry for) and a share of every other entry's phrasings is held out (they play customers'
-questions). The off-topic phrasings always stay in: a removed entry's phrasing they catch
-falls back, as it would live. `answer` is the lowest confidence that leaves `target_unanswered`
-of the simulated unknown questions unanswered (the caught ones count as unanswered);
-`suggest` keeps `1 - fallback_quantile` of the answerable questions out of the fallback. The
-same rule runs for any KB: nothing is tuned to one data set.
-
-Given a cache folder, what fitting learns (the head, the confidence model, the thresholds) is
-stored there under a key of everything it depends on, so a restart on an unchanged KB skips
-fitting (seconds of a start, and scikit-learn's import).
+A question is scored against every entry by three signals over unit-length sentence
+embeddings and the text (a head fitted on the KB's phrasings, the nearest phrasing, a lexical
+ratio), fused with a weight chosen per KB by cross-validation. A small confidence model then
+decides `answer`, `suggest` (the best three) or `fallback`; a question nearest to one of the
+KB's off-topic phrasings falls back. The confidence model and its thresholds are fitted on the
+KB itself by simulating unknown and customers' questions, and cached under a key of all they
+depend on. Why each part is as it is: docs/architecture.md, "The matcher in detail".
 """
 
 from __future__ import annotations
@@ -109,7 +67,7 @@ OTHER_SENTENCE_PRIOR = 0.8
 
 
 class LongMessages(StrEnum):
-    """What a message of several sentences is scored by (module docstring)."""
+    """What a message of several sentences is scored by (docs/architecture.md, "Long messages")."""
 
     # The whole message only.
     WHOLE = "whole"
@@ -135,7 +93,7 @@ class MatcherConfig:
     lexical_scale: float = 10.0
     # Read unknown words as the KB's nearest ones (faq/spelling.py); off only to measure it.
     correct_typos: bool = True
-    # What a message of several sentences is scored by (module docstring).
+    # What a message of several sentences is scored by (`LongMessages`).
     long_messages: LongMessages = LongMessages.QUESTION_BACKS
     target_unanswered: float = 0.75
     fallback_quantile: float = 0.05
@@ -151,6 +109,9 @@ class Decision(StrEnum):
     ANSWER = "answer"
     SUGGEST = "suggest"
     FALLBACK = "fallback"
+    # Not a question ("hi", "thanks"): decided by the service before the matcher
+    # (faq/small_talk.py); the matcher itself never decides it.
+    SMALL_TALK = "small_talk"
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ class Quantisation:
 
 # MPNet keeps the feed-forward output product of layers 6-10 in float: its input, after the
 # GELU, has outliers that one 8-bit scale per question cannot hold, and in these layers it
-# moves the vectors most (benchmarks/encoder-notes.md: cosine to the float graph 0.99 with
+# moves the vectors most (docs/benchmarks-history.md: cosine to the float graph 0.99 with
 # them kept, 0.88 without; accuracy the same).
 MPNET_QUANTISATION = Quantisation(keep=tuple(f"/layer.{n}/output/dense/" for n in range(6, 11)))
 # The recipe each architecture runs with by default (None: float, as exported and fused).

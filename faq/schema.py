@@ -95,6 +95,37 @@ class Entry(BaseModel):
         return self.translations.get(language)  # type: ignore[call-overload, no-any-return]
 
 
+class SmallTalkReply(BaseModel):
+    """A small-talk reply in each language; English is what the others fall back to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    en: NonEmpty
+    ru: NonEmpty | None = None
+    zh: NonEmpty | None = None
+
+
+class SmallTalkKind(BaseModel):
+    """One kind of small talk ("hi", "thanks", "ok"): what customers write, and the bot's
+    own short reply to it, never an entry's answer (faq/small_talk.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Identifier
+    # As customers write them, in any language, emoji too; matched as whole messages.
+    phrases: Annotated[list[NonEmpty], Field(min_length=1)]
+    reply: SmallTalkReply
+    # The main menu under the reply (a greeting).
+    show_menu: bool = False
+    # A flow offered as a button under the reply, as under an entry's answer.
+    action: Action | None = None
+
+    def reply_in(self, language: str) -> str:
+        """The reply in `language`; English where there is none."""
+        reply: str | None = getattr(self.reply, language, None) if language in LANGUAGES else None
+        return reply or self.reply.en
+
+
 class KbFile(BaseModel):
     """The top level of one YAML file."""
 
@@ -104,3 +135,8 @@ class KbFile(BaseModel):
     # Questions no entry answers, which the bot must not answer (faq/matcher.py), in any of
     # the KB's languages.
     off_topic: list[NonEmpty] = Field(default_factory=list)
+    # Greetings, thanks, goodbyes...: answered with their own reply, before the matcher.
+    small_talk: list[SmallTalkKind] = Field(default_factory=list)
+    # Words that may go with small talk and say nothing by themselves ("there" in "hi there",
+    # "a lot" in "thanks a lot"); a message of these alone is not small talk.
+    small_talk_filler: list[NonEmpty] = Field(default_factory=list)

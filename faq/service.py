@@ -15,7 +15,7 @@ from pathlib import Path
 from faq.encoder import TextEncoder
 from faq.loader import KbInvalid, KnowledgeBase, Problem, kb_files, load_kb_with_warnings
 from faq.matcher import Decision, Match, Matcher, MatcherConfig, Thresholds
-from faq.schema import Entry, Language
+from faq.schema import Entry, Language, SmallTalkKind
 from faq.text import script_language
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,10 @@ Fingerprint = tuple[tuple[str, int, int], ...]
 @dataclass(frozen=True)
 class FaqResult:
     """A matched question: the decision, the entry to answer with, the entries to offer;
-    also the entries of every candidate and the thresholds, from the same KB version."""
+    also the entries of every candidate and the thresholds, from the same KB version.
+
+    A message that is only small talk ("hi", "thanks") is not matched: its decision is
+    `SMALL_TALK` and `small_talk` is its kind, with the reply."""
 
     match: Match
     # The entries of every candidate, best first.
@@ -53,6 +56,10 @@ class FaqResult:
     thresholds: Thresholds
     # The language the question was matched in: "ru" or "zh" when written in that script.
     language: str = "en"
+    small_talk: SmallTalkKind | None = None
+    # What was matched, when not the whole message: the question without a small-talk
+    # opening ("hi, where is my order?" -> "where is my order?").
+    matched_text: str | None = None
 
     @property
     def decision(self) -> Decision:
@@ -71,12 +78,16 @@ class FaqResult:
     def as_json(self) -> dict[str, object]:
         """The object `minerdesk faq ask --json` prints."""
         best = self.match.best
+        answer = self.entry.answer_in(self.language) if self.entry else None
+        if self.small_talk is not None:
+            answer = self.small_talk.reply_in(self.language)
         return {
             "decision": self.decision.value,
             "language": self.language,
+            "small_talk": self.small_talk.kind if self.small_talk else None,
             "entry_id": self.entry.id if self.entry else None,
             "score": best.score if best else 0.0,
-            "answer": self.entry.answer_in(self.language) if self.entry else None,
+            "answer": answer,
             "suggestions": [
                 {
                     "entry_id": entry.id,
@@ -189,18 +200,35 @@ class FaqService:
         return self.ask_many([text])[0]
 
     def ask_many(self, texts: Sequence[str]) -> list[FaqResult]:
-        """`ask` for several questions, one model call per language among them (blocking)."""
+        """`ask` for several questions, one model call per language among them (blocking).
+
+        Small talk is read first (`KnowledgeBase.small_talk`): a message that is only small
+        talk is not matched, and a question that opens with it is matched without it."""
         kb, matchers = self._current
         by_language: dict[str, list[int]] = {}
-        for index, text in enumerate(texts):
-            by_language.setdefault(script_language(text) or "en", []).append(index)
         results: dict[int, FaqResult] = {}
+        readings = [kb.small_talk.read(text) for text in texts]
+        for index, (text, reading) in enumerate(zip(texts, readings, strict=True)):
+            language = script_language(text) or "en"
+            if reading.kind is not None:
+                match = Match(Decision.SMALL_TALK, ())
+                thresholds = matchers[language].thresholds
+                results[index] = FaqResult(match, (), thresholds, language, reading.kind)
+            else:
+                by_language.setdefault(language, []).append(index)
         for language, indexes in by_language.items():
             matcher = matchers[language]
-            matches = matcher.match_many([texts[i][:MAX_QUERY_CHARS] for i in indexes])
-            for index, match in zip(indexes, matches, strict=True):
+            questions = [readings[i].question for i in indexes]
+            matches = matcher.match_many([question[:MAX_QUERY_CHARS] for question in questions])
+            for index, question, match in zip(indexes, questions, matches, strict=True):
                 ranked = tuple(kb.by_id[c.entry_id] for c in match.candidates)
-                results[index] = FaqResult(match, ranked, matcher.thresholds, language)
+                results[index] = FaqResult(
+                    match,
+                    ranked,
+                    matcher.thresholds,
+                    language,
+                    matched_text=None if question == texts[index] else question,
+                )
         return [results[index] for index in range(len(texts))]
 
     async def ask_async(self, text: str) -> FaqResult:

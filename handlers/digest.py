@@ -43,7 +43,7 @@ async def post_digest(turn: Turn) -> None:
     """The timer's check: post every digest that is due in the staff chat."""
     services = turn.services
     at = services.staff.digest_at
-    if services.staff.chat_id is None or at is None:
+    if services.staff.chat is None or at is None:
         return
     now = services.now()
     for day in days_due(now.astimezone(services.zone), at, await services.store.last_digest_day()):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 
@@ -16,13 +14,17 @@ from domain.handoffs import Said
 from domain.hours import BusinessHours
 from domain.orders import OrderRules
 from domain.ownership import CheckLimits
-from domain.privacy import mask_emails_in
+from domain.privacy import mask_emails_in, mask_phone
 from faq.service import FaqService
 from handlers.i18n import Translate, supported_language, translator
 from handlers.messages import Button, Incoming, Reply
-from storage.base import ConversationStore, QueuedMessage, Record, Storage
+from storage.base import AlreadyProcessed, ConversationStore, QueuedMessage, Record, Storage
 
 logger = logging.getLogger(__name__)
+
+
+# What most messengers let a bot download (Telegram's cloud Bot API: 20 MB).
+DEFAULT_FILE_SIZE_LIMIT = 20 * 1024 * 1024
 
 
 def _utc_now() -> datetime:
@@ -33,9 +35,10 @@ def _utc_now() -> datetime:
 class StaffDesk:
     """Where and when sales reps answer customers handed over to them."""
 
-    # The staff chat (a supergroup, with topics for one thread per customer); None: no
-    # handoff, customers are given the support e-mail instead.
-    chat_id: str | None = None
+    # The staff chat (the Telegram supergroup, with topics for one thread per customer),
+    # on its own channel whatever channel customers write on; None: no handoff, customers
+    # are given the support e-mail instead.
+    chat: ChatKey | None = None
     hours: BusinessHours = field(default_factory=BusinessHours)
     # What customers are told to expect during business hours.
     reply_within_minutes: int = 15
@@ -60,12 +63,25 @@ class Services:
     check_limits: CheckLimits = field(default_factory=CheckLimits)
     staff: StaffDesk = field(default_factory=StaffDesk)
     clock: Callable[[], datetime] = _utc_now
-    # The biggest file the bot can fetch from the channel (the cloud Bot API's 20 MB);
-    # None with a local Bot API server. Bigger videos are asked for as a link.
-    file_size_limit: int | None = 20 * 1024 * 1024
+    # The biggest file the bot can fetch from each channel (Telegram's cloud Bot API: 20
+    # MB; None: no limit, as with a local Bot API server); a channel not named here has
+    # DEFAULT_FILE_SIZE_LIMIT. Bigger videos are asked for as a link.
+    file_size_limits: Mapping[str, int | None] = field(default_factory=dict)
+    # Channels whose chat id is the customer's phone number (WhatsApp): staff see it
+    # masked (`shown_chat_id`), and a rep in the customer's topic asks /phone for it.
+    phone_channels: frozenset[str] = frozenset()
 
     def now(self) -> datetime:
         return self.clock()
+
+    def shown_chat_id(self, key: ChatKey) -> str:
+        """The chat's id as staff see it: masked to its last 4 digits where it is the
+        customer's phone number."""
+        return mask_phone(key.chat_id) if key.channel in self.phone_channels else key.chat_id
+
+    def file_size_limit(self, channel: str) -> int | None:
+        """The biggest file the bot can fetch from `channel`; None: any."""
+        return self.file_size_limits.get(channel, DEFAULT_FILE_SIZE_LIMIT)
 
     def today(self) -> date:
         """Today in the company's time zone, which business days and dates shown follow."""
@@ -91,6 +107,11 @@ class Turn:
     @property
     def key(self) -> ChatKey:
         return ChatKey(self.incoming.channel, self.incoming.chat_id)
+
+    @property
+    def shown_chat_id(self) -> str:
+        """The chat's id as logs and staff see it: a phone number masked."""
+        return self.services.shown_chat_id(self.key)
 
     def say(self, text: Markup, *rows: list[Button] | tuple[Button, ...]) -> None:
         self.replies.append(Reply(text, _rows(rows)))
@@ -157,27 +178,6 @@ class Router:
             await handler(turn, args)
 
 
-class ChatLocks:
-    """One lock per chat while it is in use: a chat's updates run in order, chats in parallel."""
-
-    def __init__(self) -> None:
-        self._locks: dict[ChatKey, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: ChatKey) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 @dataclass(frozen=True)
 class Outcome:
     """What a turn produced: replies already queued in the outbox, and a button's notice."""
@@ -188,7 +188,7 @@ class Outcome:
 
     @property
     def replies(self) -> list[Reply]:
-        return [Reply.from_json(message.body) for message in self.queued]
+        return [Reply.from_json(message.body, message.key.channel) for message in self.queued]
 
 
 class Engine:
@@ -200,28 +200,26 @@ class Engine:
         self.store = store
         self.services = services
         self.router = router
-        self._locks = ChatLocks()
 
     async def handle(self, incoming: Incoming) -> Outcome:
         key = ChatKey(incoming.channel, incoming.chat_id)
-        async with self._locks.hold(key):
+        # The database's lock: a chat's turns run one at a time across every process.
+        async with self.store.chat_lock(key):
+            # Checked first to spare the turn; `save` refuses one another process saved since.
             if incoming.update_id and await self.store.is_processed(key, incoming.update_id):
-                logger.info(
-                    "engine.duplicate_update channel=%s chat=%s update=%s",
-                    key.channel,
-                    key.chat_id,
-                    incoming.update_id,
-                )
-                return Outcome(duplicate=True)
+                return _duplicate(key, incoming, self.services)
             turn = await self._run_turn(key, incoming)
-            queued = await self.store.save(
-                key,
-                turn.state,
-                incoming.update_id,
-                [*turn.records, *_transcript(turn)],
-                [(_destination(key, reply), reply.to_json()) for reply in turn.replies],
-                also_processed=incoming.merged_update_ids,
-            )
+            try:
+                queued = await self.store.save(
+                    key,
+                    turn.state,
+                    incoming.update_id,
+                    [*turn.records, *_transcript(turn)],
+                    [(_destination(key, reply), reply.to_json()) for reply in turn.replies],
+                    also_processed=incoming.merged_update_ids,
+                )
+            except AlreadyProcessed:
+                return _duplicate(key, incoming, self.services)
         return Outcome(queued, turn.notice)
 
     async def _run_turn(self, key: ChatKey, incoming: Incoming) -> Turn:
@@ -238,7 +236,7 @@ class Engine:
             logger.exception(
                 "engine.turn_failed channel=%s chat=%s update=%s",
                 key.channel,
-                key.chat_id,
+                self.services.shown_chat_id(key),
                 incoming.update_id,
             )
             turn = Turn(incoming, await self.store.load(key), self.services)
@@ -256,8 +254,20 @@ def _refuse_plain_text(replies: list[Reply]) -> None:
             raise TypeError(f"reply text is {type(reply.text).__name__}, not Markup")
 
 
+def _duplicate(key: ChatKey, incoming: Incoming, services: Services) -> Outcome:
+    logger.info(
+        "engine.duplicate_update channel=%s chat=%s update=%s",
+        key.channel,
+        services.shown_chat_id(key),
+        incoming.update_id,
+    )
+    return Outcome(duplicate=True)
+
+
 def _destination(key: ChatKey, reply: Reply) -> ChatKey:
-    return key if reply.chat_id is None else ChatKey(key.channel, reply.chat_id)
+    """Where a reply goes: the turn's chat, or the one it names (maybe on another channel,
+    whose delivery then sends it)."""
+    return key if reply.to is None else reply.to
 
 
 def _transcript(turn: Turn) -> list[Record]:
@@ -270,7 +280,7 @@ def _transcript(turn: Turn) -> list[Record]:
     if turn.incoming.text:
         lines.append(Said(True, mask_emails_in(turn.incoming.text), now))
     for reply in turn.replies:
-        if reply.chat_id is None and reply.text:
+        if reply.to in (None, turn.key) and reply.text:
             # As plain text, like the customer's lines: the context card escapes both.
             lines.append(Said(False, reply.text.striptags(), now))
     return lines

@@ -5,10 +5,16 @@ fallback, a suggestion, a rejected suggestion and a 👎 are kept as misses for 
 (`minerdesk faq gaps`). The chat remembers which question its recent answers were for, so a
 👎 names the question that got the answer. After a 👎 the bot asks what the customer was
 looking for (step `waiting_for_rephrase`) and answers the rephrasing like any question.
+
+Small talk ("hi", "thanks!", "ok bye", "are you a bot?") is not a question: it gets the KB's
+own reply for its kind, is neither logged nor counted as a miss, and leaves the misses in a
+row as they were, so "ok bye" after a fallback hands nobody over and a question that misses
+after it still does.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Any
 
@@ -18,13 +24,15 @@ from domain.chats import ConversationState
 from domain.faq_log import Feedback, Miss, QuestionAsked
 from domain.privacy import mask_personal_data
 from faq.matcher import Decision
-from faq.schema import Action, Entry
+from faq.schema import Action, Entry, SmallTalkKind
 from faq.service import FaqResult
 from handlers.engine import Turn
 from handlers.handoff import open_handoff
 from handlers.i18n import N_
-from handlers.menu import menu_button, stale_button, unsupported_media
+from handlers.menu import main_menu, menu_button, stale_button, unsupported_media
 from handlers.messages import Button
+
+logger = logging.getLogger(__name__)
 
 FLOW = "faq"
 MAX_RELATED = 3
@@ -68,6 +76,9 @@ async def answer_question(turn: Turn, args: list[str]) -> None:
     if result.language != "en" and result.language != turn.state.language:
         # Written in Russian or Chinese: the customer has shown which language they read.
         turn.state.language, turn.state.language_chosen = result.language, True
+    if result.small_talk is not None:
+        answer_small_talk(turn, result.small_talk)
+        return
     question_id = log_question(turn, text, result)
     if result.decision is not Decision.FALLBACK:
         turn.state.data.pop(MISSES_IN_A_ROW, None)
@@ -93,6 +104,21 @@ async def answer_question(turn: Turn, args: list[str]) -> None:
             return
         turn.say(turn._("I still have no answer, so I am passing you to a person from our team."))
         await open_handoff(turn, "fallbacks")
+
+
+def answer_small_talk(turn: Turn, small_talk: SmallTalkKind) -> None:
+    """The KB's reply to this kind of small talk, with the menu or the flow it offers.
+    Only its kind goes to the log: the question log and its figures are about questions."""
+    logger.info("faq.small_talk kind=%s language=%s", small_talk.kind, turn.state.language)
+    # Staff write the replies in Telegram's HTML and the loader checks it, as for answers.
+    text = Markup(small_talk.reply_in(turn.state.language))  # noqa: S704 (trusted: the KB)
+    rows: list[list[Button]] = []
+    if small_talk.action:
+        action = small_talk.action
+        rows.append([Button(turn._(ACTION_LABELS[action]), f"flow:{action}")])
+    if small_talk.show_menu:
+        rows += main_menu(turn)
+    turn.say(text, *rows)
 
 
 def new_question_id() -> str:

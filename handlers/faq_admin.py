@@ -32,6 +32,7 @@ DECISIONS = {
     Decision.ANSWER: N_("<b>answer</b>: the customer gets the first entry's answer"),
     Decision.SUGGEST: N_("<b>suggest</b>: the customer is offered these entries as buttons"),
     Decision.FALLBACK: N_("<b>fallback</b>: the bot says it does not know and offers a person"),
+    Decision.SMALL_TALK: N_("<b>small talk</b>: the customer gets the KB's reply to it"),
 }
 
 
@@ -169,6 +170,15 @@ def match_text(_: Translate, question: str, result: FaqResult) -> Markup:
         _("🔎 <b>FAQ test</b>: <i>{question}</i>").format(question=question),
         _("Decision: {decision}").format(decision=_(DECISIONS[match.decision])),
     ]
+    if result.small_talk is not None:
+        lines.append(_("Small talk: <code>{kind}</code>").format(kind=result.small_talk.kind))
+        return Markup("\n").join(lines)
+    if result.matched_text is not None:
+        lines.append(
+            _("Small talk left out, matched as: <i>{question}</i>").format(
+                question=result.matched_text
+            )
+        )
     if not match.candidates:
         lines.append(_("Nothing to match: the text has no words."))
         return Markup("\n").join(lines)
@@ -205,7 +215,7 @@ async def _answer(turn: Turn, text: Markup) -> None:
     if customer is None:
         turn.say(text)
     else:
-        turn.replies.append(in_topic(turn.key.chat_id, customer, text))
+        turn.replies.append(in_topic(turn.key, customer, text))
 
 
 COMMANDS: dict[str, Callable[[Turn, str], Awaitable[None]]] = {

@@ -478,7 +478,7 @@ def _take_files(turn: Turn, form: Form, draft: Draft, question: Question) -> boo
         return False
     usable: list[Media] = []
     problems: list[Markup] = []
-    limit = turn.services.file_size_limit
+    limit = turn.services.file_size_limit(incoming.channel)
     for media in incoming.media:
         kind = _kind_of(media)
         if kind is None or kind not in spec.accepts:

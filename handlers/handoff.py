@@ -1,11 +1,13 @@
 """Handing a customer to a sales rep in the staff chat, and taking them back (diagram:
 handoff.mmd).
 
-The staff chat is a supergroup with topics: each customer gets a topic, opened with a
-context card on their first handoff and reused later. While a handoff is open the bot
+The staff chat is a supergroup with topics, on its own channel (Telegram) whatever channel
+the customer writes on: each customer gets a topic, opened with a context card on their
+first handoff and reused later. While a handoff is open the bot
 relays: customer messages go to the topic, staff messages in the topic go to the customer
-as the company, and the bot says nothing itself except to `/cancel`. Reps use `/claim`,
-`/close` and `/note` in the topic. Without topics, staff answer by replying to the
+as the company (on the same channel as a copy, across channels as their text and files),
+and the bot says nothing itself except to `/cancel`. Reps use `/claim`, `/close`, `/note`
+and `/phone` in the topic. Without topics, staff answer by replying to the
 relayed messages instead.
 """
 
@@ -20,7 +22,7 @@ from markupsafe import Markup, escape
 
 from domain.chats import ChatKey
 from domain.handoffs import Handoff, HandoffOpened, HandoffStatus, HandoffUpdate, StaffNote
-from domain.privacy import mask_email
+from domain.privacy import mask_email, mask_phone
 from domain.tickets import OPEN as OPEN_TICKETS
 from handlers.engine import Services, Turn
 from handlers.i18n import Translate, describe_hours, format_date, translator
@@ -57,7 +59,7 @@ async def start_handoff(turn: Turn, args: list[str]) -> None:
     linked = {order.number for order in await turn.services.store.linked_orders(turn.key)}
     order_number = args[0] if args and args[0] in linked else None
     if args and order_number is None:
-        logger.warning("handoff.unverified_order_ignored chat=%s", turn.key.chat_id)
+        logger.warning("handoff.unverified_order_ignored chat=%s", turn.shown_chat_id)
     await open_handoff(turn, "asked" if order_number is None else "order", order_number)
 
 
@@ -66,7 +68,7 @@ async def open_handoff(turn: Turn, reason: str, order_number: str | None = None)
     _ = turn._
     services = turn.services
     turn.state.reset()
-    staff_chat = services.staff.chat_id
+    staff_chat = services.staff.chat
     if staff_chat is None:
         turn.say(
             _("Our team answers by e-mail at {email}. Please write to them there.").format(
@@ -79,13 +81,11 @@ async def open_handoff(turn: Turn, reason: str, order_number: str | None = None)
         turn.say(_("You are already talking with our team: just write here."))
         return
     now = services.now()
-    turn.records.append(HandoffOpened(turn.key, reason, now, order_number))
+    turn.records.append(HandoffOpened(turn.key, reason, now, order_number, turn.incoming.phone))
     turn.say(_expectation(turn.state.language, services, now))
     card = await _context_card(turn, reason, order_number)
-    turn.replies.append(
-        Reply(card, chat_id=staff_chat, topic_of=turn.key.chat_id, open_topic=topic_name(turn))
-    )
-    logger.info("handoff.opened chat=%s reason=%s", turn.key.chat_id, reason)
+    turn.replies.append(Reply(card, to=staff_chat, topic_of=turn.key, open_topic=topic_name(turn)))
+    logger.info("handoff.opened chat=%s reason=%s", services.shown_chat_id(turn.key), reason)
 
 
 def _expectation(language: str, services: Services, now: datetime) -> Markup:
@@ -115,10 +115,13 @@ def _expectation(language: str, services: Services, now: datetime) -> Markup:
 
 
 def topic_name(turn: Turn) -> str:
-    name = turn.incoming.user_name or turn.key.chat_id
+    """The customer's topic's name: who they are, and their channel when it is not the
+    staff chat's (the staff chat's channel shortens it to what it takes)."""
+    name = turn.incoming.user_name or turn.shown_chat_id
     username = f" @{turn.incoming.username}" if turn.incoming.username else ""
-    # Telegram caps topic names at 128 characters.
-    return f"{name}{username}"[:128]
+    desk = turn.services.staff.chat
+    channel = f" · {turn.key.channel}" if desk is None or desk.channel != turn.key.channel else ""
+    return f"{name}{username}{channel}"
 
 
 async def _context_card(turn: Turn, reason: str, order_number: str | None) -> Markup:
@@ -135,10 +138,16 @@ async def _context_card(turn: Turn, reason: str, order_number: str | None) -> Ma
     lines = [
         Markup("🆕 <b>Handoff</b>: {}").format(reasons.get(reason, reason)),
         Markup("Customer: {}{}, id {}, {}").format(
-            incoming.user_name or "–", username, turn.key.chat_id, turn.key.channel
+            incoming.user_name or "–", username, services.shown_chat_id(turn.key), turn.key.channel
         ),
-        Markup("Language: {}").format(turn.state.language),
     ]
+    if incoming.phone:
+        lines.append(
+            Markup("Phone: {} (verified by {}; /phone shows it)").format(
+                mask_phone(incoming.phone), turn.key.channel
+            )
+        )
+    lines.append(Markup("Language: {}").format(turn.state.language))
     orders = await store.linked_orders(turn.key)
     if orders:
         lines.append(Markup("Orders (verified):"))
@@ -195,7 +204,7 @@ async def relay_customer(turn: Turn) -> bool:
         return False
     _ = turn._
     incoming = turn.incoming
-    staff_chat = services.staff.chat_id
+    staff_chat = services.staff.chat
     now = services.now()
     if incoming.command == "cancel" or staff_chat is None:
         _close(turn, handoff, closed_by="customer")
@@ -207,7 +216,15 @@ async def relay_customer(turn: Turn) -> bool:
     if incoming.payload is not None:
         turn.notice = _("You are talking with our team. Send /cancel to return to the bot.")
         return True
-    turn.replies.append(_relay(incoming, staff_chat, topic_of=handoff.key.chat_id))
+    relayed = _relay(incoming, staff_chat, topic_of=handoff.key)
+    if relayed is None:
+        kinds = ", ".join(media.kind for media in incoming.media)
+        relayed = in_topic(
+            staff_chat,
+            handoff.key,
+            Markup("The customer sent something that cannot be shown here ({}).").format(kinds),
+        )
+    turn.replies.append(relayed)
     changes: dict[str, object] = {"last_customer_at": now}
     if handoff.waiting_since is None:
         changes["waiting_since"] = now
@@ -215,17 +232,26 @@ async def relay_customer(turn: Turn) -> bool:
     return True
 
 
-def _relay(incoming: Incoming, to_chat: str, topic_of: str | None = None) -> Reply:
-    """The incoming message passed on: an album as an album, anything else as a copy."""
+def _relay(incoming: Incoming, to: ChatKey, topic_of: ChatKey | None = None) -> Reply | None:
+    """The incoming message passed on. On its own channel: an album as an album, anything
+    else as a copy. To another channel, whose messenger cannot copy it: its text and files
+    (each naming its channel, for the other to fetch); None when it has neither (a
+    location, a contact)."""
     # What a person wrote is text, never markup: the caption of an album, a message.
     text = escape(incoming.text or "")
-    if len(incoming.media) > 1:
-        return Reply(text, chat_id=to_chat, topic_of=topic_of, album=incoming.media)
+    media = tuple(item.on(incoming.channel) for item in incoming.media)
+    if incoming.channel != to.channel:
+        files = tuple(item for item in media if item.file_ref)
+        if not text and not files:
+            return None
+        return Reply(text, to=to, topic_of=topic_of, album=files)
+    if len(media) > 1:
+        return Reply(text, to=to, topic_of=topic_of, album=media)
     if incoming.message_id is None:
-        return Reply(text, chat_id=to_chat, topic_of=topic_of)
+        return Reply(text, to=to, topic_of=topic_of)
     return Reply(
         Markup(),
-        chat_id=to_chat,
+        to=to,
         topic_of=topic_of,
         copy_of=(incoming.chat_id, incoming.message_id),
     )
@@ -234,27 +260,28 @@ def _relay(incoming: Incoming, to_chat: str, topic_of: str | None = None) -> Rep
 UNDELIVERED = "handoff:undelivered:"
 
 
-def undelivered_event(chat_id: str, reason: str) -> str:
-    """The staff chat's system event for a reply the channel gave up delivering to this
-    chat, with the channel's reason."""
-    return f"{UNDELIVERED}{chat_id}:{reason}"
+def undelivered_event(customer: ChatKey, reason: str) -> str:
+    """The staff chat's system event for a reply a channel gave up delivering to this
+    customer, with the channel's reason."""
+    return f"{UNDELIVERED}{customer.channel}:{customer.chat_id}:{reason}"
 
 
 async def report_undelivered(turn: Turn, event: str) -> None:
     """A reply that never reached a customer in a handoff (the bot blocked, the chat gone)
     gets a line in their topic, or the rep waits for an answer to a message never read."""
-    chat_id, _, reason = event.partition(":")
-    customer = ChatKey(turn.key.channel, chat_id)
-    staff_chat = turn.services.staff.chat_id
+    channel, _, rest = event.partition(":")
+    chat_id, _, reason = rest.partition(":")
+    customer = ChatKey(channel, chat_id)
+    staff_chat = turn.services.staff.chat
     if staff_chat is None or await turn.services.store.open_handoff(customer) is None:
         return
     line = Markup("⚠️ Could not deliver to the customer: {reason}").format(reason=reason)
     turn.replies.append(in_topic(staff_chat, customer, line))
 
 
-def in_topic(staff_chat: str, customer: ChatKey, text: Markup) -> Reply:
+def in_topic(staff_chat: ChatKey, customer: ChatKey, text: Markup) -> Reply:
     """A bot message for staff in the customer's topic."""
-    return Reply(text, chat_id=staff_chat, topic_of=customer.chat_id)
+    return Reply(text, to=staff_chat, topic_of=customer)
 
 
 def _close(turn: Turn, handoff: Handoff, closed_by: str) -> None:
@@ -269,7 +296,8 @@ def _close(turn: Turn, handoff: Handoff, closed_by: str) -> None:
             },
         )
     )
-    logger.info("handoff.closed chat=%s by=%s", handoff.key.chat_id, closed_by)
+    shown = turn.services.shown_chat_id(handoff.key)
+    logger.info("handoff.closed chat=%s by=%s", shown, closed_by)
 
 
 async def staff_message(turn: Turn) -> None:
@@ -311,7 +339,7 @@ def _relay_to_customer(turn: Turn, customer: ChatKey, handoff: Handoff | None) -
     if handoff is None:
         turn.replies.append(
             in_topic(
-                turn.key.chat_id,
+                turn.key,
                 customer,
                 Markup(
                     "Not sent: this conversation is closed and the customer is with the bot. "
@@ -320,7 +348,19 @@ def _relay_to_customer(turn: Turn, customer: ChatKey, handoff: Handoff | None) -
             )
         )
         return
-    turn.replies.append(_relay(turn.incoming, customer.chat_id))
+    relayed = _relay(turn.incoming, customer)
+    if relayed is None:
+        turn.replies.append(
+            in_topic(
+                turn.key,
+                customer,
+                Markup("Not sent: only text, photos, videos and files reach a {} customer.").format(
+                    customer.channel
+                ),
+            )
+        )
+        return
+    turn.replies.append(relayed)
     now = turn.services.now()
     turn.records.append(
         HandoffUpdate(
@@ -336,7 +376,7 @@ def _relay_to_customer(turn: Turn, customer: ChatKey, handoff: Handoff | None) -
 
 
 async def _claim(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
-    staff_chat = turn.key.chat_id
+    staff_chat = turn.key
     if handoff is None:
         turn.replies.append(in_topic(staff_chat, customer, Markup("Nothing to claim: closed.")))
         return
@@ -355,16 +395,11 @@ async def _claim(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None
     turn.replies.append(in_topic(staff_chat, customer, took))
     if handoff.claimed_by is None:
         _ = await customer_translator(turn, customer)
-        turn.replies.append(
-            Reply(
-                _("A sales rep has joined the conversation."),
-                chat_id=customer.chat_id,
-            )
-        )
+        turn.replies.append(Reply(_("A sales rep has joined the conversation."), to=customer))
 
 
 async def _close_by_staff(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
-    staff_chat = turn.key.chat_id
+    staff_chat = turn.key
     if handoff is None:
         turn.replies.append(in_topic(staff_chat, customer, Markup("Already closed.")))
         return
@@ -379,13 +414,13 @@ async def _close_by_staff(turn: Turn, customer: ChatKey, handoff: Handoff | None
                 "How would you rate the help you got?"
             ),
             (tuple(Button(f"{n} ⭐", f"rate:{handoff.id}:{n}") for n in RATINGS),),
-            chat_id=customer.chat_id,
+            to=customer,
         )
     )
 
 
 async def _note(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
-    staff_chat = turn.key.chat_id
+    staff_chat = turn.key
     text = (turn.incoming.text or "").split(maxsplit=1)[1:]
     if not text or handoff is None:
         message = Markup("Usage: /note TEXT, in an open conversation's topic.")
@@ -397,7 +432,24 @@ async def _note(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
     )
 
 
-STAFF_COMMANDS = {"claim": _claim, "close": _close_by_staff, "note": _note}
+async def _phone(turn: Turn, customer: ChatKey, handoff: Handoff | None) -> None:
+    """The customer's phone number in full, for a rep who must call them; logged."""
+    services = turn.services
+    phone = handoff.phone if handoff is not None else None
+    if phone is None and customer.channel in services.phone_channels:
+        phone = f"+{customer.chat_id.lstrip('+')}"
+    if phone is None:
+        text = Markup("No verified phone number: the customer's channel ({}) gives none.").format(
+            customer.channel
+        )
+    else:
+        shown = services.shown_chat_id(customer)
+        logger.info("handoff.phone_shown chat=%s by=%s", shown, turn.incoming.user_id)
+        text = Markup("📞 {}").format(phone)
+    turn.replies.append(in_topic(turn.key, customer, text))
+
+
+STAFF_COMMANDS = {"claim": _claim, "close": _close_by_staff, "note": _note, "phone": _phone}
 
 
 async def customer_translator(turn: Turn, customer: ChatKey) -> Translate:
@@ -433,7 +485,7 @@ REMIND_EVENT = "reminders_due"
 async def remind(turn: Turn) -> None:
     """Post a reminder in the topic of every customer waiting too long in business hours."""
     services = turn.services
-    staff, staff_chat = services.staff, services.staff.chat_id
+    staff, staff_chat = services.staff, services.staff.chat
     if staff_chat is None:
         return
     now = services.now()
@@ -456,4 +508,5 @@ async def remind(turn: Turn) -> None:
             )
         )
         turn.records.append(HandoffUpdate(handoff.id, {"reminded_at": now}))
-        logger.info("handoff.reminded chat=%s waited_minutes=%d", handoff.key.chat_id, waited)
+        shown = services.shown_chat_id(handoff.key)
+        logger.info("handoff.reminded chat=%s waited_minutes=%d", shown, waited)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from markupsafe import Markup
+
+from domain.chats import ChatKey
 
 
 class MediaKind(StrEnum):
@@ -24,7 +26,8 @@ class MediaKind(StrEnum):
 
 @dataclass(frozen=True)
 class Media:
-    """A file the customer sent, referenced by the channel's own id (nothing re-uploaded)."""
+    """A file someone sent, referenced by its channel's own id (nothing re-uploaded while
+    it stays on that channel)."""
 
     kind: MediaKind
     file_ref: str = ""
@@ -32,6 +35,13 @@ class Media:
     mime: str | None = None
     media_group_id: str | None = None
     file_name: str | None = None
+    # The channel `file_ref` belongs to; "" (as in replies stored before channels said):
+    # the channel of the chat it is sent to.
+    channel: str = ""
+
+    def on(self, channel: str) -> Media:
+        """This file, naming `channel` as its own unless it names one already."""
+        return self if self.channel else replace(self, channel=channel)
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,9 @@ class Incoming:
     # Channels never set it from what a messenger delivers, so nobody can forge one the
     # way a button's payload can be forged.
     system: str | None = None
+    # The customer's phone number (E.164), set only by a channel that verified it
+    # (WhatsApp's wa_id); never from what the customer typed.
+    phone: str | None = None
 
     @property
     def update_ids(self) -> tuple[str, ...]:
@@ -87,29 +100,32 @@ class Button:
 
 @dataclass(frozen=True)
 class Reply:
-    """A message to send: Telegram-style HTML text and rows of buttons (plain text).
+    """A message to send, as what it means; each channel renders it as its messenger can.
 
-    `text` is `Markup`, so nothing reaches it unescaped: values go in with
-    `Markup.format`, `+` or `Markup.join`, which escape any plain `str`.
+    `text` is `Markup` in the bot's HTML subset (`b i u s code pre a[href] blockquote`), so
+    nothing reaches it unescaped: values go in with `Markup.format`, `+` or `Markup.join`,
+    which escape any plain `str`. `buttons` are rows of choices (Telegram: an inline
+    keyboard; a channel with fewer buttons shows a list).
 
-    With `replaces` set, the reply takes the place of that earlier bot message (for example
-    to drop buttons that were used) instead of arriving as a new one. The other fields
-    serve the relay between customers and staff:
-
-    - `chat_id`: send to this chat (same channel) instead of the one the turn is about;
-    - `topic_of`: post in the staff chat's topic of this customer's chat, creating the topic
-      (named `open_topic`) first if it has none; messages sent this way are remembered, so
-      a rep replying to one reaches the customer;
-    - `copy_of`: (chat id, message id) of a message to copy (or, to staff, forward) instead
-      of `text`;
-    - `album`: files to send as one album, `text` being its caption.
+    - `replaces`: the message whose button was pressed, for this reply to take its place
+      (to drop buttons that were used); edited where the messenger can, else sent anew;
+    - `to`: the chat to send to when it is not the turn's: the staff desk, or from the
+      staff desk the customer, possibly on another channel;
+    - `topic_of`: post in the staff desk's topic of this customer, opening it (named
+      `open_topic`) first if there is none; messages sent this way are remembered, so a
+      rep replying to one reaches the customer;
+    - `copy_of`: (chat id, message id) of a message on the destination's own channel, to
+      copy (or, to staff, forward) instead of `text`; a message crossing channels is
+      passed on as `text` and `album` instead;
+    - `album`: files to send, `text` being their caption; each names its channel, so a
+      channel can fetch another's file and upload it.
     """
 
     text: Markup
     buttons: tuple[tuple[Button, ...], ...] = field(default_factory=tuple)
     replaces: str | None = None
-    chat_id: str | None = None
-    topic_of: str | None = None
+    to: ChatKey | None = None
+    topic_of: ChatKey | None = None
     open_topic: str | None = None
     copy_of: tuple[str, str] | None = None
     album: tuple[Media, ...] = ()
@@ -123,17 +139,26 @@ class Reply:
         body: dict[str, Any] = {"text": str(self.text)}
         if self.buttons:
             body["buttons"] = [[[b.label, b.payload] for b in row] for row in self.buttons]
-        for name in ("replaces", "chat_id", "topic_of", "open_topic"):
+        for name in ("replaces", "open_topic"):
             if getattr(self, name) is not None:
                 body[name] = getattr(self, name)
+        for name in ("to", "topic_of"):
+            key = getattr(self, name)
+            if key is not None:
+                body[name] = [key.channel, key.chat_id]
         if self.copy_of is not None:
             body["copy_of"] = list(self.copy_of)
         if self.album:
-            body["album"] = [[media.kind, media.file_ref] for media in self.album]
+            body["album"] = [
+                [media.kind, media.file_ref, media.channel, media.mime, media.file_name]
+                for media in self.album
+            ]
         return body
 
     @classmethod
-    def from_json(cls, body: dict[str, Any]) -> Reply:
+    def from_json(cls, body: dict[str, Any], channel: str = "") -> Reply:
+        """The reply `to_json` wrote; `channel` is the channel of the chat it was queued
+        for, which rows written before replies named channels meant."""
         rows = tuple(
             tuple(Button(label, payload) for label, payload in row)
             for row in body.get("buttons", ())
@@ -144,9 +169,26 @@ class Reply:
             Markup(body["text"]),  # noqa: S704
             rows,
             replaces=body.get("replaces"),
-            chat_id=body.get("chat_id"),
-            topic_of=body.get("topic_of"),
+            # Before: `chat_id`, a chat on the same channel.
+            to=_chat_key(body.get("to", body.get("chat_id")), channel),
+            topic_of=_chat_key(body.get("topic_of"), channel),
             open_topic=body.get("open_topic"),
             copy_of=(str(copy_of[0]), str(copy_of[1])) if copy_of else None,
-            album=tuple(Media(MediaKind(kind), ref) for kind, ref in body.get("album", ())),
+            album=tuple(_media(item, channel) for item in body.get("album", ())),
         )
+
+
+def _chat_key(stored: list[str] | str | None, channel: str) -> ChatKey | None:
+    """A stored [channel, chat id]; a bare chat id (written before) is on `channel`."""
+    if stored is None:
+        return None
+    if isinstance(stored, str):
+        return ChatKey(channel, stored)
+    return ChatKey(str(stored[0]), str(stored[1]))
+
+
+def _media(item: list[Any], channel: str) -> Media:
+    """A stored [kind, file ref, channel, mime, file name]; before: [kind, file ref]."""
+    kind, ref, *rest = item
+    own, mime, name = (*rest, None, None, None)[:3]
+    return Media(MediaKind(kind), ref, mime=mime, file_name=name, channel=own or channel)

@@ -10,13 +10,13 @@ the same answer, and too many wrong answers in an hour pause look-ups for the ch
 from __future__ import annotations
 
 import logging
-from datetime import date
+from typing import NamedTuple
 
 from markupsafe import Markup
 
 from domain.identifiers import email_address, order_lookup
 from domain.order_dates import Expectation, Stage, expect, last_tracking_news, tracking_is_stale
-from domain.orders import ON_THE_WAY, Order, OrderStatus
+from domain.orders import ON_THE_WAY, Order, OrderRules, OrderStatus
 from domain.privacy import mask_email
 from faq.schema import Action
 from handlers.engine import Services, Turn
@@ -271,70 +271,83 @@ def _item_line(_: Translate, quantity: int, title: str, condition: str) -> Marku
 def _expectation_text(
     _: Translate, language: str, order: Order, expectation: Expectation, services: Services
 ) -> Markup:
+    """What the customer can expect next, by the stage the order is at."""
     rules = services.order_rules
-
-    def day(value: date | None) -> str:
-        return format_date(value, language) if value else "–"
-
-    earliest, latest = day(expectation.earliest), day(expectation.latest)
+    dates = (expectation.earliest, expectation.latest)
+    span = ExpectedSpan(*(format_date(day, language) if day else "–" for day in dates))
     match expectation.stage:
-        case Stage.DISPATCH if expectation.overdue:
-            return _(
-                "Dispatch is taking longer than the usual {low}–{high} business days. We are "
-                "sorry for the wait: a sales rep can tell you more."
-            ).format(low=rules.dispatch_business_days[0], high=rules.dispatch_business_days[1])
-        case Stage.DISPATCH if expectation.earliest:
-            return _(
-                "Machines in stock are dispatched within {low}–{high} business days of payment: "
-                "expect dispatch between {earliest} and {latest}."
-            ).format(
-                low=rules.dispatch_business_days[0],
-                high=rules.dispatch_business_days[1],
-                earliest=earliest,
-                latest=latest,
-            )
         case Stage.DISPATCH:
-            return _("We will dispatch it as soon as it is ready and tell you here.")
-        case Stage.MANUFACTURER if expectation.overdue:
-            return _(
-                "The manufacturer's expected date ({date}) has passed. We ship as soon as the "
-                "machines reach us; a sales rep can tell you the latest."
-            ).format(date=latest)
-        case Stage.MANUFACTURER if expectation.latest:
-            return _(
-                "This is a pre-order: the manufacturer expects to ship on {date}, and we "
-                "dispatch as soon as the machines reach us."
-            ).format(date=latest)
+            return _dispatch_text(_, expectation, rules, span)
         case Stage.MANUFACTURER:
-            return _("This is a pre-order: we will tell you when the manufacturer confirms a date.")
-        case Stage.DELIVERY if expectation.overdue:
-            return _(
-                "Delivery is taking longer than expected ({date} at the latest). We are sorry: "
-                "a sales rep can check it with the carrier."
-            ).format(date=latest)
-        case Stage.DELIVERY if order.ddp and expectation.latest:
-            return _(
-                "Expected delivery around {date}: DDP parcels take about {days} business days, "
-                "and we clear customs for you."
-            ).format(date=latest, days=rules.ddp_delivery_business_days)
-        case Stage.DELIVERY if expectation.latest:
-            return _(
-                "Expected delivery between {earliest} and {latest} ({low}–{high} business days "
-                "after shipment)."
-            ).format(
-                earliest=earliest,
-                latest=latest,
-                low=rules.delivery_business_days[0],
-                high=rules.delivery_business_days[1],
-            )
+            return _manufacturer_text(_, expectation, span)
         case Stage.DELIVERY:
-            return _("It is on its way; we will tell you here when it moves on.")
+            return _delivery_text(_, order, expectation, rules, span)
         case Stage.DELIVERED:
             return _("Delivered on {date}. Please check the machines within 24 hours.").format(
-                date=latest
+                date=span.latest
             )
         case _:
             return _("This order is closed. A sales rep can help with any question about it.")
+
+
+class ExpectedSpan(NamedTuple):
+    """An expectation's dates as the customer reads them ("–" when unknown)."""
+
+    earliest: str
+    latest: str
+
+
+def _dispatch_text(
+    _: Translate, expectation: Expectation, rules: OrderRules, span: ExpectedSpan
+) -> Markup:
+    low, high = rules.dispatch_business_days
+    if expectation.overdue:
+        return _(
+            "Dispatch is taking longer than the usual {low}–{high} business days. We are "
+            "sorry for the wait: a sales rep can tell you more."
+        ).format(low=low, high=high)
+    if expectation.earliest:
+        return _(
+            "Machines in stock are dispatched within {low}–{high} business days of payment: "
+            "expect dispatch between {earliest} and {latest}."
+        ).format(low=low, high=high, earliest=span.earliest, latest=span.latest)
+    return _("We will dispatch it as soon as it is ready and tell you here.")
+
+
+def _manufacturer_text(_: Translate, expectation: Expectation, span: ExpectedSpan) -> Markup:
+    if expectation.overdue:
+        return _(
+            "The manufacturer's expected date ({date}) has passed. We ship as soon as the "
+            "machines reach us; a sales rep can tell you the latest."
+        ).format(date=span.latest)
+    if expectation.latest:
+        return _(
+            "This is a pre-order: the manufacturer expects to ship on {date}, and we "
+            "dispatch as soon as the machines reach us."
+        ).format(date=span.latest)
+    return _("This is a pre-order: we will tell you when the manufacturer confirms a date.")
+
+
+def _delivery_text(
+    _: Translate, order: Order, expectation: Expectation, rules: OrderRules, span: ExpectedSpan
+) -> Markup:
+    if expectation.overdue:
+        return _(
+            "Delivery is taking longer than expected ({date} at the latest). We are sorry: "
+            "a sales rep can check it with the carrier."
+        ).format(date=span.latest)
+    if order.ddp and expectation.latest:
+        return _(
+            "Expected delivery around {date}: DDP parcels take about {days} business days, "
+            "and we clear customs for you."
+        ).format(date=span.latest, days=rules.ddp_delivery_business_days)
+    if expectation.latest:
+        low, high = rules.delivery_business_days
+        return _(
+            "Expected delivery between {earliest} and {latest} ({low}–{high} business days "
+            "after shipment)."
+        ).format(earliest=span.earliest, latest=span.latest, low=low, high=high)
+    return _("It is on its way; we will tell you here when it moves on.")
 
 
 def _order_handoff_button(_: Translate, order: Order) -> Button:

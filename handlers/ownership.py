@@ -56,7 +56,7 @@ async def locked_out_minutes(turn: Turn, lookup: str | None = None) -> int | Non
     waits = [wait for times, limit in counted if (wait := pause(times, limit, now)) is not None]
     if not waits:
         return None
-    logger.warning("orders.locked_out chat=%s", turn.key.chat_id)
+    logger.warning("orders.locked_out chat=%s", turn.shown_chat_id)
     return minutes_until(max(waits))
 
 
@@ -72,14 +72,14 @@ async def prove_with_email(turn: Turn, lookup: str, email: str) -> list[Order] |
     if owned:
         for order in owned:
             turn.records.append(OrderLinked(order.number))
-            logger.info("orders.verified chat=%s order=%s", turn.key.chat_id, order.number)
+            logger.info("orders.verified chat=%s order=%s", turn.shown_chat_id, order.number)
         return owned
     now = services.now()
     turn.records.append(FailedOwnershipCheck(now, lookup.upper()))
     store, limits, since = services.store, services.check_limits, now - CHECK_WINDOW
     in_chat = len(await store.failed_checks_since(since, key=turn.key)) + 1
     of_lookup = len(await store.failed_checks_since(since, lookup=lookup)) + 1
-    logger.info("orders.check_failed chat=%s failures=%d", turn.key.chat_id, in_chat)
+    logger.info("orders.check_failed chat=%s failures=%d", turn.shown_chat_id, in_chat)
     if of_lookup == limits.per_lookup:
         _warn_staff_of_probing(turn, lookup.upper(), of_lookup)
     if in_chat >= limits.per_chat or of_lookup >= limits.per_lookup:
@@ -90,7 +90,7 @@ async def prove_with_email(turn: Turn, lookup: str, email: str) -> list[Order] |
 def _warn_staff_of_probing(turn: Turn, lookup: str, failures: int) -> None:
     """Someone may be guessing the e-mail of an order: tell the staff once an hour."""
     logger.warning("orders.probed lookup=%s failures=%d", lookup, failures)
-    staff_chat = turn.services.staff.chat_id
+    staff_chat = turn.services.staff.chat
     if staff_chat is None:
         return
     turn.replies.append(
@@ -100,6 +100,6 @@ def _warn_staff_of_probing(turn: Turn, lookup: str, failures: int) -> None:
                 "from any chats: someone may be guessing its e-mail. Look-ups of it are paused "
                 "for an hour; the customer can still reach a rep."
             ).format(lookup=lookup, failures=failures),
-            chat_id=staff_chat,
+            to=staff_chat,
         )
     )

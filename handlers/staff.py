@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from domain.chats import ChatKey
 from handlers import digest, faq_admin, handoff, tickets
 from handlers.engine import StaffDesk, Turn
 from handlers.messages import Incoming
@@ -19,25 +20,24 @@ SYSTEM_EVENTS: dict[str, Callable[[Turn], Awaitable[None]]] = {
 def due_checks(desk: StaffDesk) -> list[str]:
     """The system events the staff chat's timer raises: reminders, and the daily digest
     when it is on; none without a staff chat."""
-    if desk.chat_id is None:
+    if desk.chat is None:
         return []
     return [handoff.REMIND_EVENT] + ([digest.DIGEST_EVENT] if desk.digest_at is not None else [])
 
 
-def system_event(channel: str, staff_chat_id: str, event: str) -> Incoming:
-    """What a channel hands the engine for one of the application's own events."""
-    return Incoming(channel, staff_chat_id, "system", staff=True, system=event)
+def system_event(staff_chat: ChatKey, event: str) -> Incoming:
+    """What the runtime hands the engine for one of the application's own events."""
+    return Incoming(staff_chat.channel, staff_chat.chat_id, "system", staff=True, system=event)
 
 
 async def staff_event(turn: Turn, args: list[str]) -> None:
     """A rep's message or button press, or a system event: one of the timer's checks, the
-    KB watcher's report, or the channel's report of a reply it could not deliver."""
+    KB watcher's report, or the runtime's report of a reply it could not deliver."""
     incoming = turn.incoming
     if incoming.system is not None:
         await _system_event(turn, incoming.system)
         return
-    staff_chat = turn.services.staff.chat_id
-    if staff_chat is None or incoming.chat_id != staff_chat:
+    if turn.key != turn.services.staff.chat:
         return
     if incoming.payload is not None:
         namespace, *rest = incoming.payload.split(":")

@@ -154,7 +154,7 @@ async def _open(turn: Turn, kind: TicketKind, replacing: bool = False) -> None:
                 _set_status(turn, old, TicketStatus.CANCELLED, "customer", "replaced by a new one")
     draft = forms.open_ticket(turn, form)
     forms.enter(turn, draft)
-    logger.info("ticket.opened chat=%s ticket=%s kind=%s", turn.key.chat_id, draft.id, kind)
+    logger.info("ticket.opened chat=%s ticket=%s kind=%s", turn.shown_chat_id, draft.id, kind)
     turn.say(forms.form_text(turn, form.intro))
     await forms.advance(turn, form, draft)
 
@@ -204,7 +204,7 @@ async def _submit(turn: Turn, ticket: Ticket) -> None:
             return
         _set_status(turn, ticket, TicketStatus.PENDING, "customer")
         turn.state.reset()
-        logger.info("ticket.submitted chat=%s ticket=%s", turn.key.chat_id, ticket.id)
+        logger.info("ticket.submitted chat=%s ticket=%s", turn.shown_chat_id, ticket.id)
         turn.say(
             _(
                 "✅ Your {title} is submitted: ticket <b>{id}</b>, status <b>pending</b>.\n\n"
@@ -229,7 +229,7 @@ async def _submit(turn: Turn, ticket: Ticket) -> None:
         _set_status(
             turn, ticket, TicketStatus.PENDING, "customer", "changed: " + ", ".join(changed)
         )
-        logger.info("ticket.revised chat=%s ticket=%s", turn.key.chat_id, ticket.id)
+        logger.info("ticket.revised chat=%s ticket=%s", turn.shown_chat_id, ticket.id)
         turn.say(
             _("✅ Changes sent: ticket <b>{id}</b> is pending again.").format(id=ticket.id),
             [Button(_("📋 My tickets"), "ticket:list")],
@@ -326,7 +326,9 @@ async def staff_card(turn: Turn, ticket: Ticket, heading: str, customer: str = "
     answers, services = ticket.answers, turn.services
     lines: list[str] = [
         Markup("{} <b>{} {}</b>").format(heading, form.title, ticket.id),
-        Markup("Customer: {}id {} ({})").format(customer, ticket.key.chat_id, ticket.key.channel),
+        Markup("Customer: {}id {} ({})").format(
+            customer, services.shown_chat_id(ticket.key), ticket.key.channel
+        ),
     ]
     lines += forms.summary_lines(translator("en"), form, answers, ticket.media, full=True)
     lines += ["", *await form.coverage(services, ticket.key, answers, "en")]
@@ -345,7 +347,7 @@ def _decision_buttons(ticket: Ticket) -> tuple[tuple[Button, ...], ...]:
 
 async def _post_to_staff(turn: Turn, ticket: Ticket, icon: str, what: str) -> None:
     """The card, then the files as albums, in the customer's topic of the staff chat."""
-    staff_chat = turn.services.staff.chat_id
+    staff_chat = turn.services.staff.chat
     if staff_chat is None:
         return
     # Answers and files were stored by earlier turns; this one only changes the status.
@@ -358,13 +360,20 @@ async def _post_to_staff(turn: Turn, ticket: Ticket, icon: str, what: str) -> No
         Reply(
             card,
             _decision_buttons(ticket),
-            chat_id=staff_chat,
-            topic_of=turn.key.chat_id,
+            to=staff_chat,
+            topic_of=turn.key,
             open_topic=opens,
         )
     )
+    # Files on the customer's channel, which the staff chat's channel fetches if not its own.
     files = [
-        Media(MediaKind(m.kind), m.file_ref)
+        Media(
+            MediaKind(m.kind),
+            m.file_ref,
+            mime=m.mime,
+            file_name=m.file_name,
+            channel=ticket.key.channel,
+        )
         for name in ticket.media
         for m in ticket.media[name]
         if m.file_ref and m.kind in MediaKind.__members__.values()
@@ -374,8 +383,8 @@ async def _post_to_staff(turn: Turn, ticket: Ticket, icon: str, what: str) -> No
             Reply(
                 Markup("Files of {}").format(ticket.id),
                 album=tuple(files),
-                chat_id=staff_chat,
-                topic_of=turn.key.chat_id,
+                to=staff_chat,
+                topic_of=turn.key,
                 open_topic=opens,
             )
         )
@@ -417,7 +426,7 @@ async def staff_button(turn: Turn, args: list[str]) -> None:
     )
     turn.replies.append(
         in_topic(
-            turn.key.chat_id,
+            turn.key,
             ticket.key,
             Markup(
                 "✍️ {}: send {} as your next message in this chat; it goes to the customer as "
@@ -434,7 +443,7 @@ async def staff_reply(turn: Turn) -> bool:
     if pending is None or not _answers_card(turn.incoming, pending):
         return False
     ticket = await turn.services.store.ticket(pending["ticket"])
-    staff_chat, incoming = turn.key.chat_id, turn.incoming
+    staff_chat, incoming = turn.key, turn.incoming
     if incoming.command == "cancel" or ticket is None:
         del waiting[incoming.user_id]
         turn.say(Markup("Dropped: nothing was sent."))
@@ -491,7 +500,7 @@ async def _decide(
         )
     if status is not TicketStatus.CONFIRMED:
         sent = Markup("📨 Sent to the customer. {}").format(decided)
-        turn.replies.append(in_topic(turn.key.chat_id, ticket.key, sent))
+        turn.replies.append(in_topic(turn.key, ticket.key, sent))
     _ = await customer_translator(turn, ticket.key)
     turn.replies.append(_customer_notice(_, ticket, status, note))
 
@@ -526,4 +535,4 @@ def _customer_notice(_: Translate, ticket: Ticket, status: TicketStatus, note: s
             )
             rows = ((Button(_("👤 Talk to a human"), "flow:handoff"),), (menu,))
     body = text.format(title=title, id=ticket.id, note=note)
-    return Reply(body, rows, chat_id=ticket.key.chat_id)
+    return Reply(body, rows, to=ticket.key)

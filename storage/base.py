@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -15,6 +16,7 @@ from domain.tickets import TicketRecord
 from storage.handoffs import HandoffStore
 from storage.orders import OrderStore
 from storage.tickets import TicketStore
+from storage.workers import WorkerStore
 
 # What a turn of conversation asks storage to keep, besides the state itself.
 Record = (
@@ -49,9 +51,28 @@ class InboxUpdate:
     channel: str
     update_id: str
     body: dict[str, Any]
+    # The chat it belongs to, when the channel can tell: workers keep each chat's order.
+    chat_id: str | None = None
+
+
+class AlreadyProcessed(Exception):
+    """The update was processed meanwhile (by another process): the turn saved nothing."""
+
+
+class DatabaseMissing(FileNotFoundError):
+    """No database where one must already be; nothing was created."""
+
+
+class StorageUnavailable(ConnectionError):
+    """The database server could not be reached or refused the login."""
 
 
 class ConversationStore(Protocol):
+    def chat_lock(self, key: ChatKey) -> AbstractAsyncContextManager[None]:
+        """Held while a turn of the chat runs: another holder, in this process or another
+        one on the same database, waits until it is let go."""
+        ...
+
     async def load(self, key: ChatKey) -> ConversationState:
         """The chat's saved state, or a fresh one."""
         ...
@@ -72,7 +93,11 @@ class ConversationStore(Protocol):
         """Store the turn atomically: state, records, replies queued in the outbox for the
         chat each is addressed to, and the update (with `also_processed`, the other updates
         merged into it) marked processed and so removed from the inbox. Returns the queued
-        replies."""
+        replies.
+
+        Raises AlreadyProcessed, saving nothing, when `update_id` was marked processed
+        before (another process handled it): an update is processed exactly once.
+        """
         ...
 
 
@@ -142,6 +167,7 @@ class Storage(
     OrderStore,
     HandoffStore,
     TicketStore,
+    WorkerStore,
     Protocol,
 ):
     """Everything the bot stores; one implementation per backend."""

@@ -31,16 +31,22 @@ class HandoffStore(Protocol):
         """Every open handoff, oldest first (for reminders)."""
         ...
 
-    async def set_topic(self, customer: ChatKey, staff_chat_id: str, thread_id: str) -> None:
-        """Remember the customer's topic in the staff chat (replacing an earlier one)."""
+    async def set_topic(
+        self, customer: ChatKey, staff: ChatKey, thread_id: str, replacing: str | None = None
+    ) -> str:
+        """Make `thread_id` the customer's topic in the staff chat if the customer has none
+        there, or has `replacing` (a topic found deleted); one topic per customer, however
+        many processes open one at once. The customer may write on another channel than the
+        staff chat's. Returns the customer's topic afterwards: another writer's when one got
+        there first (the caller's new topic is then surplus)."""
         ...
 
-    async def topic_of(self, customer: ChatKey, staff_chat_id: str) -> str | None:
+    async def topic_of(self, customer: ChatKey, staff: ChatKey) -> str | None:
         """The thread id of the customer's topic in that staff chat, if one was made."""
         ...
 
     async def customer_of_topic(self, staff: ChatKey, thread_id: str) -> ChatKey | None:
-        """Whose topic this is."""
+        """Whose topic this is: the customer, on their own channel."""
         ...
 
     async def remember_relay(self, staff: ChatKey, message_id: str, customer: ChatKey) -> None:
@@ -48,7 +54,9 @@ class HandoffStore(Protocol):
         replying to it reach the customer (for staff chats without topics)."""
         ...
 
-    async def customer_of_relay(self, staff: ChatKey, message_id: str) -> ChatKey | None: ...
+    async def customer_of_relay(self, staff: ChatKey, message_id: str) -> ChatKey | None:
+        """The customer (on their own channel) a relayed staff-chat message speaks for."""
+        ...
 
     async def recent_lines(self, key: ChatKey, limit: int = 10) -> list[ChatLine]:
         """The chat's last `limit` transcript lines, oldest first."""

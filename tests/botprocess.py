@@ -18,7 +18,7 @@ from tests.emulator import BotApiEmulator
 ROOT = Path(__file__).resolve().parent.parent
 
 # Start-up loads the embedding model; a busy 2-core CI machine can take a while.
-START_TIMEOUT = 120
+START_TIMEOUT = 300
 
 
 class BotProcess:

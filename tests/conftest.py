@@ -1,9 +1,11 @@
 """Shared fixtures: the real embedding model and the bundled KB, loaded once per session.
 
 Markers follow the fixtures a test uses: one that reaches a model fixture is `model`, one
-that reaches a subprocess fixture is `subprocess`, anything under tests/e2e is `e2e`.
-`make test-fast` deselects all three and, with MINERDESK_TEST_FAST=1, makes loading a
-model or starting a process fail, so a test that does either without its fixture shows.
+that reaches a subprocess fixture is `subprocess`, one that reaches the PostgreSQL server
+(or runs on the `postgres` backend of a parametrized fixture) is `postgres`, anything under
+tests/e2e is `e2e`. `make test-fast` deselects all four and, with MINERDESK_TEST_FAST=1,
+makes loading a model or starting a process fail, so a test that does either without its
+fixture shows.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from faq.encoder import Encoder, UniversalEncoder
 from faq.service import FaqService
 from storage.sqlite import SqliteStorage
 from tests.factories import Turns
+from tests.pgserver import Databases, NoPostgres, PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 MODEL_FIXTURES = frozenset({"encoder", "multilingual_encoder", "faq_service", "editable_faq"})
 SUBPROCESS_FIXTURES = frozenset({"cli_env"})
+POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_databases"})
 FAST = os.environ.get("MINERDESK_TEST_FAST") == "1"
 
 
@@ -47,6 +51,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.model)
         if used & SUBPROCESS_FIXTURES:
             item.add_marker(pytest.mark.subprocess)
+        if used & POSTGRES_FIXTURES:
+            item.add_marker(pytest.mark.postgres)
         if "e2e" in item.path.parts:
             item.add_marker(pytest.mark.e2e)
 
@@ -108,6 +114,28 @@ async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
     """A fresh SQLite file per test, `bot.db` in the test's folder."""
     async with SqliteStorage(tmp_path / "bot.db") as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session; without the binaries the tests
+    that need it are skipped, but fail in CI (CI=true), where .ci/run installs them."""
+    try:
+        server = PostgresServer()
+    except NoPostgres as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_server: PostgresServer) -> Databases:
+    return Databases(postgres_server)
 
 
 @pytest.fixture

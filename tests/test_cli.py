@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -9,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from storage.postgres import MIGRATIONS as POSTGRES_MIGRATIONS
+from storage.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 from tests.factories import DEEP_ARRAY
+from tests.pgserver import Databases
 
 DATA = Path(__file__).resolve().parent / "data"
-ASK_KEYS = {"decision", "language", "entry_id", "score", "answer", "suggestions"}
+ASK_KEYS = {"decision", "language", "small_talk", "entry_id", "score", "answer", "suggestions"}
 CHECK_KEYS = {
     "in_scope",
     "correct",
@@ -80,6 +84,32 @@ def test_a_period_in_days_is_refused_beyond_a_century(cli_env: dict[str, str]) -
 def test_run_without_a_token_says_how_to_set_it(cli_env: dict[str, str]) -> None:
     result = minerdesk("run", env=cli_env)
     assert result.returncode == 2
+    assert "MINERDESK_TELEGRAM__TOKEN" in result.stderr
+
+
+def test_run_says_in_one_line_that_whatsapp_is_not_configured(cli_env: dict[str, str]) -> None:
+    # A Telegram token does not make WhatsApp configured: `--channel whatsapp` wants its own.
+    env = {**cli_env, "MINERDESK_TELEGRAM__TOKEN": "123:secret"}
+    result = minerdesk("run", "--channel", "whatsapp", env=env)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "whatsapp: not configured" in result.stderr
+    assert "does not start" not in result.stderr
+
+
+def test_run_telegram_alone_without_its_token_says_how_to_set_it(
+    cli_env: dict[str, str],
+) -> None:
+    env = {
+        **cli_env,
+        "MINERDESK_WHATSAPP__PHONE_NUMBER_ID": "1234567890",
+        "MINERDESK_WHATSAPP__ACCESS_TOKEN": "t",
+        "MINERDESK_WHATSAPP__APP_SECRET": "s",
+        "MINERDESK_WHATSAPP__VERIFY_TOKEN": "v",
+    }
+    result = minerdesk("run", "--channel", "telegram", env=env)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
     assert "MINERDESK_TELEGRAM__TOKEN" in result.stderr
 
 
@@ -165,11 +195,19 @@ def test_ask_json_shape_for_one_question_and_for_stdin(cli_env: dict[str, str]) 
         "--json",
         env=cli_env,
         stdin="how long does customs take\n\nwho won the world cup in 1998\nwarranty\n"
-        "можно оплатить заказ в рассрочку?\n",
+        "можно оплатить заказ в рассрочку?\nthanks!\n",
     )
     assert many.returncode == 0, many.stderr
     objects = [json.loads(line) for line in many.stdout.splitlines()]
-    assert len(objects) == 4
+    assert len(objects) == 5
+    thanks = objects.pop()
+    assert (thanks["decision"], thanks["small_talk"], thanks["entry_id"]) == (
+        "small_talk",
+        "thanks",
+        None,
+    )
+    assert thanks["answer"].startswith("You're welcome!")
+    assert all(obj["small_talk"] is None for obj in objects)
     russian = objects[3]
     assert (russian["language"], russian["entry_id"]) == ("ru", "instalments")
     assert "депозит" in russian["answer"]
@@ -305,9 +343,9 @@ def test_check_counts_outcomes_per_language(cli_env: dict[str, str], tmp_path: P
 @pytest.mark.model
 def test_check_lists_the_misses_under_each_row(cli_env: dict[str, str], tmp_path: Path) -> None:
     questions = tmp_path / "questions.yaml"
-    human = "is there an actual human here or just a bot?"
+    vague = "money options?"
     questions.write_text(
-        CHECK_QUESTIONS + f'- {{text: "{human}", entry_id: talk_to_human}}\n', encoding="utf-8"
+        CHECK_QUESTIONS + f'- {{text: "{vague}", entry_id: payment_methods}}\n', encoding="utf-8"
     )
     check = ("faq", "check", str(questions), "--targets", "0.95", "--misses")
     result = minerdesk(*check, "--json", env=cli_env)
@@ -318,9 +356,9 @@ def test_check_lists_the_misses_under_each_row(cli_env: dict[str, str], tmp_path
     [en_miss], [ru_miss] = en["misses"], ru["misses"]
     assert {key: en_miss[key] for key in ("kind", "text", "expected", "got")} == {
         "kind": "suggested_right",
-        "text": human,
-        "expected": "talk_to_human",
-        "got": "talk_to_human",
+        "text": vague,
+        "expected": "payment_methods",
+        "got": "payment_methods",
     }
     assert {key: ru_miss[key] for key in ("kind", "text", "expected", "got")} == {
         "kind": "suggested_right",
@@ -336,8 +374,8 @@ def test_check_lists_the_misses_under_each_row(cli_env: dict[str, str], tmp_path
     en_tally, en_line, ru_tally, ru_line = result.stdout.splitlines()
     assert en_tally.startswith("target 0.95, en: 3 in scope: correct 2")
     assert en_line == (
-        f"  suggested_right       expected=talk_to_human got=talk_to_human "
-        f"score={en_miss['score']:.3f}  {human}"
+        f"  suggested_right       expected=payment_methods got=payment_methods "
+        f"score={en_miss['score']:.3f}  {vague}"
     )
     assert ru_tally.startswith("target 0.95, ru: 2 in scope: correct 1")
     assert ru_line == (
@@ -374,3 +412,64 @@ def test_check_names_what_is_wrong_with_the_questions(
     assert message in result.stderr
     assert result.stderr.count("\n") == 1  # one line, no traceback
     assert result.stdout == ""
+
+
+def test_db_upgrade_says_which_versions_it_went_through(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    env = cli_env | {"MINERDESK_STORAGE__URL": url}
+    latest = len(SQLITE_MIGRATIONS)
+    first = minerdesk("db", "upgrade", env=env)
+    assert (first.returncode, first.stderr) == (0, "")
+    assert first.stdout == f"{url}: schema version 0 -> {latest} of {latest}\n"
+    again = minerdesk("db", "upgrade", env=env)
+    assert again.stdout == f"{url}: schema version {latest} of {latest}, nothing to do\n"
+
+
+def test_an_unreachable_postgresql_is_one_line_without_the_password(
+    cli_env: dict[str, str],
+) -> None:
+    env = cli_env | {"MINERDESK_STORAGE__URL": "postgresql://bot:s3cret@127.0.0.1:1/minerdesk"}
+    result = minerdesk("stats", env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "minerdesk: storage.url: cannot connect to postgresql://bot:***@127.0.0.1:1/minerdesk: "
+    )
+    assert len(result.stderr.splitlines()) == 1
+    assert "s3cret" not in result.stderr
+
+
+def test_db_copy_moves_a_shop_to_postgresql_that_every_command_then_uses(
+    cli_env: dict[str, str], tmp_path: Path, postgres_databases: Databases
+) -> None:
+    shop = f"sqlite:///{tmp_path / 'shop.db'}"
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text(order_record("A-1") + "\n" + order_record("A-2") + "\n", encoding="utf-8")
+    imported = minerdesk(
+        "orders", "import", str(orders), env=cli_env | {"MINERDESK_STORAGE__URL": shop}
+    )
+    assert imported.returncode == 0, imported.stderr
+    empty = asyncio.run(postgres_databases.create(migrated=False))
+    target = empty.replace("postgres@", "postgres:s3cret@")  # the test server trusts anyone
+    masked = empty.replace("postgres@", "postgres:***@")
+    try:
+        copied = minerdesk("db", "copy", "--from", shop, "--to", target, env=cli_env)
+        assert copied.returncode == 0, copied.stderr
+        lines = copied.stdout.splitlines()
+        assert "orders: 2" in lines
+        assert lines[-1].endswith(f"copied from {shop} to {masked}; row counts match")
+
+        again = minerdesk("db", "copy", "--from", shop, "--to", target, env=cli_env)
+        assert again.returncode == 2
+        assert again.stderr.startswith("minerdesk: db copy: the target is not empty (orders: 2,")
+        on_postgres = cli_env | {"MINERDESK_STORAGE__URL": target}
+        upgrade = minerdesk("db", "upgrade", env=on_postgres)
+        latest = len(POSTGRES_MIGRATIONS)
+        assert upgrade.stdout == f"{masked}: schema version {latest} of {latest}, nothing to do\n"
+        reimported = minerdesk("orders", "import", str(orders), env=on_postgres)
+        assert reimported.stdout.endswith(": 0 created, 0 updated, 2 unchanged, 0 problem(s)\n")
+        for output in (copied, again, upgrade, reimported):
+            assert "s3cret" not in output.stdout + output.stderr
+    finally:
+        asyncio.run(postgres_databases.drop(empty))

@@ -17,6 +17,7 @@ from bot.delivery import (
 )
 from bot.serial import SerialQueues
 from domain.chats import ChatKey, ConversationState
+from domain.privacy import mask_phone
 from storage.base import QueuedMessage
 from storage.sqlite import SqliteStorage
 
@@ -88,6 +89,25 @@ async def test_an_undeliverable_reply_is_recorded_and_the_next_one_goes(
     assert "gave up after 3 attempts" in caplog.text
     failed = await storage.db.execute_fetchall("SELECT failed_reason FROM outbox ORDER BY id")
     assert [row[0] for row in failed] == ["Forbidden", "gave up after 3 attempts: x"]
+
+
+async def test_logs_name_a_chat_as_the_channel_shows_it(
+    storage: SqliteStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A WhatsApp chat id is the customer's phone number: the runtime passes the masking."""
+    phone = "447700900123"
+    sender = ScriptedSender(
+        {"blocked": [Undeliverable("Forbidden")], "flaky": [TemporaryFailure("x")]}
+    )
+    delivery = Delivery(
+        storage, "test", sender, policy=FAST, shown=lambda key: mask_phone(key.chat_id)
+    )
+    for message in await queue(storage, phone, "blocked", "flaky"):
+        delivery.enqueue(message)
+    await delivery.join()
+    assert "delivery.failed channel=test chat=••••••••0123" in caplog.text
+    assert "delivery.retrying chat=••••••••0123" in caplog.text
+    assert phone not in caplog.text
 
 
 async def test_the_channel_hears_of_each_reply_given_up_on(storage: SqliteStorage) -> None:

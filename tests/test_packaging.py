@@ -12,7 +12,10 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
-MIGRATIONS = ROOT / "storage" / "sqlite" / "migrations"
+# Each backend's migrations, by package.
+MIGRATIONS = {
+    backend: ROOT / "storage" / backend / "migrations" for backend in ("sqlite", "postgres")
+}
 
 
 def test_pytorch_is_the_cpu_build() -> None:
@@ -69,11 +72,12 @@ def test_the_catalogs_are_package_data() -> None:
 
 
 def test_the_migrations_are_package_data() -> None:
-    patterns = package_data("storage.sqlite")
-    files = list(MIGRATIONS.glob("*"))
-    assert files
-    for file in files:
-        assert any(file.relative_to(MIGRATIONS.parent).match(pattern) for pattern in patterns)
+    for backend, folder in MIGRATIONS.items():
+        patterns = package_data(f"storage.{backend}")
+        files = list(folder.glob("*"))
+        assert files
+        for file in files:
+            assert any(file.relative_to(folder.parent).match(pattern) for pattern in patterns)
 
 
 def test_the_wheel_carries_the_migrations(tmp_path: Path, cli_env: dict[str, str]) -> None:
@@ -93,4 +97,8 @@ def test_the_wheel_carries_the_migrations(tmp_path: Path, cli_env: dict[str, str
     [wheel] = tmp_path.glob("minerdesk-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         shipped = {name for name in archive.namelist() if name.endswith(".sql")}
-    assert shipped == {f"storage/sqlite/migrations/{f.name}" for f in MIGRATIONS.glob("*.sql")}
+    assert shipped == {
+        f"storage/{backend}/migrations/{file.name}"
+        for backend, folder in MIGRATIONS.items()
+        for file in folder.glob("*.sql")
+    }

@@ -30,7 +30,7 @@ def write_config(tmp_path: Path, text: str) -> Path:
 def test_embedded_defaults_without_a_file() -> None:
     settings = load_settings()
     assert settings.telegram.token is None
-    assert settings.database_path == Path("data/minerdesk.db")
+    assert settings.storage_url == "sqlite:///data/minerdesk.db"
     assert settings.faq.kb_path is None
     assert settings.faq.model == ""
 
@@ -56,7 +56,23 @@ def test_environment_overrides_nested_keys(monkeypatch: pytest.MonkeyPatch, tmp_
 
 def test_storage_url_picks_the_database_file(tmp_path: Path) -> None:
     path = write_config(tmp_path, f"storage:\n  url: sqlite:///{tmp_path}/x.db\n")
-    assert load_settings(path).database_path == tmp_path / "x.db"
+    assert load_settings(path).storage_url == f"sqlite:///{tmp_path}/x.db"
+
+
+def test_storage_url_takes_postgresql_and_never_shows_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "postgresql://bot:s3cret@db.internal:5432/minerdesk"
+    monkeypatch.setenv("MINERDESK_STORAGE__URL", url)
+    assert load_settings().storage_url == url
+    monkeypatch.setenv("MINERDESK_STORAGE__URL", "postgresql://bot:s3cret@db.internal:5432/")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert str(raised.value) == (
+        "storage.url: Value error, expected sqlite:///PATH of a file or "
+        "postgresql://USER:PASSWORD@HOST:PORT/DATABASE; the database name is missing "
+        "(got 'postgresql://bot:***@db.internal:5432/')"
+    )
 
 
 @pytest.mark.parametrize(
@@ -65,6 +81,8 @@ def test_storage_url_picks_the_database_file(tmp_path: Path) -> None:
         ("faq:\n  threads: many\n", "faq.threads"),
         ("faq:\n  modle: x\n", "faq.modle"),
         ("storage:\n  url: postgres://db\n", "storage.url"),
+        ("storage:\n  url: mysql://db/minerdesk\n", "storage.url"),
+        ("storage:\n  url: postgresql://db:port/minerdesk\n", "storage.url"),
         ("storage:\n  url: sqlite:///\n", "storage.url"),
         ("storage:\n  url: sqlite:///data/\n", "storage.url"),
         ("telegram:\n  api_base_url: not a url\n", "telegram.api_base_url"),

@@ -41,6 +41,62 @@ def test_figures_from_known_handoffs() -> None:
     assert "4.33 / 5 from 3 ratings" in report
 
 
+def test_figures_are_split_by_the_customers_channel() -> None:
+    on_telegram = HandoffStats(3, [("2026-11-21", 3)], 30, [60, 600], [5, 4])
+    on_whatsapp = HandoffStats(1, [("2026-11-21", 1)], 4, [180], [])
+    stats = HandoffStats(
+        4,
+        [("2026-11-21", 4)],
+        34,
+        [60, 600, 180],
+        [5, 4],
+        by_channel={"telegram": on_telegram, "whatsapp": on_whatsapp},
+    )
+    figures = handoff_figures(stats, days=1)
+    assert figures["handoffs"] == 4
+    assert sorted(figures["by_channel"]) == ["telegram", "whatsapp"]
+    whatsapp = figures["by_channel"]["whatsapp"]
+    assert (whatsapp["handoffs"], whatsapp["conversations"], whatsapp["handoff_share"]) == (
+        1,
+        4,
+        0.25,
+    )
+    assert whatsapp["first_reply_minutes"] == {"answered": 1, "median": 3.0, "p90": 3.0}
+    assert whatsapp["satisfaction"]["ratings"] == 0
+    assert figures["by_channel"]["telegram"]["satisfaction"]["average"] == 4.5
+    report = format_figures(figures).splitlines()
+    assert report[-3:] == [
+        "  by the customer's channel:",
+        "    telegram: 3 handoffs of 30 conversations (10.0%), first reply median 5.5 min, "
+        "4.5 / 5 from 2 ratings",
+        "    whatsapp: 1 handoffs of 4 conversations (25.0%), first reply median 3.0 min, "
+        "no ratings",
+    ]
+
+
+def test_faq_questions_are_counted_by_channel() -> None:
+    stats = FaqStats(
+        decisions={"answer": 3, "fallback": 2},
+        languages={"en": 5},
+        answered=[],
+        votes={},
+        missed=[],
+        channels={
+            "telegram": {"answer": 2, "fallback": 1},
+            "whatsapp": {"answer": 1, "fallback": 1},
+        },
+    )
+    figures = faq_figures(stats, {})
+    assert figures["channels"] == {
+        "telegram": {"questions": 3, "answered": 2},
+        "whatsapp": {"questions": 2, "answered": 1},
+    }
+    report = format_faq_figures(figures, days=7)
+    assert (
+        "  channels:                   telegram 3 (2 answered), whatsapp 2 (1 answered)" in report
+    )
+
+
 def test_no_handoffs_say_so() -> None:
     empty = HandoffStats(0, [], 0, [], [])
     report = format_figures(handoff_figures(empty, days=30))
@@ -134,6 +190,7 @@ def test_the_stats_command_reads_the_database(cli_env: dict[str, str]) -> None:
     assert (figures["handoffs"], figures["conversations"], figures["handoff_share"]) == (1, 1, 1.0)
     assert figures["first_reply_minutes"]["median"] == 3.0
     assert figures["satisfaction"]["ratings"] == 1
+    assert figures["by_channel"]["telegram"]["handoffs"] == 1
     faq = figures["faq"]
     assert (faq["questions"], faq["answered"], faq["fallback"]) == (
         2,
@@ -152,6 +209,7 @@ def test_the_stats_command_reads_the_database(cli_env: dict[str, str]) -> None:
         {"question": "do you offer hosting", "count": 1},
         {"question": "how do I pay", "count": 1},
     ]
+    assert faq["channels"] == {"telegram": {"questions": 2, "answered": 1}}
     human = minerdesk("stats", "--days", "7", env=cli_env)
     assert "Handoffs to sales reps, last 7 days" in human.stdout
     assert "\n\nFAQ, last 7 days\n  questions:                  2\n" in human.stdout

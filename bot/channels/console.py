@@ -87,7 +87,7 @@ class ConsoleSender:
         self.buttons: list[Button] = []
 
     def parts(self, message: QueuedMessage) -> list[Reply]:
-        return [Reply.from_json(message.body)]
+        return [Reply.from_json(message.body, message.key.channel)]
 
     async def send(self, key: ChatKey, part: Reply) -> None:
         text = to_plain_text(part.text)

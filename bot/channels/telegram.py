@@ -1,8 +1,9 @@
 """The Telegram channel, on aiogram 3: the only module that knows Telegram's types.
 
-Every update is stored in the inbox before Telegram is told it arrived (the next
-getUpdates offset, or the webhook's 200), then handled one at a time per chat. Replies
-leave through the outbox and `Delivery`, so a crash at any point loses nothing.
+The adapter the runtime (`bot.runtime`) runs: it receives updates (long polling or
+webhook) and hands them to the runtime to store before Telegram is told they arrived (the
+next getUpdates offset, or the webhook's 200), reads a stored update into an `Incoming`,
+renders replies into Bot API calls (`TelegramSender`) and fetches files (`TelegramFetcher`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import hmac
 import html
 import logging
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,6 +27,7 @@ from aiogram.enums import ChatAction, ParseMode
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
+    TelegramConflictError,
     TelegramEntityTooLarge,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -60,20 +61,17 @@ from aiogram.types import (
     Update,
 )
 from aiohttp import web
+from markupsafe import Markup
 
 from bot.app import App
 from bot.channels.html_split import split_html
 from bot.channels.telegram_files import TelegramFetcher
-from bot.delivery import Delivery, RetryAfter, RetryPolicy, TemporaryFailure, Undeliverable
-from bot.ratelimit import ChatPacer, RateLimiter, RateLimits
-from bot.serial import SerialQueues
+from bot.delivery import RetryAfter, RetryPolicy, TemporaryFailure, Undeliverable
+from bot.runtime import Aside, CannotServe, Pace, Store
 from bot.settings import Settings
 from domain.chats import ChatKey
-from handlers.faq_admin import reloaded_event
-from handlers.handoff import undelivered_event
 from handlers.i18n import N_, SUPPORTED_LANGUAGES, translator
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
-from handlers.staff import due_checks, system_event
 from storage.base import InboxUpdate, QueuedMessage
 from storage.handoffs import HandoffStore
 
@@ -81,27 +79,12 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-# Show "typing…" only when a turn is slow enough for the customer to wonder, and at most
-# once per chat in the time Telegram shows it: each call counts against the bot's limits.
-TYPING_AFTER_SECONDS = 0.5
-TYPING_EVERY_SECONDS = 5.0
-# With more chats than this waiting for their turns the bot is behind for everyone, and
-# their "typing…" (one per chat per 5 s) would take a fifth of Telegram's ~30 messages a
-# second from the replies themselves: then none is shown.
-TYPING_MAX_BUSY_CHATS = 30
-# The items of an album arrive within a fraction of a second of each other, and there are
-# at most 10 (MAX_ALBUM_ITEMS); more updates under one media_group_id, or later ones, are
-# the next message rather than an album buffered without end.
-ALBUM_QUIET_SECONDS = 1.0
-ALBUM_MAX_SECONDS = 10.0
 # Telegram out of reach: keep asking for updates, they wait there. A button's answer is
 # worth a few seconds at most: the customer's spinner stops on its own.
 POLL_RETRY = RetryPolicy(max_failures=None)
 CALLBACK_RETRY = RetryPolicy(max_delay=5.0, max_failures=3)
 # What Telegram sends the webhook's secret in.
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
-# How often the staff flows are asked whether a reminder or the daily digest is due.
-STAFF_CHECK_SECONDS = 30.0
 COMMANDS = (
     ("start", N_("Start over and show the main menu")),
     ("menu", N_("The main menu")),
@@ -124,8 +107,13 @@ class GetRawUpdates(TelegramMethod[list[dict[str, Any]]]):
     allowed_updates: list[str] | None = None
 
 
-class TokenRejected(Exception):
+class TokenRejected(CannotServe):
     """Telegram does not know the bot token."""
+
+
+class AnotherPoller(CannotServe):
+    """Another process polls with the same token: Telegram serves one long poll per bot and
+    ends the older with 409 Conflict, so two pollers would take turns losing updates' order."""
 
 
 @dataclass(frozen=True)
@@ -319,7 +307,8 @@ class StaffPost:
     reply asks and there is none); the message sent is remembered as theirs."""
 
     method: TelegramMethod[Any]
-    customer: str
+    # The customer, on their own channel (a WhatsApp customer's topic is in this chat too).
+    customer: ChatKey
     open_topic: str | None = None
 
 
@@ -329,14 +318,21 @@ Part = TelegramMethod[Any] | StaffPost
 class TelegramSender:
     """Turns queued replies into Bot API calls and Telegram's errors into delivery errors."""
 
-    def __init__(self, bot: Bot, desk: HandoffStore | None = None) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        desk: HandoffStore | None = None,
+        shown: Callable[[ChatKey], str] = lambda key: key.chat_id,
+    ) -> None:
         self.bot = bot
         self.desk = desk
+        # How logs name a customer's chat, who may be on WhatsApp: a phone number masked.
+        self.shown = shown
         # Learnt from Telegram: a staff chat without topics gets the reply-based relay.
         self._chats_without_topics: set[str] = set()
 
     def parts(self, message: QueuedMessage) -> list[Part]:
-        reply = Reply.from_json(message.body)
+        reply = Reply.from_json(message.body, message.key.channel)
         methods = self._methods(int(message.key.chat_id), reply)
         if reply.topic_of is None:
             return list(methods)
@@ -359,7 +355,13 @@ class TelegramSender:
                 CopyMessage(chat_id=chat_id, from_chat_id=source_chat, message_id=source_message)
             ]
         if reply.album:
-            return _album_methods(chat_id, reply)
+            # Files of another channel (a WhatsApp customer's) have no Telegram file id.
+            own = tuple(media for media in reply.album if media.channel in ("", CHANNEL))
+            foreign = tuple(media for media in reply.album if media.channel not in ("", CHANNEL))
+            notes = _foreign_files_note(chat_id, foreign)
+            if own:
+                return _album_methods(chat_id, replace(reply, album=own)) + notes
+            return self._methods(chat_id, replace(reply, album=())) + notes
         chunks = split_html(reply.text)
         markup = keyboard(reply.buttons)
         if reply.replaces is not None and len(chunks) == 1:
@@ -386,7 +388,7 @@ class TelegramSender:
             await self._emit(key, part)
             return
         assert self.desk is not None, "staff posts need the handoff store"
-        customer = ChatKey(key.channel, part.customer)
+        customer = part.customer
         thread = await self._topic(key, customer, part.open_topic)
         method = part.method
         if thread is not None:
@@ -398,11 +400,12 @@ class TelegramSender:
     async def _topic(self, staff: ChatKey, customer: ChatKey, name: str | None) -> str | None:
         """The customer's topic in the staff chat, opened now if asked and possible."""
         assert self.desk is not None
-        thread = await self.desk.topic_of(customer, staff.chat_id)
+        thread = await self.desk.topic_of(customer, staff)
         if thread is not None or name is None or staff.chat_id in self._chats_without_topics:
             return thread
         try:
-            topic = await self.bot.create_forum_topic(int(staff.chat_id), name)
+            # Telegram caps topic names at 128 characters.
+            topic = await self.bot.create_forum_topic(int(staff.chat_id), name[:MAX_TOPIC_NAME])
         except TelegramBadRequest as exc:
             if "forum" not in exc.message.lower():
                 raise Undeliverable(exc.message) from exc
@@ -413,9 +416,13 @@ class TelegramSender:
             raise TemporaryFailure(exc.message) from exc
         except TelegramRetryAfter as exc:
             raise RetryAfter(exc.retry_after, exc.message) from exc
-        thread = str(topic.message_thread_id)
-        await self.desk.set_topic(customer, staff.chat_id, thread)
-        logger.info("handoff.topic_opened chat=%s thread=%s", customer.chat_id, thread)
+        opened = str(topic.message_thread_id)
+        thread = await self.desk.set_topic(customer, staff, opened)
+        if thread != opened:
+            # Another process opened the customer's topic first; this one stays unused.
+            logger.warning("handoff.topic_surplus chat=%s thread=%s", self.shown(customer), opened)
+        else:
+            logger.info("handoff.topic_opened chat=%s thread=%s", self.shown(customer), thread)
         return thread
 
     async def _emit(self, key: ChatKey, part: TelegramMethod[Any]) -> Any:
@@ -497,6 +504,7 @@ _ALBUM_GROUPS = {
     MediaKind.DOCUMENT: "document",
 }
 MAX_CAPTION_LENGTH = 1024
+MAX_TOPIC_NAME = 128
 
 
 def album_parts(album: Sequence[Media]) -> list[tuple[Media, ...]]:
@@ -535,6 +543,19 @@ def _album_methods(chat_id: int, reply: Reply) -> list[TelegramMethod[Any]]:
             methods.append(SendMediaGroup(chat_id=chat_id, media=items))
         caption = None
     return methods + after
+
+
+def _foreign_files_note(chat_id: int, files: Sequence[Media]) -> list[TelegramMethod[Any]]:
+    """A line in place of files of another channel, which Telegram cannot send by their id
+    (fetching and uploading them is not done yet); none without such files."""
+    if not files:
+        return []
+    kinds = ", ".join(media.kind.value for media in files)
+    channels = ", ".join(sorted({media.channel for media in files}))
+    text = Markup("📎 Not shown here: {} sent on {} ({}).").format(
+        "a file" if len(files) == 1 else f"{len(files)} files", channels, kinds
+    )
+    return [SendMessage(chat_id=chat_id, text=str(text))]
 
 
 def _file_message(chat_id: int, media: Media, caption: str | None) -> TelegramMethod[Any]:
@@ -608,84 +629,80 @@ def make_bot(settings: Settings) -> Bot:
 
 
 class TelegramChannel:
-    """Receives updates (long polling or webhook), runs them through the engine, and
-    delivers the replies; `stop()` (on SIGTERM) finishes the work under way first."""
+    """The Telegram adapter the runtime runs: receives updates (long polling or webhook),
+    reads them, answers button presses, shows "typing…"; its sender and fetcher do the rest."""
+
+    name = CHANNEL
 
     def __init__(self, app: App, bot: Bot, webhook: bool = False) -> None:
-        self.app = app
         self.bot = bot
+        self.app_settings = app.settings
         self.settings = app.settings.telegram
         self.webhook = webhook
-        limits = RateLimits(
-            global_rate=self.settings.messages_per_second,
-            global_burst=self.settings.messages_per_second,
-        )
-        sender = TelegramSender(bot, app.storage)
-        self.delivery = Delivery(
-            app.storage, CHANNEL, sender, RateLimiter(limits), on_failed=self._report_undelivered
-        )
-        self.notifier = app.order_notifier(CHANNEL, self.delivery)
-        self.archive = app.media_archive(CHANNEL, TelegramFetcher(bot))
         self.staff_chat_id = app.settings.handoff.staff_chat_id
-        self._inbound = ChatPacer(
-            self.settings.inbound_per_minute / 60.0, self.settings.inbound_burst
+        self.sender = TelegramSender(bot, app.storage, app.services.shown_chat_id)
+        self.fetcher = TelegramFetcher(bot)
+        self.pace = Pace(
+            messages_per_second=self.settings.messages_per_second,
+            inbound_per_minute=self.settings.inbound_per_minute,
+            inbound_burst=self.settings.inbound_burst,
+            shutdown_grace_seconds=self.settings.shutdown_grace_seconds,
         )
-        self._staff_checks = due_checks(app.services.staff)
-        self._updates = SerialQueues("telegram.updates")
-        self._typing = Typing(bot, self._updates)
-        self._queued: set[str] = set()
-        self._albums = Albums()
-        self._stopping = asyncio.Event()
 
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        """Serve until `stop()`; raise TokenRejected if Telegram does not know the token."""
+    async def start(self) -> None:
+        """Raise CannotServe if Telegram does not know the token; set the command menu."""
         try:
             me = await self.bot.get_me()
         except TelegramUnauthorizedError:
             raise TokenRejected("telegram.token: rejected by Telegram (check @BotFather)") from None
         logger.info("telegram.started bot=@%s mode=%s", me.username, self._mode)
         await self._set_commands()
-        await self.delivery.start()
-        for stored in await self.app.storage.inbox(CHANNEL):
-            self._submit(stored)
-        # What fell due while the bot was down goes out before anything new comes in.
-        await self._check_staff()
-        receiving = asyncio.create_task(self._serve_webhook() if self.webhook else self._poll())
-        notifying = asyncio.create_task(self.notifier.run())
-        checking = asyncio.create_task(self._check_staff_every_while())
-        reporting = asyncio.create_task(self._report_kb_reloads())
-        archiving = asyncio.create_task(self.archive.run()) if self.archive else None
-        stopping = asyncio.create_task(self._stopping.wait())
-        await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (receiving, notifying, checking, reporting, archiving, stopping):
-            if task is not None:
-                task.cancel()
-        with suppress(asyncio.CancelledError):
-            await receiving
-        if archiving is not None:
-            # A copy under way deletes its partial file on the way out.
-            with suppress(asyncio.CancelledError):
-                await archiving
-        await self._finish()
+
+    async def receive(self, store: Store) -> None:
+        """Serve until cancelled; raise CannotServe if Telegram stops knowing the token or
+        another process polls with it."""
+        await (self._serve_webhook(store) if self.webhook else self._poll(store))
+
+    def inbox_id(self, body: dict[str, Any]) -> str:
+        return str(body["update_id"])
+
+    def read(self, stored: InboxUpdate) -> Incoming | Aside:
+        try:
+            update = Update.model_validate(stored.body, context={"bot": self.bot})
+            event = read_update(update, self.staff_chat_id)
+        except ValueError:
+            event = Ignored("unreadable")
+        match event:
+            case Incoming():
+                return event
+            case LeaveGroup(chat_id=chat_id):
+                return Aside("leave_group", str(chat_id), event)
+            case Ignored(reason=reason):
+                return Aside(reason)
+
+    async def set_aside(self, stored: InboxUpdate, aside: Aside) -> None:
+        if isinstance(aside.event, LeaveGroup):
+            chat_id = aside.event.chat_id
+            logger.info("telegram.leaving_group chat=%s", chat_id)
+            with suppress(TelegramAPIError):
+                await self.bot.leave_chat(chat_id)
+            return
+        logger.info("telegram.ignored update=%s reason=%s", stored.update_id, aside.reason)
+        await self.answered(stored, None)
+
+    async def answered(self, stored: InboxUpdate, notice: str | None) -> None:
+        """Every button press gets its answer, or the customer's button keeps spinning."""
+        query = stored.body.get("callback_query")
+        if not isinstance(query, dict) or not isinstance(query.get("id"), str):
+            return
+        await answer_callback(self.bot, query["id"], notice)
+
+    async def show_typing(self, chat_id: str) -> None:
+        await show_typing(self.bot, chat_id)
 
     @property
     def _mode(self) -> str:
         return "webhook" if self.webhook else "polling"
-
-    async def _finish(self) -> None:
-        grace = self.settings.shutdown_grace_seconds
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        try:
-            await asyncio.wait_for(self._updates.join(), grace)
-        except TimeoutError:
-            logger.warning("telegram.stopped_with_backlog chats=%d", self._updates.busy)
-        await self._updates.cancel()
-        await self.delivery.stop(max(0.0, deadline - loop.time()))
-        logger.info("telegram.stopped")
 
     async def _set_commands(self) -> None:
         for language in ("", *SUPPORTED_LANGUAGES):
@@ -693,7 +710,7 @@ class TelegramChannel:
             commands = [BotCommand(command=name, description=_(text)) for name, text in COMMANDS]
             await self.bot.set_my_commands(commands, language_code=language or None)
 
-    async def _poll(self) -> None:
+    async def _poll(self, store: Store) -> None:
         await self.bot.delete_webhook(drop_pending_updates=False)
         timeout = self.settings.poll_timeout_seconds
         offset: int | None = None
@@ -704,6 +721,11 @@ class TelegramChannel:
                 updates = await self.bot(request, request_timeout=timeout + 30)
             except TelegramUnauthorizedError:
                 raise TokenRejected("telegram.token: rejected by Telegram") from None
+            except TelegramConflictError:
+                raise AnotherPoller(
+                    "telegram: another process is polling with this token (Telegram answered "
+                    "409 Conflict); run one poller per bot, or use --webhook for several"
+                ) from None
             except TelegramAPIError as exc:
                 failures += 1
                 delay = POLL_RETRY.delay(failures)
@@ -718,15 +740,15 @@ class TelegramChannel:
             failures = 0
             if updates:
                 # Stored before the next call's offset confirms them to Telegram.
-                await self._receive(updates)
+                await store(updates)
                 offset = int(updates[-1]["update_id"]) + 1
 
-    async def _serve_webhook(self) -> None:
+    async def _serve_webhook(self, store: Store) -> None:
         hook = self.settings.webhook
         assert hook.url is not None
-        secret = webhook_secret(self.app.settings)
+        secret = webhook_secret(self.app_settings)
         web_app = web.Application()
-        web_app.router.add_post(hook.path, self._webhook_handler(secret))
+        web_app.router.add_post(hook.path, self._webhook_handler(secret, store))
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, hook.listen_host, hook.listen_port)
@@ -745,7 +767,9 @@ class TelegramChannel:
         finally:
             await runner.cleanup()
 
-    def _webhook_handler(self, secret: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def _webhook_handler(
+        self, secret: str, store: Store
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
             if not from_telegram(request.headers.get(SECRET_HEADER), secret):
                 logger.warning("telegram.webhook_bad_secret remote=%s", request.remote)
@@ -757,279 +781,39 @@ class TelegramChannel:
             if not isinstance(body, dict) or not isinstance(body.get("update_id"), int):
                 return web.Response(status=400)
             # Stored before the 200: once Telegram has its answer it will not send it again.
-            await self._receive([body])
+            await store([body])
             return web.Response()
 
         return handle
 
-    async def _receive(self, bodies: Sequence[dict[str, Any]]) -> None:
-        stored = [InboxUpdate(CHANNEL, str(body["update_id"]), body) for body in bodies]
-        await self.app.storage.receive(stored)
-        for update in stored:
-            self._submit(update)
 
-    def _submit(self, stored: InboxUpdate) -> None:
-        if stored.update_id in self._queued:
-            return
-        self._queued.add(stored.update_id)
-        update: Update | None
+async def show_typing(bot: Bot, chat_id: str) -> None:
+    """ "typing…" in the chat; a failure is no reason to fail the turn."""
+    with suppress(TelegramAPIError):
+        await bot.send_chat_action(int(chat_id), ChatAction.TYPING)
+
+
+async def answer_callback(bot: Bot, query_id: str, notice: str | None) -> None:
+    """Answer a button press, retrying a few seconds at most: the spinner stops on its own."""
+    failures = 0
+    while True:
         try:
-            update = Update.model_validate(stored.body, context={"bot": self.bot})
-            event = read_update(update, self.staff_chat_id)
-        except ValueError:
-            update, event = None, Ignored("unreadable")
-        # Updates of one chat are handled in order; ignored ones need no order.
-        match event:
-            case Incoming(chat_id=chat_id) | LeaveGroup(chat_id=chat_id):
-                chat: str | None = str(chat_id)
-            case _:
-                chat = None
-        if isinstance(event, Incoming) and event.media and event.media[0].media_group_id:
-            album = self._albums.add(event)
-            if album is not None:
-                self._updates.submit(chat, lambda: self._process_album(album, update))
+            await bot.answer_callback_query(query_id, text=notice)
             return
-        self._updates.submit(chat, lambda: self._process(stored, update, event))
-
-    async def _process_album(self, album: _Album, update: Update | None) -> None:
-        try:
-            await self._converse(await self._albums.complete(album), update)
-        finally:
-            for update_id in album.update_ids:
-                self._queued.discard(update_id)
-
-    async def _check_staff_every_while(self) -> None:
-        while True:
-            await asyncio.sleep(STAFF_CHECK_SECONDS)
-            await self._check_staff()
-
-    async def _check_staff(self) -> None:
-        """Ask the staff flows whether a customer waits too long, or the digest is due."""
-        for name in self._staff_checks:
-            await self._staff_system_event(name)
-
-    async def _report_kb_reloads(self) -> None:
-        """Post the KB watcher's reports in the staff chat: an edit served, or rejected
-        with its problems. Without a staff chat they are only logged."""
-        if self.staff_chat_id is None:
+        except TelegramBadRequest as exc:
+            # Typically "query is too old" after a restart: nothing left to answer.
+            logger.info("telegram.callback_not_answered reason=%s", exc.message)
             return
-        while True:
-            await self.app.kb_reported.wait()
-            self.app.kb_reported.clear()
-            report = self.app.kb_report
-            assert report is not None, "kb_reported is set with a report"
-            await self._staff_system_event(reloaded_event(report))
-
-    async def _staff_system_event(self, name: str) -> None:
-        """Run a system event through the staff chat's flows, like a rep's message, so what
-        it posts goes through the outbox."""
-        assert self.staff_chat_id is not None
-        event = system_event(CHANNEL, str(self.staff_chat_id), name)
-        try:
-            outcome = await self.app.engine.handle(event)
-        except Exception:
-            logger.exception("telegram.staff_event_failed event=%s", name)
-            return
-        for message in outcome.queued:
-            self.delivery.enqueue(message)
-
-    async def _report_undelivered(self, message: QueuedMessage, reason: str) -> None:
-        """Staff flows hear of every reply a customer never got (they tell the rep if one
-        is talking with that customer); a failed staff post is only logged."""
-        if self.staff_chat_id is None or message.key.chat_id == str(self.staff_chat_id):
-            return
-        await self._staff_system_event(undelivered_event(message.key.chat_id, reason))
-
-    async def _process(self, stored: InboxUpdate, update: Update | None, event: Event) -> None:
-        try:
-            match event:
-                case Incoming():
-                    await self._converse(event, update)
-                case LeaveGroup(chat_id):
-                    logger.info("telegram.leaving_group chat=%s", chat_id)
-                    with suppress(TelegramAPIError):
-                        await self.bot.leave_chat(chat_id)
-                    await self.app.storage.discard(CHANNEL, stored.update_id)
-                case Ignored(reason):
-                    logger.info("telegram.ignored update=%s reason=%s", stored.update_id, reason)
-                    await self._answer_callback(update, None)
-                    await self.app.storage.discard(CHANNEL, stored.update_id)
-        finally:
-            self._queued.discard(stored.update_id)
-
-    async def _converse(self, incoming: Incoming, update: Update | None) -> None:
-        if not incoming.staff:
-            # Over its pace a chat's turns wait here; its updates stay in the inbox till then.
-            waited = await self._inbound.wait(incoming.chat_id)
-            if waited > 0:
-                logger.info("telegram.inbound_paced chat=%s waited=%.1fs", incoming.chat_id, waited)
-        async with self._typing.while_slow(incoming.chat_id):
-            outcome = await self.app.engine.handle(incoming)
-        for message in outcome.queued:
-            self.delivery.enqueue(message)
-        if incoming.media and self.archive is not None:
-            # The turn may have added files to a ticket: copy them now, not at the next poll.
-            self.archive.wake()
-        await self._answer_callback(update, outcome.notice)
-
-    async def _answer_callback(self, update: Update | None, notice: str | None) -> None:
-        """Every button press gets its answer, or the customer's button keeps spinning."""
-        if update is None or update.callback_query is None:
-            return
-        failures = 0
-        while True:
-            try:
-                await self.bot.answer_callback_query(update.callback_query.id, text=notice)
+        except (TelegramRetryAfter, TelegramNetworkError, TelegramServerError) as exc:
+            failures += 1
+            if CALLBACK_RETRY.gives_up(failures):
+                logger.warning(
+                    "telegram.callback_not_answered attempts=%d reason=%s",
+                    failures,
+                    exc.message,
+                )
                 return
-            except TelegramBadRequest as exc:
-                # Typically "query is too old" after a restart: nothing left to answer.
-                logger.info("telegram.callback_not_answered reason=%s", exc.message)
-                return
-            except (TelegramRetryAfter, TelegramNetworkError, TelegramServerError) as exc:
-                failures += 1
-                if CALLBACK_RETRY.gives_up(failures):
-                    logger.warning(
-                        "telegram.callback_not_answered attempts=%d reason=%s",
-                        failures,
-                        exc.message,
-                    )
-                    return
-                delay = CALLBACK_RETRY.delay(failures)
-                if isinstance(exc, TelegramRetryAfter):
-                    delay = min(exc.retry_after, CALLBACK_RETRY.max_delay)
-                await asyncio.sleep(delay)
-
-
-class Albums:
-    """Telegram sends an album as one update per item with no end marker: the items are
-    gathered until none has come for `quiet` seconds, then handled as one message. An
-    album is closed sooner at `max_items`, or `max_seconds` after its first item, so that
-    a sender cannot keep one open; later items of the same group start another."""
-
-    def __init__(
-        self,
-        quiet: float = ALBUM_QUIET_SECONDS,
-        max_items: int = MAX_ALBUM_ITEMS,
-        max_seconds: float = ALBUM_MAX_SECONDS,
-    ) -> None:
-        self.quiet = quiet
-        self.max_items = max_items
-        self.max_seconds = max_seconds
-        self._open: dict[tuple[str, str], _Album] = {}
-
-    def add(self, item: Incoming) -> _Album | None:
-        """Add an album's item; returns the album it opened, None if it joined an open one."""
-        group = item.media[0].media_group_id
-        assert group is not None, "only album items have a media group"
-        key = (item.chat_id, group)
-        album = self._open.get(key)
-        if album is None:
-            deadline = asyncio.get_running_loop().time() + self.max_seconds
-            album = self._open[key] = _Album(key, item, deadline)
-            return album
-        album.add(item)
-        if len(album.items) >= self.max_items:
-            self._close(album)
-        return None
-
-    async def complete(self, album: _Album) -> Incoming:
-        """The album as one message, once it is closed or quiet."""
-        loop = asyncio.get_running_loop()
-        while self._open.get(album.key) is album:
-            wait = min(self.quiet, album.deadline - loop.time())
-            if wait <= 0:
-                break
-            album.arrived.clear()
-            try:
-                await asyncio.wait_for(album.arrived.wait(), wait)
-            except TimeoutError:
-                break
-        self._close(album)
-        return album.merged()
-
-    def _close(self, album: _Album) -> None:
-        if self._open.get(album.key) is album:
-            del self._open[album.key]
-        album.arrived.set()
-
-
-class _Album:
-    """The items of one album received so far."""
-
-    def __init__(self, key: tuple[str, str], first: Incoming, deadline: float) -> None:
-        self.key = key
-        self.items = [first]
-        self.deadline = deadline
-        self.arrived = asyncio.Event()
-
-    def add(self, item: Incoming) -> None:
-        self.items.append(item)
-        self.arrived.set()
-
-    @property
-    def update_ids(self) -> list[str]:
-        return [item.update_id for item in self.items if item.update_id]
-
-    def merged(self) -> Incoming:
-        items = sorted(self.items, key=lambda item: int(item.message_id or 0))
-        first = items[0]
-        caption = next((item.text for item in items if item.text), None)
-        return replace(
-            first,
-            text=caption,
-            media=tuple(media for item in items for media in item.media),
-            merged_update_ids=tuple(i.update_id for i in items[1:] if i.update_id),
-        )
-
-
-class Typing:
-    """Shows "typing…" in a chat whose turn is slow, sparing the bot's API limits: at most
-    one sendChatAction per chat every `every` seconds across its turns, none while the
-    chat has turns queued behind this one (answers are coming anyway), and none while
-    more than `max_busy` chats have turns under way (the bot is behind for everyone)."""
-
-    def __init__(
-        self,
-        bot: Bot,
-        turns: SerialQueues,
-        after: float = TYPING_AFTER_SECONDS,
-        every: float = TYPING_EVERY_SECONDS,
-        max_busy: int = TYPING_MAX_BUSY_CHATS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.bot = bot
-        self.turns = turns
-        self.after = after
-        self.every = every
-        self.max_busy = max_busy
-        self._clock = clock
-        # When each chat was last shown "typing…", oldest first; older than `every` is
-        # forgotten, so this holds only the chats of the last few seconds.
-        self._shown: dict[str, float] = {}
-
-    @asynccontextmanager
-    async def while_slow(self, chat_id: str) -> AsyncIterator[None]:
-        """Around a turn; leaving stops it, before the reply is queued."""
-        task = asyncio.create_task(self._keep_typing(chat_id))
-        try:
-            yield
-        finally:
-            task.cancel()
-
-    async def _keep_typing(self, chat_id: str) -> None:
-        await asyncio.sleep(self.after)
-        while True:
-            if self.due(chat_id):
-                with suppress(TelegramAPIError):
-                    await self.bot.send_chat_action(int(chat_id), ChatAction.TYPING)
-            await asyncio.sleep(self.every)
-
-    def due(self, chat_id: str) -> bool:
-        """Whether to show "typing…" now; if so, it counts as shown."""
-        now = self._clock()
-        while self._shown and next(iter(self._shown.values())) <= now - self.every:
-            del self._shown[next(iter(self._shown))]
-        if chat_id in self._shown or self.turns.waiting(chat_id) or self.turns.busy > self.max_busy:
-            return False
-        self._shown[chat_id] = now
-        return True
+            delay = CALLBACK_RETRY.delay(failures)
+            if isinstance(exc, TelegramRetryAfter):
+                delay = min(exc.retry_after, CALLBACK_RETRY.max_delay)
+            await asyncio.sleep(delay)

@@ -20,14 +20,13 @@ from bot.media import (
     FetchFailed,
     copy_capped,
     drop_partial,
-    finish_partial,
     open_partial,
+    write_bounded,
 )
 
 logger = logging.getLogger(__name__)
 
 # Downloaded chunks are written to disk (in a worker thread) a few at a time.
-WRITE_BYTES = 4 * CHUNK_BYTES
 # Telegram's files are at most 20 MB (2 GB with a local Bot API server): a slow link needs time.
 DOWNLOAD_TIMEOUT_SECONDS = 600
 
@@ -71,22 +70,11 @@ class TelegramFetcher:
         """Stream into a temporary file beside `destination`, renamed once complete."""
         partial = await asyncio.to_thread(open_partial, destination)
         try:
-            received = 0
-            buffer = bytearray()
             stream = self.bot.session.stream_content(
                 url, timeout=DOWNLOAD_TIMEOUT_SECONDS, chunk_size=self.chunk_bytes
             )
             async with aclosing(stream) as chunks:
-                async for chunk in chunks:
-                    received += len(chunk)
-                    if received > max_bytes:
-                        return False
-                    buffer += chunk
-                    if len(buffer) >= WRITE_BYTES:
-                        await asyncio.to_thread(partial.write, bytes(buffer))
-                        buffer.clear()
-            await asyncio.to_thread(finish_partial, partial, bytes(buffer), destination)
-            return True
+                return await write_bounded(chunks, partial, destination, max_bytes)
         finally:
             # Deletes what is left of an unfinished download; a no-op after the rename.
             await asyncio.to_thread(drop_partial, partial)

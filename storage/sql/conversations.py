@@ -12,7 +12,7 @@ from domain.faq_log import Feedback, Miss, QuestionAsked
 from domain.handoffs import DigestSent, HandoffOpened, HandoffUpdate, Said, StaffNote
 from domain.ownership import FailedOwnershipCheck, OrderLinked
 from domain.tickets import TicketAnswered, TicketMediaSet, TicketOpened, TicketStatusSet
-from storage.base import QueuedMessage, Record
+from storage.base import AlreadyProcessed, QueuedMessage, Record
 from storage.sql import faq_log, handoffs, orders, tickets
 from storage.sql.database import Repository, Transaction
 from storage.sql.queues import queue_reply, take_from_inbox
@@ -61,14 +61,16 @@ async def _write_state(tx: Transaction, key: ChatKey, state: ConversationState) 
     )
 
 
-async def _mark_processed(tx: Transaction, key: ChatKey, update_id: str) -> None:
-    """The update will not be handled again, and leaves the inbox."""
-    await tx.execute(
+async def _mark_processed(tx: Transaction, key: ChatKey, update_id: str) -> bool:
+    """The update will not be handled again, and leaves the inbox; False when it was
+    already marked (a concurrent insert waits for the other transaction, then sees it)."""
+    marked = await tx.fetch_one(
         "INSERT INTO processed_updates (channel, chat_id, update_id) VALUES (?, ?, ?) "
-        "ON CONFLICT DO NOTHING",
+        "ON CONFLICT DO NOTHING RETURNING update_id",
         (key.channel, key.chat_id, update_id),
     )
     await take_from_inbox(tx, key.channel, update_id)
+    return marked is not None
 
 
 async def forget_processed_before(tx: Transaction, cutoff: str) -> None:
@@ -104,11 +106,13 @@ class ConversationRepository(Repository):
         replies: Sequence[tuple[ChatKey, dict[str, Any]]] = (),
         also_processed: Sequence[str] = (),
     ) -> list[QueuedMessage]:
-        processed = ([update_id] if update_id is not None else []) + list(also_processed)
         async with self.database.transaction() as tx:
+            # First, so a duplicate turn stops before it writes anything.
+            if update_id is not None and not await _mark_processed(tx, key, update_id):
+                raise AlreadyProcessed(f"update {update_id} of {key.channel}")
+            for merged_id in also_processed:
+                await _mark_processed(tx, key, merged_id)
             await _write_state(tx, key, state)
-            for processed_id in processed:
-                await _mark_processed(tx, key, processed_id)
             for record in records:
                 await WRITERS[type(record)](tx, key, record)
             return [await queue_reply(tx, destination, body) for destination, body in replies]

@@ -28,6 +28,20 @@ class Reader(Protocol):
 class Transaction(Reader, Protocol):
     """Reads and writes that commit together, or not at all."""
 
+    async def fetch_locked(
+        self, sql: str, params: Sequence[Any] = (), *, skip_locked: bool = False
+    ) -> list[Row]:
+        """Every row of the query (a SELECT on one table), locked until the transaction
+        ends against other transactions that would write them; with `skip_locked`, rows
+        another transaction holds are left out instead of waited for. For a read whose
+        result decides the write."""
+        ...
+
+    async def serialize(self, name: str) -> None:
+        """Wait until no other transaction holds `name`, then hold it until this one ends:
+        for writes whose rule spans rows no lock covers (a claim reads every chat's rows)."""
+        ...
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns how many rows it changed."""
         ...

@@ -136,13 +136,15 @@ class FaqLogRepository(Repository):
         bounds = period(since, until)
         decisions: Counter[str] = Counter()
         languages: Counter[str] = Counter()
-        for decision, language, count in await self.database.fetch_all(
-            "SELECT decision, language, COUNT(*) FROM faq_questions "
-            "WHERE asked_at >= ? AND asked_at < ? GROUP BY decision, language",
+        channels: dict[str, Counter[str]] = {}
+        for channel, decision, language, count in await self.database.fetch_all(
+            "SELECT channel, decision, language, COUNT(*) FROM faq_questions "
+            "WHERE asked_at >= ? AND asked_at < ? GROUP BY channel, decision, language",
             bounds,
         ):
             decisions[decision] += count
             languages[language] += count
+            channels.setdefault(channel, Counter())[decision] += count
         answered = await self.database.fetch_all(
             "SELECT entry_id, COUNT(*) FROM faq_questions "
             "WHERE asked_at >= ? AND asked_at < ? AND decision='answer' "
@@ -155,6 +157,7 @@ class FaqLogRepository(Repository):
             [(entry_id, count) for entry_id, count in answered],
             await _votes(self.database, bounds),
             await _most_missed(self.database, bounds, top),
+            {channel: dict(counts) for channel, counts in sorted(channels.items())},
         )
 
     async def last_digest_day(self) -> date | None:

@@ -3,6 +3,7 @@ notes, the chats' recent transcript, and the figures `minerdesk stats` reads of 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -36,7 +37,7 @@ CHAT_LINES_KEPT = 50
 _HANDOFF_COLUMNS = (
     "id, channel, chat_id, status, reason, opened_at, order_number, claimed_by, "
     "claimed_by_name, first_staff_reply_at, last_customer_at, last_staff_at, reminded_at, "
-    "closed_at, closed_by, rating, waiting_since"
+    "closed_at, closed_by, rating, waiting_since, phone"
 )
 
 
@@ -59,6 +60,7 @@ def _handoff_from_row(row: Row) -> Handoff:
         closed_by=row[14],
         rating=row[15],
         waiting_since=optional_timestamp(row[16]),
+        phone=row[17],
     )
 
 
@@ -77,8 +79,8 @@ async def write_opened(tx: Transaction, key: ChatKey, record: HandoffOpened) -> 
     opened_at = utc_timestamp(record.at)
     await tx.execute(
         """INSERT INTO handoffs (channel, chat_id, status, reason, order_number, opened_at,
-             waiting_since)
-           VALUES (?, ?, ?, ?, ?, ?, ?)
+             waiting_since, phone)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT DO NOTHING""",
         (
             record.key.channel,
@@ -89,6 +91,7 @@ async def write_opened(tx: Transaction, key: ChatKey, record: HandoffOpened) -> 
             opened_at,
             # The customer waits for staff from the start.
             opened_at,
+            record.phone,
         ),
     )
 
@@ -98,10 +101,10 @@ async def write_update(tx: Transaction, key: ChatKey, record: HandoffUpdate) -> 
 
     Raises ValueError for a name outside HANDOFF_FIELDS, writing nothing.
     """
-    row = await tx.fetch_one(
+    rows = await tx.fetch_locked(
         "SELECT first_staff_reply_at FROM handoffs WHERE id=?", (record.handoff_id,)
     )
-    changes = fields_to_set(record, None if row is None else optional_timestamp(row[0]))
+    changes = fields_to_set(record, optional_timestamp(rows[0][0]) if rows else None)
     if not changes:
         return
     names = sorted(changes)
@@ -150,14 +153,34 @@ async def _handoffs(db: Reader, where: str, params: tuple[Any, ...] = ()) -> lis
     return [_handoff_from_row(row) for row in rows]
 
 
-async def _chats_that_wrote(db: Reader, bounds: tuple[str, str]) -> int:
-    """How many customer chats wrote to the bot within `bounds` (see `period`)."""
-    row = await db.fetch_one(
-        "SELECT COUNT(*) FROM (SELECT DISTINCT channel, chat_id FROM chat_lines "
-        "WHERE from_customer=1 AND at >= ? AND at < ?) AS chats",
+async def _chats_that_wrote(db: Reader, bounds: tuple[str, str]) -> dict[str, int]:
+    """How many customer chats wrote to the bot within `bounds` (see `period`), by channel."""
+    rows = await db.fetch_all(
+        "SELECT channel, COUNT(*) FROM (SELECT DISTINCT channel, chat_id FROM chat_lines "
+        "WHERE from_customer=1 AND at >= ? AND at < ?) AS chats GROUP BY channel",
         bounds,
     )
-    return int(row[0]) if row else 0
+    return {channel: int(count) for channel, count in rows}
+
+
+def _figures(rows: list[Row], conversations: int) -> HandoffStats:
+    """HandoffStats of handoff rows (opened_at, first_staff_reply_at, rating, ...)."""
+    per_day: dict[str, int] = {}
+    first_reply_seconds: list[float] = []
+    for opened_at, first_reply_at, *_ in rows:
+        # Stored as UTC 'YYYY-MM-DDTHH:MM:SS.mmmZ': the first ten characters are the day.
+        day = opened_at[:10]
+        per_day[day] = per_day.get(day, 0) + 1
+        if first_reply_at is not None:
+            waited = parse_timestamp(first_reply_at) - parse_timestamp(opened_at)
+            first_reply_seconds.append(waited.total_seconds())
+    return HandoffStats(
+        handoffs=len(rows),
+        per_day=sorted(per_day.items()),
+        conversations=conversations,
+        first_reply_seconds=first_reply_seconds,
+        ratings=[row[2] for row in rows if row[2] is not None],
+    )
 
 
 class HandoffRepository(Repository):
@@ -180,60 +203,88 @@ class HandoffRepository(Repository):
         """Every open handoff, oldest first (for reminders)."""
         return await _handoffs(self.database, "WHERE status != 'closed' ORDER BY opened_at, id")
 
-    async def set_topic(self, customer: ChatKey, staff_chat_id: str, thread_id: str) -> None:
-        """Remember the customer's topic in the staff chat (replacing an earlier one)."""
+    async def set_topic(
+        self, customer: ChatKey, staff: ChatKey, thread_id: str, replacing: str | None = None
+    ) -> str:
+        """Make `thread_id` the customer's topic in the staff chat if the customer has none
+        there, or has `replacing` (a topic found deleted). The customer may write on another
+        channel than the staff chat's. Returns the customer's topic afterwards: another
+        writer's, when one got there first."""
         async with self.database.transaction() as tx:
+            # The primary key (channel, chat_id, staff_channel, staff_chat_id) makes the race
+            # a conflict, which waits for the other writer and keeps its topic.
             await tx.execute(
-                """INSERT INTO staff_topics (channel, chat_id, staff_chat_id, thread_id)
-                   VALUES (?, ?, ?, ?)
-                   ON CONFLICT (channel, chat_id, staff_chat_id) DO UPDATE SET
-                     thread_id=excluded.thread_id""",
-                (customer.channel, customer.chat_id, staff_chat_id, thread_id),
+                """INSERT INTO staff_topics
+                     (channel, chat_id, staff_channel, staff_chat_id, thread_id)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (channel, chat_id, staff_channel, staff_chat_id) DO UPDATE SET
+                     thread_id=excluded.thread_id
+                   WHERE staff_topics.thread_id = ?""",
+                (
+                    customer.channel,
+                    customer.chat_id,
+                    staff.channel,
+                    staff.chat_id,
+                    thread_id,
+                    replacing,
+                ),
             )
+            row = await tx.fetch_one(
+                "SELECT thread_id FROM staff_topics "
+                "WHERE channel=? AND chat_id=? AND staff_channel=? AND staff_chat_id=?",
+                (customer.channel, customer.chat_id, staff.channel, staff.chat_id),
+            )
+        assert row is not None
+        return str(row[0])
 
-    async def topic_of(self, customer: ChatKey, staff_chat_id: str) -> str | None:
+    async def topic_of(self, customer: ChatKey, staff: ChatKey) -> str | None:
         """The thread id of the customer's topic in that staff chat, if one was made."""
         row = await self.database.fetch_one(
-            "SELECT thread_id FROM staff_topics WHERE channel=? AND chat_id=? AND staff_chat_id=?",
-            (customer.channel, customer.chat_id, staff_chat_id),
+            "SELECT thread_id FROM staff_topics "
+            "WHERE channel=? AND chat_id=? AND staff_channel=? AND staff_chat_id=?",
+            (customer.channel, customer.chat_id, staff.channel, staff.chat_id),
         )
         return None if row is None else str(row[0])
 
     async def customer_of_topic(self, staff: ChatKey, thread_id: str) -> ChatKey | None:
-        """Whose topic this is; `staff` is the staff chat (same channel as the customer)."""
+        """Whose topic this is: the customer, on their own channel."""
         row = await self.database.fetch_one(
-            "SELECT chat_id FROM staff_topics "
-            "WHERE channel=? AND staff_chat_id=? AND thread_id=? ORDER BY rowid DESC LIMIT 1",
+            "SELECT channel, chat_id FROM staff_topics "
+            "WHERE staff_channel=? AND staff_chat_id=? AND thread_id=? "
+            "ORDER BY rowid DESC LIMIT 1",
             (staff.channel, staff.chat_id, thread_id),
         )
-        return None if row is None else ChatKey(staff.channel, row[0])
+        return None if row is None else ChatKey(row[0], row[1])
 
     async def remember_relay(self, staff: ChatKey, message_id: str, customer: ChatKey) -> None:
-        """A message the bot posted in the staff chat on behalf of this customer.
-
-        Raises ValueError when the customer is on another channel than the staff chat (one
-        channel column holds both).
-        """
-        if customer.channel != staff.channel:
-            raise ValueError(
-                f"relay across channels: staff on {staff.channel}, customer on {customer.channel}"
-            )
+        """A message the bot posted in the staff chat on behalf of this customer (who may
+        write on another channel than the staff chat's)."""
         async with self.database.transaction() as tx:
             await tx.execute(
-                """INSERT INTO staff_relays (channel, staff_chat_id, message_id, chat_id)
-                   VALUES (?, ?, ?, ?)
+                """INSERT INTO staff_relays
+                     (channel, staff_chat_id, message_id, customer_channel, chat_id)
+                   VALUES (?, ?, ?, ?, ?)
                    ON CONFLICT (channel, staff_chat_id, message_id) DO UPDATE SET
-                     chat_id=excluded.chat_id, created_at=?""",
-                (staff.channel, staff.chat_id, message_id, customer.chat_id, now_timestamp()),
+                     customer_channel=excluded.customer_channel, chat_id=excluded.chat_id,
+                     created_at=?""",
+                (
+                    staff.channel,
+                    staff.chat_id,
+                    message_id,
+                    customer.channel,
+                    customer.chat_id,
+                    now_timestamp(),
+                ),
             )
 
     async def customer_of_relay(self, staff: ChatKey, message_id: str) -> ChatKey | None:
         """The customer a relayed staff-chat message speaks for, if it is remembered."""
         row = await self.database.fetch_one(
-            "SELECT chat_id FROM staff_relays WHERE channel=? AND staff_chat_id=? AND message_id=?",
+            "SELECT customer_channel, chat_id FROM staff_relays "
+            "WHERE channel=? AND staff_chat_id=? AND message_id=?",
             (staff.channel, staff.chat_id, message_id),
         )
-        return None if row is None else ChatKey(staff.channel, row[0])
+        return None if row is None else ChatKey(row[0], row[1])
 
     async def recent_lines(self, key: ChatKey, limit: int = 10) -> list[ChatLine]:
         """The chat's last `limit` transcript lines, oldest first."""
@@ -265,23 +316,17 @@ class HandoffRepository(Repository):
         and before `until` (tz-aware; None: up to now)."""
         bounds = period(since, until)
         rows = await self.database.fetch_all(
-            "SELECT opened_at, first_staff_reply_at, rating FROM handoffs "
+            "SELECT opened_at, first_staff_reply_at, rating, channel FROM handoffs "
             "WHERE opened_at >= ? AND opened_at < ? ORDER BY opened_at, id",
             bounds,
         )
-        per_day: dict[str, int] = {}
-        first_reply_seconds: list[float] = []
-        for opened_at, first_reply_at, _ in rows:
-            # Stored as UTC 'YYYY-MM-DDTHH:MM:SS.mmmZ': the first ten characters are the day.
-            day = opened_at[:10]
-            per_day[day] = per_day.get(day, 0) + 1
-            if first_reply_at is not None:
-                waited = parse_timestamp(first_reply_at) - parse_timestamp(opened_at)
-                first_reply_seconds.append(waited.total_seconds())
-        return HandoffStats(
-            handoffs=len(rows),
-            per_day=sorted(per_day.items()),
-            conversations=await _chats_that_wrote(self.database, bounds),
-            first_reply_seconds=first_reply_seconds,
-            ratings=[rating for _, _, rating in rows if rating is not None],
-        )
+        conversations = await _chats_that_wrote(self.database, bounds)
+        channels = sorted({row[3] for row in rows} | set(conversations))
+        by_channel = {
+            channel: _figures(
+                [row for row in rows if row[3] == channel], conversations.get(channel, 0)
+            )
+            for channel in channels
+        }
+        overall = _figures(rows, sum(conversations.values()))
+        return replace(overall, by_channel=by_channel)

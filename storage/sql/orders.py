@@ -76,11 +76,18 @@ async def _add_history(tx: Transaction, number: str, changes: Iterable[StatusCha
     )
 
 
-async def _insert_order(tx: Transaction, order: Order, body: str, at: datetime) -> SaveResult:
-    await tx.execute(
-        "INSERT INTO orders (number, body, status) VALUES (?, ?, ?)",
+async def _insert_order(
+    tx: Transaction, order: Order, body: str, at: datetime
+) -> SaveResult | None:
+    """Add the order with its history and serials; None when another transaction added
+    one with that number first."""
+    inserted = await tx.fetch_one(
+        "INSERT INTO orders (number, body, status) VALUES (?, ?, ?) "
+        "ON CONFLICT DO NOTHING RETURNING number",
         (order.number, body, order.status.value),
     )
+    if inserted is None:
+        return None
     await _add_history(tx, order.number, order.history or (StatusChange(order.status, at),))
     await _index_serials(tx, order.number, order)
     return SaveResult(created=True, changed=True, previous_status=None)
@@ -146,13 +153,16 @@ class OrderRepository(Repository):
         known one appends it and queues an OrderNotice for every chat linked to the order.
         """
         body = _order_to_json(order)
+        select = "SELECT number, body, status FROM orders WHERE number=?"
         async with self.database.transaction() as tx:
-            stored = await tx.fetch_one(
-                "SELECT number, body, status FROM orders WHERE number=?", (order.number,)
-            )
-            if stored is None:
-                return await _insert_order(tx, order, body, at)
-            return await _update_order(tx, stored, order, body, at)
+            stored = await tx.fetch_locked(select, (order.number,))
+            if not stored:
+                created = await _insert_order(tx, order, body, at)
+                if created is not None:
+                    return created
+                # Another import created it meanwhile: this one updates it.
+                stored = await tx.fetch_locked(select, (order.number,))
+            return await _update_order(tx, stored[0], order, body, at)
 
     async def order(self, number: str) -> Order | None:
         orders = await _orders(

@@ -1,14 +1,18 @@
-"""The inbox (updates received, not yet processed) and the outbox (replies not yet sent)."""
+"""The inbox (updates received, not yet processed) and the outbox (replies not yet sent),
+and the claims that share them among workers."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.chats import ChatKey
 from storage.base import InboxUpdate, QueuedMessage
-from storage.sql.database import Repository, Transaction
+from storage.sql.database import Repository, Row, Transaction
+from storage.sql.times import now_timestamp, utc_timestamp
 
 
 async def take_from_inbox(tx: Transaction, channel: str, update_id: str) -> None:
@@ -33,26 +37,96 @@ async def forget_failed_before(tx: Transaction, cutoff: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _Queue:
+    """A table workers claim rows of: what they select, in which order, which rows wait."""
+
+    table: str
+    columns: str
+    key: str
+    order: str
+    # Which of its rows wait to be handled, for a row named {row}.
+    waiting: str
+
+
+_INBOX = _Queue("inbox", "update_id, body, chat_id", "update_id", "rowid", "TRUE")
+_OUTBOX = _Queue(
+    "outbox", "id, chat_id, body, parts_sent", "id", "id", "{row}.failed_reason IS NULL"
+)
+_QUEUES = (_INBOX, _OUTBOX)
+
+
+def _lease_end(lease_seconds: float) -> str:
+    return utc_timestamp(datetime.now(UTC) + timedelta(seconds=lease_seconds))
+
+
+async def _claim(
+    tx: Transaction, queue: _Queue, channel: str, worker: str, lease_seconds: float, limit: int
+) -> list[Row]:
+    """Claim rows of `queue` for `worker` (see WorkerStore.claim_outbox); rows selecting
+    `queue.columns`, in queue order."""
+    now = now_timestamp()
+    # Claims of one queue run one at a time, so each sees the chats the last one took.
+    await tx.serialize(f"claim:{queue.table}:{channel}")
+    # Skipped rows are only ever locked by their holder's own writes, whose chat the
+    # NOT EXISTS already leaves out (or, with its lease run out, by a late holder).
+    rows = await tx.fetch_locked(
+        f"""SELECT {queue.columns} FROM {queue.table} q
+            WHERE channel=? AND {queue.waiting.format(row="q")}
+              AND (claimed_by IS NULL OR lease_until < ?)
+              AND NOT EXISTS (
+                SELECT 1 FROM {queue.table} h
+                WHERE h.channel = q.channel AND h.chat_id = q.chat_id
+                  AND {queue.waiting.format(row="h")} AND h.claimed_by != ? AND h.lease_until >= ?)
+            ORDER BY {queue.order} LIMIT ?""",  # noqa: S608
+        (channel, now, worker, now, limit),
+        skip_locked=True,
+    )
+    await tx.execute_many(
+        f"UPDATE {queue.table} SET claimed_by=?, lease_until=? "  # noqa: S608
+        f"WHERE channel=? AND {queue.key}=?",
+        [(worker, _lease_end(lease_seconds), channel, row[0]) for row in rows],
+    )
+    return rows
+
+
 class InboxRepository(Repository):
     async def receive(self, updates: Sequence[InboxUpdate]) -> None:
         async with self.database.transaction() as tx:
             await tx.execute_many(
-                "INSERT INTO inbox (channel, update_id, body) VALUES (?, ?, ?) "
+                "INSERT INTO inbox (channel, update_id, body, chat_id) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
-                [(u.channel, u.update_id, json.dumps(u.body)) for u in updates],
+                [(u.channel, u.update_id, json.dumps(u.body), u.chat_id) for u in updates],
             )
 
     async def inbox(self, channel: str) -> list[InboxUpdate]:
         rows = await self.database.fetch_all(
             # A new row's rowid is above every row present: arrival order.
-            "SELECT update_id, body FROM inbox WHERE channel=? ORDER BY rowid",
+            "SELECT update_id, body, chat_id FROM inbox WHERE channel=? ORDER BY rowid",
             (channel,),
         )
-        return [InboxUpdate(channel, update_id, json.loads(body)) for update_id, body in rows]
+        return [_inbox_update(channel, row) for row in rows]
 
     async def discard(self, channel: str, update_id: str) -> None:
         async with self.database.transaction() as tx:
             await take_from_inbox(tx, channel, update_id)
+
+    async def claim_inbox(
+        self, channel: str, worker: str, lease_seconds: float, limit: int = 100
+    ) -> list[InboxUpdate]:
+        async with self.database.transaction() as tx:
+            rows = await _claim(tx, _INBOX, channel, worker, lease_seconds, limit)
+        return [_inbox_update(channel, row) for row in rows]
+
+
+def _inbox_update(channel: str, row: Row) -> InboxUpdate:
+    update_id, body, chat_id = row
+    return InboxUpdate(channel, update_id, json.loads(body), chat_id)
+
+
+def _queued(channel: str, row: Row) -> QueuedMessage:
+    message_id, chat_id, body, parts_sent = row
+    return QueuedMessage(message_id, ChatKey(channel, chat_id), json.loads(body), parts_sent)
 
 
 class OutboxRepository(Repository):
@@ -62,10 +136,14 @@ class OutboxRepository(Repository):
             "WHERE channel=? AND failed_reason IS NULL ORDER BY id",
             (channel,),
         )
-        return [
-            QueuedMessage(message_id, ChatKey(channel, chat_id), json.loads(body), parts_sent)
-            for message_id, chat_id, body, parts_sent in rows
-        ]
+        return [_queued(channel, row) for row in rows]
+
+    async def claim_outbox(
+        self, channel: str, worker: str, lease_seconds: float, limit: int = 100
+    ) -> list[QueuedMessage]:
+        async with self.database.transaction() as tx:
+            rows = await _claim(tx, _OUTBOX, channel, worker, lease_seconds, limit)
+        return [_queued(channel, row) for row in rows]
 
     async def mark_progress(self, message_id: int, parts_sent: int) -> None:
         async with self.database.transaction() as tx:
@@ -78,3 +156,24 @@ class OutboxRepository(Repository):
     async def mark_failed(self, message_id: int, reason: str) -> None:
         async with self.database.transaction() as tx:
             await tx.execute("UPDATE outbox SET failed_reason=? WHERE id=?", (reason, message_id))
+
+
+class ClaimRepository(Repository):
+    """The claims a worker holds on both queues."""
+
+    async def renew_claims(self, worker: str, lease_seconds: float) -> None:
+        async with self.database.transaction() as tx:
+            for queue in _QUEUES:
+                await tx.execute(
+                    f"UPDATE {queue.table} SET lease_until=? WHERE claimed_by=?",  # noqa: S608
+                    (_lease_end(lease_seconds), worker),
+                )
+
+    async def release_claims(self, worker: str) -> None:
+        async with self.database.transaction() as tx:
+            for queue in _QUEUES:
+                await tx.execute(
+                    f"UPDATE {queue.table} SET claimed_by=NULL, lease_until=NULL "  # noqa: S608
+                    "WHERE claimed_by=?",
+                    (worker,),
+                )

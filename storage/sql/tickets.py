@@ -78,12 +78,13 @@ def _media_from_row(row: Row) -> TicketMedia:
 
 
 async def _stored(tx: Transaction, ticket_id: str) -> Ticket | None:
-    """The ticket's own row (no answers nor files: the rules need none)."""
-    row = await tx.fetch_one(
+    """The ticket's own row (no answers nor files: the rules need none), locked for the
+    change the caller derives from it."""
+    rows = await tx.fetch_locked(
         f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id=?",  # noqa: S608
         (ticket_id,),
     )
-    return None if row is None else _ticket_from_row(row)
+    return _ticket_from_row(rows[0]) if rows else None
 
 
 async def _existing(tx: Transaction, ticket_id: str) -> Ticket:

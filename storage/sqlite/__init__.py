@@ -2,35 +2,38 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import aiosqlite
 
+from domain.chats import ChatKey
+from storage.base import DatabaseMissing
 from storage.sql import SqlStorage
 from storage.sql.database import Database
 from storage.sql.handoffs import CHAT_LINES_KEPT
+from storage.sql.locks import KeyedLocks
 from storage.sqlite.connection import MIGRATIONS, SqliteDatabase, migrate, schema_version
 
 __all__ = ["CHAT_LINES_KEPT", "MIGRATIONS", "DatabaseMissing", "SqliteStorage"]
-
-
-class DatabaseMissing(FileNotFoundError):
-    """No database file where one must already be; nothing was created."""
 
 
 class SqliteStorage(SqlStorage):
     """Everything the bot stores, in a SQLite file (use `open`, or `async with`).
 
     `create=False` is for commands that only read: a mistyped path raises DatabaseMissing
-    instead of starting an empty database there.
+    instead of starting an empty database there. One process uses the file, so the chat
+    lock is that process's own.
     """
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
+    MIGRATIONS = MIGRATIONS
+
+    def __init__(self, path: Path, *, create: bool = True, migrate: bool = True) -> None:
         self.path = path
         self.create = create
+        self.migrate = migrate
         self._database: SqliteDatabase | None = None
+        self._chat_locks = KeyedLocks()
 
     @classmethod
     async def open(cls, path: Path, *, create: bool = True) -> SqliteStorage:
@@ -49,24 +52,13 @@ class SqliteStorage(SqlStorage):
         await connection.execute("PRAGMA journal_mode=WAL")
         await connection.execute("PRAGMA synchronous=NORMAL")
         await connection.execute("PRAGMA foreign_keys=ON")
-        await migrate(connection, self.path)
+        if self.migrate:
+            await self.upgrade()
 
     async def close(self) -> None:
         if self._database is not None:
             await self._database.connection.close()
             self._database = None
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def database(self) -> Database:
@@ -85,3 +77,10 @@ class SqliteStorage(SqlStorage):
 
     async def schema_version(self) -> int:
         return await schema_version(self.db)
+
+    async def upgrade(self) -> int:
+        await migrate(self.db, self.path)
+        return await self.schema_version()
+
+    def chat_lock(self, key: ChatKey) -> AbstractAsyncContextManager[None]:
+        return self._chat_locks.hold(key)

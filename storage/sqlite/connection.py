@@ -6,14 +6,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from functools import cached_property
-from importlib import resources
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 import aiosqlite
 
 from storage.sql.database import Row, Transaction
+from storage.sql.migrations import Migrations
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +41,22 @@ class SqliteDatabase:
     async def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         await self.connection.executemany(sql, rows)
 
+    async def fetch_locked(
+        self, sql: str, params: Sequence[Any] = (), *, skip_locked: bool = False
+    ) -> list[Row]:
+        await self._write_from_here()
+        return await self.fetch_all(sql, params)
+
+    async def serialize(self, name: str) -> None:
+        await self._write_from_here()
+
+    async def _write_from_here(self) -> None:
+        """Take the file's write lock now, not at the first write: what is read next cannot
+        change before the transaction's writes (another connection waits, up to its busy
+        timeout). One lock for the whole file serves every name and row."""
+        if not self.connection.in_transaction:
+            await self.connection.execute("BEGIN IMMEDIATE")
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self._write_lock:
@@ -51,39 +66,6 @@ class SqliteDatabase:
                 await self.connection.rollback()
                 raise
             await self.connection.commit()
-
-
-class Migrations(Sequence[str]):
-    """A schema's migration scripts, `migrations/NNNN_<what>.sql` in `package`, in order:
-    version N is the first N applied. Read on first use, not at import."""
-
-    def __init__(self, package: str) -> None:
-        self.package = package
-
-    @cached_property
-    def _scripts(self) -> tuple[str, ...]:
-        folder = resources.files(self.package).joinpath("migrations")
-        files = sorted(
-            (item for item in folder.iterdir() if item.name.endswith(".sql")),
-            key=lambda item: item.name,
-        )
-        for version, item in enumerate(files, start=1):
-            # A gap or a repeated number would shift every later version.
-            if not item.name.startswith(f"{version:04d}_"):
-                raise RuntimeError(f"migration {item.name} should be number {version:04d}")
-        return tuple(item.read_text(encoding="utf-8") for item in files)
-
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[str]: ...
-
-    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
-        return self._scripts[index]
-
-    def __len__(self) -> int:
-        return len(self._scripts)
 
 
 # Append only: each file moves the schema one version up; never edit a shipped one.

@@ -9,26 +9,29 @@ import pytest
 from aiogram import Bot
 from aiogram.methods import CopyMessage, EditMessageText, SendMessage
 from aiogram.types import Update
+from markupsafe import Markup
 from pydantic import SecretStr
 
+from bot.albums import Albums
 from bot.channels.telegram import (
-    Albums,
     Ignored,
     LeaveGroup,
     TelegramSender,
-    Typing,
     album_parts,
     from_telegram,
     keyboard,
     make_bot,
     read_update,
+    show_typing,
 )
 from bot.delivery import RetryAfter, TemporaryFailure, Undeliverable
+from bot.presence import ShowTyping, Typing
 from bot.serial import SerialQueues
 from bot.settings import Settings, TelegramSettings
 from domain.chats import ChatKey
 from handlers.messages import Button, Incoming, Media, MediaKind, Reply
 from storage.base import QueuedMessage
+from storage.sqlite import SqliteStorage
 from tests.emulator import BotApiEmulator
 
 CHAT = 501
@@ -48,6 +51,13 @@ async def bot(emulator: BotApiEmulator) -> AsyncIterator[Bot]:
     bot = make_bot(Settings(telegram=telegram))
     yield bot
     await bot.session.close()
+
+
+def typing_in(bot: Bot) -> ShowTyping:
+    async def show(chat_id: str) -> None:
+        await show_typing(bot, chat_id)
+
+    return show
 
 
 def queued(reply: Reply, chat: int = CHAT) -> QueuedMessage:
@@ -158,7 +168,7 @@ async def test_telegram_errors_become_delivery_errors(bot: Bot, emulator: BotApi
 
 
 async def test_typing_shows_only_when_the_work_is_slow(bot: Bot, emulator: BotApiEmulator) -> None:
-    typing = Typing(bot, SerialQueues("turns"))
+    typing = Typing(typing_in(bot), SerialQueues("turns"))
     async with typing.while_slow(str(CHAT)):
         await asyncio.sleep(0.01)
     async with typing.while_slow(str(CHAT + 1)):
@@ -168,7 +178,7 @@ async def test_typing_shows_only_when_the_work_is_slow(bot: Bot, emulator: BotAp
 
 
 async def test_a_burst_of_slow_turns_shows_typing_once(bot: Bot, emulator: BotApiEmulator) -> None:
-    typing = Typing(bot, SerialQueues("turns"), after=0.0)
+    typing = Typing(typing_in(bot), SerialQueues("turns"), after=0.0)
     async with typing.while_slow(str(CHAT)):
         await asyncio.to_thread(emulator.wait_until, lambda: emulator.chat_actions(CHAT) != [])
     for _ in range(10):
@@ -182,7 +192,7 @@ async def test_typing_is_shown_once_per_chat_in_five_seconds_and_never_for_a_bac
 ) -> None:
     now = [0.0]
     turns = SerialQueues("turns")
-    typing = Typing(bot, turns, max_busy=3, clock=lambda: now[0])
+    typing = Typing(typing_in(bot), turns, max_busy=3, clock=lambda: now[0])
     gate = asyncio.Event()
 
     async def turn() -> None:
@@ -403,3 +413,36 @@ async def test_an_album_is_handed_on_when_its_time_is_up_however_busy() -> None:
     assert album is not None
     assert [m.file_ref for m in (await albums.complete(album)).media] == ["p1"]
     assert albums.add(album_item(2)) is not None  # a new message, not the old album
+
+
+async def test_a_whatsapp_customers_staff_posts_open_their_topic_in_the_telegram_staff_chat(
+    bot: Bot, emulator: BotApiEmulator, storage: SqliteStorage
+) -> None:
+    emulator.add_forum(STAFF)
+    staff = ChatKey("telegram", str(STAFF))
+    customer = ChatKey("whatsapp", "447700900123")
+    sender = TelegramSender(bot, storage)
+    own_photo = emulator.send_media(CHAT, "photo")["message"]["photo"][-1]["file_id"]
+    files = (
+        Media(MediaKind.PHOTO, "wamid-photo", channel="whatsapp"),
+        Media(MediaKind.PHOTO, own_photo, channel="telegram"),
+    )
+
+    async def post(reply: Reply) -> None:
+        message = QueuedMessage(1, staff, reply.to_json())
+        for part in sender.parts(message):
+            await sender.send(staff, part)
+
+    await post(Reply(Markup("card"), to=staff, topic_of=customer, open_topic="A" * 200))
+    await post(Reply(Markup("both sides"), to=staff, topic_of=customer, album=files))
+
+    [(thread, name)] = emulator.topics(STAFF).items()
+    assert name == "A" * 128
+    assert await storage.topic_of(customer, staff) == str(thread)
+    assert await storage.customer_of_topic(staff, str(thread)) == customer
+    card, photo, note = emulator.messages(STAFF, thread)
+    assert (card["text"], photo["caption"]) == ("card", "both sides")
+    assert note["text"] == "📎 Not shown here: a file sent on whatsapp (photo)."
+    # A rep replying to any of them reaches the customer on WhatsApp.
+    for sent in (card, photo, note):
+        assert await storage.customer_of_relay(staff, str(sent["message_id"])) == customer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.privacy import mask_email, mask_personal_data
+from domain.privacy import mask_email, mask_personal_data, mask_phone
 
 
 @pytest.mark.parametrize(
@@ -42,3 +42,11 @@ def test_model_names_figures_and_dates_stay_readable(text: str) -> None:
 
 def test_the_masked_email_is_the_one_customers_recognise() -> None:
     assert mask_personal_data("j.doe@mail.com") == mask_email("j.doe@mail.com")
+
+
+@pytest.mark.parametrize(
+    ("phone", "masked"),
+    [("+15551234567", "+•••••••4567"), ("15551234567", "•••••••4567"), ("123", "123")],
+)
+def test_a_phone_number_shows_its_last_four_digits(phone: str, masked: str) -> None:
+    assert mask_phone(phone) == masked

@@ -22,6 +22,8 @@ CUSTOMER = 3001
 QUESTION = "Can I pay for my order in instalments?"
 OLD_ANSWER = "full payment is required"
 NEW_ANSWER = "full payment is due when you order"
+OLD_THANKS = "You're welcome! If anything else comes up, just write here."
+NEW_THANKS = "Glad to help, any time."
 
 
 def texts(emu: BotApiEmulator, chat: int) -> list[str]:
@@ -110,5 +112,13 @@ def test_staff_edit_the_kb_while_the_bot_answers(
     payment.write_text(good, encoding="utf-8")
     wait_new_text(emu, FORUM, "FAQ updated", seen)
     ask(emu, QUESTION, OLD_ANSWER)
+
+    # Small talk is a KB file like the others: an edited reply is served after the reload.
+    ask(emu, "thanks!", OLD_THANKS)
+    seen = len(emu.messages(FORUM))
+    edit(kb / "small_talk.yaml", OLD_THANKS, NEW_THANKS)
+    report = wait_new_text(emu, FORUM, "FAQ updated", seen, timeout=RELOAD_TIMEOUT)
+    assert "Changed: small_talk.yaml" in report
+    ask(emu, "thanks!", NEW_THANKS)
     assert bot.starts == 1
     bot.wait_outbox_empty()

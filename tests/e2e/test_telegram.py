@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from tests.botprocess import BotProcess
+from tests.botprocess import START_TIMEOUT, BotProcess
 from tests.e2e.conftest import free_port
 from tests.emulator import BotApiEmulator
 
@@ -293,6 +293,23 @@ def test_an_empty_webhook_secret_stops_start_up_with_one_line(
     [line] = bot.output().splitlines()
     assert line.startswith("minerdesk: configuration error: telegram.webhook.secret: ")
     assert emulator.calls("setWebhook") == []
+
+
+def test_a_second_poller_stops_with_one_clear_line(
+    bot: BotProcess, emulator: BotApiEmulator
+) -> None:
+    """Telegram ends the older of two long polls with 409 Conflict: the process that gets it
+    stops rather than take turns with the other."""
+    emulator.fail(
+        "getUpdates",
+        error_code=409,
+        description="Conflict: terminated by other getUpdates request; "
+        "make sure that only one bot instance is running",
+    )
+    bot.start(wait=False)
+    assert bot.process is not None
+    assert bot.process.wait(timeout=START_TIMEOUT) == 2
+    assert "another process is polling with this token" in bot.output()
 
 
 def test_a_rejected_token_stops_with_one_clear_line(

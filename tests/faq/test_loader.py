@@ -247,4 +247,144 @@ def test_an_unknown_top_level_key_names_the_allowed_ones(
     _, problems = check_kb(tmp_path, placeholders)
     [problem] = problems
     assert problem.line == 2
-    assert problem.message == "offtopic: unknown key (allowed: entries, off_topic)"
+    assert problem.message == (
+        "offtopic: unknown key (allowed: entries, off_topic, small_talk, small_talk_filler)"
+    )
+
+
+SMALL_TALK = """\
+small_talk:
+  - kind: thanks
+    phrases: [thanks, thank you, 🙏]
+    reply:
+      en: You're welcome! Write to {support_email} any time.
+      ru: Пожалуйста!
+      zh: 不客气！
+  - kind: greeting
+    phrases: [hi, "hello {company_name}"]
+    reply:
+      en: Hello from <b>{company_name}</b>!
+      ru: Здравствуйте!
+      zh: 您好！
+    show_menu: true
+small_talk_filler: ["{company_name}", a lot]
+"""
+
+
+def small_talk_problems(
+    tmp_path: Path, placeholders: dict[str, str], text: str, *more: tuple[str, str]
+) -> list[Problem]:
+    (tmp_path / "small_talk.yaml").write_text(text, "utf-8")
+    for name, other in more:
+        (tmp_path / name).write_text(other, "utf-8")
+    return check_kb(tmp_path, placeholders)[1]
+
+
+def test_small_talk_loads_from_any_file_with_placeholders_filled(
+    tmp_path: Path, placeholders: dict[str, str]
+) -> None:
+    (tmp_path / "entries.yaml").write_text(TRANSLATED.replace("answr", "answer"), "utf-8")
+    (tmp_path / "chat.yaml").write_text(SMALL_TALK, "utf-8")
+    small_talk = load_kb(tmp_path, {**placeholders, "company_name": "Tom & Co"}).small_talk
+    thanks, greeting = small_talk.kinds
+    assert thanks.reply_in("en") == "You're welcome! Write to support@example.com any time."
+    assert greeting.reply_in("zh") == "您好！"
+    # Shown as HTML: the value escaped; matched as written.
+    assert greeting.reply_in("en") == "Hello from <b>Tom &amp; Co</b>!"
+    assert (greeting.show_menu, thanks.show_menu) == (True, False)
+    assert small_talk.read("Hello Tom & Co!").kind == greeting
+    assert small_talk.read("thanks a lot, Tom & Co").kind == thanks
+
+
+SCHEMA_ERRORS = """\
+small_talk:
+  - kind: thanks
+    phrases: [thanks]
+    buttons: [menu]
+    reply:
+      en: You're welcome!
+      de: Bitte!
+  - kind: greeting
+"""
+
+CONTENT_ERRORS = """\
+small_talk:
+  - kind: thanks
+    phrases: [thanks, thank you]
+    reply:
+      en: You're welcome!
+      ru: Пожалуйста!
+      zh: 不客气！
+  - kind: greeting
+    phrases: ["?!", hi, Thanks!]
+    reply:
+      en: Hello from <blink>{company}</blink>!
+  - kind: thanks
+    phrases: [ty]
+    reply:
+      en: Welcome!
+small_talk_filler: [there, "...", thank you]
+"""
+
+
+def test_small_talk_keys_are_located(tmp_path: Path, placeholders: dict[str, str]) -> None:
+    problems = small_talk_problems(tmp_path, placeholders, SCHEMA_ERRORS)
+    assert {(p.line, p.message) for p in problems} == {
+        (4, "small_talk.0.buttons: unknown key (allowed: kind, phrases, reply, show_menu, action)"),
+        (7, "small_talk.0.reply.de: unknown key (allowed: en, ru, zh)"),
+        (8, "small_talk.1.phrases: Field required"),
+        (8, "small_talk.1.reply: Field required"),
+    }
+
+
+def test_small_talk_problems_are_located(tmp_path: Path, placeholders: dict[str, str]) -> None:
+    problems = small_talk_problems(tmp_path, placeholders, CONTENT_ERRORS)
+    here = tmp_path / "small_talk.yaml"
+    known = ", ".join(f"{{{key}}}" for key in sorted(placeholders))
+    assert [(p.line, p.message) for p in problems if p.severity == "error"] == [
+        (16, "small_talk_filler: '...' has no words or emoji to recognise"),
+        (3, f"small talk 'thanks': 'thank you' is also filler ({here}:16)"),
+        (9, "small talk 'greeting': '?!' has no words or emoji to recognise"),
+        (9, f"small talk 'greeting': 'Thanks!' is also a phrase of 'thanks' ({here}:3)"),
+        (11, f"small talk 'greeting': unknown placeholder {{company}} (known: {known})"),
+        (
+            11,
+            "small talk 'greeting': Telegram does not support <blink> (use b, i, u, s, a, code, "
+            "pre, blockquote; write a literal '<' as &lt;)",
+        ),
+        (12, f"small talk 'thanks' is defined twice (first at {here}:2)"),
+    ]
+    warnings = [(p.line, p.message) for p in problems if p.severity == "warning"]
+    assert (
+        10,
+        "small talk 'greeting': no reply in ru, zh (customers writing in it get the English reply)",
+    ) in warnings
+
+
+def test_a_small_talk_phrase_that_makes_a_question_small_talk_is_refused(
+    tmp_path: Path, placeholders: dict[str, str]
+) -> None:
+    entries = TRANSLATED.replace("answr", "answer").replace("guarantee,", "ok thanks,")
+    problems = small_talk_problems(
+        tmp_path,
+        placeholders,
+        SMALL_TALK.replace("[hi,", "[hi, ok, Какой пул лучше?!,"),
+        ("entries.yaml", entries),
+        ("off_topic.yaml", OFF_TOPIC.replace("  - How long is the warranty??\n", "")),
+    )
+    there = tmp_path / "entries.yaml"
+    assert [(p.path.name, p.line, p.message) for p in problems if p.severity == "error"] == [
+        (
+            "small_talk.yaml",
+            9,
+            f"small talk 'greeting': 'ok' makes 'ok thanks' of 'warranty' ({there}:5) small "
+            "talk, so it would never be answered as a question",
+        ),
+        (
+            "small_talk.yaml",
+            9,
+            "small talk 'greeting': 'Какой пул лучше?!' makes the off-topic question "
+            f"'какой пул лучше' ({tmp_path / 'off_topic.yaml'}:5) small talk, so it would never "
+            "be answered as a question",
+        ),
+    ]

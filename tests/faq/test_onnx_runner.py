@@ -35,7 +35,7 @@ TEXTS = [
     "my antminer shows a red light after the firmware update, what now",
 ]
 # MPNet's int8 graph against sentence-transformers' float vectors over TEXTS. On 300
-# BANKING77 texts it measured 0.988 mean and 0.945 at worst (benchmarks/encoder-notes.md);
+# BANKING77 texts it measured 0.988 mean and 0.945 at worst (docs/benchmarks-history.md);
 # the bar leaves room for this list's odd texts, and still fails the 0.88 of quantising
 # every product.
 INT8_MEAN_COSINE, INT8_MIN_COSINE = 0.96, 0.90

@@ -23,7 +23,7 @@ NINE = time(9, 0)
 TUESDAY = date(2026, 11, 24)
 STAFF = "-1001"
 HONG_KONG = ZoneInfo("Asia/Hong_Kong")
-CHECK = system_event("test", STAFF, DIGEST_EVENT)
+CHECK = system_event(ChatKey("test", STAFF), DIGEST_EVENT)
 
 
 def local(day: date, hour: int, minute: int = 0) -> datetime:
@@ -57,7 +57,7 @@ def test_after_a_long_outage_only_the_last_week_follows() -> None:
 def make_engine(
     storage: SqliteStorage, faq: FaqService, clock: Clock, digest_at: time | None = NINE
 ) -> Engine:
-    desk = StaffDesk(chat_id=STAFF, digest_at=digest_at)
+    desk = StaffDesk(chat=ChatKey("test", STAFF), digest_at=digest_at)
     services = Services(faq, {}, storage, zone=HONG_KONG, staff=desk, clock=clock)
     return Engine(storage, services, build_router())
 

@@ -278,6 +278,33 @@ async def test_the_same_update_twice_is_answered_once(engine: Engine) -> None:
     assert (await engine.handle(message("/start", update_id="555"))).duplicate
 
 
+async def test_two_processes_given_one_update_answer_it_once(
+    engine: Engine, storage: SqliteStorage, faq_service: FaqService, placeholders: dict[str, str]
+) -> None:
+    async with SqliteStorage(storage.path) as elsewhere:
+        other = Engine(elsewhere, Services(faq_service, placeholders, elsewhere), build_router())
+        outcomes = await asyncio.gather(
+            engine.handle(message("/start", update_id="777")),
+            other.handle(message("/start", update_id="777")),
+        )
+    assert sorted(outcome.duplicate for outcome in outcomes) == [False, True]
+    assert len(await storage.outbox("test")) == 1
+
+
+async def test_a_turn_waits_for_the_databases_lock_on_its_chat(
+    engine: Engine, storage: SqliteStorage
+) -> None:
+    """The engine holds the store's chat lock, which on PostgreSQL spans every process:
+    while someone else holds it, the chat's turn waits and other chats go on."""
+    async with storage.chat_lock(ChatKey("test", "1")):
+        waiting = asyncio.create_task(engine.handle(message("/start", update_id="801")))
+        other = await engine.handle(message("/start", chat="2", update_id="802"))
+        assert len(other.queued) == 1
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+    assert len((await waiting).queued) == 1
+
+
 async def test_media_outside_a_flow_asks_for_text(engine: Engine) -> None:
     photo = Media(MediaKind.PHOTO, file_ref="abc")
     [reply] = await said(engine, message(media=(photo,)))

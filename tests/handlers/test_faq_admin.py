@@ -44,7 +44,7 @@ def staff_says(text: str, user: str = ADMIN, thread: str | None = None) -> Incom
 
 
 def make_engine(storage: SqliteStorage, faq: FaqService, placeholders: dict[str, str]) -> Engine:
-    desk = StaffDesk(chat_id=STAFF, admin_ids=frozenset({ADMIN}))
+    desk = StaffDesk(chat=ChatKey("test", STAFF), admin_ids=frozenset({ADMIN}))
     return Engine(storage, Services(faq, placeholders, storage, staff=desk), build_router())
 
 
@@ -154,7 +154,7 @@ async def test_the_watchers_report_is_posted_unless_a_newer_one_superseded_it(
     first, second = editable_faq.reload(), editable_faq.reload()
 
     def event(report: ReloadReport) -> Incoming:
-        return system_event("test", STAFF, reloaded_event(report))
+        return system_event(ChatKey("test", STAFF), reloaded_event(report))
 
     assert await said(engine, event(first)) == []
     assert await one_text(engine, event(second)) == report_text(_, second)
@@ -247,7 +247,7 @@ async def test_faq_test_without_a_question(engine: Engine) -> None:
 async def test_a_command_in_a_customers_topic_is_answered_in_that_topic(
     engine: Engine, storage: SqliteStorage
 ) -> None:
-    await storage.set_topic(CUSTOMER, STAFF, "500")
+    await storage.set_topic(CUSTOMER, ChatKey("test", STAFF), "500")
     [reply] = await said(engine, staff_says("/faq_test payment", thread="500"))
-    assert (reply.chat_id, reply.topic_of) == (STAFF, CUSTOMER.chat_id)
+    assert (reply.to, reply.topic_of) == (ChatKey("test", STAFF), CUSTOMER)
     assert reply.text.startswith("🔎 <b>FAQ test</b>")

@@ -22,6 +22,7 @@ from tests.factories import Clock, Turns, message, order, press, said
 pytestmark = pytest.mark.model
 
 STAFF = "-1001"
+STAFF_KEY = ChatKey("test", STAFF)
 CUSTOMER = ChatKey("test", "1")
 # Monday 23 November 2026, 10:00 UTC: business hours (Mon-Fri 09-18 UTC).
 MONDAY = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -39,7 +40,9 @@ def make_engine(
     clock: Clock,
     staff_chat: str | None = STAFF,
 ) -> Engine:
-    desk = StaffDesk(chat_id=staff_chat, remind_after_minutes=10)
+    desk = StaffDesk(
+        chat=None if staff_chat is None else ChatKey("test", staff_chat), remind_after_minutes=10
+    )
     services = Services(faq, placeholders, storage, staff=desk, clock=clock)
     return Engine(storage, services, build_router())
 
@@ -76,16 +79,16 @@ def staff_says(
 async def open_by_button(engine: Engine, storage: SqliteStorage) -> list[Reply]:
     replies = await said(engine, press("flow:handoff"))
     # What the Telegram sender does when it posts the card: open the customer's topic.
-    await storage.set_topic(CUSTOMER, STAFF, "500")
+    await storage.set_topic(CUSTOMER, STAFF_KEY, "500")
     return replies
 
 
 def to_customer(replies: list[Reply]) -> list[Reply]:
-    return [r for r in replies if r.chat_id in (None, CUSTOMER.chat_id)]
+    return [r for r in replies if r.to in (None, CUSTOMER)]
 
 
 def to_staff(replies: list[Reply]) -> list[Reply]:
-    return [r for r in replies if r.chat_id == STAFF]
+    return [r for r in replies if r.to == STAFF_KEY]
 
 
 @pytest.mark.parametrize(
@@ -132,7 +135,7 @@ async def test_the_button_opens_a_handoff_with_a_context_card_in_a_topic(
     assert "passed our conversation to a sales rep" in told.text
     assert "within 15 minutes" in told.text
     [card] = to_staff(replies)
-    assert (card.topic_of, card.open_topic) == ("1", "Alice Buyer @alice")
+    assert (card.topic_of, card.open_topic) == (CUSTOMER, "Alice Buyer @alice")
     assert "asked for a person" in card.text
     assert "Alice Buyer (@alice)" in card.text
     assert "👤 How long does delivery take?" in card.text
@@ -159,7 +162,7 @@ async def test_asking_in_words_and_two_misses_in_a_row_hand_over(engine: Engine)
     assert "sales rep" in told.text
     assert "in words" in card.text
     first = await said(engine, message("asdkjh qwpoeiu zxmcnb", chat="3"))
-    assert [r.chat_id for r in first] == [None]
+    assert [r.to for r in first] == [None]
     second = await said(engine, message("lkjqwe poiuyt mnbvcx", chat="3"))
     assert "passing you to a person" in second[0].text
     assert "could not answer twice" in to_staff(second)[0].text
@@ -177,8 +180,8 @@ async def test_while_open_the_customer_is_relayed_not_answered(
         ),
     ):
         [relay] = await said(engine, incoming)
-        assert relay.chat_id == STAFF
-        assert relay.topic_of == "1"
+        assert relay.to == STAFF_KEY
+        assert relay.topic_of == CUSTOMER
     photos = (
         Media(MediaKind.PHOTO, "p1", media_group_id="g"),
         Media(MediaKind.PHOTO, "p2", media_group_id="g"),
@@ -199,7 +202,7 @@ async def test_staff_answers_reach_the_customer_as_copies(
 ) -> None:
     await open_by_button(engine, storage)
     [copy] = await said(engine, staff_says("Hello, I'm checking your order"))
-    assert (copy.chat_id, copy.copy_of) == ("1", (STAFF, "900"))
+    assert (copy.to, copy.copy_of) == (CUSTOMER, (STAFF, "900"))
     handoff = await storage.open_handoff(CUSTOMER)
     assert handoff is not None
     assert (handoff.status, handoff.first_staff_reply_at, handoff.waiting_since) == (
@@ -209,7 +212,7 @@ async def test_staff_answers_reach_the_customer_as_copies(
     )
     photos = (Media(MediaKind.PHOTO, "p1"), Media(MediaKind.PHOTO, "p2"))
     [album] = await said(engine, staff_says("photos", message_id="901", media=photos))
-    assert (album.chat_id, album.album) == ("1", photos)
+    assert (album.to, album.album) == (CUSTOMER, tuple(m.on("test") for m in photos))
     # Staff talking in the general thread reach nobody.
     assert await said(engine, staff_says("lunch?", thread=None, message_id="902")) == []
 
@@ -218,13 +221,13 @@ async def test_a_reply_the_customer_never_got_is_reported_in_their_topic(
     engine: Engine, storage: SqliteStorage
 ) -> None:
     def system(event: str) -> Incoming:
-        return system_event("test", STAFF, event)
+        return system_event(STAFF_KEY, event)
 
-    blocked = undelivered_event("1", "Forbidden: bot was <blocked> by the user")
+    blocked = undelivered_event(CUSTOMER, "Forbidden: bot was <blocked> by the user")
     assert await said(engine, system(blocked)) == []  # no handoff: nobody waits
     await open_by_button(engine, storage)
     [report] = await said(engine, system(blocked))
-    assert (report.chat_id, report.topic_of) == (STAFF, "1")
+    assert (report.to, report.topic_of) == (STAFF_KEY, CUSTOMER)
     assert report.text == (
         "⚠️ Could not deliver to the customer: Forbidden: bot was &lt;blocked&gt; by the user"
     )
@@ -236,7 +239,7 @@ async def test_claim_note_close_and_rating(engine: Engine, storage: SqliteStorag
     assert "Bob Rep took this conversation" in to_staff(claimed)[0].text
     assert "A sales rep has joined" in to_customer(claimed)[0].text
     noted = await said(engine, staff_says("/note wants a discount on 10 units", message_id="911"))
-    assert [r.chat_id for r in noted] == [STAFF]
+    assert [r.to for r in noted] == [STAFF_KEY]
     assert [n.text for n in await storage.notes(CUSTOMER)] == ["wants a discount on 10 units"]
     closed = await said(engine, staff_says("/close", message_id="912"))
     assert "Closed by Bob Rep" in to_staff(closed)[0].text
@@ -254,7 +257,7 @@ async def test_claim_note_close_and_rating(engine: Engine, storage: SqliteStorag
     assert "no longer valid" in forged[0].text
     late = await said(engine, staff_says("are you there?", message_id="913"))
     assert "Not sent" in late[0].text
-    assert late[0].chat_id == STAFF
+    assert late[0].to == STAFF_KEY
 
 
 async def test_cancel_ends_the_handoff_for_the_customer(
@@ -273,9 +276,9 @@ async def test_without_topics_staff_answer_by_replying(
     await said(engine, press("flow:handoff"))
     [_relay] = await said(engine, message("my PSU is dead"))
     # The sender remembers what it posted for the customer (here: message 42).
-    await storage.remember_relay(ChatKey("test", STAFF), "42", CUSTOMER)
+    await storage.remember_relay(STAFF_KEY, "42", CUSTOMER)
     [copy] = await said(engine, staff_says("Send a video please", thread=None, reply_to="42"))
-    assert copy.chat_id == "1"
+    assert copy.to == CUSTOMER
 
 
 async def test_staff_commands_only_in_a_customer_thread_and_not_for_customers(
@@ -291,12 +294,12 @@ async def test_reminders_in_business_hours_only(
     engine: Engine, storage: SqliteStorage, clock: Clock
 ) -> None:
     await open_by_button(engine, storage)
-    check = system_event("test", STAFF, REMIND_EVENT)
+    check = system_event(STAFF_KEY, REMIND_EVENT)
     clock.now = MONDAY + timedelta(minutes=9)
     assert await said(engine, check) == []
     clock.now = MONDAY + timedelta(minutes=11)
     [reminder] = await said(engine, check)
-    assert (reminder.chat_id, reminder.topic_of) == (STAFF, "1")
+    assert (reminder.to, reminder.topic_of) == (STAFF_KEY, CUSTOMER)
     assert "waiting 11 minutes" in reminder.text
     assert await said(engine, check) == []
     clock.now = MONDAY + timedelta(minutes=22)
@@ -333,7 +336,7 @@ async def test_an_order_the_chat_never_verified_stays_off_the_card(
     handoff = await storage.open_handoff(CUSTOMER)
     assert handoff is not None
     assert (handoff.reason, handoff.order_number) == ("asked", None)
-    await storage.set_topic(CUSTOMER, STAFF, "500")
+    await storage.set_topic(CUSTOMER, STAFF_KEY, "500")
     await said(engine, staff_says("/close"))
 
     [_, card] = await said(engine, press("flow:handoff:A-1001"))
@@ -357,5 +360,5 @@ async def test_a_rep_cannot_fire_system_events_with_a_forged_button(
     assert forged.queued == []
     assert forged.notice == "This button is not for this chat."
     # The real timer still reminds.
-    [reminder] = await said(engine, system_event("test", STAFF, REMIND_EVENT))
+    [reminder] = await said(engine, system_event(STAFF_KEY, REMIND_EVENT))
     assert "waiting 30 minutes" in reminder.text

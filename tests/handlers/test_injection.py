@@ -20,6 +20,7 @@ import pytest
 from domain.chats import ChatKey
 from domain.orders import Condition, OrderItem, OrderStatus, Repair
 from faq.service import FaqService
+from handlers.digest import DIGEST_EVENT
 from handlers.engine import Engine, Services, StaffDesk
 from handlers.forms import Form, summary_lines
 from handlers.i18n import SUPPORTED_LANGUAGES, translator
@@ -27,6 +28,7 @@ from handlers.messages import Incoming, Media, MediaKind, Reply
 from handlers.orders import status_notice
 from handlers.repair import FORM as REPAIR
 from handlers.routes import build_router
+from handlers.staff import system_event
 from handlers.tickets import FORMS
 from storage.sqlite import SqliteStorage
 from tests.factories import Clock, Shown, Turns, message, order, press, staff
@@ -62,7 +64,9 @@ class Walk:
     ) -> None:
         self.storage = storage
         self.clock = Clock(NOW)
-        desk = StaffDesk(chat_id=STAFF, admin_ids=frozenset({ADMIN}), digest_at=time(9))
+        desk = StaffDesk(
+            chat=ChatKey("test", STAFF), admin_ids=frozenset({ADMIN}), digest_at=time(9)
+        )
         self.services = Services(faq, placeholders, storage, staff=desk, clock=self.clock)
         self.engine = Engine(storage, self.services, build_router())
         self.value = value
@@ -202,7 +206,7 @@ class Walk:
         """The handoff card, messages and albums relayed both ways, the reps' commands."""
         v = self.v
         await self.press("handoff", "flow:handoff", v("Ann {}"), v("ann{}"))
-        await self.storage.set_topic(CUSTOMER, STAFF, TOPIC)
+        await self.storage.set_topic(CUSTOMER, ChatKey("test", STAFF), TOPIC)
         await self.say("relayed", v("Where is it {}?"), v("Where is it {}?"))
         photos = (Media(MediaKind.PHOTO, "p1", media_group_id="g"), Media(MediaKind.PHOTO, "p2"))
         album = self.customer(message(v("Both sides {}"), media=photos))
@@ -224,7 +228,7 @@ class Walk:
         missed = v("do you host {} miners")
         await Turns(self.storage).asked(ChatKey("test", "2"), missed, "fallback", at=NOW)
         self.clock.now = NOW + timedelta(days=1)
-        digest = Incoming("test", STAFF, "system", payload="digest:post", staff=True)
+        digest = system_event(ChatKey("test", STAFF), DIGEST_EVENT)
         await self.step("digest", digest, missed)
 
 

@@ -118,7 +118,7 @@ async def test_five_failed_checks_in_an_hour_pause_lookups(
 async def test_guesses_at_one_order_from_many_chats_pause_its_lookups_and_warn_staff(
     storage: SqliteStorage, faq_service: FaqService, placeholders: dict[str, str], clock: Clock
 ) -> None:
-    desk = StaffDesk(chat_id="-100")
+    desk = StaffDesk(chat=ChatKey("test", "-100"))
     services = Services(faq_service, placeholders, storage, clock=clock, staff=desk)
     engine = Engine(storage, services, build_router())
     await storage.save_order(order(), NOW)
@@ -129,7 +129,7 @@ async def test_guesses_at_one_order_from_many_chats_pause_its_lookups_and_warn_s
         await said(engine, press("flow:track_order", chat=chat))
         await said(engine, message("A-1001", chat=chat))
         replies = await said(engine, message(f"guess{guess}@example.com", chat=chat))
-        warnings += [r for r in replies if r.chat_id == "-100"]
+        warnings += [r for r in replies if r.to == ChatKey("test", "-100")]
     [warning] = warnings
     assert "<code>A-1001</code> failed 10 times" in warning.text
     # The owner, in a new chat, waits too: the order's look-ups are paused for the hour.

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.model
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 STAFF_CHAT = "-1001"
+STAFF = ChatKey("test", STAFF_CHAT)
 CUSTOMER = ChatKey("test", "1")
 TICKET_ID = re.compile(r"[RS]-[0-9A-Z]{4}-[0-9A-Z]{4}")
 
@@ -35,9 +36,7 @@ def clock() -> Clock:
 def services(
     storage: SqliteStorage, faq_service: FaqService, placeholders: dict[str, str], clock: Clock
 ) -> Services:
-    return Services(
-        faq_service, placeholders, storage, clock=clock, staff=StaffDesk(chat_id=STAFF_CHAT)
-    )
+    return Services(faq_service, placeholders, storage, clock=clock, staff=StaffDesk(chat=STAFF))
 
 
 @pytest.fixture
@@ -83,7 +82,7 @@ def staff_says(text: str, rep: str = "555", thread: str | None = None) -> Incomi
 
 
 def to_customer(replies: list[Reply]) -> list[Reply]:
-    return [r for r in replies if r.chat_id == CUSTOMER.chat_id]
+    return [r for r in replies if r.to == CUSTOMER]
 
 
 async def start_repair(engine: Engine) -> Reply:
@@ -140,12 +139,12 @@ async def test_a_repair_ticket_is_collected_reviewed_and_submitted_once(
     assert ticket.answers["part"] == "hashboard"
 
     replies = await said(engine, press(f"ticket:submit:{ticket.id}"))
-    [confirmation] = [r for r in replies if r.chat_id is None]
+    [confirmation] = [r for r in replies if r.to is None]
     assert TICKET_ID.search(confirmation.text)
     assert ticket.id in confirmation.text
     assert "pending" in confirmation.text
-    card, files = [r for r in replies if r.chat_id == STAFF_CHAT]
-    assert card.topic_of == CUSTOMER.chat_id
+    card, files = [r for r in replies if r.to == STAFF]
+    assert card.topic_of == CUSTOMER
     assert "Repair ticket " + ticket.id in card.text
     assert "One board shows 0 chips" in card.text
     assert [b.payload for b in card.flat_buttons] == [
@@ -153,12 +152,12 @@ async def test_a_repair_ticket_is_collected_reviewed_and_submitted_once(
         f"ticket:more:{ticket.id}",
         f"ticket:reject:{ticket.id}",
     ]
-    assert [m.file_ref for m in files.album] == ["ph-1", "ph-2"]
+    assert [(m.file_ref, m.channel) for m in files.album] == [("ph-1", "test"), ("ph-2", "test")]
 
     again = await engine.handle(press(f"ticket:submit:{ticket.id}"))
     assert again.notice
     assert "already sent" in again.notice
-    assert not [r for r in again.replies if r.chat_id == STAFF_CHAT]
+    assert not [r for r in again.replies if r.to == STAFF]
     submitted = await the_ticket(storage)
     assert submitted.status is TicketStatus.PENDING
     assert submitted.revision == 1
@@ -376,7 +375,7 @@ async def test_revision_after_submit_and_staff_decisions_reach_the_customer(
     review = await last(engine, message("Antminer S21 Hyd"))
     assert "Send the changes" in " ".join(b.label for b in review.flat_buttons)
     sent = await said(engine, press(f"ticket:submit:{ticket.id}"))
-    [revised_card] = [r for r in sent if r.chat_id == STAFF_CHAT and r.buttons]
+    [revised_card] = [r for r in sent if r.to == STAFF and r.buttons]
     assert "Revised (Model)" in revised_card.text
     assert "Antminer S21 Hyd" in revised_card.text
     assert (await the_ticket(storage)).revision == 2
@@ -426,14 +425,14 @@ async def test_a_decision_note_goes_only_to_the_customer_of_the_cards_topic(
 ) -> None:
     ticket = await submitted_repair(engine, storage)
     other = ChatKey("test", "2")
-    await storage.set_topic(CUSTOMER, STAFF_CHAT, "11")
-    await storage.set_topic(other, STAFF_CHAT, "22")
+    await storage.set_topic(CUSTOMER, STAFF, "11")
+    await storage.set_topic(other, STAFF, "22")
     await said(engine, staff_press(f"ticket:more:{ticket.id}", thread="11"))
 
     # The rep answers another customer in that customer's topic: not the note.
     elsewhere = await said(engine, staff_says("Your PSU ships tomorrow.", thread="22"))
     assert not to_customer(elsewhere)
-    assert [r.topic_of for r in elsewhere] == [other.chat_id]
+    assert [r.topic_of for r in elsewhere] == [other]
     assert (await the_ticket(storage)).status is TicketStatus.PENDING
 
     decided = await said(engine, staff_says("Please add a photo of the label.", thread="11"))
@@ -484,7 +483,7 @@ async def test_a_rep_who_confirms_instead_is_not_asked_for_words_any_more(
 async def test_open_tickets_are_on_the_handoff_card(engine: Engine, storage: SqliteStorage) -> None:
     ticket = await submitted_repair(engine, storage)
     replies = await said(engine, press("flow:handoff"))
-    [card] = [r for r in replies if r.chat_id == STAFF_CHAT]
+    [card] = [r for r in replies if r.to == STAFF]
     assert f"• {ticket.id}: repair, pending" in card.text
 
 

@@ -1,4 +1,4 @@
-"""The FAQ's question log, misses and votes on a real SQLite file: what stats and gaps read."""
+"""The FAQ's question log, misses and votes on each backend: what stats and gaps read."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import pytest
 from domain.chats import ChatKey, ConversationState
 from domain.faq_log import Feedback, LoggedMiss, Miss, QuestionAsked
 from domain.handoffs import DigestSent, HandoffOpened
+from storage.sql import SqlStorage
 from storage.sqlite import MIGRATIONS, SqliteStorage
 from tests.factories import Turns
+from tests.storage import raw
 
 KEY = ChatKey("telegram", "42")
 OTHER = ChatKey("telegram", "43")
@@ -31,7 +33,7 @@ def asked(
 
 
 async def test_a_miss_reads_back_with_its_question_chat_and_language(
-    storage: SqliteStorage, turn: Turns
+    storage: SqlStorage, turn: Turns
 ) -> None:
     await turn(
         KEY,
@@ -52,7 +54,7 @@ async def test_a_miss_reads_back_with_its_question_chat_and_language(
 
 
 async def test_a_miss_of_a_question_never_logged_fails_the_turn(
-    storage: SqliteStorage,
+    storage: SqlStorage,
 ) -> None:
     with pytest.raises(ValueError, match="no logged question q404"):
         await storage.save(KEY, ConversationState(flow="faq"), "1", [Miss("q404", "fallback", NOW)])
@@ -94,7 +96,7 @@ async def test_an_older_file_keeps_its_misses_and_votes(tmp_path: Path) -> None:
         assert [miss.question_id for miss in await upgraded.misses()] == [None, "q1"]
 
 
-async def test_faq_figures_for_a_period(storage: SqliteStorage, turn: Turns) -> None:
+async def test_faq_figures_for_a_period(storage: SqlStorage, turn: Turns) -> None:
     before = NOW - timedelta(days=2)
     await turn(KEY, asked("old", "how do I pay?", at=before))
     for number, (decision, entry_id) in enumerate(
@@ -136,15 +138,32 @@ async def test_faq_figures_for_a_period(storage: SqliteStorage, turn: Turns) -> 
     assert (earlier.questions, earlier.votes) == (1, {"payment_methods": (1, 0)})
 
 
-async def test_the_last_digest_day_is_remembered(storage: SqliteStorage, turn: Turns) -> None:
+async def test_questions_are_counted_by_the_customers_channel(
+    storage: SqlStorage, turn: Turns
+) -> None:
+    whatsapp = ChatKey("whatsapp", "447700900123")
+    await turn(KEY, asked("t1"), asked("t2", "hosting?", "fallback", None))
+    await turn(whatsapp, asked("w1"), asked("w2", decision="suggest"))
+    await turn(whatsapp, asked("w3", "hosting?", "fallback", None))
+
+    stats = await storage.faq_stats(since=NOW - timedelta(days=1))
+
+    assert stats.decisions == {"answer": 2, "suggest": 1, "fallback": 2}
+    assert stats.channels == {
+        "telegram": {"answer": 1, "fallback": 1},
+        "whatsapp": {"answer": 1, "suggest": 1, "fallback": 1},
+    }
+
+
+async def test_the_last_digest_day_is_remembered(storage: SqlStorage, turn: Turns) -> None:
     assert await storage.last_digest_day() is None
     await turn(KEY, DigestSent(date(2026, 11, 21), NOW), DigestSent(date(2026, 11, 22), NOW))
     assert await storage.last_digest_day() == date(2026, 11, 22)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(raw.DUPLICATE_KEY_ERRORS):
         await turn(KEY, DigestSent(date(2026, 11, 22), NOW))
 
 
-async def test_handoff_figures_can_end_before_now(storage: SqliteStorage, turn: Turns) -> None:
+async def test_handoff_figures_can_end_before_now(storage: SqlStorage, turn: Turns) -> None:
     await turn(KEY, HandoffOpened(KEY, "asked", NOW - timedelta(days=1)))
     await turn(OTHER, HandoffOpened(OTHER, "asked", NOW))
     start = NOW - timedelta(days=2)

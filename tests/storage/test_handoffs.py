@@ -1,4 +1,4 @@
-"""Handoffs in the SQLite backend: records, topics, relays, notes, transcripts and stats."""
+"""Handoffs on each backend: records, topics, relays, notes, transcripts and stats."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ from domain.handoffs import (
     Said,
     StaffNote,
 )
+from storage.sql import SqlStorage
 from storage.sqlite import CHAT_LINES_KEPT, MIGRATIONS, SqliteStorage
 from tests.factories import Turns
+from tests.storage import raw
 
 CUSTOMER = ChatKey("telegram", "42")
 OTHER = ChatKey("telegram", "43")
@@ -31,14 +33,14 @@ T1 = T0 + timedelta(minutes=5)
 T2 = T0 + timedelta(hours=1)
 
 
-async def open_for(storage: SqliteStorage, turn: Turns, key: ChatKey, at: datetime) -> Handoff:
+async def open_for(storage: SqlStorage, turn: Turns, key: ChatKey, at: datetime) -> Handoff:
     await turn(key, HandoffOpened(key, "asked", at))
     handoff = await storage.open_handoff(key)
     assert handoff is not None
     return handoff
 
 
-async def test_a_customer_turn_opens_a_waiting_handoff(storage: SqliteStorage, turn: Turns) -> None:
+async def test_a_customer_turn_opens_a_waiting_handoff(storage: SqlStorage, turn: Turns) -> None:
     await turn(CUSTOMER, HandoffOpened(CUSTOMER, "order", T0, order_number="MD-1001"))
 
     handoff = await storage.open_handoff(CUSTOMER)
@@ -60,9 +62,7 @@ async def test_a_customer_turn_opens_a_waiting_handoff(storage: SqliteStorage, t
     assert await storage.open_handoff(ChatKey("console", "42")) is None
 
 
-async def test_the_record_names_the_customer_not_the_turn(
-    storage: SqliteStorage, turn: Turns
-) -> None:
+async def test_the_record_names_the_customer_not_the_turn(storage: SqlStorage, turn: Turns) -> None:
     await turn(STAFF, HandoffOpened(CUSTOMER, "repair", T0))
     assert await storage.open_handoff(STAFF) is None
     handoff = await storage.open_handoff(CUSTOMER)
@@ -70,9 +70,7 @@ async def test_the_record_names_the_customer_not_the_turn(
     assert (handoff.key, handoff.reason) == (CUSTOMER, "repair")
 
 
-async def test_a_second_open_while_one_is_open_is_ignored(
-    storage: SqliteStorage, turn: Turns
-) -> None:
+async def test_a_second_open_while_one_is_open_is_ignored(storage: SqlStorage, turn: Turns) -> None:
     first = await open_for(storage, turn, CUSTOMER, T0)
     await turn(CUSTOMER, HandoffOpened(CUSTOMER, "fallbacks", T1, order_number="MD-9"))
     await turn(STAFF, HandoffOpened(CUSTOMER, "order", T2))
@@ -81,7 +79,7 @@ async def test_a_second_open_while_one_is_open_is_ignored(
 
 
 async def test_staff_turns_claim_reply_and_close_a_handoff_by_id(
-    storage: SqliteStorage, turn: Turns
+    storage: SqlStorage, turn: Turns
 ) -> None:
     opened = await open_for(storage, turn, CUSTOMER, T0)
     claim = {
@@ -128,7 +126,7 @@ async def test_staff_turns_claim_reply_and_close_a_handoff_by_id(
 
 
 async def test_an_update_of_an_unknown_field_fails_the_whole_turn(
-    storage: SqliteStorage, turn: Turns
+    storage: SqlStorage, turn: Turns
 ) -> None:
     opened = await open_for(storage, turn, CUSTOMER, T0)
     await storage.save(STAFF, ConversationState(flow="staff"), "ok")
@@ -143,20 +141,20 @@ async def test_an_update_of_an_unknown_field_fails_the_whole_turn(
     assert await storage.recent_lines(STAFF) == []
 
 
-async def test_a_naive_datetime_is_refused(storage: SqliteStorage, turn: Turns) -> None:
+async def test_a_naive_datetime_is_refused(storage: SqlStorage, turn: Turns) -> None:
     opened = await open_for(storage, turn, CUSTOMER, T0)
     with pytest.raises(ValueError, match="naive"):
         await turn(STAFF, HandoffUpdate(opened.id, {"reminded_at": datetime(2024, 5, 1, 10)}))
     assert await storage.handoff(opened.id) == opened
 
 
-async def test_an_empty_update_changes_nothing(storage: SqliteStorage, turn: Turns) -> None:
+async def test_an_empty_update_changes_nothing(storage: SqlStorage, turn: Turns) -> None:
     opened = await open_for(storage, turn, CUSTOMER, T0)
     await turn(STAFF, HandoffUpdate(opened.id))
     assert await storage.handoff(opened.id) == opened
 
 
-async def test_open_handoffs_come_oldest_first(storage: SqliteStorage, turn: Turns) -> None:
+async def test_open_handoffs_come_oldest_first(storage: SqlStorage, turn: Turns) -> None:
     third = ChatKey("telegram", "44")
     await open_for(storage, turn, OTHER, T1)
     await open_for(storage, turn, CUSTOMER, T2)
@@ -170,46 +168,64 @@ async def test_open_handoffs_come_oldest_first(storage: SqliteStorage, turn: Tur
     ]
 
 
+async def test_a_verified_phone_is_kept_with_the_handoff(storage: SqlStorage, turn: Turns) -> None:
+    customer = ChatKey("whatsapp", "15551234567")
+    await turn(customer, HandoffOpened(customer, "asked", T0, phone="+15551234567"))
+    handoff = await storage.open_handoff(customer)
+    assert handoff is not None
+    assert handoff.phone == "+15551234567"
+    assert (await open_for(storage, turn, CUSTOMER, T0)).phone is None
+
+
 async def test_topics_are_kept_per_staff_chat_and_found_both_ways(
-    storage: SqliteStorage,
+    storage: SqlStorage,
 ) -> None:
     second_staff = ChatKey("telegram", "-1005678")
-    assert await storage.topic_of(CUSTOMER, STAFF.chat_id) is None
+    assert await storage.topic_of(CUSTOMER, STAFF) is None
     assert await storage.customer_of_topic(STAFF, "11") is None
 
-    await storage.set_topic(CUSTOMER, STAFF.chat_id, "11")
-    await storage.set_topic(OTHER, STAFF.chat_id, "12")
-    await storage.set_topic(CUSTOMER, second_staff.chat_id, "12")
+    await storage.set_topic(CUSTOMER, STAFF, "11")
+    await storage.set_topic(OTHER, STAFF, "12")
+    await storage.set_topic(CUSTOMER, second_staff, "12")
 
-    assert await storage.topic_of(CUSTOMER, STAFF.chat_id) == "11"
-    assert await storage.topic_of(CUSTOMER, second_staff.chat_id) == "12"
+    assert await storage.topic_of(CUSTOMER, STAFF) == "11"
+    assert await storage.topic_of(CUSTOMER, second_staff) == "12"
     assert await storage.customer_of_topic(STAFF, "11") == CUSTOMER
     assert await storage.customer_of_topic(STAFF, "12") == OTHER
     assert await storage.customer_of_topic(second_staff, "12") == CUSTOMER
     assert await storage.customer_of_topic(second_staff, "11") is None
     assert await storage.customer_of_topic(ChatKey("console", STAFF.chat_id), "11") is None
+    # A customer on another channel than the staff chat: found as who they are.
+    whatsapp = ChatKey("whatsapp", "15551234567")
+    await storage.set_topic(whatsapp, STAFF, "13")
+    assert await storage.topic_of(whatsapp, STAFF) == "13"
+    assert await storage.topic_of(ChatKey("telegram", whatsapp.chat_id), STAFF) is None
+    assert await storage.customer_of_topic(STAFF, "13") == whatsapp
 
-    await storage.set_topic(CUSTOMER, STAFF.chat_id, "31")  # the old topic was deleted
-    assert await storage.topic_of(CUSTOMER, STAFF.chat_id) == "31"
+    # Another writer's topic stands; one that was found deleted is replaced.
+    assert await storage.set_topic(CUSTOMER, STAFF, "30") == "11"
+    assert await storage.set_topic(CUSTOMER, STAFF, "31", replacing="11") == "31"
+    assert await storage.topic_of(CUSTOMER, STAFF) == "31"
     assert await storage.customer_of_topic(STAFF, "31") == CUSTOMER
     assert await storage.customer_of_topic(STAFF, "11") is None
-    assert await storage.topic_of(CUSTOMER, second_staff.chat_id) == "12"
+    assert await storage.topic_of(CUSTOMER, second_staff) == "12"
 
 
-async def test_relays_lead_back_to_the_customer(storage: SqliteStorage) -> None:
+async def test_relays_lead_back_to_the_customer(storage: SqlStorage) -> None:
     await storage.remember_relay(STAFF, "501", CUSTOMER)
     await storage.remember_relay(STAFF, "502", OTHER)
     assert await storage.customer_of_relay(STAFF, "501") == CUSTOMER
     assert await storage.customer_of_relay(STAFF, "502") == OTHER
     assert await storage.customer_of_relay(STAFF, "503") is None
     assert await storage.customer_of_relay(ChatKey("telegram", "-1005678"), "501") is None
-    with pytest.raises(ValueError, match="across channels"):
-        await storage.remember_relay(STAFF, "504", ChatKey("console", "42"))
-    assert await storage.customer_of_relay(STAFF, "504") is None
+    # The customer may write on another channel than the staff chat's.
+    await storage.remember_relay(STAFF, "504", ChatKey("whatsapp", "42"))
+    assert await storage.customer_of_relay(STAFF, "504") == ChatKey("whatsapp", "42")
+    assert await storage.customer_of_relay(ChatKey("whatsapp", STAFF.chat_id), "504") is None
 
 
 async def test_notes_are_the_customers_newest_oldest_first(
-    storage: SqliteStorage, turn: Turns
+    storage: SqlStorage, turn: Turns
 ) -> None:
     first = await open_for(storage, turn, CUSTOMER, T0)
     other = await open_for(storage, turn, OTHER, T0)
@@ -247,7 +263,7 @@ async def test_notes_are_the_customers_newest_oldest_first(
 
 
 async def test_recent_lines_are_the_turns_chat_oldest_first(
-    storage: SqliteStorage, turn: Turns
+    storage: SqlStorage, turn: Turns
 ) -> None:
     await turn(CUSTOMER, Said(True, "my S19 is down", T0), Said(False, "Which error?", T0))
     await turn(CUSTOMER, Said(True, "fan error", T1), Said(False, "Passing you on", T1))
@@ -270,16 +286,14 @@ async def test_recent_lines_are_the_turns_chat_oldest_first(
     assert await storage.recent_lines(OTHER) == []
 
 
-async def test_long_lines_are_cut_to_500_characters(storage: SqliteStorage, turn: Turns) -> None:
+async def test_long_lines_are_cut_to_500_characters(storage: SqlStorage, turn: Turns) -> None:
     await turn(CUSTOMER, Said(True, "a" * 500, T0), Said(True, "b" * 2000, T1))
     exact, cut = await storage.recent_lines(CUSTOMER)
     assert exact.text == "a" * 500
     assert cut.text == "b" * 499 + "…"
 
 
-async def test_only_the_newest_50_lines_are_kept_per_chat(
-    storage: SqliteStorage, turn: Turns
-) -> None:
+async def test_only_the_newest_50_lines_are_kept_per_chat(storage: SqlStorage, turn: Turns) -> None:
     assert CHAT_LINES_KEPT == 50
     await turn(OTHER, Said(True, "other 0", T0), Said(True, "other 1", T0))
     for n in range(0, 60, 6):
@@ -289,12 +303,11 @@ async def test_only_the_newest_50_lines_are_kept_per_chat(
 
     assert [line.text for line in lines] == [f"line {i}" for i in range(10, 60)]
     assert [line.text for line in await storage.recent_lines(OTHER)] == ["other 0", "other 1"]
-    async with storage.db.execute("SELECT COUNT(*) FROM chat_lines") as cursor:
-        assert await cursor.fetchone() == (52,)
+    assert await raw.count(storage, "chat_lines") == 52
 
 
 async def test_stats_count_handoffs_replies_ratings_and_conversations(
-    storage: SqliteStorage, turn: Turns
+    storage: SqlStorage, turn: Turns
 ) -> None:
     day1 = datetime(2024, 5, 1, tzinfo=UTC)
     day2 = day1 + timedelta(days=1)
@@ -340,26 +353,68 @@ async def test_stats_count_handoffs_replies_ratings_and_conversations(
         conversations=2,
         first_reply_seconds=[90.0, 1800.25],
         ratings=[5, 3],
+        by_channel={
+            "telegram": HandoffStats(
+                handoffs=3,
+                per_day=[("2024-05-01", 2), ("2024-05-02", 1)],
+                conversations=2,
+                first_reply_seconds=[90.0, 1800.25],
+                ratings=[5, 3],
+            )
+        },
     )
     assert await storage.handoff_stats(day2 + timedelta(days=1)) == HandoffStats(
         handoffs=0, per_day=[], conversations=0, first_reply_seconds=[], ratings=[]
     )
 
 
+async def test_stats_are_split_by_the_customers_channel(storage: SqlStorage, turn: Turns) -> None:
+    day = datetime(2024, 5, 1, tzinfo=UTC)
+    whatsapp, web = ChatKey("whatsapp", "15551234567"), ChatKey("web", "w1")
+    first = await open_for(storage, turn, CUSTOMER, day)
+    await turn(
+        STAFF, HandoffUpdate(first.id, {"first_staff_reply_at": day + timedelta(seconds=60)})
+    )
+    second = await open_for(storage, turn, whatsapp, day + timedelta(hours=1))
+    await turn(
+        STAFF,
+        HandoffUpdate(
+            second.id,
+            {"first_staff_reply_at": day + timedelta(hours=1, minutes=2), "status": "closed"},
+        ),
+    )
+    await turn(whatsapp, HandoffUpdate(second.id, {"rating": 4}))
+    for key in (CUSTOMER, OTHER, whatsapp, web):
+        await turn(key, Said(True, "hello", day))
+
+    stats = await storage.handoff_stats(day)
+
+    assert (stats.handoffs, stats.conversations, stats.ratings) == (2, 4, [4])
+    assert sorted(stats.by_channel) == ["telegram", "web", "whatsapp"]
+    on_whatsapp = stats.by_channel["whatsapp"]
+    assert (on_whatsapp.handoffs, on_whatsapp.conversations) == (1, 1)
+    assert (on_whatsapp.first_reply_seconds, on_whatsapp.ratings) == ([120.0], [4])
+    assert (stats.by_channel["telegram"].handoffs, stats.by_channel["telegram"].conversations) == (
+        1,
+        2,
+    )
+    assert stats.by_channel["web"] == HandoffStats(0, [], 1, [], [])
+
+
 async def test_prune_forgets_old_relays_and_lines_but_keeps_handoffs(
-    storage: SqliteStorage, turn: Turns
+    storage: SqlStorage, turn: Turns
 ) -> None:
     long_ago = datetime(2020, 1, 1, tzinfo=UTC)
     now = datetime.now(UTC)
     handoff = await open_for(storage, turn, CUSTOMER, long_ago)
     await turn(STAFF, StaffNote(handoff.id, "Anna", "old note", long_ago))
-    await storage.set_topic(CUSTOMER, STAFF.chat_id, "11")
+    await storage.set_topic(CUSTOMER, STAFF, "11")
     await storage.remember_relay(STAFF, "old", CUSTOMER)
     await storage.remember_relay(STAFF, "new", CUSTOMER)
-    await storage.db.execute(
-        "UPDATE staff_relays SET created_at='2020-01-01T00:00:00.000Z' WHERE message_id='old'"
+    await raw.execute(
+        storage,
+        "UPDATE staff_relays SET created_at='2020-01-01T00:00:00.000Z' WHERE message_id='old'",
     )
-    await storage.db.commit()
     await turn(CUSTOMER, Said(True, "old line", long_ago), Said(True, "new line", now))
 
     await storage.prune(older_than_days=7)
@@ -369,7 +424,7 @@ async def test_prune_forgets_old_relays_and_lines_but_keeps_handoffs(
     assert [line.text for line in await storage.recent_lines(CUSTOMER)] == ["new line"]
     assert await storage.open_handoff(CUSTOMER) == handoff
     assert [note.text for note in await storage.notes(CUSTOMER)] == ["old note"]
-    assert await storage.topic_of(CUSTOMER, STAFF.chat_id) == "11"
+    assert await storage.topic_of(CUSTOMER, STAFF) == "11"
 
 
 async def test_a_version_3_file_is_upgraded_to_handoffs(tmp_path: Path) -> None:
@@ -387,7 +442,7 @@ async def test_a_version_3_file_is_upgraded_to_handoffs(tmp_path: Path) -> None:
         state = await upgraded.load(CUSTOMER)
         assert state.language == "de"
         await upgraded.save(CUSTOMER, state, "1", [HandoffOpened(CUSTOMER, "words", T0)])
-        await upgraded.set_topic(CUSTOMER, STAFF.chat_id, "11")
+        await upgraded.set_topic(CUSTOMER, STAFF, "11")
     async with SqliteStorage(path) as reopened:
         handoff = await reopened.open_handoff(CUSTOMER)
         assert handoff is not None

@@ -19,11 +19,14 @@ import pytest
 import storage.sqlite
 from domain.chats import ChatKey, ConversationState
 from domain.orders import OrderStatus, StatusChange, order_to_record
+from storage.sql import SqlStorage
 from storage.sqlite import MIGRATIONS, DatabaseMissing, SqliteStorage
 from tests.factories import order
 
 KEY = ChatKey("telegram", "42")
 CHOSE = ChatKey("telegram", "43")
+STAFF = ChatKey("telegram", "-100")
+WHATSAPP = ChatKey("whatsapp", "15551234567")
 FOLDER = Path(storage.sqlite.__file__).parent / "migrations"
 
 # Append only: a new migration adds its file's hash here when it ships, and a shipped file
@@ -46,6 +49,12 @@ SHIPPED = {
     ),
     "0008_failed_checks_by_lookup.sql": (
         "9544f1520b16b9e27b09ad05d377cbd6f74d2e0e62f85eb05af9136a4cccde8b"
+    ),
+    "0009_claims_and_leases.sql": (
+        "638feacab173909988d082b0b765d7073dc7883f1f1f121d72b1f6779a977917"
+    ),
+    "0010_staff_desk_across_channels.sql": (
+        "49ff439d94bc90ebca25c6b926426f86c7b68d7958436f36694c2ac9bf70f33a"
     ),
 }
 
@@ -120,7 +129,49 @@ ROWS: dict[int, list[str]] = {
         "INSERT INTO ownership_checks_failed (channel, chat_id, at, lookup) "
         f"VALUES ('telegram', '42', {AT}, 'MD-1001')",
     ],
+    9: [
+        "INSERT INTO leases (name, holder, expires_at) VALUES ('timers', 'w1', '9999-01-01')",
+        "INSERT INTO inbox (channel, update_id, body, chat_id) "
+        "VALUES ('telegram', '10', '{}', '42')",
+    ],
+    10: [
+        "INSERT INTO staff_topics (channel, chat_id, staff_channel, staff_chat_id, thread_id) "
+        "VALUES ('whatsapp', '15551234567', 'telegram', '-100', '6')",
+        "INSERT INTO staff_relays (channel, staff_chat_id, message_id, customer_channel, "
+        "chat_id) VALUES ('telegram', '-100', '78', 'whatsapp', '15551234567')",
+        "INSERT INTO handoffs (channel, chat_id, status, reason, opened_at, phone) "
+        f"VALUES ('whatsapp', '15551234567', 'waiting', 'asked', {AT}, '+15551234567')",
+    ],
 }
+
+
+async def readable_rows(upgraded: SqlStorage) -> dict[int, bool]:
+    """Whether the rows each version's ROWS added read back through the contract."""
+    return {
+        1: await upgraded.load(KEY) == ConversationState("faq", None, {"asked": 2}),
+        2: [u.update_id for u in await upgraded.inbox("telegram")][:1] == ["9"],
+        3: await upgraded.order("md-1001") == replace(ORDER, history=(PAID_AT_T0,)),
+        4: await upgraded.open_handoff(KEY) is not None,
+        5: [t.answers for t in await upgraded.tickets_of(KEY)] == [{"model": "S19"}],
+        6: (await upgraded.load(CHOSE)).language_chosen,
+        7: await upgraded.last_digest_day() == date(2024, 4, 30),
+        8: len(await upgraded.failed_checks_since(LONG_AGO, lookup="md-1001")) == 1,
+        9: not await upgraded.acquire_lease("timers", "w2", 10)
+        and [u.chat_id for u in await upgraded.inbox("telegram")] == [None, "42"],
+        10: await _across_channels(upgraded),
+    }
+
+
+async def _across_channels(upgraded: SqlStorage) -> bool:
+    """Version 10's rows: a WhatsApp customer's topic and relay in the Telegram staff chat,
+    and the phone number their handoff keeps."""
+    handoff = await upgraded.open_handoff(WHATSAPP)
+    return (
+        await upgraded.customer_of_relay(STAFF, "78") == WHATSAPP
+        and await upgraded.customer_of_topic(STAFF, "6") == WHATSAPP
+        and handoff is not None
+        and handoff.phone == "+15551234567"
+    )
 
 
 def file_at(path: Path, version: int) -> None:
@@ -176,16 +227,12 @@ async def test_a_file_at_any_version_is_upgraded_with_its_rows(
 
     async with SqliteStorage(path) as upgraded:
         assert await upgraded.schema_version() == len(MIGRATIONS)
-        readable = {
-            1: await upgraded.load(KEY) == ConversationState("faq", None, {"asked": 2}),
-            2: [u.update_id for u in await upgraded.inbox("telegram")] == ["9"],
-            3: await upgraded.order("md-1001") == replace(ORDER, history=(PAID_AT_T0,)),
-            4: await upgraded.open_handoff(KEY) is not None,
-            5: [t.answers for t in await upgraded.tickets_of(KEY)] == [{"model": "S19"}],
-            6: (await upgraded.load(CHOSE)).language_chosen,
-            7: await upgraded.last_digest_day() == date(2024, 4, 30),
-            8: len(await upgraded.failed_checks_since(LONG_AGO, lookup="md-1001")) == 1,
-        }
+        readable = await readable_rows(upgraded)
+        if 4 <= version < 10:
+            # Topics and relays of before: the staff chat and the customer on one channel.
+            assert await upgraded.customer_of_topic(STAFF, "5") == KEY
+            assert await upgraded.customer_of_relay(STAFF, "77") == KEY
+            assert await upgraded.topic_of(KEY, STAFF) == "5"
 
     after = every_row(path)
     for table, rows in before.items():
@@ -199,8 +246,8 @@ async def test_a_file_at_any_version_is_upgraded_with_its_rows(
     assert readable == {added_by: added_by <= version for added_by in readable}
 
 
-async def test_a_new_file_is_migrated_to_the_latest_version(storage: SqliteStorage) -> None:
-    assert await storage.schema_version() == len(MIGRATIONS)
+async def test_a_new_database_is_migrated_to_the_latest_version(storage: SqlStorage) -> None:
+    assert await storage.schema_version() == len(storage.MIGRATIONS)
 
 
 async def test_without_create_a_missing_file_is_refused_and_not_made(tmp_path: Path) -> None:

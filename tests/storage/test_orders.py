@@ -1,4 +1,4 @@
-"""Orders in the SQLite backend: saving, look-ups, links, status notices and failed checks."""
+"""Orders on each backend: saving, look-ups, links, status notices and failed checks."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from domain.chats import ChatKey, ConversationState
 from domain.orders import Condition, Order, OrderItem, OrderStatus, Repair, StatusChange
 from domain.ownership import FailedOwnershipCheck, OrderLinked
 from storage.orders import OrderNotice, SaveResult
+from storage.sql import SqlStorage
 from storage.sqlite import MIGRATIONS, SqliteStorage
+from tests.storage import raw
 
 KEY = ChatKey("telegram", "42")
 OTHER = ChatKey("telegram", "43")
@@ -32,11 +34,11 @@ def order(
     return Order(number, "buyer@example.com", status, items=(item,), **fields)
 
 
-async def link(storage: SqliteStorage, key: ChatKey, number: str, update_id: str) -> None:
+async def link(storage: SqlStorage, key: ChatKey, number: str, update_id: str) -> None:
     await storage.save(key, ConversationState(), update_id, records=[OrderLinked(number)])
 
 
-async def test_a_new_order_is_created_with_a_history_of_one(storage: SqliteStorage) -> None:
+async def test_a_new_order_is_created_with_a_history_of_one(storage: SqlStorage) -> None:
     result = await storage.save_order(order(), T0)
     assert result == SaveResult(created=True, changed=True, previous_status=None)
     stored = await storage.order("MD-1001")
@@ -45,12 +47,12 @@ async def test_a_new_order_is_created_with_a_history_of_one(storage: SqliteStora
     assert stored == order(history=(StatusChange(OrderStatus.PAID, T0),))
 
 
-async def test_an_unknown_order_is_none(storage: SqliteStorage) -> None:
+async def test_an_unknown_order_is_none(storage: SqlStorage) -> None:
     assert await storage.order("MD-404") is None
     assert await storage.orders_with_serial("SN-AAA") == []
 
 
-async def test_saving_an_identical_order_changes_nothing(storage: SqliteStorage) -> None:
+async def test_saving_an_identical_order_changes_nothing(storage: SqlStorage) -> None:
     await storage.save_order(order(), T0)
     # The history passed with a known order is ignored, so it does not count as a change.
     again = order(history=(StatusChange(OrderStatus.PAID, T1),))
@@ -61,7 +63,7 @@ async def test_saving_an_identical_order_changes_nothing(storage: SqliteStorage)
     assert stored.history == (StatusChange(OrderStatus.PAID, T0),)
 
 
-async def test_other_changes_keep_the_status_history(storage: SqliteStorage) -> None:
+async def test_other_changes_keep_the_status_history(storage: SqlStorage) -> None:
     await link(storage, KEY, "MD-1001", "1")
     await storage.save_order(order(), T0)
     result = await storage.save_order(order(phone="+49 30 1234567"), T1)
@@ -74,7 +76,7 @@ async def test_other_changes_keep_the_status_history(storage: SqliteStorage) -> 
 
 
 async def test_a_status_change_is_recorded_and_told_to_every_linked_chat(
-    storage: SqliteStorage,
+    storage: SqlStorage,
 ) -> None:
     await storage.save_order(order(), T0)
     await storage.save(KEY, ConversationState(language="ru"), "1", [OrderLinked("MD-1001")])
@@ -99,7 +101,7 @@ async def test_a_status_change_is_recorded_and_told_to_every_linked_chat(
     assert [n.key for n in await storage.order_notices("console")] == [ChatKey("console", "7")]
 
 
-async def test_notices_are_listed_oldest_first(storage: SqliteStorage) -> None:
+async def test_notices_are_listed_oldest_first(storage: SqlStorage) -> None:
     await storage.save_order(order(), T0)
     await link(storage, KEY, "MD-1001", "1")
     await storage.save_order(order(status=OrderStatus.SHIPPED), T1)
@@ -110,7 +112,7 @@ async def test_notices_are_listed_oldest_first(storage: SqliteStorage) -> None:
 
 
 async def test_no_notice_for_an_unlinked_order_or_an_unchanged_status(
-    storage: SqliteStorage,
+    storage: SqlStorage,
 ) -> None:
     await link(storage, KEY, "MD-1001", "1")
     await storage.save_order(order("MD-1001"), T0)  # new: nothing to tell yet
@@ -120,7 +122,7 @@ async def test_no_notice_for_an_unlinked_order_or_an_unchanged_status(
     assert await storage.order_notices("telegram") == []
 
 
-async def test_a_new_order_keeps_the_history_it_comes_with(storage: SqliteStorage) -> None:
+async def test_a_new_order_keeps_the_history_it_comes_with(storage: SqlStorage) -> None:
     history = (
         StatusChange(OrderStatus.PAID, T0),
         StatusChange(OrderStatus.SHIPPED, T1),
@@ -132,7 +134,7 @@ async def test_a_new_order_keeps_the_history_it_comes_with(storage: SqliteStorag
     assert stored.history == history
 
 
-async def test_look_ups_ignore_case(storage: SqliteStorage) -> None:
+async def test_look_ups_ignore_case(storage: SqlStorage) -> None:
     await storage.save_order(order("MD-1001", serials=("SN-AbC",)), T0)
     by_number = await storage.order("md-1001")
     assert by_number is not None
@@ -143,7 +145,7 @@ async def test_look_ups_ignore_case(storage: SqliteStorage) -> None:
     assert found.history == (StatusChange(OrderStatus.PAID, T0),)
 
 
-async def test_saving_by_another_spelling_updates_the_same_order(storage: SqliteStorage) -> None:
+async def test_saving_by_another_spelling_updates_the_same_order(storage: SqlStorage) -> None:
     await storage.save_order(order("MD-1001"), T0)
     result = await storage.save_order(order("md-1001", OrderStatus.SHIPPED), T1)
     assert not result.created
@@ -156,7 +158,7 @@ async def test_saving_by_another_spelling_updates_the_same_order(storage: Sqlite
     ]
 
 
-async def test_serials_follow_the_items(storage: SqliteStorage) -> None:
+async def test_serials_follow_the_items(storage: SqlStorage) -> None:
     await storage.save_order(order("MD-1001", serials=("SN-OLD", "SN-KEEP")), T0)
     await storage.save_order(order("MD-2002", serials=("SN-KEEP",)), T0)
     await storage.save_order(order("MD-1001", serials=("SN-KEEP", "SN-NEW")), T1)
@@ -169,7 +171,7 @@ async def test_serials_follow_the_items(storage: SqliteStorage) -> None:
 
 
 async def test_linked_orders_come_most_recently_linked_first_and_once(
-    storage: SqliteStorage,
+    storage: SqlStorage,
 ) -> None:
     for number in ("MD-1", "MD-2", "MD-3"):
         await storage.save_order(order(number, serials=()), T0)
@@ -184,19 +186,18 @@ async def test_linked_orders_come_most_recently_linked_first_and_once(
     assert await storage.linked_orders(ChatKey("console", "42")) == []
 
 
-async def test_linking_again_moves_the_order_first(storage: SqliteStorage) -> None:
+async def test_linking_again_moves_the_order_first(storage: SqlStorage) -> None:
     for number in ("MD-1", "MD-2"):
         await storage.save_order(order(number, serials=()), T0)
     await link(storage, KEY, "MD-1", "1")
     await link(storage, KEY, "MD-2", "2")
-    await storage.db.execute("UPDATE order_links SET linked_at='2024-01-01T00:00:00.000Z'")
-    await storage.db.commit()
+    await raw.execute(storage, "UPDATE order_links SET linked_at='2024-01-01T00:00:00.000Z'")
     await link(storage, KEY, "MD-1", "3")
     assert [o.number for o in await storage.linked_orders(KEY)] == ["MD-1", "MD-2"]
 
 
 async def test_an_order_linked_before_it_is_known_shows_up_once_saved(
-    storage: SqliteStorage,
+    storage: SqlStorage,
 ) -> None:
     await link(storage, KEY, "md-1001", "1")
     assert await storage.linked_orders(KEY) == []
@@ -204,7 +205,7 @@ async def test_an_order_linked_before_it_is_known_shows_up_once_saved(
     assert [o.number for o in await storage.linked_orders(KEY)] == ["MD-1001"]
 
 
-async def test_delivering_a_notice_moves_it_to_the_outbox_once(storage: SqliteStorage) -> None:
+async def test_delivering_a_notice_moves_it_to_the_outbox_once(storage: SqlStorage) -> None:
     await storage.save_order(order(), T0)
     await link(storage, KEY, "MD-1001", "1")
     await storage.save_order(order(status=OrderStatus.SHIPPED), T1)
@@ -221,7 +222,7 @@ async def test_delivering_a_notice_moves_it_to_the_outbox_once(storage: SqliteSt
     assert await storage.outbox("telegram") == [queued]
 
 
-async def test_a_dropped_notice_is_gone_without_a_reply(storage: SqliteStorage) -> None:
+async def test_a_dropped_notice_is_gone_without_a_reply(storage: SqlStorage) -> None:
     await storage.save_order(order(), T0)
     await link(storage, KEY, "MD-1001", "1")
     await storage.save_order(order(status=OrderStatus.SHIPPED), T1)
@@ -235,7 +236,7 @@ async def test_a_dropped_notice_is_gone_without_a_reply(storage: SqliteStorage) 
         await storage.deliver_notice(shipped, {"text": "x"})
 
 
-async def test_a_notice_that_never_existed_cannot_be_delivered(storage: SqliteStorage) -> None:
+async def test_a_notice_that_never_existed_cannot_be_delivered(storage: SqlStorage) -> None:
     ghost = OrderNotice(999, KEY, "MD-1001", OrderStatus.SHIPPED)
     with pytest.raises(LookupError):
         await storage.deliver_notice(ghost, {"text": "x"})
@@ -243,13 +244,13 @@ async def test_a_notice_that_never_existed_cannot_be_delivered(storage: SqliteSt
 
 
 async def fail_check(
-    storage: SqliteStorage, key: ChatKey, update_id: str, lookup: str = "A-1"
+    storage: SqlStorage, key: ChatKey, update_id: str, lookup: str = "A-1"
 ) -> None:
     check = FailedOwnershipCheck(datetime.now(UTC), lookup)
     await storage.save(key, ConversationState(), update_id, records=[check])
 
 
-async def test_failed_checks_are_counted_per_chat_since_a_time(storage: SqliteStorage) -> None:
+async def test_failed_checks_are_counted_per_chat_since_a_time(storage: SqlStorage) -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
     await fail_check(storage, KEY, "1")
     await fail_check(storage, KEY, "2")
@@ -266,7 +267,7 @@ async def test_failed_checks_are_counted_per_chat_since_a_time(storage: SqliteSt
 
 
 async def test_failed_checks_are_counted_per_lookup_across_chats_and_overall(
-    storage: SqliteStorage,
+    storage: SqlStorage,
 ) -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
     await fail_check(storage, KEY, "1", lookup="A-1")
@@ -279,9 +280,10 @@ async def test_failed_checks_are_counted_per_lookup_across_chats_and_overall(
 
 
 async def test_failed_checks_compare_across_time_zones_and_to_the_millisecond(
-    storage: SqliteStorage,
+    storage: SqlStorage,
 ) -> None:
-    await storage.db.executemany(
+    await raw.execute_many(
+        storage,
         "INSERT INTO ownership_checks_failed (channel, chat_id, at) VALUES (?, ?, ?)",
         [
             ("telegram", "42", "2024-05-01T09:59:59.999Z"),
@@ -289,7 +291,6 @@ async def test_failed_checks_compare_across_time_zones_and_to_the_millisecond(
             ("telegram", "42", "2024-05-01T10:00:00.500Z"),
         ],
     )
-    await storage.db.commit()
     berlin_noon = datetime(2024, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
     assert await storage.failed_checks_since(key=KEY, since=berlin_noon) == [
         datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
@@ -301,12 +302,12 @@ async def test_failed_checks_compare_across_time_zones_and_to_the_millisecond(
     ]
 
 
-async def test_prune_forgets_old_failed_checks(storage: SqliteStorage) -> None:
-    await storage.db.execute(
+async def test_prune_forgets_old_failed_checks(storage: SqlStorage) -> None:
+    await raw.execute(
+        storage,
         "INSERT INTO ownership_checks_failed (channel, chat_id, at) "
-        "VALUES ('telegram', '42', '2020-01-01T00:00:00.000Z')"
+        "VALUES ('telegram', '42', '2020-01-01T00:00:00.000Z')",
     )
-    await storage.db.commit()
     await fail_check(storage, KEY, "1")
     long_ago = datetime(2019, 1, 1, tzinfo=UTC)
     assert len(await storage.failed_checks_since(key=KEY, since=long_ago)) == 2
@@ -338,7 +339,7 @@ async def test_a_version_2_file_is_upgraded_and_keeps_orders(tmp_path: Path) -> 
         assert stored.status is OrderStatus.SHIPPED
 
 
-async def test_an_order_with_every_field_round_trips(storage: SqliteStorage) -> None:
+async def test_an_order_with_every_field_round_trips(storage: SqlStorage) -> None:
     full = Order(
         number="MD-7777",
         email="mina@example.com",

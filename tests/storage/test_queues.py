@@ -1,10 +1,10 @@
-"""The inbox and the outbox, on a real file."""
+"""The inbox and the outbox, on each backend."""
 
 from __future__ import annotations
 
 from domain.chats import ChatKey, ConversationState
 from storage.base import InboxUpdate
-from storage.sqlite import SqliteStorage
+from storage.sql import SqlStorage
 
 KEY = ChatKey("telegram", "42")
 
@@ -13,7 +13,7 @@ def update(update_id: str) -> InboxUpdate:
     return InboxUpdate("telegram", update_id, {"update_id": int(update_id)})
 
 
-async def test_the_inbox_keeps_each_update_once_in_arrival_order(storage: SqliteStorage) -> None:
+async def test_the_inbox_keeps_each_update_once_in_arrival_order(storage: SqlStorage) -> None:
     await storage.receive([update("7"), update("5")])
     await storage.receive([update("5"), update("9")])
     assert [u.update_id for u in await storage.inbox("telegram")] == ["7", "5", "9"]
@@ -21,7 +21,7 @@ async def test_the_inbox_keeps_each_update_once_in_arrival_order(storage: Sqlite
 
 
 async def test_processing_or_discarding_takes_an_update_out_of_the_inbox(
-    storage: SqliteStorage,
+    storage: SqlStorage,
 ) -> None:
     await storage.receive([update("1"), update("2"), update("3")])
     await storage.save(KEY, ConversationState(), "1")
@@ -30,7 +30,7 @@ async def test_processing_or_discarding_takes_an_update_out_of_the_inbox(
 
 
 async def test_replies_go_to_their_own_chats_and_merged_updates_count_as_processed(
-    storage: SqliteStorage,
+    storage: SqlStorage,
 ) -> None:
     staff = ChatKey(KEY.channel, "-100")
     await storage.receive([InboxUpdate(KEY.channel, u, {}) for u in ("5", "6", "7")])
@@ -47,7 +47,7 @@ async def test_replies_go_to_their_own_chats_and_merged_updates_count_as_process
 
 
 async def test_replies_wait_in_the_outbox_until_delivered_or_failed(
-    storage: SqliteStorage,
+    storage: SqlStorage,
 ) -> None:
     bodies = [{"text": "one"}, {"text": "two"}, {"text": "three"}]
     queued = await storage.save(KEY, ConversationState(), "1", replies=[(KEY, b) for b in bodies])

@@ -1,4 +1,4 @@
-"""Tickets in the SQLite backend: drafts, answers, files, statuses, history and look-ups."""
+"""Tickets on each backend: drafts, answers, files, statuses, history and look-ups."""
 
 from __future__ import annotations
 
@@ -22,9 +22,11 @@ from domain.tickets import (
     TicketStatusSet,
 )
 from storage.base import Record
+from storage.sql import SqlStorage
 from storage.sqlite import MIGRATIONS, SqliteStorage
 from storage.tickets import MediaToStore
 from tests.factories import Turns
+from tests.storage import raw
 
 CUSTOMER = ChatKey("telegram", "42")
 OTHER = ChatKey("telegram", "43")
@@ -44,18 +46,18 @@ VIDEO_LINK = TicketMedia("video", link="https://drive.example.com/v/1")
 LOG_FILE = TicketMedia("document", "BQAD-log", size=2_000, mime="text/plain", file_name="k.log")
 
 
-async def get(storage: SqliteStorage, ticket_id: str) -> Ticket:
+async def get(storage: SqlStorage, ticket_id: str) -> Ticket:
     ticket = await storage.ticket(ticket_id)
     assert ticket is not None
     return ticket
 
 
-async def actions(storage: SqliteStorage, ticket_id: str) -> list[str]:
+async def actions(storage: SqlStorage, ticket_id: str) -> list[str]:
     return [event.action for event in await storage.ticket_events(ticket_id)]
 
 
 async def test_a_ticket_opens_as_a_draft_of_the_turns_chat(
-    storage: SqliteStorage, turn: Turns
+    storage: SqlStorage, turn: Turns
 ) -> None:
     await turn(CUSTOMER, TicketOpened(R1, TicketKind.REPAIR, T0))
 
@@ -76,7 +78,7 @@ async def test_a_ticket_opens_as_a_draft_of_the_turns_chat(
     assert await storage.ticket_events(R2) == []
 
 
-async def test_answers_are_set_replaced_and_removed(storage: SqliteStorage, turn: Turns) -> None:
+async def test_answers_are_set_replaced_and_removed(storage: SqlStorage, turn: Turns) -> None:
     await turn(CUSTOMER, TicketOpened(R1, TicketKind.REPAIR, T0))
     await turn(
         CUSTOMER,
@@ -105,7 +107,7 @@ async def test_answers_are_set_replaced_and_removed(storage: SqliteStorage, turn
 
 
 async def test_media_replace_a_questions_files_in_the_order_given(
-    storage: SqliteStorage, turn: Turns
+    storage: SqlStorage, turn: Turns
 ) -> None:
     await turn(CUSTOMER, TicketOpened(R1, TicketKind.REPAIR, T0))
     await turn(
@@ -133,13 +135,12 @@ async def test_media_replace_a_questions_files_in_the_order_given(
         ("media", "logs: 1"),
         ("media", "video: 0"),
     ]
-    async with storage.db.execute(
-        "SELECT name, position FROM ticket_media ORDER BY name, position"
-    ) as cursor:
-        assert await cursor.fetchall() == [("logs", 0), ("photos", 0), ("photos", 1)]
+    assert await raw.rows(
+        storage, "SELECT name, position FROM ticket_media ORDER BY name, position"
+    ) == [("logs", 0), ("photos", 0), ("photos", 1)]
 
 
-async def test_submitting_revising_and_deciding(storage: SqliteStorage, turn: Turns) -> None:
+async def test_submitting_revising_and_deciding(storage: SqlStorage, turn: Turns) -> None:
     await turn(CUSTOMER, TicketOpened(R1, TicketKind.SECOND_RETURN, T0))
     await turn(CUSTOMER, TicketAnswered(R1, "part", "hashboard", T0))
     await turn(CUSTOMER, TicketStatusSet(R1, TicketStatus.PENDING, "customer", T1))
@@ -187,7 +188,7 @@ async def test_submitting_revising_and_deciding(storage: SqliteStorage, turn: Tu
     ]
 
 
-async def test_rejecting_cancelling_and_reopening(storage: SqliteStorage, turn: Turns) -> None:
+async def test_rejecting_cancelling_and_reopening(storage: SqlStorage, turn: Turns) -> None:
     await turn(CUSTOMER, TicketOpened(R1, TicketKind.REPAIR, T0))
     await turn(CUSTOMER, TicketOpened(R2, TicketKind.REPAIR, T0))
     await turn(CUSTOMER, TicketStatusSet(R1, TicketStatus.PENDING, "customer", T1))
@@ -213,7 +214,7 @@ async def test_rejecting_cancelling_and_reopening(storage: SqliteStorage, turn: 
     ]
 
 
-async def test_a_chats_tickets_come_newest_first(storage: SqliteStorage, turn: Turns) -> None:
+async def test_a_chats_tickets_come_newest_first(storage: SqlStorage, turn: Turns) -> None:
     await turn(CUSTOMER, TicketOpened(R1, TicketKind.REPAIR, T0))
     await turn(OTHER, TicketOpened(R2, TicketKind.REPAIR, T1))
     await turn(CUSTOMER, TicketOpened(S1, TicketKind.SECOND_RETURN, T2))
@@ -232,7 +233,7 @@ async def test_a_chats_tickets_come_newest_first(storage: SqliteStorage, turn: T
 
 
 async def test_tickets_are_filtered_by_creation_and_status_oldest_first(
-    storage: SqliteStorage, turn: Turns
+    storage: SqlStorage, turn: Turns
 ) -> None:
     await turn(CUSTOMER, TicketOpened(R1, TicketKind.REPAIR, T0))
     await turn(OTHER, TicketOpened(R2, TicketKind.REPAIR, T2))
@@ -261,8 +262,9 @@ async def test_tickets_are_filtered_by_creation_and_status_oldest_first(
     assert [(t.id, t.key) for t in drafts] == [(S1, CUSTOMER), (R3, OTHER)]
 
 
+@raw.sqlite_only
 async def test_listing_reads_answers_and_files_in_one_query_each(
-    storage: SqliteStorage, turn: Turns
+    storage: SqlStorage, turn: Turns
 ) -> None:
     for n, ticket_id in enumerate((R1, R2, R3, S1)):
         kind = TicketKind.SECOND_RETURN if ticket_id == S1 else TicketKind.REPAIR
@@ -297,7 +299,7 @@ async def test_listing_reads_answers_and_files_in_one_query_each(
     assert await storage.ticket(R3) == listed[2]
 
 
-async def test_files_to_store_and_their_stored_paths(storage: SqliteStorage, turn: Turns) -> None:
+async def test_files_to_store_and_their_stored_paths(storage: SqlStorage, turn: Turns) -> None:
     big = TicketMedia("video", "BAAD-big", size=50_000_000, mime="video/mp4")
     kept = TicketMedia("photo", "AgAD-kept", size=10, stored_path="tickets/kept.jpg")
     unsized = TicketMedia("video", "BAAD-unsized")
@@ -352,7 +354,7 @@ async def test_files_to_store_and_their_stored_paths(storage: SqliteStorage, tur
     assert await storage.ticket(R3) is None
 
 
-async def test_files_to_store_are_those_of_the_channel(storage: SqliteStorage, turn: Turns) -> None:
+async def test_files_to_store_are_those_of_the_channel(storage: SqlStorage, turn: Turns) -> None:
     console = ChatKey("console", "alice")
     await turn(console, TicketOpened(R3, TicketKind.REPAIR, T0))
     await turn(console, TicketMediaSet(R3, "photos", (PHOTO_C,), T0))
@@ -366,7 +368,8 @@ async def test_files_to_store_are_those_of_the_channel(storage: SqliteStorage, t
     ]
 
 
-async def test_files_to_store_use_their_index(storage: SqliteStorage) -> None:
+@raw.sqlite_only
+async def test_files_to_store_use_their_index(storage: SqlStorage) -> None:
     async with storage.db.execute(
         "EXPLAIN QUERY PLAN SELECT ticket_id FROM ticket_media "
         "WHERE file_ref != '' AND link IS NULL AND stored_path IS NULL "
@@ -393,7 +396,7 @@ async def test_files_to_store_use_their_index(storage: SqliteStorage) -> None:
     ids=lambda record: type(record).__name__,
 )
 async def test_a_record_for_a_wrong_ticket_fails_the_whole_turn(
-    storage: SqliteStorage, bad: Record
+    storage: SqlStorage, bad: Record
 ) -> None:
     await storage.save(
         CUSTOMER,
@@ -429,17 +432,16 @@ async def test_a_record_for_a_wrong_ticket_fails_the_whole_turn(
     assert await storage.ticket(R2) is None
     assert await storage.ticket(R3) is None
     for table in ("ticket_answers", "ticket_media"):
-        async with storage.db.execute(f"SELECT COUNT(*) FROM {table}") as cursor:
-            assert await cursor.fetchone() == (0,)
+        assert await raw.count(storage, table) == 0
 
 
-async def test_a_naive_datetime_is_refused(storage: SqliteStorage, turn: Turns) -> None:
+async def test_a_naive_datetime_is_refused(storage: SqlStorage, turn: Turns) -> None:
     with pytest.raises(ValueError, match="naive"):
         await turn(CUSTOMER, TicketOpened(R1, TicketKind.REPAIR, datetime(2024, 5, 1, 9)))
     assert await storage.ticket(R1) is None
 
 
-async def test_prune_keeps_tickets(storage: SqliteStorage, turn: Turns) -> None:
+async def test_prune_keeps_tickets(storage: SqlStorage, turn: Turns) -> None:
     long_ago = datetime(2020, 1, 1, tzinfo=UTC)
     await turn(CUSTOMER, TicketOpened(R1, TicketKind.REPAIR, long_ago))
     await turn(
