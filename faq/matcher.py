@@ -95,6 +95,9 @@ class MatcherConfig:
     correct_typos: bool = True
     # What a message of several sentences is scored by (`LongMessages`).
     long_messages: LongMessages = LongMessages.QUESTION_BACKS
+    # An off-topic phrasing catches a query when its cosine exceeds the nearest entry
+    # phrasing's by more than this (negative: it catches a query a little nearer an entry).
+    off_topic_margin: float = 0.0
     target_unanswered: float = 0.75
     fallback_quantile: float = 0.05
     folds: int = 5
@@ -237,7 +240,7 @@ class Matcher:
         self, texts: Sequence[str], scores: _Scores, confidences: Array
     ) -> tuple[Array, Array, Array]:
         """The fused scores, confidences and off-topic catches the decision is made on, once
-        the parts of long messages have had their say (`LongMessages`, module docstring)."""
+        the parts of long messages have had their say (`LongMessages`)."""
         design = self.config.long_messages
         fused, confidences = scores.fused.copy(), confidences.copy()
         off_topic = scores.off_topic.copy()
@@ -394,7 +397,8 @@ class _Scorer:
             return found
         similarity = queries @ self.off_topic_vectors.T
         best = similarity.argmax(axis=1)
-        caught = similarity[np.arange(len(queries)), best] > nearest.max(axis=1)
+        margin = self.config.off_topic_margin
+        caught = similarity[np.arange(len(queries)), best] > nearest.max(axis=1) + margin
         found[caught] = best[caught]
         return found
 
