@@ -579,8 +579,9 @@ def _folds_within_entries(
 
 
 def _calibrate(kb_scorer: _Scorer) -> tuple[_Confidence, Thresholds]:
-    """Fit the confidence model and the thresholds on simulated questions (module docstring),
-    from the phrasings, settings and off-topic phrasings of the KB's scorer."""
+    """Fit the confidence model and the thresholds on simulated questions (docs/architecture.md,
+    "Fitting by simulation"), from the phrasings, settings and off-topic phrasings of the
+    KB's scorer."""
     from sklearn.linear_model import LogisticRegression
 
     config = kb_scorer.config
