@@ -1,6 +1,7 @@
 """Choose matcher hyper-parameters by cross-validation on training data only.
 
 Usage: python benchmarks/cv_banking77.py DATASETS_DIR [--only lexical|head|target|c_scale]
+    [--kbs NAME,...] [--folds 0,1,...]
 
 Three KBs: BANKING77's 10-shot KB (first 10 training texts per category), its full training
 set (about 130 an entry), and the shipped KB's own phrasings (its alternates carry the typos
@@ -19,6 +20,7 @@ in_scope_accuracy (answered right / in-scope questions) per target, for 3 draws.
 softmax scale (`NEAR_SCALES`, C at today's), top-1 accuracy on the three KBs; the full
 training set on fold 0 only (each of its fits takes minutes on two cores). Ranking never reads
 the confidence model, so its fit is skipped (`ranking_only`): half of each matcher's fit.
+`--kbs` and `--folds` cut the run (the full set always asks its first fold only).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("datasets", type=Path)
     parser.add_argument("--only", choices=["lexical", "head", "target", "c_scale"])
+    parser.add_argument("--kbs", default="", help="comma-separated KB names (default: all)")
+    parser.add_argument("--folds", default="", help="comma-separated folds (default: all)")
     args = parser.parse_args()
     if args.only == "target":
         operating_points(Encoder(cache_dir=ROOT / "data" / "cache"), args.datasets)
@@ -62,8 +66,11 @@ def main() -> None:
         "banking77 full": phrasings_by_category(examples),
         "shipped KB": load_kb(bundled_kb_path(), CompanySettings().placeholders()).phrasings(),
     }
+    if args.kbs:
+        kbs = {name: kbs[name] for name in args.kbs.split(",")}
+    folds = tuple(int(fold) for fold in args.folds.split(",")) if args.folds else None
     for name, kb in kbs.items():
-        print(name)
+        print(name, flush=True)
         if args.only in (None, "lexical") and name != "banking77 full":
             for weight in LEXICAL_WEIGHTS:
                 config = dataclasses.replace(
@@ -72,7 +79,9 @@ def main() -> None:
                 cross_validate(encoder, kb, config, f"lexical_weight={weight}")
         if args.only == "c_scale":
             ranking_only()
-            head_c_and_near_scale(encoder, kb, (0,) if name == "banking77 full" else None)
+            head_c_and_near_scale(
+                encoder, kb, (folds or (0,))[:1] if name == "banking77 full" else folds
+            )
         if args.only in (None, "head"):
             for head in HEAD_WEIGHTS:
                 config = dataclasses.replace(MatcherConfig(), head_weight=head)
