@@ -1,6 +1,6 @@
 """What do the KB's off-topic phrasings buy, and cost? On training and development data only.
 
-Usage: python benchmarks/cv_off_topic.py [--seeds N]
+Usage: python benchmarks/cv_off_topic.py [--seeds N] [--margins M1,M2,...]
 
 1. Cross-validation on the KB itself.
 The shipped KB's English phrasings and its Latin-script off-topic phrasings
@@ -19,6 +19,12 @@ saw neither the off-topic phrasings nor the held-out questions; the third is out
 questions next to an entry), asked to the shipped KB's matcher
 of their language with and without the off-topic phrasings. Designs are chosen on these two;
 the held-out check (benchmarks/shipped_kb.py) is the independent one.
+
+`--margins`: instead of with and without, the off-topic rule's margin (`off_topic_margin`: an
+off-topic phrasing catches a question when its cosine exceeds the nearest entry phrasing's plus
+the margin), both parts, English development questions only, each with the score designs are
+chosen by: missed + 2 x wrong (shares of the in-scope questions, as written and in chatter
+pooled) + answered (share of the out-of-scope ones, removed entries' and off-topic pooled).
 """
 
 from __future__ import annotations
@@ -36,14 +42,19 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.cv_typos import in_chatter  # noqa: E402
 from faq.encoder import Encoder, TextEncoder, UniversalEncoder  # noqa: E402
 from faq.loader import KnowledgeBase  # noqa: E402
-from faq.matcher import Decision, Matcher  # noqa: E402
+from faq.matcher import Decision, Matcher, MatcherConfig  # noqa: E402
 
 FOLDS = 5
 DEV_QUESTIONS = ROOT / "tests" / "data" / "dev_questions.yaml"
 
 
 def cross_validate(
-    encoder: Encoder, kb: dict[str, list[str]], off_topic: list[str], use_off_topic: bool, seed: int
+    encoder: Encoder,
+    kb: dict[str, list[str]],
+    off_topic: list[str],
+    use_off_topic: bool,
+    seed: int,
+    config: MatcherConfig | None = None,
 ) -> dict[str, float]:
     rng, fold_rng = random.Random(seed), np.random.default_rng(seed)
     entry_fold = dict(zip(kb, fold_rng.permutation(len(kb)) % FOLDS, strict=True))
@@ -61,7 +72,9 @@ def cross_validate(
             text for text, f in zip(off_topic, off_topic_fold, strict=True) if f == fold
         ]
         kept_off_topic = [text for text in off_topic if text not in held_out_off_topic]
-        matcher = Matcher(encoder, training, off_topic=kept_off_topic if use_off_topic else ())
+        matcher = Matcher(
+            encoder, training, config, off_topic=kept_off_topic if use_off_topic else ()
+        )
         held_out = [
             (entry, text)
             for entry, texts in kb.items()
@@ -89,11 +102,28 @@ def cross_validate(
     for kind in right:
         figures[f"{kind} right"] = right[kind] / asked[kind]
         figures[f"{kind} wrong"] = (answered[kind] - right[kind]) / asked[kind]
+    in_scope = asked["in scope"] + asked["in chatter"]
+    right_in_scope = right["in scope"] + right["in chatter"]
+    wrong_in_scope = answered["in scope"] + answered["in chatter"] - right_in_scope
+    out_of_scope = asked["removed"] + asked["off topic"]
+    figures["score"] = score(
+        right_in_scope / in_scope,
+        wrong_in_scope / in_scope,
+        (answered["removed"] + answered["off topic"]) / out_of_scope,
+    )
     return figures
 
 
+def score(right: float, wrong: float, out_of_scope_answered: float) -> float:
+    """What designs are chosen by: missed + 2 x wrong + out of scope answered (shares)."""
+    return 1 - right + 2 * wrong + out_of_scope_answered
+
+
 def development_figures(
-    kb: KnowledgeBase, encoders: dict[str, TextEncoder], use_off_topic: bool
+    kb: KnowledgeBase,
+    encoders: dict[str, TextEncoder],
+    use_off_topic: bool,
+    config: MatcherConfig | None = None,
 ) -> dict[str, str]:
     """Per language: in-scope questions answered right and wrong, out-of-scope ones answered."""
     import yaml
@@ -103,7 +133,7 @@ def development_figures(
     for language, encoder in encoders.items():
         phrasings = kb.matched_phrasings(language)
         off_topic = kb.off_topic_in(language) if use_off_topic else []
-        matcher = Matcher(encoder, phrasings, off_topic=off_topic)
+        matcher = Matcher(encoder, phrasings, config, off_topic=off_topic)
         asked = [row for row in questions if row["language"] == language]
         matches = matcher.match_many([row["text"] for row in asked])
         answered = [
@@ -115,9 +145,11 @@ def development_figures(
         right = sum(expected == got for expected, got in answered)
         wrong = sum(expected not in (None, got) for expected, got in answered)
         unknown = sum(expected is None for expected, _ in answered)
+        out_of_scope = len(asked) - in_scope
         figures[language] = (
             f"{right}/{in_scope} right, {wrong} wrong, "
-            f"{unknown}/{len(asked) - in_scope} out of scope answered"
+            f"{unknown}/{out_of_scope} out of scope answered, score "
+            f"{score(right / in_scope, wrong / in_scope, unknown / out_of_scope):.3f}"
         )
     return figures
 
@@ -125,6 +157,7 @@ def development_figures(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--margins", type=lambda text: [float(m) for m in text.split(",")])
     args = parser.parse_args()
     from bot.settings import CompanySettings, bundled_kb_path
     from faq.loader import load_kb
@@ -134,6 +167,9 @@ def main() -> None:
     kb = load_kb(bundled_kb_path(), CompanySettings().placeholders())
     phrasings, off_topic = kb.phrasings(), kb.off_topic_in("en")
     print(f"{len(phrasings)} entries, {len(off_topic)} off-topic phrasings, {args.seeds} seeds")
+    if args.margins:
+        margins(kb, encoder, args.margins, args.seeds)
+        return
     columns = [
         "in scope right",
         "in scope wrong",
@@ -166,6 +202,25 @@ def main() -> None:
     ):
         figures = development_figures(kb, encoders, use_off_topic)
         print(f"| {design} | " + " | ".join(figures.values()) + " |", flush=True)
+
+
+def margins(kb: KnowledgeBase, encoder: Encoder, values: list[float], seeds: int) -> None:
+    """The off-topic rule's margin, on training data and the English development questions."""
+    phrasings, off_topic = kb.phrasings(), kb.off_topic_in("en")
+    columns = ["in scope right", "in scope wrong", "in chatter right", "in chatter wrong"]
+    columns += ["removed answered", "off topic answered", "score"]
+    print("| margin | " + " | ".join(columns) + " | development (en) |")
+    print("| --- | " + " | ".join("---" for _ in columns) + " | --- |")
+    for margin in values:
+        config = MatcherConfig(off_topic_margin=margin)
+        runs = [
+            cross_validate(encoder, phrasings, off_topic, True, seed, config)
+            for seed in range(seeds)
+        ]
+        mean = {key: np.mean([run[key] for run in runs]) for key in runs[0]}
+        development = development_figures(kb, {"en": encoder}, True, config)["en"]
+        cells = " | ".join(f"{mean[c]:.3f}" for c in columns)
+        print(f"| {margin:g} | {cells} | {development} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from faq.bench import phrasings_by_category, read_examples  # noqa: E402
 from faq.encoder import Encoder  # noqa: E402
-from faq.matcher import Decision, Matcher, MatcherConfig  # noqa: E402
+from faq.matcher import Decision, LongMessages, Matcher, MatcherConfig  # noqa: E402
 
 FOLDS = 5
 GREETINGS = (
@@ -139,7 +139,7 @@ def main() -> None:
             read_examples(args.datasets / "banking77_train.csv"), shots=10
         ),
     }
-    before = dataclasses.replace(MatcherConfig(), head_weight=0.7, back_with_question=False)
+    before = dataclasses.replace(MatcherConfig(), head_weight=0.7, long_messages=LongMessages.WHOLE)
     designs = {
         "without the speller": dataclasses.replace(before, correct_typos=False),
         "speller, head weight 0.7 (shipped to 2026-12-02)": before,

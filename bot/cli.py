@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import itertools
 import json
 import logging
 import signal
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from domain.faq_log import LoggedMiss
     from domain.tickets import Ticket
     from faq.holdout import Outcome
+    from faq.matcher import LongMessages
     from faq.service import FaqResult
     from storage.sql import SqlStorage
 
@@ -351,6 +353,14 @@ def _add_faq_measuring(faq: Commands) -> None:
         "instead of the configured ones",
     )
     check.add_argument(
+        "--long-messages",
+        type=_designs,
+        default=None,
+        metavar="D1,D2,...",
+        help="compare these ways of reading a message of several sentences (whole, "
+        "question_backs, clauses_back, question_alone, best_part) instead of the shipped one",
+    )
+    check.add_argument(
         "--misses",
         action="store_true",
         help="also list the questions that went wrong, worst first: wrong answers, out-of-scope "
@@ -496,6 +506,15 @@ def _targets(text: str) -> list[float]:
     return targets
 
 
+def _designs(text: str) -> list[LongMessages]:
+    from faq.matcher import LongMessages  # only when asked: the CLI starts without numpy
+
+    try:
+        return [LongMessages(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected some of {', '.join(LongMessages)}") from None
+
+
 def _faq_check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_faq
     from faq.holdout import QuestionsInvalid, evaluate_holdout, load_holdout, miss_line
@@ -515,12 +534,17 @@ def _faq_check(args: argparse.Namespace, settings: Settings) -> int:
         raise _Fatal(f"{args.questions}: entry_id not in the KB: {', '.join(unknown)}")
     configured = build_faq(settings)
     try:
-        # None: the configured targets; a number: that target for every language.
-        for target in args.targets or [None]:
+        # None: the configured targets (the shipped design); a value: that one (for every
+        # language).
+        for target, design in itertools.product(
+            args.targets or [None], args.long_messages or [None]
+        ):
             service = (
                 configured
-                if target is None
-                else configured.with_targets(dict.fromkeys(TARGET_UNANSWERED, target))
+                if target is None and design is None
+                else configured.variant(
+                    None if target is None else dict.fromkeys(TARGET_UNANSWERED, target), design
+                )
             )
             try:
                 report = evaluate_holdout(service, questions)
@@ -528,15 +552,18 @@ def _faq_check(args: argparse.Namespace, settings: Settings) -> int:
                 if service is not configured:
                     service.close()
             misses = report.misses() if args.misses else []
+            label = "configured" if target is None else f"{target:g}"
             for language, tally in report.by_language().items():
                 in_language = [outcome for outcome in misses if outcome.language == language]
                 if args.json:
                     row: dict[str, object] = {"target": target, "language": language, **tally}
+                    if design is not None:
+                        row = {"long_messages": str(design), **row}
                     if args.misses:
                         row["misses"] = [_miss_as_json(outcome) for outcome in in_language]
                     print(json.dumps(row, ensure_ascii=False), flush=True)
                 else:
-                    _print_tally("configured" if target is None else f"{target:g}", language, tally)
+                    _print_tally(label if design is None else f"{label}, {design}", language, tally)
                     for outcome in in_language:
                         print(miss_line(outcome), flush=True)
     finally:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from faq.encoder import TextEncoder, Vectors
 from faq.matcher import Decision, Match
 
 
@@ -75,3 +76,23 @@ def evaluate(
 
 def _share(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
+
+
+class QueriesCached:
+    """An encoder whose query vectors go through its on-disk cache like phrasings', and that
+    counts the queries it is asked to encode: for benchmarks, which ask the same labelled
+    texts under many designs. Never for the bot (customers' questions are personal data)."""
+
+    def __init__(self, encoder: TextEncoder) -> None:
+        self.encoder = encoder
+        self.model_id = encoder.model_id
+        self.known_words = encoder.known_words
+        # Query texts asked for, cached or not: what a live bot's model would have run on.
+        self.texts = 0
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        return self.encoder.encode(texts)
+
+    def encode_queries(self, texts: Sequence[str]) -> Vectors:
+        self.texts += len(texts)
+        return self.encoder.encode(texts)

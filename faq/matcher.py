@@ -55,6 +55,30 @@ DEFAULT_HEAD_WEIGHT = 0.7
 # the words a sentence needs to count ("Hi there!" is not one).
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])|\n+")
 MIN_SENTENCE_WORDS = 3
+# Where a sentence is cut into clauses: commas, colons, dashes, and the conjunctions that
+# start a new thought in English and Russian.
+_CLAUSE_END = re.compile(
+    r"(?<=[,:])\s+|(?<=[，：])|\s+[-–—]+\s+|\s+(?=(?:but|so|но|а|так что)\s)",
+    re.IGNORECASE,
+)
+# The surest part's confidence is discounted unless it is the whole message or its question
+# sentence (`LongMessages.BEST_PART`): a greeting or context sentence is rarely the question.
+OTHER_SENTENCE_PRIOR = 0.8
+
+
+class LongMessages(StrEnum):
+    """What a message of several sentences is scored by (docs/architecture.md, "Long messages")."""
+
+    # The whole message only.
+    WHOLE = "whole"
+    # The whole message; when unsure, its question sentence can back its best entry.
+    QUESTION_BACKS = "question_backs"
+    # The whole message; when unsure, each clause can back its best entry.
+    CLAUSES_BACK = "clauses_back"
+    # The question sentence alone, ranking included.
+    QUESTION_ALONE = "question_alone"
+    # The surest of the whole message and its sentences, other sentences discounted.
+    BEST_PART = "best_part"
 
 
 @dataclass(frozen=True)
@@ -69,9 +93,11 @@ class MatcherConfig:
     lexical_scale: float = 10.0
     # Read unknown words as the KB's nearest ones (faq/spelling.py); off only to measure it.
     correct_typos: bool = True
-    # Let a long message's question sentence back its best entry (module docstring); off
-    # only to measure it.
-    back_with_question: bool = True
+    # What a message of several sentences is scored by (`LongMessages`).
+    long_messages: LongMessages = LongMessages.QUESTION_BACKS
+    # An off-topic phrasing catches a query when its cosine exceeds the nearest entry
+    # phrasing's by more than this (negative: it catches a query a little nearer an entry).
+    off_topic_margin: float = 0.0
     target_unanswered: float = 0.75
     fallback_quantile: float = 0.05
     folds: int = 5
@@ -188,13 +214,13 @@ class Matcher:
         matches = [Match(Decision.FALLBACK, ())] * len(texts)
         if scores is None:
             return matches
-        caught = scores.off_topic >= 0
         confidences = self._confidence.predict(scores)
-        confidences[caught] = 0.0
-        confidences = self._backed_by_question(
-            [texts[i] for i in answerable], scores, confidences, caught
+        confidences[scores.off_topic >= 0] = 0.0
+        fused, confidences, off_topic = self._long_messages(
+            [texts[i] for i in answerable], scores, confidences
         )
-        masses = _top_mass(scores.fused)
+        caught = off_topic >= 0
+        masses = _top_mass(fused)
         for row, index in enumerate(answerable):
             confidence = float(confidences[row])
             if caught[row]:
@@ -205,40 +231,63 @@ class Matcher:
                 decision = Decision.FALLBACK
             else:
                 decision = Decision.SUGGEST
-            candidates = self._candidates(scores.fused[row], SUGGESTIONS)
-            nearest_off_topic = self.off_topic[scores.off_topic[row]] if caught[row] else None
+            candidates = self._candidates(fused[row], SUGGESTIONS)
+            nearest_off_topic = self.off_topic[off_topic[row]] if caught[row] else None
             matches[index] = Match(decision, candidates, confidence, nearest_off_topic)
         return matches
 
-    def _backed_by_question(
-        self, texts: Sequence[str], scores: _Scores, confidences: Array, caught: Array
-    ) -> Array:
-        """`confidences`, raised for the unsure messages whose question sentence agrees on
-        the best entry (module docstring); an off-topic message is left as it is."""
-        if not self.config.back_with_question:
-            return confidences
-        asked = [
-            (row, sentence)
-            for row, text in enumerate(texts)
-            if confidences[row] < self.thresholds.answer
-            and not caught[row]
-            and (sentence := question_sentence(text)) is not None
-        ]
+    def _long_messages(
+        self, texts: Sequence[str], scores: _Scores, confidences: Array
+    ) -> tuple[Array, Array, Array]:
+        """The fused scores, confidences and off-topic catches the decision is made on, once
+        the parts of long messages have had their say (`LongMessages`)."""
+        design = self.config.long_messages
+        fused, confidences = scores.fused.copy(), confidences.copy()
+        off_topic = scores.off_topic.copy()
+        if design is LongMessages.WHOLE:
+            return fused, confidences, off_topic
+        # (row, part, prior): the parts of each message to score alone.
+        asked: list[tuple[int, str, float]] = []
+        for row, text in enumerate(texts):
+            unsure = confidences[row] < self.thresholds.answer and off_topic[row] < 0
+            if design is LongMessages.QUESTION_BACKS and unsure:
+                sentence = question_sentence(text)
+                asked += [(row, sentence, 1.0)] if sentence else []
+            elif design is LongMessages.CLAUSES_BACK and unsure:
+                asked += [(row, clause, 1.0) for clause in clauses(text)]
+            elif design is LongMessages.QUESTION_ALONE:
+                sentence = question_sentence(text)
+                asked += [(row, sentence, 1.0)] if sentence else []
+            elif design is LongMessages.BEST_PART and off_topic[row] < 0:
+                question = question_sentence(text)
+                asked += [
+                    (row, part, 1.0 if part == question else OTHER_SENTENCE_PRIOR)
+                    for part in sentences(text)
+                ]
         if not asked:
-            return confidences
-        sentence_scores, scored = self._score([sentence for _, sentence in asked])
-        if sentence_scores is None:
-            return confidences
+            return fused, confidences, off_topic
+        part_scores, scored = self._score([part for _, part, _ in asked])
+        if part_scores is None:
+            return fused, confidences, off_topic
+        part_confidences = self._confidence.predict(part_scores)
+        part_confidences[part_scores.off_topic >= 0] = 0.0
+        part_best = part_scores.fused.argmax(axis=1)
         best = scores.fused.argmax(axis=1)
-        sentence_best = sentence_scores.fused.argmax(axis=1)
-        sentence_confidences = self._confidence.predict(sentence_scores)
-        raised = confidences.copy()
+        whole = confidences.copy()
         for position, index in enumerate(scored):
-            row = asked[index][0]
-            if sentence_best[position] == best[row]:
-                backed = (confidences[row] + sentence_confidences[position]) / 2
-                raised[row] = max(raised[row], backed)
-        return raised
+            row, _, prior = asked[index]
+            confidence = float(part_confidences[position])
+            if design in (LongMessages.QUESTION_BACKS, LongMessages.CLAUSES_BACK):
+                if part_best[position] == best[row]:
+                    confidences[row] = max(confidences[row], (whole[row] + confidence) / 2)
+            elif design is LongMessages.QUESTION_ALONE:
+                fused[row] = part_scores.fused[position]
+                confidences[row] = confidence
+                off_topic[row] = part_scores.off_topic[position]
+            elif part_scores.off_topic[position] < 0 and prior * confidence > confidences[row]:
+                fused[row] = part_scores.fused[position]
+                confidences[row] = prior * confidence
+        return fused, confidences, off_topic
 
     def rank(self, text: str, limit: int) -> list[Candidate]:
         """The `limit` best entries for `text`, best first."""
@@ -348,7 +397,8 @@ class _Scorer:
             return found
         similarity = queries @ self.off_topic_vectors.T
         best = similarity.argmax(axis=1)
-        caught = similarity[np.arange(len(queries)), best] > nearest.max(axis=1)
+        margin = self.config.off_topic_margin
+        caught = similarity[np.arange(len(queries)), best] > nearest.max(axis=1) + margin
         found[caught] = best[caught]
         return found
 
@@ -384,15 +434,34 @@ class _Scorer:
         return lexical
 
 
+def sentences(text: str) -> list[str]:
+    """The sentences of a longer message that have words enough to ask something; empty for a
+    one-sentence message."""
+    parts = [part.strip() for part in _SENTENCE_END.split(text)]
+    parts = [part for part in parts if word_count(part) >= MIN_SENTENCE_WORDS]
+    return parts if len(parts) >= 2 else []
+
+
 def question_sentence(text: str) -> str | None:
     """The sentence of a longer message that most likely asks its question: the last one
     ending in a question mark, else the last one. None for a one-sentence message."""
-    sentences = [part.strip() for part in _SENTENCE_END.split(text)]
-    sentences = [part for part in sentences if word_count(part) >= MIN_SENTENCE_WORDS]
-    if len(sentences) < 2:
+    parts = sentences(text)
+    if not parts:
         return None
-    questions = [part for part in sentences if part.endswith(("?", "？"))]
-    return (questions or sentences)[-1]
+    questions = [part for part in parts if part.endswith(("?", "？"))]
+    return (questions or parts)[-1]
+
+
+def clauses(text: str) -> list[str]:
+    """The clauses of a message (its sentences cut at commas, dashes and conjunctions) that
+    have words enough to ask something; empty when there are fewer than two."""
+    parts = [
+        clause.strip(" ,:-–—，：")
+        for sentence in _SENTENCE_END.split(text)
+        for clause in _CLAUSE_END.split(sentence)
+    ]
+    parts = [part for part in parts if word_count(part) >= MIN_SENTENCE_WORDS]
+    return parts if len(parts) >= 2 else []
 
 
 def _fuse(head: Array, p_near: Array, head_weight: float) -> Array:
@@ -510,8 +579,9 @@ def _folds_within_entries(
 
 
 def _calibrate(kb_scorer: _Scorer) -> tuple[_Confidence, Thresholds]:
-    """Fit the confidence model and the thresholds on simulated questions (module docstring),
-    from the phrasings, settings and off-topic phrasings of the KB's scorer."""
+    """Fit the confidence model and the thresholds on simulated questions (docs/architecture.md,
+    "Fitting by simulation"), from the phrasings, settings and off-topic phrasings of the
+    KB's scorer."""
     from sklearn.linear_model import LogisticRegression
 
     config = kb_scorer.config

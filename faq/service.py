@@ -14,7 +14,7 @@ from pathlib import Path
 
 from faq.encoder import TextEncoder
 from faq.loader import KbInvalid, KnowledgeBase, Problem, kb_files, load_kb_with_warnings
-from faq.matcher import Decision, Match, Matcher, MatcherConfig, Thresholds
+from faq.matcher import Decision, LongMessages, Match, Matcher, MatcherConfig, Thresholds
 from faq.schema import Entry, Language, SmallTalkKind
 from faq.text import script_language
 
@@ -144,6 +144,7 @@ class FaqService:
         multilingual: TextEncoder | None = None,
         cache_dir: Path | None = None,
         target_unanswered: Mapping[Language, float] | None = None,
+        long_messages: LongMessages = MatcherConfig.long_messages,
     ) -> None:
         self.kb_path = kb_path
         self.placeholders = dict(placeholders)
@@ -152,6 +153,7 @@ class FaqService:
         self.cache_dir = cache_dir  # where the matchers' fits are kept between starts
         # Every language's target (TARGET_UNANSWERED names them all): one matcher each.
         self._targets = {**TARGET_UNANSWERED, **(target_unanswered or {})}
+        self._long_messages = long_messages
         # The files as last read, and as read for the version serving now (they differ
         # after a rejected edit).
         self._fingerprint = self._files_fingerprint()
@@ -177,7 +179,7 @@ class FaqService:
             language: Matcher(
                 self.encoder if language == "en" else self.multilingual or self.encoder,
                 kb.matched_phrasings(language),
-                MatcherConfig(target_unanswered=target),
+                MatcherConfig(target_unanswered=target, long_messages=self._long_messages),
                 cache_dir=self.cache_dir,
                 off_topic=kb.off_topic_in(language),
             )
@@ -361,15 +363,21 @@ class FaqService:
         files = kb_files(self.kb_path) if self.kb_path.exists() else []
         return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.exists())
 
-    def with_targets(self, target_unanswered: Mapping[Language, float]) -> FaqService:
-        """The same KB and models with other targets, for comparing them (`faq check`). Its
-        fits are not stored: a comparison must not push the deployment's own out of the cache."""
+    def variant(
+        self,
+        target_unanswered: Mapping[Language, float] | None = None,
+        long_messages: LongMessages | None = None,
+    ) -> FaqService:
+        """The same KB and models with other targets or another long-message design, for
+        comparing them (`faq check`). Its fits are not stored: a comparison must not push the
+        deployment's own out of the cache."""
         return FaqService(
             self.kb_path,
             self.placeholders,
             self.encoder,
             self.multilingual,
-            target_unanswered={**self._targets, **target_unanswered},
+            target_unanswered={**self._targets, **(target_unanswered or {})},
+            long_messages=long_messages or self._long_messages,
         )
 
     def close(self) -> None:

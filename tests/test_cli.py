@@ -341,6 +341,36 @@ def test_check_counts_outcomes_per_language(cli_env: dict[str, str], tmp_path: P
 
 
 @pytest.mark.model
+def test_check_compares_long_message_designs(cli_env: dict[str, str], tmp_path: Path) -> None:
+    questions = tmp_path / "questions.yaml"
+    questions.write_text(CHECK_QUESTIONS, encoding="utf-8")
+    designs = "whole,question_alone"
+    result = minerdesk(
+        "faq", "check", str(questions), "--long-messages", designs, "--json", env=cli_env
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {}
+    for row in map(json.loads, result.stdout.splitlines()):
+        assert row.pop("target") is None  # the configured caution
+        rows[row.pop("long_messages"), row.pop("language")] = row
+    assert list(rows) == [(d, language) for d in designs.split(",") for language in ("en", "ru")]
+    # One-sentence questions: every design reads them as written.
+    for language in ("en", "ru"):
+        assert rows["whole", language] == rows["question_alone", language]
+    assert rows["whole", "en"] == tally(in_scope=2, correct=2, out_of_scope=1)
+
+
+def test_check_refuses_an_unknown_long_message_design(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    result = minerdesk(
+        "faq", "check", str(tmp_path / "q.yaml"), "--long-messages", "whole,longest", env=cli_env
+    )
+    assert result.returncode == 2
+    assert "expected some of whole, question_backs" in result.stderr
+
+
+@pytest.mark.model
 def test_check_lists_the_misses_under_each_row(cli_env: dict[str, str], tmp_path: Path) -> None:
     questions = tmp_path / "questions.yaml"
     vague = "money options?"

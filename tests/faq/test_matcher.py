@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from faq.matcher import Decision, Matcher, MatcherConfig
+from faq.matcher import Decision, Match, Matcher, MatcherConfig
 from faq.service import FaqService
 
 pytestmark = pytest.mark.model
@@ -323,6 +323,23 @@ def test_an_off_topic_question_falls_back_instead_of_a_wrong_answer(
         assert answered.decision is Decision.ANSWER, (asked, answered)
         assert answered.best is not None
         assert answered.best.entry_id == "coinbase_commercial_account"
+
+
+def test_the_off_topic_margin_sets_how_near_an_off_topic_phrasing_must_be(
+    faq_service: FaqService,
+) -> None:
+    phrasings = faq_service.kb.phrasings()
+    off_topic = ["what is the best wallet to keep my coins safe"]
+
+    def matched(margin: float, question: str) -> Match:
+        config = MatcherConfig(off_topic_margin=margin)
+        return Matcher(faq_service.encoder, phrasings, config, off_topic=off_topic).match(question)
+
+    # The off-topic phrasing must beat the nearest entry by 0.5: the rewording is not caught.
+    assert matched(0.5, "which wallet is best for keeping my coins").off_topic is None
+    # At -1 it catches every question, even one its entry answers.
+    caught = matched(-1.0, "can i pay with my coinbase wallet")
+    assert (caught.decision, caught.off_topic) == (Decision.FALLBACK, off_topic[0])
 
 
 def test_the_shipped_off_topic_questions_guard_every_language(faq_service: FaqService) -> None:
