@@ -4,7 +4,8 @@ Usage: python benchmarks/load.py [--channel telegram|whatsapp] [--rate 50] [--du
                                  [--chats N] [--json]
        python benchmarks/load.py --max [--rate 400] [--backlog 400] [--duration 30]
 Other options: --storage sqlite|postgresql, --workers N (`minerdesk run --workers N`),
---messages-per-second 1000, --faq-threads N (default: config.yaml's), --seed.
+--messages-per-second 1000, --faq-threads N and --model NAME (default: config.yaml's),
+--seed.
 
 The emulators run in this process; the bot runs as users start it (`python -m bot run`)
 with a fresh data folder. `--channel telegram` (default): the customers write through the
@@ -389,6 +390,8 @@ def serving(args: argparse.Namespace, folder: Path) -> Iterator[tuple[SampledBot
     with contextlib.ExitStack() as stack:
         telegram = stack.enter_context(BotApiEmulator())
         bot = SampledBot(telegram, folder, args.messages_per_second, args.faq_threads)
+        if args.model is not None:
+            bot.env["MINERDESK_FAQ__MODEL"] = args.model
         if args.workers > 1:
             bot.args = ["--workers", str(args.workers)]
         if args.storage == "postgresql":
@@ -643,6 +646,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "backlog_cap": backlog,
         "messages_per_second_cap": args.messages_per_second,
         "faq_threads": "config.yaml" if args.faq_threads is None else args.faq_threads,
+        "model": args.model or "config.yaml",
     }
     measured = measure(args, results, chats, rate, backlog)
     results.update(figures(measured, set(chats), args.max))
@@ -777,6 +781,7 @@ LABELS = {
     "backlog_cap": "unanswered questions cap (--max)",
     "messages_per_second_cap": "bot's global send cap (messages/s)",
     "faq_threads": "faq.threads (model CPU threads; 0 = every core)",
+    "model": "faq.model",
     "startup_s": "bot start-up (s)",
     "injected": "questions injected",
     "injected_per_s": "injected per second (achieved)",
@@ -860,6 +865,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--faq-threads", type=int, help="MINERDESK_FAQ__THREADS for the bot (config.yaml's)"
+    )
+    parser.add_argument(
+        "--model", help="faq.model for the bot, e.g. all-MiniLM-L6-v2 (config.yaml's)"
     )
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
