@@ -312,33 +312,33 @@ class Runtime:
 
     def _store(self, lane: _Lane) -> Store:
         async def store(bodies: Sequence[dict[str, Any]]) -> None:
-            items = [self._inbox_item(lane, body) for body in bodies]
-            await self.app.storage.receive(items)
+            read = [self._read_new(lane, body) for body in bodies]
+            events = {stored.update_id: event for stored, event in read}
             # Handled here, unless their chat is another worker's: it takes them, in order.
-            claimed = await self.app.storage.claim_inbox(
-                lane.name,
-                self.worker.id,
-                LEASE_SECONDS,
-                limit=len(items),
-                only=list(dict.fromkeys(item.update_id for item in items)),
+            claimed = await self.app.storage.receive_claimed(
+                lane.name, [stored for stored, _ in read], self.worker.id, LEASE_SECONDS
             )
-            for item in claimed:
-                self._submit(lane, item)
+            for stored in claimed:
+                self._submit(lane, stored, events[stored.update_id])
 
         return store
 
     @staticmethod
-    def _inbox_item(lane: _Lane, body: dict[str, Any]) -> InboxUpdate:
-        """The raw item as the inbox keeps it, with its chat so workers keep the chat's order."""
+    def _read_new(lane: _Lane, body: dict[str, Any]) -> tuple[InboxUpdate, Incoming | Aside]:
+        """The raw item as the inbox keeps it, with its chat so workers keep the chat's
+        order, and what it says (read once: the turn uses it too)."""
         update_id = lane.channel.inbox_id(body)
-        chat_id = lane.channel.read(InboxUpdate(lane.name, update_id, body)).chat_id
-        return InboxUpdate(lane.name, update_id, body, chat_id)
+        event = lane.channel.read(InboxUpdate(lane.name, update_id, body))
+        return InboxUpdate(lane.name, update_id, body, event.chat_id), event
 
-    def _submit(self, lane: _Lane, stored: InboxUpdate) -> None:
+    def _submit(
+        self, lane: _Lane, stored: InboxUpdate, event: Incoming | Aside | None = None
+    ) -> None:
         if stored.update_id in lane.queued:
             return
         lane.queued.add(stored.update_id)
-        event = lane.channel.read(stored)
+        if event is None:
+            event = lane.channel.read(stored)
         # Items of one chat are handled in order; those of no chat need no order.
         chat = event.chat_id
         if isinstance(event, Incoming) and event.media and event.media[0].media_group_id:

@@ -24,15 +24,19 @@ class WorkerStore(Protocol):
         worker: str,
         lease_seconds: float,
         limit: int = 100,
-        only: Sequence[str] | None = None,
     ) -> list[InboxUpdate]:
         """Up to `limit` updates for `worker` to process, oldest first: none that another
         worker holds, and none of a chat another worker holds an update of, while their
-        leases run. They are the worker's for `lease_seconds` or until processed.
+        leases run. They are the worker's for `lease_seconds` or until processed."""
+        ...
 
-        With `only` (update ids: what the worker just stored), only those, and none of a
-        chat with an earlier update waiting that the worker does not hold: they are left to
-        whoever takes that one."""
+    async def receive_claimed(
+        self, channel: str, updates: Sequence[InboxUpdate], worker: str, lease_seconds: float
+    ) -> list[InboxUpdate]:
+        """Keep `updates` of `channel` (as `InboxStore.receive`) and, in the same
+        transaction, claim those of them `claim_inbox` would give `worker`, leaving out any
+        of a chat with an earlier update waiting that `worker` does not hold: they are left
+        to whoever takes that one. Returns those claimed, in order."""
         ...
 
     async def claim_outbox(
@@ -47,7 +51,8 @@ class WorkerStore(Protocol):
         another worker holds, and none of a chat another worker holds a reply of, while
         their leases run; so each chat's replies go out once and in order. They are the
         worker's for `lease_seconds` or until marked delivered or failed. With `only`
-        (outbox ids: replies the worker's own turns queued), as `claim_inbox`."""
+        (outbox ids: replies the worker's own turns queued), only those, and none of a chat
+        with an earlier reply waiting that `worker` does not hold, as `receive_claimed`."""
         ...
 
     async def renew_claims(self, worker: str, lease_seconds: float) -> None:

@@ -18,9 +18,11 @@ from storage.open import safe_url
 from storage.postgres.connection import (
     MIGRATIONS,
     PostgresDatabase,
+    keep_session,
     lock_key,
     migrate,
     schema_version,
+    session_lock,
 )
 from storage.sql import SqlStorage
 from storage.sql.database import Database
@@ -63,7 +65,11 @@ class PostgresStorage(SqlStorage):
         where = safe_url(self.url)
         try:
             return await asyncpg.create_pool(
-                self.url, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT_SECONDS
+                self.url,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=CONNECT_TIMEOUT_SECONDS,
+                reset=keep_session,
             )
         except asyncpg.InvalidCatalogNameError:
             raise DatabaseMissing(f"no database at {where} (create it with createdb)") from None
@@ -102,14 +108,9 @@ class PostgresStorage(SqlStorage):
         # This process's turns of the chat queue here, not each on a connection of its own.
         async with self._chat_locks.hold(key):
             assert self._lock_pool is not None, "storage is not open"
-            async with self._lock_pool.acquire() as connection:
-                lock = lock_key(f"chat:{key.channel}:{key.chat_id}")
-                await connection.execute("SELECT pg_advisory_lock($1)", lock)
-                try:
-                    yield
-                finally:
-                    # The pool's reset on release lets go of it too, should this fail.
-                    await connection.execute("SELECT pg_advisory_unlock($1)", lock)
+            lock = lock_key(f"chat:{key.channel}:{key.chat_id}")
+            async with self._lock_pool.acquire() as connection, session_lock(connection, lock):
+                yield
 
     async def follow_copied_ids(self) -> None:
         async with self.database.transaction() as tx:

@@ -107,6 +107,9 @@ class PostgresDatabase:
         async with self.pool.acquire() as connection, connection.transaction():
             yield PostgresTransaction(connection)
 
+    async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return _changed(await self.pool.execute(numbered(sql), *params))
+
 
 _SCHEMA_MIGRATIONS = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer PRIMARY KEY,
@@ -126,9 +129,7 @@ async def migrate(connection: Connection, where: str) -> int:
     """Apply the migrations the database has not had yet, each in its own transaction with
     its row in schema_migrations; returns the version reached. Processes starting together
     take turns on an advisory lock, so the second finds the work done."""
-    key = lock_key("minerdesk:migrate")
-    await connection.execute("SELECT pg_advisory_lock($1)", key)
-    try:
+    async with session_lock(connection, lock_key("minerdesk:migrate")):
         await connection.execute(_SCHEMA_MIGRATIONS)
         current = await schema_version(connection)
         for version in range(current + 1, len(MIGRATIONS) + 1):
@@ -141,5 +142,30 @@ async def migrate(connection: Connection, where: str) -> int:
                 )
             logger.info("storage.migrated version=%d database=%s", version, where)
         return max(current, len(MIGRATIONS))
+
+
+@asynccontextmanager
+async def session_lock(connection: Connection, key: int) -> AsyncIterator[None]:
+    """Hold an advisory lock on the connection's session for the block. Should taking or
+    letting go of it fail (cancelled while waiting, the network gone), the session ends,
+    which lets go of it too: the pools skip asyncpg's reset on release (`keep_session`)."""
+    await _or_end_session(connection, "SELECT pg_advisory_lock($1)", key)
+    try:
+        yield
     finally:
-        await connection.execute("SELECT pg_advisory_unlock($1)", key)
+        await _or_end_session(connection, "SELECT pg_advisory_unlock($1)", key)
+
+
+async def _or_end_session(connection: Connection, sql: str, key: int) -> None:
+    try:
+        await connection.execute(sql, key)
+    except BaseException:
+        connection.terminate()
+        raise
+
+
+async def keep_session(connection: Connection) -> None:
+    """The pools' reset on release: nothing. asyncpg's default (unlock all, close cursors,
+    unlisten, reset settings) costs a round trip per query or transaction, and the bot
+    leaves none of that behind: its session locks go through `session_lock`, and asyncpg rolls
+    back a transaction left open before it calls this."""

@@ -52,11 +52,17 @@ class Transaction(Reader, Protocol):
 
 
 class Database(Reader, Protocol):
-    """A backend's connection: reads anywhere, writes only inside `transaction()`."""
+    """A backend's connection: reads anywhere, writes inside `transaction()`, or one
+    statement alone with `write`."""
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """Writes inside commit together when the block ends, or roll back if it raises;
         one writer at a time where the backend needs that."""
+        ...
+
+    async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement, committed on its own (PostgreSQL: one round trip where a
+        transaction takes three); returns how many rows it changed."""
         ...
 
 

@@ -259,23 +259,22 @@ class HandoffRepository(Repository):
     async def remember_relay(self, staff: ChatKey, message_id: str, customer: ChatKey) -> None:
         """A message the bot posted in the staff chat on behalf of this customer (who may
         write on another channel than the staff chat's)."""
-        async with self.database.transaction() as tx:
-            await tx.execute(
-                """INSERT INTO staff_relays
-                     (channel, staff_chat_id, message_id, customer_channel, chat_id)
-                   VALUES (?, ?, ?, ?, ?)
-                   ON CONFLICT (channel, staff_chat_id, message_id) DO UPDATE SET
-                     customer_channel=excluded.customer_channel, chat_id=excluded.chat_id,
-                     created_at=?""",
-                (
-                    staff.channel,
-                    staff.chat_id,
-                    message_id,
-                    customer.channel,
-                    customer.chat_id,
-                    now_timestamp(),
-                ),
-            )
+        await self.database.write(
+            """INSERT INTO staff_relays
+                 (channel, staff_chat_id, message_id, customer_channel, chat_id)
+               VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT (channel, staff_chat_id, message_id) DO UPDATE SET
+                 customer_channel=excluded.customer_channel, chat_id=excluded.chat_id,
+                 created_at=?""",
+            (
+                staff.channel,
+                staff.chat_id,
+                message_id,
+                customer.channel,
+                customer.chat_id,
+                now_timestamp(),
+            ),
+        )
 
     async def customer_of_relay(self, staff: ChatKey, message_id: str) -> ChatKey | None:
         """The customer a relayed staff-chat message speaks for, if it is remembered."""

@@ -30,5 +30,4 @@ class LeaseRepository(Repository):
         return taken is not None
 
     async def release_lease(self, name: str, holder: str) -> None:
-        async with self.database.transaction() as tx:
-            await tx.execute("DELETE FROM leases WHERE name=? AND holder=?", (name, holder))
+        await self.database.write("DELETE FROM leases WHERE name=? AND holder=?", (name, holder))

@@ -14,10 +14,12 @@ from storage.base import InboxUpdate, QueuedMessage
 from storage.sql.database import Repository, Row, Transaction
 from storage.sql.times import now_timestamp, utc_timestamp
 
+_TAKE_FROM_INBOX = "DELETE FROM inbox WHERE channel=? AND update_id=?"
+
 
 async def take_from_inbox(tx: Transaction, channel: str, update_id: str) -> None:
     """The update is processed or ignored: it leaves the inbox."""
-    await tx.execute("DELETE FROM inbox WHERE channel=? AND update_id=?", (channel, update_id))
+    await tx.execute(_TAKE_FROM_INBOX, (channel, update_id))
 
 
 async def queue_reply(tx: Transaction, key: ChatKey, body: dict[str, Any]) -> QueuedMessage:
@@ -115,14 +117,18 @@ def _only(queue: _Queue, worker: str, only: Sequence[str | int] | None) -> tuple
     return condition, [*only, *only, worker]
 
 
+async def _keep(tx: Transaction, updates: Sequence[InboxUpdate]) -> None:
+    await tx.execute_many(
+        "INSERT INTO inbox (channel, update_id, body, chat_id) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        [(u.channel, u.update_id, json.dumps(u.body), u.chat_id) for u in updates],
+    )
+
+
 class InboxRepository(Repository):
     async def receive(self, updates: Sequence[InboxUpdate]) -> None:
         async with self.database.transaction() as tx:
-            await tx.execute_many(
-                "INSERT INTO inbox (channel, update_id, body, chat_id) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                [(u.channel, u.update_id, json.dumps(u.body), u.chat_id) for u in updates],
-            )
+            await _keep(tx, updates)
 
     async def inbox(self, channel: str) -> list[InboxUpdate]:
         rows = await self.database.fetch_all(
@@ -133,8 +139,7 @@ class InboxRepository(Repository):
         return [_inbox_update(channel, row) for row in rows]
 
     async def discard(self, channel: str, update_id: str) -> None:
-        async with self.database.transaction() as tx:
-            await take_from_inbox(tx, channel, update_id)
+        await self.database.write(_TAKE_FROM_INBOX, (channel, update_id))
 
     async def claim_inbox(
         self,
@@ -142,13 +147,21 @@ class InboxRepository(Repository):
         worker: str,
         lease_seconds: float,
         limit: int = 100,
-        only: Sequence[str] | None = None,
     ) -> list[InboxUpdate]:
-        if only is not None and not only:
-            return []
         async with self.database.transaction() as tx:
-            rows = await _claim(tx, _INBOX, channel, worker, lease_seconds, limit, only)
+            rows = await _claim(tx, _INBOX, channel, worker, lease_seconds, limit)
         return [_inbox_update(channel, row) for row in rows]
+
+    async def receive_claimed(
+        self, channel: str, updates: Sequence[InboxUpdate], worker: str, lease_seconds: float
+    ) -> list[InboxUpdate]:
+        if not updates:
+            return []
+        given = {update.update_id: update for update in updates}
+        async with self.database.transaction() as tx:
+            await _keep(tx, updates)
+            rows = await _claim(tx, _INBOX, channel, worker, lease_seconds, len(given), [*given])
+        return [given[row[0]] for row in rows]
 
 
 def _inbox_update(channel: str, row: Row) -> InboxUpdate:
@@ -185,16 +198,17 @@ class OutboxRepository(Repository):
         return [_queued(channel, row) for row in rows]
 
     async def mark_progress(self, message_id: int, parts_sent: int) -> None:
-        async with self.database.transaction() as tx:
-            await tx.execute("UPDATE outbox SET parts_sent=? WHERE id=?", (parts_sent, message_id))
+        await self.database.write(
+            "UPDATE outbox SET parts_sent=? WHERE id=?", (parts_sent, message_id)
+        )
 
     async def mark_delivered(self, message_id: int) -> None:
-        async with self.database.transaction() as tx:
-            await tx.execute("DELETE FROM outbox WHERE id=?", (message_id,))
+        await self.database.write("DELETE FROM outbox WHERE id=?", (message_id,))
 
     async def mark_failed(self, message_id: int, reason: str) -> None:
-        async with self.database.transaction() as tx:
-            await tx.execute("UPDATE outbox SET failed_reason=? WHERE id=?", (reason, message_id))
+        await self.database.write(
+            "UPDATE outbox SET failed_reason=? WHERE id=?", (reason, message_id)
+        )
 
 
 class ClaimRepository(Repository):

@@ -67,6 +67,10 @@ class SqliteDatabase:
                 raise
             await self.connection.commit()
 
+    async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self.transaction() as tx:
+            return await tx.execute(sql, params)
+
 
 # Append only: each file moves the schema one version up; never edit a shipped one.
 MIGRATIONS = Migrations("storage.sqlite")

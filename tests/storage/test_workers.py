@@ -123,6 +123,35 @@ async def test_a_chat_lock_holds_across_processes_and_dies_with_its_holder(
         await holder
 
 
+@raw.postgres_only
+async def test_a_chat_lock_given_up_while_waiting_leaves_the_chat_free(
+    storage: SqlStorage, second: SqlStorage
+) -> None:
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with storage.chat_lock(KEY):
+            entered.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await entered.wait()
+    waiting = asyncio.create_task(second.chat_lock(KEY).__aenter__())
+    await asyncio.sleep(0.3)
+    waiting.cancel()  # a worker stopping while one of its turns waits for the chat
+    with suppress(asyncio.CancelledError):
+        await waiting
+    release.set()
+    await holder
+    # Nobody holds the chat now, in either process's pooled connections.
+    async with storage.chat_lock(KEY):
+        pass
+    assert await second.database.fetch_all(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    ) == []
+
+
 async def test_the_outbox_is_claimed_per_chat_in_order(
     storage: SqlStorage, second: SqlStorage
 ) -> None:
@@ -235,20 +264,29 @@ async def test_a_worker_claims_what_it_stored_unless_its_chat_is_anothers(
         [InboxUpdate("telegram", "1", {}, "42"), InboxUpdate("telegram", "2", {}, "43")]
     )
     assert [u.update_id for u in await second.claim_inbox("telegram", "B", LEASE, limit=1)] == ["1"]
-    # A stored 3 and 4 (say from its webhook): 3's chat is B's, so B takes 3 after 1.
-    await storage.receive(
-        [InboxUpdate("telegram", "3", {}, "42"), InboxUpdate("telegram", "4", {}, "44")]
-    )
-    mine = await storage.claim_inbox("telegram", "A", LEASE, only=["3", "4"])
-    assert [u.update_id for u in mine] == ["4"]
+    # A receives 3 and 4 (say from its webhook): 3's chat is B's, so B takes 3 after 1.
+    received = [
+        InboxUpdate("telegram", "3", {"n": 3}, "42"),
+        InboxUpdate("telegram", "4", {}, "44"),
+    ]
+    mine = await storage.receive_claimed("telegram", received, "A", LEASE)
+    assert mine == [received[1]]
     # An earlier update of the chat that nobody holds (2) goes first, with the later one.
-    await storage.receive([InboxUpdate("telegram", "5", {}, "43")])
-    assert await storage.claim_inbox("telegram", "A", LEASE, only=["5"]) == []
+    assert (
+        await storage.receive_claimed(
+            "telegram", [InboxUpdate("telegram", "5", {}, "43")], "A", LEASE
+        )
+        == []
+    )
     assert [u.update_id for u in await second.claim_inbox("telegram", "B", LEASE)] == [
         "2",
         "3",
         "5",
     ]
+    # Kept whether claimed or not, each once: a re-delivered update adds nothing.
+    assert await storage.receive_claimed("telegram", received, "A", LEASE) == []
+    assert [u.update_id for u in await storage.inbox("telegram")] == ["1", "2", "3", "4", "5"]
+    assert (await storage.inbox("telegram"))[2].body == {"n": 3}
 
 
 async def test_a_worker_claims_its_turns_replies_unless_the_chat_is_anothers(
