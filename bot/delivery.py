@@ -145,18 +145,17 @@ class Delivery:
         return self._queue_new(claimed)
 
     async def take(self, messages: Sequence[QueuedMessage]) -> None:
-        """Send replies this process queued (a turn's, a notice), those it can claim: a
-        chat another worker is sending to keeps its order by going to that worker."""
-        if not messages:
-            return
-        claimed = await self.outbox.claim_outbox(
-            self.channel,
-            self.worker.id,
-            LEASE_SECONDS,
-            limit=len(messages),
-            only=[message.id for message in messages],
-        )
-        self._queue_new(claimed)
+        """Send replies this process queued (a turn's, a notice), those claimed with their
+        turn and those it can claim now: a chat another worker is sending to keeps its
+        order by going to that worker."""
+        unclaimed = [message.id for message in messages if not message.claimed]
+        claimed = [message for message in messages if message.claimed]
+        if unclaimed:
+            claimed += await self.outbox.claim_outbox(
+                self.channel, self.worker.id, LEASE_SECONDS, limit=len(unclaimed), only=unclaimed
+            )
+        # Outbox ids grow in the order replies were queued.
+        self._queue_new(sorted(claimed, key=lambda message: message.id))
 
     def _queue_new(self, messages: Sequence[QueuedMessage]) -> int:
         fresh = [message for message in messages if message.id not in self._held]

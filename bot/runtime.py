@@ -38,6 +38,7 @@ from handlers.handoff import undelivered_event
 from handlers.messages import Incoming
 from handlers.staff import due_checks, system_event
 from storage.base import InboxUpdate, QueuedMessage
+from storage.workers import Claim
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +191,8 @@ class Runtime:
         self.worker = worker if worker is not None else Worker.new()
         self.staff_chat = app.services.staff.chat
         self._lanes = {channel.name: _Lane(self, channel) for channel in channels}
+        # A turn's replies to the channels run here are this worker's to send from the start.
+        self._claim = Claim(self.worker.id, LEASE_SECONDS, frozenset(self._lanes))
         self._staff_checks = due_checks(app.services.staff)
         self._stopping = asyncio.Event()
 
@@ -375,7 +378,7 @@ class Runtime:
                 shown = self.app.services.shown_chat_id(ChatKey(lane.name, incoming.chat_id))
                 logger.info("%s.inbound_paced chat=%s waited=%.1fs", lane.name, shown, waited)
         async with lane.typing.while_slow(incoming.chat_id):
-            outcome = await self.app.engine.handle(incoming)
+            outcome = await self.app.engine.handle(incoming, self._claim)
         if outcome.duplicate:
             # Re-delivered after it was handled (a webhook retried): stored again, so let go.
             for update_id in {stored.update_id, *incoming.update_ids}:
@@ -430,7 +433,7 @@ class Runtime:
         assert self.staff_chat is not None
         event = system_event(self.staff_chat, name)
         try:
-            outcome = await self.app.engine.handle(event)
+            outcome = await self.app.engine.handle(event, self._claim)
         except Exception:
             logger.exception("runtime.staff_event_failed event=%s", name)
             return

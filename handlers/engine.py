@@ -20,6 +20,7 @@ from faq.service import FaqService
 from handlers.i18n import Translate, supported_language, translator
 from handlers.messages import Button, Incoming, Purpose, Reply
 from storage.base import AlreadyProcessed, ConversationStore, QueuedMessage, Record, Storage
+from storage.workers import Claim
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +203,9 @@ class Engine:
         self.services = services
         self.router = router
 
-    async def handle(self, incoming: Incoming) -> Outcome:
+    async def handle(self, incoming: Incoming, claim: Claim | None = None) -> Outcome:
+        """Run the turn; with `claim`, its replies are claimed as they are queued (see
+        `ConversationStore.save`)."""
         key = ChatKey(incoming.channel, incoming.chat_id)
         # The database's lock: a chat's turns run one at a time across every process.
         async with self.store.chat_lock(key):
@@ -219,6 +222,7 @@ class Engine:
                     [_queued(turn, reply) for reply in turn.replies],
                     also_processed=incoming.merged_update_ids,
                     inbound_at=_inbound_at(turn),
+                    claim=claim,
                 )
             except AlreadyProcessed:
                 return _duplicate(key, incoming, self.services)

@@ -17,7 +17,7 @@ from storage.handoffs import HandoffStore
 from storage.orders import OrderStore
 from storage.sent import SentStore
 from storage.tickets import TicketStore
-from storage.workers import WorkerStore
+from storage.workers import Claim, WorkerStore
 
 # What a turn of conversation asks storage to keep, besides the state itself.
 Record = (
@@ -43,6 +43,8 @@ class QueuedMessage:
     key: ChatKey
     body: dict[str, Any]
     parts_sent: int = 0
+    # Claimed for the worker whose turn queued it, in the turn's transaction (`Claim`).
+    claimed: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,12 +93,15 @@ class ConversationStore(Protocol):
         replies: Sequence[tuple[ChatKey, dict[str, Any]]] = (),
         also_processed: Sequence[str] = (),
         inbound_at: datetime | None = None,
+        claim: Claim | None = None,
     ) -> list[QueuedMessage]:
         """Store the turn atomically: state, records, replies queued in the outbox for the
         chat each is addressed to, and the update (with `also_processed`, the other updates
         merged into it) marked processed and so removed from the inbox. Returns the queued
         replies. `inbound_at` (tz-aware): when the customer wrote the update, kept as the
-        chat's `last_inbound` unless a later one is kept already.
+        chat's `last_inbound` unless a later one is kept already. With `claim`, the replies
+        to its channels are claimed for its worker as `WorkerStore.claim_outbox(only=their
+        ids)` would, and come back `claimed`.
 
         Raises AlreadyProcessed, saving nothing, when `update_id` was marked processed
         before (another process handled it): an update is processed exactly once.

@@ -10,11 +10,22 @@ that time; times come from the workers' clocks (keep them in sync, as NTP does).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     # storage.base gathers every store, this one included.
     from storage.base import InboxUpdate, QueuedMessage
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Whom the replies a turn queues are claimed for in the turn's own transaction: the
+    worker running the turn, for the channels it sends on."""
+
+    worker: str
+    lease_seconds: float
+    channels: frozenset[str]
 
 
 class WorkerStore(Protocol):

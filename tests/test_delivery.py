@@ -20,6 +20,7 @@ from domain.chats import ChatKey, ConversationState
 from domain.privacy import mask_phone
 from storage.base import QueuedMessage
 from storage.sqlite import SqliteStorage
+from storage.workers import Claim
 
 FAST = RetryPolicy(first_delay=0.01, max_delay=0.02, max_failures=3)
 
@@ -188,3 +189,27 @@ async def test_serial_queues_tell_how_many_jobs_wait_behind_the_running_one() ->
     gate.set()
     await queues.join()
     assert seen == [2, 1, 0]
+
+
+async def test_take_sends_the_replies_claimed_with_their_turn_and_claims_the_rest(
+    storage: SqliteStorage,
+) -> None:
+    sender = ScriptedSender()
+    delivery = Delivery(storage, "test", sender, policy=FAST)
+    other = ChatKey("test", "b")
+    # Chat b's earlier reply is another worker's: its next one is left to that worker.
+    [b1] = await queue(storage, "b", "b1")
+    await storage.claim_outbox("test", "another", 30.0, only=[b1.id])
+    claim = Claim(delivery.worker.id, 30.0, frozenset({"test"}))
+    turn = await storage.save(
+        ChatKey("test", "a"),
+        ConversationState(),
+        "1",
+        replies=[(ChatKey("test", "a"), {"text": "a1"}), (other, {"text": "b2"})],
+        claim=claim,
+    )
+    notice = await queue(storage, "c", "c1")  # queued outside a turn: claimed by take
+    await delivery.take([*turn, *notice])
+    await delivery.join()
+    assert sender.sent == [("a", "a1"), ("c", "c1")]
+    assert [message.body["text"] for message in await storage.outbox("test")] == ["b1", "b2"]

@@ -22,6 +22,7 @@ from handlers.engine import Outcome, StaffDesk
 from handlers.messages import Incoming, Media, MediaKind
 from storage.base import InboxUpdate, QueuedMessage
 from storage.sqlite import SqliteStorage
+from storage.workers import Claim
 
 STAFF = ChatKey("alpha", "-100")
 PACE = Pace(
@@ -122,7 +123,7 @@ class ScriptedEngine:
         )()
         self.turns: list[Incoming] = []
 
-    async def handle(self, incoming: Incoming) -> Outcome:
+    async def handle(self, incoming: Incoming, claim: Claim | None = None) -> Outcome:
         if incoming.system is not None:
             self.turns.append(incoming)
             return Outcome()
@@ -138,6 +139,7 @@ class ScriptedEngine:
             incoming.update_id,
             replies=[(to, {"text": f"re {text}"})],
             also_processed=incoming.merged_update_ids,
+            claim=claim,
         )
         return Outcome(queued=queued, notice="ok")
 

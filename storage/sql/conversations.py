@@ -16,8 +16,9 @@ from domain.tickets import TicketAnswered, TicketMediaSet, TicketOpened, TicketS
 from storage.base import AlreadyProcessed, QueuedMessage, Record
 from storage.sql import faq_log, handoffs, orders, tickets
 from storage.sql.database import Repository, Transaction
-from storage.sql.queues import queue_reply, take_from_inbox
+from storage.sql.queues import claim_queued, queue_reply, take_from_inbox
 from storage.sql.times import now_timestamp, optional_timestamp, utc_timestamp
+from storage.workers import Claim
 
 # Stores one record of a turn, for the turn's chat, inside the turn's transaction.
 RecordWriter = Callable[[Transaction, ChatKey, Any], Awaitable[None]]
@@ -123,6 +124,7 @@ class ConversationRepository(Repository):
         replies: Sequence[tuple[ChatKey, dict[str, Any]]] = (),
         also_processed: Sequence[str] = (),
         inbound_at: datetime | None = None,
+        claim: Claim | None = None,
     ) -> list[QueuedMessage]:
         async with self.database.transaction() as tx:
             # First, so a duplicate turn stops before it writes anything.
@@ -135,4 +137,5 @@ class ConversationRepository(Repository):
                 await _write_last_inbound(tx, key, inbound_at)
             for record in records:
                 await WRITERS[type(record)](tx, key, record)
-            return [await queue_reply(tx, destination, body) for destination, body in replies]
+            queued = [await queue_reply(tx, destination, body) for destination, body in replies]
+            return queued if claim is None else await claim_queued(tx, queued, claim)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +13,7 @@ from domain.chats import ChatKey
 from storage.base import InboxUpdate, QueuedMessage
 from storage.sql.database import Repository, Row, Transaction
 from storage.sql.times import now_timestamp, utc_timestamp
+from storage.workers import Claim
 
 _TAKE_FROM_INBOX = "DELETE FROM inbox WHERE channel=? AND update_id=?"
 
@@ -98,6 +99,19 @@ async def _claim(
         [(worker, _lease_end(lease_seconds), channel, row[0]) for row in rows],
     )
     return rows
+
+
+async def claim_queued(
+    tx: Transaction, queued: Sequence[QueuedMessage], claim: Claim
+) -> list[QueuedMessage]:
+    """Claim for `claim.worker` the replies just queued to its channels, as `claim_outbox`
+    with `only` would, in the transaction that queued them: one round of writes less."""
+    held: set[int] = set()
+    for channel in sorted({message.key.channel for message in queued} & claim.channels):
+        ids = [message.id for message in queued if message.key.channel == channel]
+        rows = await _claim(tx, _OUTBOX, channel, claim.worker, claim.lease_seconds, len(ids), ids)
+        held.update(row[0] for row in rows)
+    return [replace(message, claimed=True) if message.id in held else message for message in queued]
 
 
 def _only(queue: _Queue, worker: str, only: Sequence[str | int] | None) -> tuple[str, list[Any]]:

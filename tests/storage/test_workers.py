@@ -15,6 +15,7 @@ import pytest
 from domain.chats import ChatKey, ConversationState
 from storage.base import AlreadyProcessed, InboxUpdate, QueuedMessage
 from storage.sql import SqlStorage
+from storage.workers import Claim
 from tests.factories import order
 from tests.storage import raw
 
@@ -147,9 +148,12 @@ async def test_a_chat_lock_given_up_while_waiting_leaves_the_chat_free(
     # Nobody holds the chat now, in either process's pooled connections.
     async with storage.chat_lock(KEY):
         pass
-    assert await second.database.fetch_all(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-    ) == []
+    assert (
+        await second.database.fetch_all(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        )
+        == []
+    )
 
 
 async def test_the_outbox_is_claimed_per_chat_in_order(
@@ -299,6 +303,32 @@ async def test_a_worker_claims_its_turns_replies_unless_the_chat_is_anothers(
     assert texts(await storage.claim_outbox("telegram", "A", LEASE, only=k2 + o1)) == ["o1"]
     # B, still sending to the chat, takes its next reply in order.
     assert texts(await second.claim_outbox("telegram", "B", LEASE)) == ["k2"]
+
+
+async def test_a_turn_claims_its_replies_as_it_queues_them_unless_the_chat_is_anothers(
+    storage: SqlStorage, second: SqlStorage
+) -> None:
+    whatsapp = ChatKey("whatsapp", "15550001")
+    claim = Claim("A", LEASE, frozenset({"telegram"}))
+    queued = await storage.save(
+        KEY,
+        ConversationState(),
+        "1",
+        replies=[(KEY, {"t": "k1"}), (KEY, {"t": "k2"}), (whatsapp, {"t": "w1"})],
+        claim=claim,
+    )
+    # The WhatsApp reply waits for a worker that sends on WhatsApp.
+    assert [(m.body["t"], m.claimed) for m in queued] == [("k1", True), ("k2", True), ("w1", False)]
+    assert texts(await second.claim_outbox("telegram", "B", LEASE)) == []
+    assert texts(await second.claim_outbox("whatsapp", "B", LEASE)) == ["w1"]
+    # B holds chat OTHER: A's next reply to it is left to B, in order after B's.
+    await queue(second, OTHER, "o1")
+    assert texts(await second.claim_outbox("telegram", "B", LEASE)) == ["o1"]
+    queued = await storage.save(
+        OTHER, ConversationState(), "2", replies=[(OTHER, {"t": "o2"})], claim=claim
+    )
+    assert [m.claimed for m in queued] == [False]
+    assert texts(await second.claim_outbox("telegram", "B", LEASE)) == ["o2"]
 
 
 async def test_a_lease_has_one_holder_until_it_runs_out_or_is_released(
