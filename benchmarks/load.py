@@ -68,6 +68,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import asyncpg
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +80,6 @@ from tests.emulator import BotApiEmulator  # noqa: E402
 from tests.whatsapp_emulator import WhatsAppEmulator  # noqa: E402
 
 KB_DIR = ROOT / "faq" / "kb"
-SQLITE_PREFIX = "sqlite:///"
 OUT_OF_SCOPE = [
     "what is the weather in berlin tomorrow",
     "can you recommend a good pizza place",
@@ -158,33 +158,15 @@ def proc_status(pid: int, key: str) -> float:
     return total
 
 
-def bot_backlog(storage_url: str) -> dict[str, int | None]:
+def bot_backlog(bot: BotProcess) -> dict[str, int | None]:
     """Rows of the bot's inbox (updates received, not yet handled) and outbox (replies not
     yet sent), read without writing; None where the database cannot be read."""
     counts: dict[str, int | None] = {"inbox": None, "outbox": None}
-    queries = {table: f"SELECT COUNT(*) FROM {table}" for table in counts}
-    if storage_url.startswith(SQLITE_PREFIX):
-        uri = f"file:{storage_url.removeprefix(SQLITE_PREFIX)}?mode=ro"
-        with (
-            contextlib.suppress(sqlite3.Error),
-            contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as db,
-        ):
-            for table, query in queries.items():
-                counts[table] = int(db.execute(query).fetchone()[0])
-        return counts
-
-    async def count() -> None:
-        import asyncpg
-
-        connection = await asyncpg.connect(storage_url)
-        try:
-            for table, query in queries.items():
-                counts[table] = int(await connection.fetchval(query))
-        finally:
-            await connection.close()
-
-    with contextlib.suppress(OSError, ImportError, RuntimeError):
-        asyncio.run(count())
+    for table in counts:
+        # A busy file or a refused connection is a count not known, not a failed run.
+        with contextlib.suppress(sqlite3.Error, OSError, RuntimeError, asyncpg.PostgresError):
+            [(rows,)] = bot.query(f"SELECT COUNT(*) FROM {table}")
+            counts[table] = int(str(rows))
     return counts
 
 
@@ -240,8 +222,9 @@ class SampledBot(BotProcess):
         data_dir: Path,
         messages_per_second: float,
         faq_threads: int | None = None,
+        storage_url: str | None = None,
     ) -> None:
-        super().__init__(emu, data_dir, data_dir / "embedding-cache")
+        super().__init__(emu, data_dir, data_dir / "embedding-cache", storage_url)
         self.cache_dir.mkdir(exist_ok=True)
         self.env["MINERDESK_TELEGRAM__MESSAGES_PER_SECOND"] = str(messages_per_second)
         self.env.pop("MINERDESK_TELEGRAM__SHUTDOWN_GRACE_SECONDS")
@@ -249,7 +232,6 @@ class SampledBot(BotProcess):
             self.env.pop("MINERDESK_FAQ__THREADS")  # config.yaml's
         else:
             self.env["MINERDESK_FAQ__THREADS"] = str(faq_threads)
-        self.storage_url = SQLITE_PREFIX + str(self.database)
         # The PostgreSQL server's postmaster, whose CPU is the database's share of the work.
         self.database_pid: int | None = None
         self.rss_max_mb = 0.0
@@ -389,14 +371,15 @@ def serving(args: argparse.Namespace, folder: Path) -> Iterator[tuple[SampledBot
     `args.channel`."""
     with contextlib.ExitStack() as stack:
         telegram = stack.enter_context(BotApiEmulator())
-        bot = SampledBot(telegram, folder, args.messages_per_second, args.faq_threads)
+        storage_url, database_pid = None, None
+        if args.storage == "postgresql":
+            storage_url, database_pid = stack.enter_context(postgres_database())
+        bot = SampledBot(telegram, folder, args.messages_per_second, args.faq_threads, storage_url)
+        bot.database_pid = database_pid
         if args.model is not None:
             bot.env["MINERDESK_FAQ__MODEL"] = args.model
         if args.workers > 1:
             bot.args = ["--workers", str(args.workers)]
-        if args.storage == "postgresql":
-            bot.storage_url, bot.database_pid = stack.enter_context(postgres_database())
-            bot.env["MINERDESK_STORAGE__URL"] = bot.storage_url
         channel = args.channel
         if channel == "telegram":
             yield bot, TelegramCustomers(telegram)
@@ -683,7 +666,7 @@ def measure(
             say(f"measuring: {results['mode']}, {rate:g}/s offered, {args.duration:g} s")
             injection = inject(customers, tracker, chats, texts, rate, args.duration, backlog)
             mid = CpuSample.take(bot.pid, bot.database_pid)
-            backlog_at_end = bot_backlog(bot.storage_url)
+            backlog_at_end = bot_backlog(bot)
             backlog_at_end["messenger queue"] = customers.waiting_at_messenger()
             typing = customers.typing() - typing_before
             tracker.wait_answered(LOST_AFTER)

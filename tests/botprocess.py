@@ -5,6 +5,8 @@ Used by the end-to-end tests and the load benchmark.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from storage.open import SQLITE_PREFIX
 from tests.emulator import BotApiEmulator
 
 if TYPE_CHECKING:
@@ -32,19 +35,56 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def sqlite_url(data_dir: Path) -> str:
+    """The database the bot keeps in its data folder when no storage URL is set."""
+    return f"{SQLITE_PREFIX}{data_dir / 'minerdesk.db'}"
+
+
+def read(storage_url: str, sql: str, *params: object) -> list[tuple[object, ...]]:
+    """The rows of `sql` (`?` placeholders) on the bot's database, read on a short connection
+    of their own: SQLite read-only (a file that is not there yet is an error, not created),
+    PostgreSQL through asyncpg."""
+    if storage_url.startswith(SQLITE_PREFIX):
+        uri = f"file:{storage_url.removeprefix(SQLITE_PREFIX)}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as db:
+            return db.execute(sql, params).fetchall()
+
+    async def fetch() -> list[tuple[object, ...]]:
+        import asyncpg
+
+        from storage.postgres.connection import numbered
+
+        connection = await asyncpg.connect(storage_url)
+        try:
+            return [tuple(row) for row in await connection.fetch(numbered(sql), *params)]
+        finally:
+            await connection.close()
+
+    return asyncio.run(fetch())
+
+
 class BotProcess:
-    """One `minerdesk run` process with its own database; restartable, killable."""
+    """One `minerdesk run` process with its own database (a SQLite file in its data folder
+    unless `storage_url` names another); restartable, killable."""
 
     start_timeout: float = START_TIMEOUT
 
-    def __init__(self, emulator: BotApiEmulator, data_dir: Path, cache_dir: Path) -> None:
+    def __init__(
+        self,
+        emulator: BotApiEmulator,
+        data_dir: Path,
+        cache_dir: Path,
+        storage_url: str | None = None,
+    ) -> None:
         self.emulator = emulator
         self.data_dir = data_dir
+        self.storage_url = storage_url or sqlite_url(data_dir)
         self.args: list[str] = []
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("MINERDESK_")}
         self.env.update(
             MINERDESK_CONFIG=str(ROOT / "config.yaml"),
             MINERDESK_DATA_DIR=str(data_dir),
+            MINERDESK_STORAGE__URL=self.storage_url,
             MINERDESK_TELEGRAM__TOKEN=emulator.token,
             MINERDESK_TELEGRAM__API_BASE_URL=emulator.base_url,
             MINERDESK_TELEGRAM__POLL_TIMEOUT_SECONDS="2",
@@ -56,10 +96,6 @@ class BotProcess:
         self.whatsapp: WhatsAppEmulator | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
-
-    @property
-    def database(self) -> Path:
-        return self.data_dir / "minerdesk.db"
 
     @property
     def log(self) -> str:
@@ -151,6 +187,6 @@ class BotProcess:
             what="every reply marked delivered",
         )
 
-    def query(self, sql: str) -> list[tuple[object, ...]]:
-        with sqlite3.connect(self.database) as db:
-            return db.execute(sql).fetchall()
+    def query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
+        """The rows of `sql` (`?` placeholders) on the bot's database, either backend."""
+        return read(self.storage_url, sql, *params)

@@ -8,7 +8,7 @@ import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,37 @@ def order(
     if items is None:
         items = (OrderItem("Bitmain", "Antminer S21", 1, Condition.NEW, ("SN21A0001",)),)
     return Order(number=number, email=email, status=status, items=items, **fields)
+
+
+def repaired_order(
+    number: str, ticket: str, part: str, repaired_days_ago: int = 5, phone: str | None = None
+) -> dict[str, Any]:
+    """A shop record (as `orders import` reads it) of a delivered Antminer S19 whose `part`
+    was repaired under `ticket` and shipped back `repaired_days_ago` days ago; with `phone`,
+    the order's phone (a WhatsApp customer on that number needs no e-mail)."""
+    repair = {
+        "part": part,
+        "shipped_on": (date.today() - timedelta(days=repaired_days_ago)).isoformat(),
+        "ticket_id": ticket,
+    }
+    item = {
+        "brand": "Bitmain",
+        "model": "Antminer S19",
+        "quantity": 1,
+        "condition": "new",
+        "serials": [f"SN{number}"],
+        "repairs": [repair],
+    }
+    record: dict[str, Any] = {
+        "number": number,
+        "email": "buyer@example.com",
+        "status": "delivered",
+        "shipped_on": "2026-01-05",
+        "items": [item],
+    }
+    if phone is not None:
+        record["phone"] = phone
+    return record
 
 
 def longest_record() -> dict[str, Any]:

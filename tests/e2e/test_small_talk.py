@@ -14,7 +14,7 @@ from bot.settings import CompanySettings, bundled_kb_path
 from faq.loader import load_kb
 from handlers.i18n import translator
 from tests.botprocess import BotProcess
-from tests.e2e.conftest import launched
+from tests.e2e.conftest import Backend, launched
 from tests.emulator import BotApiEmulator, parse_html
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
@@ -37,12 +37,15 @@ MENU = ["menu:ask", "flow:track_order", "flow:warranty_check", "flow:repair_tick
 
 @pytest.fixture(scope="module")
 def staffed_bot(
-    shared_emulator: BotApiEmulator, tmp_path_factory: pytest.TempPathFactory, shared_cache: Path
+    shared_emulator: BotApiEmulator,
+    tmp_path_factory: pytest.TempPathFactory,
+    shared_cache: Path,
+    backend: Backend,
 ) -> Iterator[BotProcess]:
     """One bot with a staff forum open around the clock, so that a handoff would show."""
     shared_emulator.add_forum(FORUM)
     data = tmp_path_factory.mktemp("small-talk-bot") / "data"
-    for process in launched(shared_emulator, data, shared_cache):
+    with launched(shared_emulator, data, shared_cache, backend) as process:
         process.env.update(ALWAYS_OPEN, MINERDESK_HANDOFF__STAFF_CHAT_ID=str(FORUM))
         process.start()
         yield process
@@ -96,10 +99,11 @@ def test_small_talk_is_answered_and_hands_nobody_over(
     staffed_bot.wait_outbox_empty()
     assert emu.topics(FORUM) == {}
     assert not any("Handoff" in str(m.get("text")) for m in emu.messages(FORUM))
-    assert staffed_bot.query(f"SELECT COUNT(*) FROM handoffs WHERE chat_id = '{chat}'") == [(0,)]
+    handoffs = "SELECT COUNT(*) FROM handoffs WHERE chat_id = ?"
+    assert staffed_bot.query(handoffs, str(chat)) == [(0,)]
     # The real question is the one miss; the small talk is not in the FAQ's log at all.
-    misses = f"SELECT question, reason FROM faq_misses WHERE chat_id = '{chat}'"
-    assert staffed_bot.query(misses) == [(unanswered, "fallback")]
+    misses = "SELECT question, reason FROM faq_misses WHERE chat_id = ?"
+    assert staffed_bot.query(misses, str(chat)) == [(unanswered, "fallback")]
     logged = {question for (question,) in staffed_bot.query("SELECT question FROM faq_questions")}
     assert unanswered in logged
     assert not logged & {greeting, thanks, bye}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.botprocess import BotProcess
-from tests.e2e.conftest import launched
+from tests.e2e.conftest import Backend, launched
 from tests.e2e.test_handoff import ALWAYS_OPEN, FORUM, REP, texts, wait_text
 from tests.emulator import BotApiEmulator
 
@@ -22,14 +22,17 @@ INBOUND_PER_MINUTE = 6
 
 @pytest.fixture(scope="module")
 def desk_bot(
-    shared_emulator: BotApiEmulator, tmp_path_factory: pytest.TempPathFactory, shared_cache: Path
+    shared_emulator: BotApiEmulator,
+    tmp_path_factory: pytest.TempPathFactory,
+    shared_cache: Path,
+    backend: Backend,
 ) -> Iterator[BotProcess]:
     """One bot with a staff forum and a tight inbound pace, for tests that each use their
     own customer chat."""
     shared_emulator.add_forum(FORUM)
     shared_emulator.set_member(FORUM, REP, "member")
     data = tmp_path_factory.mktemp("limits-bot") / "data"
-    for process in launched(shared_emulator, data, shared_cache):
+    with launched(shared_emulator, data, shared_cache, backend) as process:
         process.env.update(
             ALWAYS_OPEN,
             MINERDESK_HANDOFF__STAFF_CHAT_ID=str(FORUM),
@@ -105,7 +108,7 @@ def test_twelve_items_under_one_album_id_are_two_messages(
     emu.wait_until(
         lambda: (
             desk_bot.query("SELECT update_id FROM inbox") == []
-            and desk_bot.query(f"SELECT id FROM outbox WHERE chat_id = '{customer}'") == []
+            and desk_bot.query("SELECT id FROM outbox WHERE chat_id = ?", str(customer)) == []
         ),
         what="every item handled and every answer sent",
     )

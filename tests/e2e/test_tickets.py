@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from tests.botprocess import BotProcess
 from tests.e2e.test_handoff import ALWAYS_OPEN, FORUM, REP, texts, wait_text
 from tests.e2e.test_orders import import_orders
 from tests.emulator import BotApiEmulator
+from tests.factories import repaired_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
@@ -129,42 +129,20 @@ def test_a_repair_ticket_across_a_restart_with_staff_asking_for_more(
     count = len(emu.messages(CUSTOMER))
     emu.press(FORUM, "✅ Confirm", message=revised, user_id=REP)
     wait_new_text(emu, count, "confirmed your repair ticket")
-    rows = bot.query(f"SELECT status, revision, decided_by FROM tickets WHERE id='{ticket_id}'")
+    rows = bot.query("SELECT status, revision, decided_by FROM tickets WHERE id = ?", ticket_id)
     assert rows == [("confirmed", 2, "Alice")]
-
-
-def repaired_order(number: str, ticket: str, shipped_back: date) -> dict[str, Any]:
-    return {
-        "number": number,
-        "email": "buyer@example.com",
-        "status": "delivered",
-        "shipped_on": "2026-01-05",
-        "items": [
-            {
-                "brand": "Bitmain",
-                "model": "Antminer S19",
-                "quantity": 1,
-                "condition": "new",
-                "serials": [f"SN{number}"],
-                "repairs": [
-                    {"part": "PSU", "shipped_on": shipped_back.isoformat(), "ticket_id": ticket}
-                ],
-            }
-        ],
-    }
 
 
 def test_second_returns_refused_after_30_days_and_rejected_by_staff(
     bot: BotProcess, emulator: BotApiEmulator, tmp_path: Path
 ) -> None:
     emu = emulator
-    today = date.today()
     orders = tmp_path / "orders.json"
     orders.write_text(
         json.dumps(
             [
-                repaired_order("A-7001", "T-OLD1", today - timedelta(days=45)),
-                repaired_order("A-7002", "T-NEW2", today - timedelta(days=5)),
+                repaired_order("A-7001", "T-OLD1", "PSU", repaired_days_ago=45),
+                repaired_order("A-7002", "T-NEW2", "PSU", repaired_days_ago=5),
             ]
         ),
         encoding="utf-8",

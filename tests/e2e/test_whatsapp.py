@@ -8,17 +8,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.botprocess import BotProcess
-from tests.e2e.conftest import launched
+from tests.e2e.conftest import Backend, launched
 from tests.e2e.test_handoff import texts, wait_text
 from tests.e2e.test_orders import import_orders
 from tests.emulator import BotApiEmulator
+from tests.factories import repaired_order
 from tests.whatsapp_emulator import WhatsAppEmulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
@@ -35,7 +35,8 @@ ALWAYS_OPEN = {
 
 
 @pytest.fixture(scope="module")
-def wa() -> Iterator[WhatsAppEmulator]:
+def wa(backend: Backend) -> Iterator[WhatsAppEmulator]:
+    """One Cloud API emulator per backend, as the customers' numbers are the same on each."""
     with WhatsAppEmulator(status_delay=0) as emulator:
         yield emulator
 
@@ -46,10 +47,11 @@ def whatsapp_bot(
     wa: WhatsAppEmulator,
     tmp_path_factory: pytest.TempPathFactory,
     shared_cache: Path,
+    backend: Backend,
 ) -> Iterator[BotProcess]:
     shared_emulator.add_forum(FORUM)
     data = tmp_path_factory.mktemp("whatsapp-bot") / "data"
-    for process in launched(shared_emulator, data, shared_cache):
+    with launched(shared_emulator, data, shared_cache, backend) as process:
         process.env.update(ALWAYS_OPEN, MINERDESK_HANDOFF__STAFF_CHAT_ID=str(FORUM))
         process.on_whatsapp(wa)
         process.start()
@@ -184,33 +186,6 @@ def photo_size(message: dict[str, Any]) -> int:
     return int(message["photo"][-1]["file_size"])
 
 
-def repaired_order(number: str, phone: str, ticket: str) -> dict[str, Any]:
-    """A delivered order whose hash board was repaired and shipped back 5 days ago."""
-    return {
-        "number": number,
-        "email": "buyer@example.com",
-        "phone": phone,
-        "status": "delivered",
-        "shipped_on": "2026-01-05",
-        "items": [
-            {
-                "brand": "Bitmain",
-                "model": "Antminer S19",
-                "quantity": 1,
-                "condition": "new",
-                "serials": [f"SN{number}"],
-                "repairs": [
-                    {
-                        "part": "Hash board",
-                        "shipped_on": (date.today() - timedelta(days=5)).isoformat(),
-                        "ticket_id": ticket,
-                    }
-                ],
-            }
-        ],
-    }
-
-
 def paid_order(number: str, email: str, **fields: str) -> dict[str, Any]:
     item = {"brand": "Bitmain", "model": "Antminer S21", "quantity": 1, "condition": "new"}
     return {"number": number, "email": email, "status": "paid", "items": [item], **fields}
@@ -274,7 +249,7 @@ def test_tracking_asks_the_email_unless_the_whatsapp_number_is_the_orders_phone(
     assert "Order W-3002" in owner.says("W-3002", "Order W-3002")
     assert not any("e-mail address" in text for text in owner.texts())
     assert whatsapp_bot.query(
-        "SELECT channel, number FROM order_links WHERE chat_id='77011234567'"
+        "SELECT channel, number FROM order_links WHERE chat_id = ?", owner.number
     ) == [("whatsapp", "W-3002")]
     assert "77011234567" not in whatsapp_bot.log
 
@@ -287,7 +262,8 @@ def test_a_second_return_with_photos_one_by_one_reaches_the_staff_group_and_is_c
 ) -> None:
     tg = shared_emulator
     tg.set_member(FORUM, REP, "member")
-    imported(whatsapp_bot, tmp_path, [repaired_order("W-4001", "+49 151 2345 6789", "T-HB41")])
+    board = repaired_order("W-4001", "T-HB41", "Hash board", phone="+49 151 2345 6789")
+    imported(whatsapp_bot, tmp_path, [board])
     topics = tg.topics(FORUM)
     eva = Customer(wa, "4915123456789", "Eva")
     eva.says("/menu", "How can I help?")
@@ -335,7 +311,7 @@ def test_a_second_return_with_photos_one_by_one_reaches_the_staff_group_and_is_c
         timeout=60,
         what="the confirmation on WhatsApp",
     )
-    assert whatsapp_bot.query(f"SELECT status FROM tickets WHERE id='{ticket_id}'") == [
+    assert whatsapp_bot.query("SELECT status FROM tickets WHERE id = ?", ticket_id) == [
         ("confirmed",)
     ]
     assert eva.number not in whatsapp_bot.log

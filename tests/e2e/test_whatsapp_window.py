@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.botprocess import BotProcess, free_port
-from tests.e2e.conftest import launched
+from tests.e2e.conftest import Backend, launched
 from tests.e2e.test_orders import ORDERS_CSV, call_api, import_orders
 from tests.emulator import BotApiEmulator
 from tests.whatsapp_emulator import WhatsAppEmulator
@@ -40,7 +40,8 @@ TEMPLATES = {"order_update": {"name": "order_update", "language": "en_US"}}
 
 
 @pytest.fixture(scope="module")
-def wa() -> Iterator[WhatsAppEmulator]:
+def wa(backend: Backend) -> Iterator[WhatsAppEmulator]:
+    """One Cloud API emulator per backend, as the customers' numbers are the same on each."""
     with WhatsAppEmulator(status_delay=0) as emulator:
         emulator.register_template("order_update", "en_US", body_params=1)
         yield emulator
@@ -58,10 +59,11 @@ def window_bot(
     api_port: int,
     tmp_path_factory: pytest.TempPathFactory,
     shared_cache: Path,
+    backend: Backend,
 ) -> Iterator[BotProcess]:
     shared_emulator.add_forum(FORUM)
     folder = tmp_path_factory.mktemp("whatsapp-window-bot")
-    for process in launched(shared_emulator, folder / "data", shared_cache):
+    with launched(shared_emulator, folder / "data", shared_cache, backend) as process:
         process.env.update(
             ALWAYS_OPEN,
             MINERDESK_HANDOFF__STAFF_CHAT_ID=str(FORUM),
@@ -110,7 +112,7 @@ def topic_lines(tg: BotApiEmulator, thread: int) -> list[str]:
 
 def kept_replies(bot: BotProcess, wa_id: str) -> list[str]:
     rows = bot.query(
-        f"SELECT failed_reason FROM outbox WHERE chat_id='{wa_id}' AND failed_reason IS NOT NULL"
+        "SELECT failed_reason FROM outbox WHERE chat_id = ? AND failed_reason IS NOT NULL", wa_id
     )
     return [str(reason) for (reason,) in rows]
 
@@ -129,7 +131,7 @@ def test_a_late_customer_gets_the_order_notice_as_the_configured_template(
         written_long_ago(wa, LATE, fields)
     wa.wait_until(
         lambda: (
-            window_bot.query(f"SELECT COUNT(*) FROM order_links WHERE chat_id='{LATE}'") == [(1,)]
+            window_bot.query("SELECT COUNT(*) FROM order_links WHERE chat_id = ?", LATE) == [(1,)]
         ),
         timeout=60,
         what="the order linked to the late customer",
@@ -207,8 +209,9 @@ def test_a_failed_status_of_a_sent_reply_is_reported_in_the_topic(
         what="the failed status reported in the topic",
     )
     [failed] = window_bot.query(
-        f"SELECT status, error_code, outbox_id IS NOT NULL FROM sent_messages "
-        f"WHERE chat_id='{FAILING}' AND status='failed'"
+        "SELECT status, error_code, outbox_id IS NOT NULL FROM sent_messages "
+        "WHERE chat_id = ? AND status = 'failed'",
+        FAILING,
     )
     assert failed == ("failed", 131026, 1)
     assert FAILING not in window_bot.log

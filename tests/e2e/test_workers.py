@@ -20,9 +20,9 @@ from domain.orders import OrderStatus
 from domain.ownership import OrderLinked
 from storage.open import open_storage
 from tests.botprocess import BotProcess
+from tests.e2e.conftest import Backend
 from tests.emulator import BotApiEmulator
 from tests.factories import order
-from tests.pgserver import Databases
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
@@ -57,31 +57,26 @@ def without_repeats(replies: list[str]) -> list[str]:
     return [reply for i, reply in enumerate(replies) if i == 0 or reply != replies[i - 1]]
 
 
-@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture
+def database(tmp_path: Path, backend: Backend) -> Iterator[str]:
     """The workers' one database: PostgreSQL, the backend for several workers, or a
     SQLite file they take turns writing."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shared.db'}"
-        return
-    databases: Databases = request.getfixturevalue("postgres_databases")
-    url = asyncio.run(databases.create())
-    yield url
-    asyncio.run(databases.drop(url))
+    with backend.database(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
 def workers(
     emulator: BotApiEmulator, tmp_path: Path, shared_cache: Path, database: str
 ) -> Iterator[tuple[BotProcess, BotProcess]]:
-    """Two bot processes on one PostgreSQL database, not started yet."""
+    """Two bot processes on one database, not started yet."""
     pair = tuple(
-        BotProcess(emulator, tmp_path / name, shared_cache) for name in ("first", "second")
+        BotProcess(emulator, tmp_path / name, shared_cache, database)
+        for name in ("first", "second")
     )
     for process in pair:
         process.data_dir.mkdir()
         process.env.update(
-            MINERDESK_STORAGE__URL=database,
             # Customers here ask ten questions in a row, faster than the default pace.
             MINERDESK_TELEGRAM__INBOUND_BURST="100",
             MINERDESK_TELEGRAM__INBOUND_PER_MINUTE="6000",
