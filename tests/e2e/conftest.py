@@ -38,6 +38,11 @@ class Backend:
             asyncio.run(self.databases.drop(url))
 
 
+# For a test of what happens before the bot serves (a start-up refused), where the
+# database plays no part: one backend is enough.
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 )

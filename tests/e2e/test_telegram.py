@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 
 from tests.botprocess import START_TIMEOUT, BotProcess, free_port
+from tests.e2e.conftest import sqlite_only
 from tests.emulator import BotApiEmulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
@@ -282,6 +283,7 @@ def test_webhook_mode_checks_the_secret_and_answers(
     assert bot.terminate() == 0
 
 
+@sqlite_only
 def test_an_empty_webhook_secret_stops_start_up_with_one_line(
     bot: BotProcess, emulator: BotApiEmulator
 ) -> None:
@@ -294,6 +296,7 @@ def test_an_empty_webhook_secret_stops_start_up_with_one_line(
     assert emulator.calls("setWebhook") == []
 
 
+@sqlite_only
 def test_a_second_poller_stops_with_one_clear_line(
     bot: BotProcess, emulator: BotApiEmulator
 ) -> None:
@@ -311,6 +314,7 @@ def test_a_second_poller_stops_with_one_clear_line(
     assert "another process is polling with this token" in bot.output()
 
 
+@sqlite_only
 def test_a_rejected_token_stops_with_one_clear_line(
     bot: BotProcess, emulator: BotApiEmulator
 ) -> None:
