@@ -54,9 +54,11 @@ class CannotServe(Exception):
 
 @dataclass(frozen=True)
 class Aside:
-    """A stored item that is no turn for the engine: an update the bot does not answer, or
-    one the channel acts on itself (`event`: Telegram leaves a group it was added to). It is
-    handled in its chat's order when it names a chat, then leaves the inbox."""
+    """An item that is no turn for the engine: an update the bot does not answer, or one
+    the channel acts on itself (`event`: Telegram leaves a group it was added to, WhatsApp
+    keeps a delivery status). Settled as it arrives, before the channel acknowledges it; only
+    if that fails is it kept in the inbox, and handled from there (in its chat's order when
+    it names a chat)."""
 
     reason: str
     chat_id: str | None = None
@@ -315,14 +317,18 @@ class Runtime:
 
     def _store(self, lane: _Lane) -> Store:
         async def store(bodies: Sequence[dict[str, Any]]) -> None:
-            read = [self._read_new(lane, body) for body in bodies]
-            events = {stored.update_id: event for stored, event in read}
+            kept: dict[str, tuple[InboxUpdate, Incoming | Aside]] = {}
+            for stored, event in (self._read_new(lane, body) for body in bodies):
+                if isinstance(event, Incoming) or not await self._settled(lane, stored, event):
+                    kept[stored.update_id] = (stored, event)
+            if not kept:
+                return
             # Handled here, unless their chat is another worker's: it takes them, in order.
             claimed = await self.app.storage.receive_claimed(
-                lane.name, [stored for stored, _ in read], self.worker.id, LEASE_SECONDS
+                lane.name, [stored for stored, _ in kept.values()], self.worker.id, LEASE_SECONDS
             )
             for stored in claimed:
-                self._submit(lane, stored, events[stored.update_id])
+                self._submit(lane, stored, kept[stored.update_id][1])
 
         return store
 
@@ -358,14 +364,28 @@ class Runtime:
             for update_id in album.update_ids:
                 lane.queued.discard(update_id)
 
+    async def _settled(self, lane: _Lane, stored: InboxUpdate, aside: Aside) -> bool:
+        """Settle an aside (a delivery status, an update to ignore) as it arrives: it needs
+        no turn, so no order and no inbox row, where a WhatsApp reply's three statuses
+        would cost three writes each. Should that fail, it goes to the inbox like a turn."""
+        try:
+            await self._set_aside(lane, stored, aside)
+        except Exception:
+            logger.exception("%s.aside_failed item=%s", lane.name, stored.update_id)
+            return False
+        return True
+
+    async def _set_aside(self, lane: _Lane, stored: InboxUpdate, aside: Aside) -> None:
+        undelivered = await lane.channel.set_aside(stored, aside)
+        if undelivered is not None:
+            await self.report_undelivered(undelivered.message, undelivered.reason)
+
     async def _process(self, lane: _Lane, stored: InboxUpdate, event: Incoming | Aside) -> None:
         try:
             if isinstance(event, Incoming):
                 await self._converse(lane, event, stored)
             else:
-                undelivered = await lane.channel.set_aside(stored, event)
-                if undelivered is not None:
-                    await self.report_undelivered(undelivered.message, undelivered.reason)
+                await self._set_aside(lane, stored, event)
                 await self.app.storage.discard(lane.name, stored.update_id)
         finally:
             lane.queued.discard(stored.update_id)

@@ -70,6 +70,8 @@ class FakeChannel:
         self.store: Store | None = None
         self.receiving = asyncio.Event()
         self.set_aside_ids: list[str] = []
+        # How many asides to fail on (the database away) before settling them.
+        self.aside_failures = 0
         self.answered_ids: list[tuple[str, str | None]] = []
         self.started = 0
 
@@ -103,6 +105,9 @@ class FakeChannel:
         )
 
     async def set_aside(self, stored: InboxUpdate, aside: Aside) -> None:
+        if self.aside_failures:
+            self.aside_failures -= 1
+            raise ConnectionError("the database is away")
         self.set_aside_ids.append(stored.update_id)
 
     async def answered(self, stored: InboxUpdate, notice: str | None) -> None:
@@ -239,6 +244,25 @@ async def test_the_inbox_is_replayed_at_start_once_and_ignored_items_leave_it(
     assert alpha.sender.sent == [("7", "re left over"), ("7", "re new")]
     assert [turn.update_id for turn in engine_of(app).turns if not turn.system] == ["1", "3"]
     assert alpha.set_aside_ids == ["2"]
+    assert await storage.inbox("alpha") == []
+
+
+async def test_an_aside_is_settled_as_it_arrives_and_kept_in_the_inbox_if_it_cannot_be(
+    app: App, storage: SqliteStorage
+) -> None:
+    alpha = FakeChannel("alpha")
+    runtime = Runtime(app, [alpha])
+    task = await running(runtime, alpha)
+    assert alpha.store is not None
+    await alpha.store([{"id": 1, "ignore": True}])
+    assert alpha.set_aside_ids == ["1"]
+    assert await storage.inbox("alpha") == []
+    alpha.aside_failures = 1
+    await alpha.store([{"id": 2, "ignore": True}])
+    # Kept, so not lost: the worker takes it from the inbox and settles it then.
+    await until(lambda: alpha.set_aside_ids == ["1", "2"])
+    runtime.stop()
+    await task
     assert await storage.inbox("alpha") == []
 
 
