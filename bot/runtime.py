@@ -142,8 +142,9 @@ class Channel(Protocol):
         returns the reply it reports undelivered (a failed status), if any."""
         ...
 
-    async def answered(self, stored: InboxUpdate, notice: str | None) -> None:
-        """The item's turn is over (Telegram: answer its button press with `notice`)."""
+    async def answered(self, stored: InboxUpdate, incoming: Incoming, notice: str | None) -> None:
+        """The turn of `incoming` (read from `stored`) is over (Telegram: answer its button
+        press with `notice`; WhatsApp: the blue ticks)."""
         ...
 
     async def show_typing(self, chat_id: str) -> None:
@@ -228,7 +229,7 @@ class Runtime:
         for task in (*receiving, leading, claiming, stopping):
             task.cancel()
         # The leader's copy under way deletes its partial file on the way out.
-        results = await asyncio.gather(*receiving, leading, return_exceptions=True)
+        results = await asyncio.gather(*receiving, leading, claiming, return_exceptions=True)
         for result in results:
             if isinstance(result, Exception):
                 raise result
@@ -407,7 +408,7 @@ class Runtime:
         if incoming.media and lane.archive is not None:
             # The turn may have added files to a ticket: copy them now, not at the next poll.
             lane.archive.wake()
-        await lane.channel.answered(stored, outcome.notice)
+        await lane.channel.answered(stored, incoming, outcome.notice)
 
     async def deliver(self, queued: Sequence[QueuedMessage]) -> None:
         """Hand each reply to the delivery of the channel it goes to; a reply to a channel

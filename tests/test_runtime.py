@@ -110,7 +110,7 @@ class FakeChannel:
             raise ConnectionError("the database is away")
         self.set_aside_ids.append(stored.update_id)
 
-    async def answered(self, stored: InboxUpdate, notice: str | None) -> None:
+    async def answered(self, stored: InboxUpdate, incoming: Incoming, notice: str | None) -> None:
         self.answered_ids.append((stored.update_id, notice))
 
     async def show_typing(self, chat_id: str) -> None:

@@ -758,9 +758,12 @@ class TelegramChannel:
                 await self.bot.leave_chat(chat_id)
             return
         logger.info("telegram.ignored update=%s reason=%s", stored.update_id, aside.reason)
-        await self.answered(stored, None)
+        await self._answer_button(stored, None)
 
-    async def answered(self, stored: InboxUpdate, notice: str | None) -> None:
+    async def answered(self, stored: InboxUpdate, incoming: Incoming, notice: str | None) -> None:
+        await self._answer_button(stored, notice)
+
+    async def _answer_button(self, stored: InboxUpdate, notice: str | None) -> None:
         """Every button press gets its answer, or the customer's button keeps spinning."""
         query = stored.body.get("callback_query")
         if not isinstance(query, dict) or not isinstance(query.get("id"), str):

@@ -379,11 +379,9 @@ class WhatsAppChannel:
         message = QueuedMessage(failed.outbox_id, failed.key, failed.body)
         return Undelivered(message, str(failure))
 
-    async def answered(self, stored: InboxUpdate, notice: str | None) -> None:
+    async def answered(self, stored: InboxUpdate, incoming: Incoming, notice: str | None) -> None:
         """Blue ticks once the turn is over, without "typing…": the replies are out."""
-        event = read(stored.body)
-        if isinstance(event, Incoming):
-            await self.presence.acknowledge(event, typing=False)
+        await self.presence.acknowledge(incoming, typing=False)
 
     async def show_typing(self, chat_id: str) -> None:
         await self.presence.show_typing(chat_id)

@@ -92,7 +92,7 @@ async def test_a_message_is_an_incoming_and_answered_marks_it_read_without_typin
     )
     assert stored.update_id == incoming.update_id
     await channel.show_typing(CUSTOMER)
-    await channel.answered(stored, None)
+    await channel.answered(stored, incoming, None)
     receipts = emu.read_receipts(CUSTOMER)
     assert [r.get("typing_indicator") for r in receipts] == [{"type": "text"}, None]
     assert {r["message_id"] for r in receipts} == {stored.update_id}
