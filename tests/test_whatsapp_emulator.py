@@ -434,6 +434,43 @@ async def test_upload_limits(
     assert emu.uploads == []
 
 
+async def test_upload_arriving_in_uneven_pieces(emu: WhatsAppEmulator) -> None:
+    """TCP may hand the server a field in slivers and then a large piece at once.
+
+    aiohttp's multipart reader then pushes the surplus back with a deprecated call;
+    the suite must not turn that library warning into a failed upload (pyproject.toml).
+    """
+    form = upload_form(JPEG * 100, "image/jpeg")  # the file follows: > 8 KiB after the field
+    payload = form()
+    body = io.BytesIO()
+
+    class Sink:
+        async def write(self, data: bytes) -> None:
+            body.write(data)
+
+    await payload.write(Sink())  # type: ignore[arg-type]
+    raw = body.getvalue()
+    value_at = raw.index(b"whatsapp")
+    host, port = "127.0.0.1", int(emu.api_base_url.rsplit(":", 1)[1])
+    head = (
+        f"POST /{emu.api_version}/{PHONE_ID}/media HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Type: {payload.content_type}\r\n"
+        f"Content-Length: {len(raw)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    reader, writer = await asyncio.open_connection(host, port)
+    for piece in (head + raw[: value_at + 3], raw[value_at + 3 : value_at + 5]):
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(0.2)  # lets the server read this sliver on its own
+    writer.write(raw[value_at + 5 :])
+    await writer.drain()
+    response = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    assert response.startswith(b"HTTP/1.1 200"), response[:300]
+    assert len(emu.uploads) == 1
+
+
 async def test_upload_needs_its_form_fields(emu: WhatsAppEmulator) -> None:
     bare = aiohttp.FormData()
     bare.add_field("file", JPEG, filename="a.jpg", content_type="image/jpeg")
