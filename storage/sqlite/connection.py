@@ -24,6 +24,10 @@ class SqliteDatabase:
         self.connection = connection
         # One connection: a turn's writes must not interleave with another's.
         self._write_lock = asyncio.Lock()
+        # Transactions line up here first, so a single write (a reply marked sent) waits
+        # behind the transaction running and the next one, not behind every turn queued:
+        # a reply accepted but not yet marked is what a crash would send again.
+        self._transactions_waiting = asyncio.Lock()
 
     async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         async with self.connection.execute(sql, params) as cursor:
@@ -59,6 +63,15 @@ class SqliteDatabase:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._transactions_waiting, self._committed() as tx:
+            yield tx
+
+    async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self._committed() as tx:
+            return await tx.execute(sql, params)
+
+    @asynccontextmanager
+    async def _committed(self) -> AsyncIterator[Transaction]:
         async with self._write_lock:
             try:
                 yield self
@@ -66,10 +79,6 @@ class SqliteDatabase:
                 await self.connection.rollback()
                 raise
             await self.connection.commit()
-
-    async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
-        async with self.transaction() as tx:
-            return await tx.execute(sql, params)
 
 
 # Append only: each file moves the schema one version up; never edit a shipped one.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from domain.chats import ChatKey, ConversationState
 from storage.base import InboxUpdate
 from storage.sql import SqlStorage
@@ -58,3 +60,32 @@ async def test_replies_wait_in_the_outbox_until_delivered_or_failed(
     await storage.mark_failed(third.id, "Forbidden: bot was blocked by the user")
     [left] = await storage.outbox("telegram")
     assert (left.id, left.key, left.body, left.parts_sent) == (second.id, KEY, {"text": "two"}, 2)
+
+
+async def test_a_reply_is_marked_sent_without_waiting_for_every_turn_queued(
+    storage: SqlStorage,
+) -> None:
+    """A reply accepted but not yet marked is what a crash sends again: the mark goes
+    before turns still waiting to be saved (SQLite's one connection takes them in turn)."""
+    [reply] = await storage.save(KEY, ConversationState(), "1", replies=[(KEY, {"text": "hi"})])
+    done: list[str] = []
+    saving = asyncio.Event()
+
+    async def turn(name: str) -> None:
+        async with storage.database.transaction() as tx:
+            await tx.fetch_one("SELECT 1")
+            await saving.wait()
+        done.append(name)
+
+    async def mark() -> None:
+        await storage.mark_delivered(reply.id)
+        done.append("marked")
+
+    turns = [asyncio.create_task(turn(name)) for name in ("first", "second", "third")]
+    await asyncio.sleep(0.05)  # the first is saving; on SQLite the others wait their turn
+    marking = asyncio.create_task(mark())
+    await asyncio.sleep(0.05)
+    saving.set()
+    await asyncio.gather(*turns, marking)
+    assert done.index("marked") < done.index("third"), done
+    assert await storage.outbox("telegram") == []
