@@ -42,14 +42,23 @@ WRITERS: Mapping[type, RecordWriter] = {
 }
 
 
-async def _write_state(tx: Transaction, key: ChatKey, state: ConversationState) -> None:
+async def _write_state(
+    tx: Transaction, key: ChatKey, state: ConversationState, inbound_at: datetime | None
+) -> None:
+    """Keep the chat's state, and `inbound_at` (when the customer wrote, if the turn is a
+    customer's message) as its last inbound: a message Meta delivers late never moves it
+    back."""
     await tx.execute(
         """INSERT INTO conversations (channel, chat_id, flow, step, data, language,
-             language_chosen)
-           VALUES (?, ?, ?, ?, ?, ?, ?)
+             language_chosen, last_inbound_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (channel, chat_id) DO UPDATE SET flow=excluded.flow,
              step=excluded.step, data=excluded.data, language=excluded.language,
-             language_chosen=excluded.language_chosen, updated_at=?""",
+             language_chosen=excluded.language_chosen, updated_at=?,
+             last_inbound_at=CASE
+               WHEN conversations.last_inbound_at IS NULL
+                 OR conversations.last_inbound_at < excluded.last_inbound_at
+               THEN excluded.last_inbound_at ELSE conversations.last_inbound_at END""",
         (
             key.channel,
             key.chat_id,
@@ -58,17 +67,9 @@ async def _write_state(tx: Transaction, key: ChatKey, state: ConversationState) 
             json.dumps(state.data),
             state.language,
             int(state.language_chosen),
+            None if inbound_at is None else utc_timestamp(inbound_at),
             now_timestamp(),
         ),
-    )
-
-
-async def _write_last_inbound(tx: Transaction, key: ChatKey, at: datetime) -> None:
-    """The customer wrote at `at`; a message Meta delivers late never moves it back."""
-    await tx.execute(
-        "UPDATE conversations SET last_inbound_at=? WHERE channel=? AND chat_id=? "
-        "AND (last_inbound_at IS NULL OR last_inbound_at < ?)",
-        (utc_timestamp(at), key.channel, key.chat_id, utc_timestamp(at)),
     )
 
 
@@ -132,9 +133,7 @@ class ConversationRepository(Repository):
                 raise AlreadyProcessed(f"update {update_id} of {key.channel}")
             for merged_id in also_processed:
                 await _mark_processed(tx, key, merged_id)
-            await _write_state(tx, key, state)
-            if inbound_at is not None:
-                await _write_last_inbound(tx, key, inbound_at)
+            await _write_state(tx, key, state, inbound_at)
             for record in records:
                 await WRITERS[type(record)](tx, key, record)
             queued = [await queue_reply(tx, destination, body) for destination, body in replies]
