@@ -20,15 +20,6 @@ class SentStatus(StrEnum):
     FAILED = "failed"
 
 
-_ORDER = list(SentStatus)
-
-
-def supersedes(reported: SentStatus, kept: SentStatus) -> bool:
-    """Whether a reported status replaces the one kept: statuses may arrive out of order
-    (a `read` before its `delivered`), and a later one never goes back."""
-    return _ORDER.index(reported) > _ORDER.index(kept)
-
-
 @dataclass(frozen=True)
 class SentMessage:
     """One message of a reply, by the messenger's id for it (`message_id`, WhatsApp's

@@ -110,6 +110,9 @@ class PostgresDatabase:
     async def write(self, sql: str, params: Sequence[Any] = ()) -> int:
         return _changed(await self.pool.execute(numbered(sql), *params))
 
+    async def write_returning(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        return await self.fetch_one(sql, params)
+
 
 _SCHEMA_MIGRATIONS = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer PRIMARY KEY,

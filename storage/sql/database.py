@@ -65,6 +65,10 @@ class Database(Reader, Protocol):
         transaction takes three); returns how many rows it changed."""
         ...
 
+    async def write_returning(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """`write` for a statement with RETURNING: the row it returns, if any."""
+        ...
+
 
 class Repository(ABC):
     """A part of the storage contract in SQL; the backend it is mixed into connects it."""

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import datetime
 
 from domain.chats import ChatKey
-from domain.sent import SentMessage, SentStatus, supersedes
+from domain.sent import SentMessage, SentStatus
 from storage.base import QueuedMessage
 from storage.sql.database import Repository, Row, Transaction
 from storage.sql.times import now_timestamp, optional_timestamp, parse_timestamp, utc_timestamp
@@ -16,6 +15,12 @@ _COLUMNS = (
     "channel, chat_id, message_id, outbox_id, part, body, sent_at, status, status_at, "
     "error_code, error"
 )
+
+
+def _rank(status: str) -> str:
+    """SQL for the place of a stored `status` in SentStatus's order (a later one wins)."""
+    places = " ".join(f"WHEN '{s.value}' THEN {i}" for i, s in enumerate(SentStatus))
+    return f"CASE {status} {places} END"
 
 
 async def forget_sent_before(tx: Transaction, cutoff: str) -> None:
@@ -42,26 +47,25 @@ def _sent(row: Row) -> SentMessage:
 
 class SentRepository(Repository):
     async def record_sent(self, message: QueuedMessage, part: int, message_id: str) -> SentMessage:
-        async with self.database.transaction() as tx:
-            # A status may have come first (Meta can post it before answering the call):
-            # it stays, and this fills in the reply it belongs to.
-            row = await tx.fetch_one(
-                f"""INSERT INTO sent_messages ({_COLUMNS})
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)
-                    ON CONFLICT (channel, message_id) DO UPDATE SET
-                      outbox_id=excluded.outbox_id, part=excluded.part, body=excluded.body
-                    RETURNING {_COLUMNS}""",  # noqa: S608
-                (
-                    message.key.channel,
-                    message.key.chat_id,
-                    message_id,
-                    message.id,
-                    part,
-                    json.dumps(message.body, ensure_ascii=False),
-                    now_timestamp(),
-                    SentStatus.SENT.value,
-                ),
-            )
+        # A status may have come first (Meta can post it before answering the call):
+        # it stays, and this fills in the reply it belongs to.
+        row = await self.database.write_returning(
+            f"""INSERT INTO sent_messages ({_COLUMNS})
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)
+                ON CONFLICT (channel, message_id) DO UPDATE SET
+                  outbox_id=excluded.outbox_id, part=excluded.part, body=excluded.body
+                RETURNING {_COLUMNS}""",  # noqa: S608
+            (
+                message.key.channel,
+                message.key.chat_id,
+                message_id,
+                message.id,
+                part,
+                json.dumps(message.body, ensure_ascii=False),
+                now_timestamp(),
+                SentStatus.SENT.value,
+            ),
+        )
         assert row is not None
         return _sent(row)
 
@@ -74,25 +78,32 @@ class SentRepository(Repository):
         error_code: int | None = None,
         error: str | None = None,
     ) -> SentMessage | None:
-        async with self.database.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO sent_messages (channel, chat_id, message_id, sent_at, status) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, message_id) DO NOTHING",
-                (key.channel, key.chat_id, message_id, now_timestamp(), SentStatus.SENT.value),
-            )
-            rows = await tx.fetch_locked(
-                f"SELECT {_COLUMNS} FROM sent_messages WHERE channel=? AND message_id=?",  # noqa: S608
-                (key.channel, message_id),
-            )
-            kept = _sent(rows[0])
-            if not supersedes(status, kept.status):
-                return None
-            await tx.execute(
-                "UPDATE sent_messages SET status=?, status_at=?, error_code=?, error=? "
-                "WHERE channel=? AND message_id=?",
-                (status.value, utc_timestamp(at), error_code, error, key.channel, message_id),
-            )
-        return replace(kept, status=status, status_at=at, error_code=error_code, error=error)
+        # One statement, so a status costs one write: statuses may arrive out of order
+        # (a `read` before its `delivered`), and a later one never goes back. `sent`, where
+        # every message starts, keeps no time or error of its own.
+        kept = status is not SentStatus.SENT
+        row = await self.database.write_returning(
+            f"""INSERT INTO sent_messages (channel, chat_id, message_id, sent_at, status,
+                  status_at, error_code, error)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (channel, message_id) DO UPDATE SET status=excluded.status,
+                  status_at=excluded.status_at, error_code=excluded.error_code,
+                  error=excluded.error
+                WHERE {_rank("excluded.status")} > {_rank("sent_messages.status")}
+                RETURNING {_COLUMNS}""",  # noqa: S608
+            (
+                key.channel,
+                key.chat_id,
+                message_id,
+                now_timestamp(),
+                status.value,
+                utc_timestamp(at) if kept else None,
+                error_code if kept else None,
+                error if kept else None,
+            ),
+        )
+        # A `sent` reported never changes what is kept (nothing comes before it).
+        return None if row is None or status is SentStatus.SENT else _sent(row)
 
     async def sent_messages(self, key: ChatKey) -> list[SentMessage]:
         rows = await self.database.fetch_all(

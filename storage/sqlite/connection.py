@@ -70,6 +70,10 @@ class SqliteDatabase:
         async with self._committed() as tx:
             return await tx.execute(sql, params)
 
+    async def write_returning(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        async with self._committed() as tx:
+            return await tx.fetch_one(sql, params)
+
     @asynccontextmanager
     async def _committed(self) -> AsyncIterator[Transaction]:
         async with self._write_lock:
