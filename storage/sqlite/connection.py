@@ -25,8 +25,8 @@ class SqliteDatabase:
         # One connection: a turn's writes must not interleave with another's.
         self._write_lock = asyncio.Lock()
         # Transactions line up here first, so a single write (a reply marked sent) waits
-        # behind the transaction running and the next one, not behind every turn queued:
-        # a reply accepted but not yet marked is what a crash would send again.
+        # for the transaction running only, not for every turn queued behind it: a reply
+        # accepted but not yet marked is what a crash would send again.
         self._transactions_waiting = asyncio.Lock()
 
     async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:

@@ -87,5 +87,6 @@ async def test_a_reply_is_marked_sent_without_waiting_for_every_turn_queued(
     await asyncio.sleep(0.05)
     saving.set()
     await asyncio.gather(*turns, marking)
-    assert done.index("marked") < done.index("third"), done
+    # On SQLite only the first turn, under way, goes before it.
+    assert done.index("marked") < min(done.index("second"), done.index("third")), done
     assert await storage.outbox("telegram") == []
