@@ -79,13 +79,20 @@ def placeholders() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def encoder(tmp_path_factory: pytest.TempPathFactory) -> Encoder:
-    return Encoder(cache_dir=tmp_path_factory.mktemp("cache"))
+def embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's one embedding cache: the encoders here and every end-to-end bot keep
+    their vectors in it, so each phrasing is encoded once per model."""
+    return tmp_path_factory.mktemp("cache")
 
 
 @pytest.fixture(scope="session")
-def multilingual_encoder(tmp_path_factory: pytest.TempPathFactory) -> UniversalEncoder:
-    return UniversalEncoder(cache_dir=tmp_path_factory.mktemp("cache"))
+def encoder(embedding_cache: Path) -> Encoder:
+    return Encoder(cache_dir=embedding_cache)
+
+
+@pytest.fixture(scope="session")
+def multilingual_encoder(embedding_cache: Path) -> UniversalEncoder:
+    return UniversalEncoder(cache_dir=embedding_cache)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from faq.service import FaqService
 from tests.botprocess import BotProcess, sqlite_url
 from tests.emulator import BotApiEmulator
 from tests.pgserver import Databases
@@ -55,8 +56,10 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 
 @pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("embedding-cache")
+def shared_cache(embedding_cache: Path, faq_service: FaqService) -> Path:
+    """The bots' embedding cache: the session's, where `faq_service` (needed by other tests
+    anyway) has encoded the bundled KB, so no bot process encodes it again."""
+    return embedding_cache
 
 
 @pytest.fixture
