@@ -23,6 +23,17 @@ def _rank(status: str) -> str:
     return f"CASE {status} {places} END"
 
 
+# Statuses may arrive out of order (a `read` before its `delivered`): a later one never
+# goes back, and the row comes back only when the status reported was kept.
+_RECORD_STATUS = f"""INSERT INTO sent_messages (channel, chat_id, message_id, sent_at, status,
+      status_at, error_code, error)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (channel, message_id) DO UPDATE SET status=excluded.status,
+      status_at=excluded.status_at, error_code=excluded.error_code, error=excluded.error
+    WHERE {_rank("excluded.status")} > {_rank("sent_messages.status")}
+    RETURNING {_COLUMNS}"""  # noqa: S608
+
+
 async def forget_sent_before(tx: Transaction, cutoff: str) -> None:
     """Drop records of messages sent before `cutoff` (a stored time)."""
     await tx.execute("DELETE FROM sent_messages WHERE sent_at < ?", (cutoff,))
@@ -78,19 +89,11 @@ class SentRepository(Repository):
         error_code: int | None = None,
         error: str | None = None,
     ) -> SentMessage | None:
-        # One statement, so a status costs one write: statuses may arrive out of order
-        # (a `read` before its `delivered`), and a later one never goes back. `sent`, where
-        # every message starts, keeps no time or error of its own.
+        # One statement, so a status costs one write. `sent`, where every message starts,
+        # keeps no time or error of its own.
         kept = status is not SentStatus.SENT
         row = await self.database.write_returning(
-            f"""INSERT INTO sent_messages (channel, chat_id, message_id, sent_at, status,
-                  status_at, error_code, error)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (channel, message_id) DO UPDATE SET status=excluded.status,
-                  status_at=excluded.status_at, error_code=excluded.error_code,
-                  error=excluded.error
-                WHERE {_rank("excluded.status")} > {_rank("sent_messages.status")}
-                RETURNING {_COLUMNS}""",  # noqa: S608
+            _RECORD_STATUS,
             (
                 key.channel,
                 key.chat_id,

@@ -7,9 +7,7 @@ survivor takes over polling and the timers (an order notice still goes out)."""
 from __future__ import annotations
 
 import asyncio
-import html
 import json
-import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +22,7 @@ from domain.ownership import OrderLinked
 from storage.open import open_storage
 from tests.botprocess import BotProcess
 from tests.e2e.conftest import Backend
-from tests.emulator import BotApiEmulator
+from tests.emulator import BotApiEmulator, parse_html
 from tests.factories import order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
@@ -90,11 +88,6 @@ def workers(
             process.kill()
 
 
-def plain(markup: str) -> str:
-    """A reply's HTML as the customer reads it (the emulator keeps the text, not the tags)."""
-    return html.unescape(re.sub(r"<[^>]+>", "", markup))
-
-
 def sent_but_not_marked(process: BotProcess, emu: BotApiEmulator) -> int:
     """Replies of a dead worker that the emulator took but the worker never marked sent:
     still in the outbox, and already the last message of their chat. Each will go again."""
@@ -105,7 +98,7 @@ def sent_but_not_marked(process: BotProcess, emu: BotApiEmulator) -> int:
         1
         for chat_id, body in rows
         if int(str(chat_id)) in CHATS
-        and texts(emu, int(str(chat_id)))[-1:] == [plain(json.loads(str(body))["text"])]
+        and texts(emu, int(str(chat_id)))[-1:] == [parse_html(json.loads(str(body))["text"])[0]]
     )
 
 
